@@ -1,0 +1,5 @@
+DROP FUNCTION httphooks_enqueue(text, text, jsonb);
+DROP FUNCTION httphooks_capture() CASCADE;
+DROP TABLE httphooks_attempts;
+DROP TABLE httphooks_callbacks;
+DROP TABLE httphooks_hooks;

@@ -1,0 +1,138 @@
+-- Timestamps are "timestamp without time zone" holding UTC, the type diesel shares
+-- with SQLite, so one schema module serves both backends.
+CREATE TABLE httphooks_hooks (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    table_name TEXT,
+    -- ',insert,update,' so that triggers can test membership with a substring search.
+    events TEXT NOT NULL,
+    target_url TEXT NOT NULL,
+    http_method TEXT NOT NULL DEFAULT 'POST',
+    headers TEXT NOT NULL DEFAULT '{}',
+    content_type TEXT NOT NULL DEFAULT 'application/json',
+    payload_template TEXT,
+    enabled BOOLEAN NOT NULL DEFAULT TRUE,
+    when_changed TEXT,
+    timeout_ms INTEGER NOT NULL DEFAULT 10000,
+    max_attempts INTEGER NOT NULL DEFAULT 8,
+    auth TEXT,
+    signing_secret_env TEXT,
+    created_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+    updated_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')
+);
+CREATE INDEX httphooks_hooks_table_name ON httphooks_hooks (table_name);
+
+CREATE TABLE httphooks_callbacks (
+    id BIGSERIAL PRIMARY KEY,
+    hook_id BIGINT REFERENCES httphooks_hooks (id) ON DELETE SET NULL,
+    hook_name TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    table_name TEXT,
+    object_id TEXT,
+    url TEXT NOT NULL,
+    http_method TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    payload_template TEXT,
+    payload TEXT,
+    event_data TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'waiting',
+    status_details TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    timeout_ms INTEGER NOT NULL,
+    next_attempt_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC'),
+    created_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+    updated_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+    claimed_until TIMESTAMP,
+    claim_token TEXT
+);
+CREATE INDEX httphooks_callbacks_due ON httphooks_callbacks (next_attempt_at) WHERE status = 'waiting';
+CREATE INDEX httphooks_callbacks_status_updated ON httphooks_callbacks (status, updated_at);
+CREATE INDEX httphooks_callbacks_created ON httphooks_callbacks (created_at);
+CREATE INDEX httphooks_callbacks_hook ON httphooks_callbacks (hook_id);
+
+CREATE TABLE httphooks_attempts (
+    id BIGSERIAL PRIMARY KEY,
+    callback_id BIGINT NOT NULL REFERENCES httphooks_callbacks (id) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    elapsed_ms BIGINT NOT NULL,
+    request_method TEXT NOT NULL,
+    request_url TEXT NOT NULL,
+    request_headers TEXT NOT NULL,
+    request_body TEXT NOT NULL,
+    response_status_code INTEGER,
+    response_reason TEXT,
+    response_headers TEXT,
+    response_body TEXT,
+    error_kind TEXT,
+    error_message TEXT
+);
+CREATE INDEX httphooks_attempts_callback ON httphooks_attempts (callback_id);
+
+-- Row changes: one generic trigger function for every watched table. It reads hook
+-- configuration at fire time, so enabling, disabling or editing a hook needs no reload.
+-- TG_ARGV[0] is a JSON array of the table's primary-key columns.
+CREATE FUNCTION httphooks_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    event text := lower(TG_OP);
+    new_row jsonb;
+    old_row jsonb;
+    instance jsonb;
+    pk_columns jsonb := TG_ARGV[0]::jsonb;
+    object_id text;
+BEGIN
+    IF TG_OP <> 'DELETE' THEN new_row := to_jsonb(NEW); END IF;
+    IF TG_OP <> 'INSERT' THEN old_row := to_jsonb(OLD); END IF;
+    instance := coalesce(new_row, old_row);
+    IF jsonb_array_length(pk_columns) = 1 THEN
+        object_id := instance ->> (pk_columns ->> 0);
+    ELSIF jsonb_array_length(pk_columns) > 1 THEN
+        SELECT jsonb_agg(instance -> c)::text INTO object_id
+        FROM jsonb_array_elements_text(pk_columns) AS c;
+    END IF;
+    INSERT INTO httphooks_callbacks (hook_id, hook_name, event_type, table_name, object_id,
+        url, http_method, headers, content_type, payload_template, event_data,
+        max_attempts, timeout_ms)
+    SELECT h.id, h.name, event, TG_TABLE_NAME, object_id,
+        h.target_url, h.http_method, h.headers, h.content_type, h.payload_template,
+        jsonb_build_object('instance', instance, 'old', old_row)::text,
+        h.max_attempts, h.timeout_ms
+    FROM httphooks_hooks h
+    WHERE h.table_name = TG_TABLE_NAME AND h.enabled
+      AND position(',' || event || ',' IN h.events) > 0
+      AND (TG_OP <> 'UPDATE' OR h.when_changed IS NULL OR EXISTS (
+          SELECT 1 FROM jsonb_array_elements_text(h.when_changed::jsonb) AS col
+          WHERE new_row -> col IS DISTINCT FROM old_row -> col));
+    RETURN NULL;
+END;
+$$;
+
+-- The insert helper for applications in any language: enqueues in the caller's transaction
+-- and returns how many callbacks it made (one per enabled hook listening to the event).
+CREATE FUNCTION httphooks_enqueue(hook text, event_type text, data jsonb) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    made integer;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM httphooks_hooks h WHERE h.name = hook) THEN
+        RAISE EXCEPTION 'httphooks: there is no hook named %; list them with `httphooks hooks list`', hook;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM httphooks_hooks h
+                   WHERE h.name = hook AND position(',' || event_type || ',' IN h.events) > 0) THEN
+        RAISE EXCEPTION 'httphooks: hook % does not listen to event %; add it with `httphooks hooks edit`', hook, event_type;
+    END IF;
+    INSERT INTO httphooks_callbacks (hook_id, hook_name, event_type, table_name, object_id,
+        url, http_method, headers, content_type, payload_template, event_data,
+        max_attempts, timeout_ms)
+    SELECT h.id, h.name, event_type, h.table_name, NULL,
+        h.target_url, h.http_method, h.headers, h.content_type, h.payload_template,
+        jsonb_build_object('data', data)::text,
+        h.max_attempts, h.timeout_ms
+    FROM httphooks_hooks h
+    WHERE h.name = hook AND h.enabled;
+    GET DIAGNOSTICS made = ROW_COUNT;
+    RETURN made;
+END;
+$$;

@@ -1,0 +1,73 @@
+-- Timestamps are UTC text in the form diesel writes ("YYYY-MM-DD HH:MM:SS.fff"),
+-- so they compare correctly as strings.
+CREATE TABLE httphooks_hooks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    name TEXT NOT NULL UNIQUE,
+    table_name TEXT,
+    -- ",insert,update," so that triggers can test membership with a substring search.
+    events TEXT NOT NULL,
+    target_url TEXT NOT NULL,
+    http_method TEXT NOT NULL DEFAULT 'POST',
+    headers TEXT NOT NULL DEFAULT '{}',
+    content_type TEXT NOT NULL DEFAULT 'application/json',
+    payload_template TEXT,
+    enabled BOOLEAN NOT NULL DEFAULT 1,
+    when_changed TEXT,
+    timeout_ms INTEGER NOT NULL DEFAULT 10000,
+    max_attempts INTEGER NOT NULL DEFAULT 8,
+    auth TEXT,
+    signing_secret_env TEXT,
+    created_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    updated_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+);
+CREATE INDEX httphooks_hooks_table_name ON httphooks_hooks (table_name);
+
+-- AUTOINCREMENT: ids are never reused, so webhook-id stays unique per database.
+CREATE TABLE httphooks_callbacks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    hook_id BIGINT REFERENCES httphooks_hooks (id) ON DELETE SET NULL,
+    hook_name TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    table_name TEXT,
+    object_id TEXT,
+    url TEXT NOT NULL,
+    http_method TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    payload_template TEXT,
+    payload TEXT,
+    event_data TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'waiting',
+    status_details TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    timeout_ms INTEGER NOT NULL,
+    next_attempt_at TIMESTAMP DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    created_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    updated_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    claimed_until TIMESTAMP,
+    claim_token TEXT
+);
+CREATE INDEX httphooks_callbacks_due ON httphooks_callbacks (next_attempt_at) WHERE status = 'waiting';
+CREATE INDEX httphooks_callbacks_status_updated ON httphooks_callbacks (status, updated_at);
+CREATE INDEX httphooks_callbacks_created ON httphooks_callbacks (created_at);
+CREATE INDEX httphooks_callbacks_hook ON httphooks_callbacks (hook_id);
+
+CREATE TABLE httphooks_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    callback_id BIGINT NOT NULL REFERENCES httphooks_callbacks (id) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    elapsed_ms BIGINT NOT NULL,
+    request_method TEXT NOT NULL,
+    request_url TEXT NOT NULL,
+    request_headers TEXT NOT NULL,
+    request_body TEXT NOT NULL,
+    response_status_code INTEGER,
+    response_reason TEXT,
+    response_headers TEXT,
+    response_body TEXT,
+    error_kind TEXT,
+    error_message TEXT
+);
+CREATE INDEX httphooks_attempts_callback ON httphooks_attempts (callback_id);

@@ -1,0 +1,275 @@
+//! The command line: every subcommand and flag, as SPEC §5 names them. The seed
+//! spellings (`send_callbacks`, `--hook_id`) are primary; kebab-case aliases work too.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "httphooks",
+    version,
+    about = "Turns database changes into reliable HTTP callbacks, delivered by a cron job.",
+    after_help = "Exit codes: 0 done; 1 the checked condition was found (monitor threshold exceeded); \
+                  2 invalid usage or input (nothing written); 3 environment failure (database, \
+                  schema, environment variable)."
+)]
+pub struct Cli {
+    /// The database: sqlite://PATH, a file path, or postgres://… [default: httphooks.sqlite3]
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade httphooks' tables (idempotent).
+    Migrate,
+    /// Deliver due callbacks over HTTP, recording every attempt.
+    #[command(name = "send_callbacks", visible_alias = "send-callbacks")]
+    SendCallbacks(SendArgs),
+    /// Exit 1 when more callbacks of a status than the limit changed recently.
+    #[command(name = "monitor_callbacks", visible_alias = "monitor-callbacks")]
+    MonitorCallbacks(MonitorArgs),
+    /// Delete finished callbacks (and their attempts) older than DAYS days.
+    #[command(name = "delete_old_callbacks", visible_alias = "delete-old-callbacks")]
+    DeleteOldCallbacks(DeleteOldArgs),
+    /// Manage hooks.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+    /// Inspect, retry or cancel callbacks.
+    #[command(subcommand)]
+    Callbacks(CallbacksCommand),
+    /// Enqueue a custom event for a hook (an insert helper for scripts).
+    Enqueue(EnqueueArgs),
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Only callbacks of this hook (repeatable).
+    #[arg(long = "hook_id", visible_alias = "hook-id", value_name = "ID")]
+    pub hook_id: Vec<i64>,
+    /// Only these callbacks, sent even if their retry time has not come.
+    #[arg(long = "callback", visible_alias = "callbacks", value_name = "ID", num_args = 1..)]
+    pub callback: Vec<i64>,
+    /// Claim at most N callbacks in this run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    pub limit: Option<i64>,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// Stop claiming after this long (e.g. 50s, 5m), so cron runs never pile up.
+    #[arg(
+        long = "max-runtime",
+        visible_alias = "max_runtime",
+        value_name = "DURATION"
+    )]
+    pub max_runtime: Option<humantime::Duration>,
+    /// Print the requests that would be sent; change nothing.
+    #[arg(long = "dry-run", visible_alias = "dry_run")]
+    pub dry_run: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum MonitoredStatus {
+    Waiting,
+    Error,
+}
+
+impl MonitoredStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitoredStatus::Waiting => "waiting",
+            MonitoredStatus::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The status to count.
+    #[arg(long, value_enum)]
+    pub status: MonitoredStatus,
+    /// Exit 1 when the count is greater than this.
+    #[arg(long = "callbacks_limit", visible_alias = "callbacks-limit", default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(i64).range(0..))]
+    pub callbacks_limit: i64,
+    /// Count only callbacks changed in the last M minutes (all of them without it).
+    #[arg(long = "minutes_ago", visible_alias = "minutes-ago", value_name = "M",
+          value_parser = clap::value_parser!(i64).range(0..))]
+    pub minutes_ago: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteOldArgs {
+    /// Delete callbacks created more than DAYS days ago.
+    #[arg(value_name = "DAYS", value_parser = clap::value_parser!(i64).range(0..))]
+    pub days: i64,
+    /// Delete waiting callbacks too (they are kept by default).
+    #[arg(long = "include-waiting", visible_alias = "include_waiting")]
+    pub include_waiting: bool,
+    /// Callbacks deleted per transaction.
+    #[arg(long = "batch-size", default_value_t = 5000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub batch_size: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Create a hook (and its table's triggers).
+    Add(HookAddArgs),
+    /// List hooks.
+    List(FormatArg),
+    /// Show one hook.
+    Show {
+        name: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Change a hook; only the flags given change.
+    Edit(HookEditArgs),
+    /// Enable a hook: its events create callbacks again.
+    Enable { name: String },
+    /// Disable a hook: its events create no callbacks.
+    Disable { name: String },
+    /// Remove a hook (and its table's triggers when it was the last hook there).
+    Remove {
+        name: String,
+        /// Remove even when callbacks are still waiting (they are cancelled).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Re-create triggers after a table's columns changed (all tables, or one hook's).
+    Sync { name: Option<String> },
+}
+
+/// The definition flags shared by `hooks add` and `hooks edit`.
+#[derive(Debug, Args)]
+pub struct HookDefinition {
+    /// The table whose row changes fire the hook (omit for custom events).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Comma-separated: insert, update, delete, or custom names like attempt.submitted.
+    #[arg(long, value_delimiter = ',')]
+    pub events: Option<Vec<String>>,
+    /// The absolute http(s) URL to send to.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// POST, PUT, PATCH, DELETE or GET.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// 'Name: value' (repeatable, or a JSON object); ${VAR} is read from the environment at send time.
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// application/json, application/xml, application/x-www-form-urlencoded or text/plain.
+    #[arg(long = "content-type")]
+    pub content_type: Option<String>,
+    /// The payload template (see README: Payloads).
+    #[arg(long, conflicts_with = "template_file")]
+    pub template: Option<String>,
+    /// Read the payload template from a file.
+    #[arg(long = "template-file", value_name = "FILE")]
+    pub template_file: Option<std::path::PathBuf>,
+    /// Comma-separated columns: an update fires only if one of them changed.
+    #[arg(long = "when-changed", value_delimiter = ',', value_name = "COL,…")]
+    pub when_changed: Option<Vec<String>>,
+    /// Request timeout (e.g. 10s, 1500ms).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<humantime::Duration>,
+    /// Attempts before a callback becomes an error.
+    #[arg(long = "max-attempts", value_name = "N")]
+    pub max_attempts: Option<i32>,
+    /// Sample data (JSON) to validate a custom-event hook's template against.
+    #[arg(long = "sample-data", value_name = "JSON")]
+    pub sample_data: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HookAddArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub definition: HookDefinition,
+    /// Create the hook disabled.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HookEditArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub definition: HookDefinition,
+    /// Give the hook a new name.
+    #[arg(long)]
+    pub rename: Option<String>,
+    /// Remove all headers (before adding any given with --header).
+    #[arg(long = "clear-headers")]
+    pub clear_headers: bool,
+    /// Remove the template: send the default payload.
+    #[arg(long = "no-template", conflicts_with_all = ["template", "template_file"])]
+    pub no_template: bool,
+    /// Fire on every update again.
+    #[arg(long = "no-when-changed", conflicts_with = "when_changed")]
+    pub no_when_changed: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallbacksCommand {
+    /// List callbacks, newest first.
+    List {
+        #[arg(long, value_parser = ["waiting", "sent", "error"])]
+        status: Option<String>,
+        /// Only callbacks of the hook with this name.
+        #[arg(long)]
+        hook: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show one callback with its attempts.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Put callbacks back to waiting, due now.
+    Retry {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Cancel waiting callbacks (they become errors and are not sent).
+    Cancel {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The hook's name.
+    #[arg(long)]
+    pub hook: String,
+    /// The custom event, e.g. attempt.submitted.
+    #[arg(long)]
+    pub event: String,
+    /// The event's data as JSON.
+    #[arg(long, default_value = "{}")]
+    pub data: String,
+}

@@ -1,0 +1,250 @@
+//! `callbacks list|show|retry|cancel`: what happened, and putting it right.
+
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+
+use super::output::{clip, optional_timestamp, print_json, print_table, timestamp};
+use crate::cli::{CallbacksCommand, Format};
+use crate::delivery::headers::stored_pairs;
+use crate::error::{Error, Result};
+use crate::storage::callbacks::{self, ListFilter};
+use crate::storage::models::{Attempt, Callback};
+use crate::storage::Db;
+
+pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
+    let mut db = Db::open_migrated(url)?;
+    match command {
+        CallbacksCommand::List {
+            status,
+            hook,
+            limit,
+            format,
+        } => {
+            let filter = ListFilter {
+                status,
+                hook_name: hook,
+                limit,
+            };
+            list(&mut db, &filter, format.format)
+        }
+        CallbacksCommand::Show { id, format } => show(&mut db, id, format.format),
+        CallbacksCommand::Retry { ids } => {
+            require_existing(&mut db, &ids)?;
+            let changed = callbacks::retry(&mut db, &ids)?;
+            println!("{changed} callback(s) waiting again, due now");
+            Ok(())
+        }
+        CallbacksCommand::Cancel { ids } => {
+            require_existing(&mut db, &ids)?;
+            let changed = callbacks::cancel(&mut db, &ids, "cancelled by operator")?;
+            let skipped = ids.len() - changed;
+            println!(
+                "cancelled {changed} callback(s){}",
+                if skipped > 0 {
+                    format!("; {skipped} were not waiting and stay as they are")
+                } else {
+                    String::new()
+                }
+            );
+            Ok(())
+        }
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses the whole command when any id does not exist, so nothing half-happens.
+fn require_existing(db: &mut Db, ids: &[i64]) -> Result<()> {
+    let existing = callbacks::existing_ids(db, ids)?;
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !existing.contains(id))
+        .map(i64::to_string)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "no callback has id {}; `httphooks callbacks list` shows them (nothing was changed)",
+            missing.join(", ")
+        )))
+    }
+}
+
+fn list(db: &mut Db, filter: &ListFilter, format: Format) -> Result<()> {
+    let found = callbacks::list(db, filter)?;
+    match format {
+        Format::Json => print_json(&Value::Array(found.iter().map(callback_json).collect())),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = found
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.id.to_string(),
+                        c.hook_name.clone(),
+                        c.event_type.clone(),
+                        c.object_id.clone().unwrap_or_else(|| "-".into()),
+                        c.status.clone(),
+                        c.attempts.to_string(),
+                        timestamp(&c.created_at),
+                        clip(&c.status_details, 60),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID", "HOOK", "EVENT", "OBJECT", "STATUS", "ATTEMPTS", "CREATED", "DETAILS",
+                ],
+                &rows,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn show(db: &mut Db, id: i64, format: Format) -> Result<()> {
+    let callback = callbacks::get(db, id)?.ok_or_else(|| {
+        Error::invalid(format!(
+            "no callback has id {id}; `httphooks callbacks list` shows them"
+        ))
+    })?;
+    let attempts = callbacks::attempts_of(db, id)?;
+    let mut document = callback_json(&callback);
+    let fields = document.as_object_mut().expect("built as an object");
+    let headers: serde_json::Map<String, Value> = stored_pairs(&callback.headers)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    fields.insert("headers".into(), Value::Object(headers));
+    fields.insert(
+        "attempts_log".into(),
+        Value::Array(attempts.iter().map(attempt_json).collect()),
+    );
+    match format {
+        Format::Json => print_json(&document),
+        Format::Table => print_callback(&document),
+    }
+    Ok(())
+}
+
+fn print_callback(document: &Value) {
+    let fields = document.as_object().expect("built as an object");
+    for (key, value) in fields {
+        if key == "attempts_log" || key == "payload" {
+            continue;
+        }
+        let shown = match value {
+            Value::String(text) => text.clone(),
+            Value::Null => "-".to_owned(),
+            other => other.to_string(),
+        };
+        println!("{key}: {shown}");
+    }
+    println!(
+        "payload:\n  {}",
+        fields["payload"].as_str().unwrap_or("(not rendered yet)")
+    );
+    for attempt in fields["attempts_log"].as_array().into_iter().flatten() {
+        println!(
+            "\nattempt {} at {} ({} ms)",
+            attempt["attempt"],
+            attempt["started_at"].as_str().unwrap_or(""),
+            attempt["elapsed_ms"]
+        );
+        let request = &attempt["request"];
+        println!(
+            "  > {} {}",
+            request["method"].as_str().unwrap_or(""),
+            request["url"].as_str().unwrap_or("")
+        );
+        for pair in request["headers"].as_array().into_iter().flatten() {
+            println!(
+                "  > {}: {}",
+                pair[0].as_str().unwrap_or(""),
+                pair[1].as_str().unwrap_or("")
+            );
+        }
+        if let Some(response) = attempt.get("response") {
+            println!(
+                "  < {} {}",
+                response["status_code"],
+                response["reason"].as_str().unwrap_or("")
+            );
+            for pair in response["headers"].as_array().into_iter().flatten() {
+                println!(
+                    "  < {}: {}",
+                    pair[0].as_str().unwrap_or(""),
+                    pair[1].as_str().unwrap_or("")
+                );
+            }
+            println!("  < {}", clip(response["body"].as_str().unwrap_or(""), 500));
+        }
+        if let Some(error) = attempt.get("error") {
+            println!(
+                "  ! {}: {}",
+                error["kind"].as_str().unwrap_or(""),
+                error["message"].as_str().unwrap_or("")
+            );
+        }
+    }
+}
+
+/// A callback with SPEC §4 field names.
+fn callback_json(c: &Callback) -> Value {
+    json!({
+        "id": c.id,
+        "hook_id": c.hook_id,
+        "hook_name": c.hook_name,
+        "event_type": c.event_type,
+        "table_name": c.table_name,
+        "object_id": c.object_id,
+        "url": c.url,
+        "http_method": c.http_method,
+        "content_type": c.content_type,
+        "payload": c.payload,
+        "status": c.status,
+        "status_details": c.status_details,
+        "attempts": c.attempts,
+        "next_attempt_at": optional_timestamp(&c.next_attempt_at),
+        "created_at": timestamp(&c.created_at),
+        "updated_at": timestamp(&c.updated_at),
+    })
+}
+
+fn attempt_json(a: &Attempt) -> Value {
+    let parse = |text: &Option<String>| -> Value {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null)
+    };
+    let mut document = json!({
+        "attempt": a.attempt,
+        "started_at": timestamp(&a.started_at),
+        "elapsed_ms": a.elapsed_ms,
+        "request": {
+            "method": a.request_method,
+            "url": a.request_url,
+            "headers": serde_json::from_str::<Value>(&a.request_headers).unwrap_or(Value::Null),
+            "body": a.request_body,
+        },
+    });
+    let fields = document.as_object_mut().expect("built as an object");
+    if let Some(code) = a.response_status_code {
+        fields.insert(
+            "response".into(),
+            json!({
+                "status_code": code,
+                "reason": a.response_reason,
+                "headers": parse(&a.response_headers),
+                "body": a.response_body,
+            }),
+        );
+    }
+    if a.error_kind.is_some() {
+        fields.insert(
+            "error".into(),
+            json!({"kind": a.error_kind, "message": a.error_message}),
+        );
+    }
+    document
+}

@@ -1,0 +1,568 @@
+//! `hooks add|list|show|edit|enable|disable|remove|sync`. Every definition is validated
+//! in full before anything is written (SPEC §2).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::output::{clip, print_json, print_table, timestamp};
+use crate::cli::{Format, HookAddArgs, HookDefinition, HookEditArgs, HooksCommand};
+use crate::delivery::headers::{parse_header_args, stored_pairs};
+use crate::error::{Error, Result};
+use crate::payload::{render_sample, ContentType, EventContext, Renderer};
+use crate::storage::models::{join_events, Hook, HookFields};
+use crate::storage::{callbacks, hooks, Column, Db};
+
+const ROW_EVENTS: [&str; 3] = ["insert", "update", "delete"];
+const METHODS: [&str; 5] = ["POST", "PUT", "PATCH", "DELETE", "GET"];
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub fn run(url: Option<&str>, command: HooksCommand) -> Result<ExitCode> {
+    let mut db = Db::open_migrated(url)?;
+    match command {
+        HooksCommand::Add(args) => add(&mut db, &args),
+        HooksCommand::List(format) => list(&mut db, format.format),
+        HooksCommand::Show { name, format } => show(&mut db, &name, format.format),
+        HooksCommand::Edit(args) => edit(&mut db, &args),
+        HooksCommand::Enable { name } => set_enabled(&mut db, &name, true),
+        HooksCommand::Disable { name } => set_enabled(&mut db, &name, false),
+        HooksCommand::Remove { name, force } => remove(&mut db, &name, force),
+        HooksCommand::Sync { name } => sync(&mut db, name.as_deref()),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
+    if hooks::find(db, &args.name)?.is_some() {
+        return Err(Error::invalid(format!(
+            "a hook named {:?} already exists; choose another name or change it with `httphooks hooks edit`",
+            args.name
+        )));
+    }
+    let def = &args.definition;
+    let events = def
+        .events
+        .clone()
+        .ok_or_else(|| Error::invalid("hooks add needs --events (e.g. --events insert,update)"))?;
+    let url = def
+        .url
+        .clone()
+        .ok_or_else(|| Error::invalid("hooks add needs --url (an absolute http(s) URL)"))?;
+    let draft = Draft {
+        name: args.name.clone(),
+        table: def.table.clone(),
+        events,
+        url,
+        method: def.method.clone().unwrap_or_else(|| "POST".to_owned()),
+        headers: parse_header_args(&def.headers).map_err(Error::Invalid)?,
+        content_type: def
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/json".to_owned()),
+        template: read_template(def)?,
+        when_changed: def.when_changed.clone(),
+        timeout: def
+            .timeout
+            .map(Into::into)
+            .unwrap_or(Duration::from_secs(10)),
+        max_attempts: def.max_attempts.unwrap_or(8),
+        enabled: !args.disabled,
+        auth: None,
+        signing_secret_env: None,
+    };
+    let (fields, columns) = validate(db, &draft, def.sample_data.as_deref())?;
+    let hook = hooks::create(db, &fields, columns.as_deref())?;
+    println!(
+        "created hook {} (id {}){}",
+        hook.name,
+        hook.id,
+        match &hook.table_name {
+            Some(table) => format!(", watching table {table}"),
+            None => String::new(),
+        }
+    );
+    Ok(())
+}
+
+fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
+    let hook = hooks::require(db, &args.name)?;
+    let def = &args.definition;
+    let mut draft = Draft::from(&hook);
+    if let Some(name) = &args.rename {
+        if name != &hook.name && hooks::find(db, name)?.is_some() {
+            return Err(Error::invalid(format!(
+                "a hook named {name:?} already exists; choose another name"
+            )));
+        }
+        draft.name = name.clone();
+    }
+    if def.table.is_some() {
+        draft.table = def.table.clone();
+    }
+    if let Some(events) = &def.events {
+        draft.events = events.clone();
+    }
+    if let Some(url) = &def.url {
+        draft.url = url.clone();
+    }
+    if let Some(method) = &def.method {
+        draft.method = method.clone();
+    }
+    if args.clear_headers || !def.headers.is_empty() {
+        let mut given = if args.clear_headers {
+            Vec::new()
+        } else {
+            vec![hook.headers.clone()]
+        };
+        given.extend(def.headers.iter().cloned());
+        draft.headers = parse_header_args(&given).map_err(Error::Invalid)?;
+    }
+    if let Some(content_type) = &def.content_type {
+        draft.content_type = content_type.clone();
+    }
+    if args.no_template {
+        draft.template = None;
+    } else if let Some(template) = read_template(def)? {
+        draft.template = Some(template);
+    }
+    if args.no_when_changed {
+        draft.when_changed = None;
+    } else if def.when_changed.is_some() {
+        draft.when_changed = def.when_changed.clone();
+    }
+    if let Some(timeout) = def.timeout {
+        draft.timeout = timeout.into();
+    }
+    if let Some(max_attempts) = def.max_attempts {
+        draft.max_attempts = max_attempts;
+    }
+    let (fields, columns) = validate(db, &draft, def.sample_data.as_deref())?;
+    let hook = hooks::update(db, &hook, &fields, columns.as_deref())?;
+    println!(
+        "updated hook {} (id {}); callbacks already made keep their old settings",
+        hook.name, hook.id
+    );
+    Ok(())
+}
+
+fn set_enabled(db: &mut Db, name: &str, enabled: bool) -> Result<()> {
+    let hook = hooks::require(db, name)?;
+    hooks::set_enabled(db, &hook, enabled)?;
+    println!(
+        "hook {} is {}",
+        hook.name,
+        if enabled { "enabled" } else { "disabled" }
+    );
+    Ok(())
+}
+
+fn remove(db: &mut Db, name: &str, force: bool) -> Result<()> {
+    let hook = hooks::require(db, name)?;
+    let waiting = callbacks::count_waiting_for_hook(db, hook.id)?;
+    if waiting > 0 && !force {
+        return Err(Error::invalid(format!(
+            "hook {name} still has {waiting} waiting callbacks; send them first, or pass --force to cancel them"
+        )));
+    }
+    let cancelled = hooks::remove(db, &hook, &format!("cancelled: hook {name} was removed"))?;
+    println!(
+        "removed hook {name}{}",
+        if cancelled > 0 {
+            format!(" and cancelled {cancelled} waiting callbacks")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
+    let tables = match name {
+        Some(name) => {
+            let hook = hooks::require(db, name)?;
+            let table = hook.table_name.ok_or_else(|| {
+                Error::invalid(format!(
+                    "hook {name} has no table (it takes custom events); nothing to sync"
+                ))
+            })?;
+            vec![table]
+        }
+        None => hooks::watched_tables(db)?,
+    };
+    db.write_transaction(|db| {
+        for table in &tables {
+            let columns = db.table_columns(table)?.ok_or_else(|| {
+                Error::invalid(format!(
+                    "table {table} no longer exists; remove its hooks with `httphooks hooks remove`"
+                ))
+            })?;
+            db.install_triggers(table, &columns)?;
+        }
+        Ok(())
+    })?;
+    for table in &tables {
+        println!("re-created the triggers of table {table}");
+    }
+    if tables.is_empty() {
+        println!("no table has hooks; nothing to sync");
+    }
+    Ok(())
+}
+
+fn list(db: &mut Db, format: Format) -> Result<()> {
+    let all = hooks::list(db)?;
+    match format {
+        Format::Json => print_json(&Value::Array(all.iter().map(hook_json).collect())),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.id.to_string(),
+                        h.name.clone(),
+                        h.table_name.clone().unwrap_or_else(|| "-".into()),
+                        h.event_list().join(","),
+                        h.http_method.clone(),
+                        clip(&h.target_url, 50),
+                        if h.enabled { "yes".into() } else { "no".into() },
+                    ]
+                })
+                .collect();
+            print_table(
+                &["ID", "NAME", "TABLE", "EVENTS", "METHOD", "URL", "ENABLED"],
+                &rows,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn show(db: &mut Db, name: &str, format: Format) -> Result<()> {
+    let hook = hooks::require(db, name)?;
+    let document = hook_json(&hook);
+    match format {
+        Format::Json => print_json(&document),
+        Format::Table => {
+            for (key, value) in document.as_object().expect("built as an object") {
+                let shown = match value {
+                    Value::String(text) => text.clone(),
+                    Value::Null => "-".to_owned(),
+                    other => other.to_string(),
+                };
+                if shown.contains('\n') {
+                    println!("{key}:\n  {}", shown.replace('\n', "\n  "));
+                } else {
+                    println!("{key}: {shown}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A hook with SPEC §2 field names.
+fn hook_json(hook: &Hook) -> Value {
+    let headers: serde_json::Map<String, Value> = stored_pairs(&hook.headers)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    json!({
+        "id": hook.id,
+        "name": hook.name,
+        "table_name": hook.table_name,
+        "events": hook.event_list(),
+        "target_url": hook.target_url,
+        "http_method": hook.http_method,
+        "headers": headers,
+        "content_type": hook.content_type,
+        "payload_template": hook.payload_template,
+        "enabled": hook.enabled,
+        "when_changed": hook.when_changed.as_ref().map(|_| hook.when_changed_list()),
+        "timeout": humantime::format_duration(Duration::from_millis(hook.timeout_ms as u64)).to_string(),
+        "max_attempts": hook.max_attempts,
+        "created_at": timestamp(&hook.created_at),
+        "updated_at": timestamp(&hook.updated_at),
+    })
+}
+
+fn read_template(def: &HookDefinition) -> Result<Option<String>> {
+    if let Some(path) = &def.template_file {
+        return std::fs::read_to_string(path).map(Some).map_err(|e| {
+            Error::invalid(format!(
+                "cannot read the template file {}: {e}; check the path",
+                path.display()
+            ))
+        });
+    }
+    Ok(def.template.clone())
+}
+
+/// A hook definition before validation.
+struct Draft {
+    name: String,
+    table: Option<String>,
+    events: Vec<String>,
+    url: String,
+    method: String,
+    headers: String,
+    content_type: String,
+    template: Option<String>,
+    when_changed: Option<Vec<String>>,
+    timeout: Duration,
+    max_attempts: i32,
+    enabled: bool,
+    auth: Option<String>,
+    signing_secret_env: Option<String>,
+}
+
+impl From<&Hook> for Draft {
+    fn from(hook: &Hook) -> Self {
+        Draft {
+            name: hook.name.clone(),
+            table: hook.table_name.clone(),
+            events: hook.event_list(),
+            url: hook.target_url.clone(),
+            method: hook.http_method.clone(),
+            headers: hook.headers.clone(),
+            content_type: hook.content_type.clone(),
+            template: hook.payload_template.clone(),
+            when_changed: hook.when_changed.as_ref().map(|_| hook.when_changed_list()),
+            timeout: Duration::from_millis(hook.timeout_ms as u64),
+            max_attempts: hook.max_attempts,
+            enabled: hook.enabled,
+            auth: hook.auth.clone(),
+            signing_secret_env: hook.signing_secret_env.clone(),
+        }
+    }
+}
+
+fn valid_event_name(event: &str) -> bool {
+    !event.is_empty()
+        && event.len() <= 100
+        && event
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+}
+
+/// Checks everything a hook definition holds and returns the fields to store, with the
+/// table's columns for its triggers. Nothing is written here.
+fn validate(
+    db: &mut Db,
+    draft: &Draft,
+    sample_data: Option<&str>,
+) -> Result<(HookFields, Option<Vec<Column>>)> {
+    let name = draft.name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(|c| c.is_control() || c == ',') {
+        return Err(Error::invalid(
+            "a hook name must be 1 to 100 characters without commas or control characters",
+        ));
+    }
+
+    let mut events: Vec<String> = Vec::new();
+    for event in &draft.events {
+        let event = event.trim().to_ascii_lowercase();
+        if !valid_event_name(&event) {
+            return Err(Error::invalid(format!(
+                "{event:?} is not a valid event name; use insert, update, delete or a name like attempt.submitted"
+            )));
+        }
+        if !events.contains(&event) {
+            events.push(event);
+        }
+    }
+    if events.is_empty() {
+        return Err(Error::invalid(
+            "--events needs at least one event (e.g. insert,update)",
+        ));
+    }
+
+    let columns = match &draft.table {
+        Some(table) => {
+            if table.to_ascii_lowercase().starts_with("httphooks_") {
+                return Err(Error::invalid(
+                    "hooks cannot watch httphooks' own tables; choose an application table",
+                ));
+            }
+            if let Some(custom) = events.iter().find(|e| !ROW_EVENTS.contains(&e.as_str())) {
+                return Err(Error::invalid(format!(
+                    "a table hook takes only insert, update and delete, not {custom:?}; omit --table for custom events"
+                )));
+            }
+            let columns = db.table_columns(table)?.ok_or_else(|| {
+                Error::invalid(format!(
+                    "there is no table {table:?} in the {} database; create it first or check the name",
+                    db.backend_name()
+                ))
+            })?;
+            Some(columns)
+        }
+        None => {
+            if let Some(row_event) = events.iter().find(|e| ROW_EVENTS.contains(&e.as_str())) {
+                return Err(Error::invalid(format!(
+                    "the {row_event} event needs --table; hooks without a table take custom events only"
+                )));
+            }
+            None
+        }
+    };
+
+    let url = url::Url::parse(draft.url.trim()).map_err(|e| {
+        Error::invalid(format!(
+            "{:?} is not a valid URL ({e}); give an absolute http:// or https:// URL",
+            draft.url
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::invalid(format!(
+            "{:?} is not an http(s) URL with a host; give an absolute http:// or https:// URL",
+            draft.url
+        )));
+    }
+
+    let method = draft.method.trim().to_ascii_uppercase();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(Error::invalid(format!(
+            "{:?} is not a supported method; use one of {}",
+            draft.method,
+            METHODS.join(", ")
+        )));
+    }
+
+    let content_type = ContentType::parse(&draft.content_type).ok_or_else(|| {
+        Error::invalid(format!(
+            "{:?} is not a supported content type; use {}",
+            draft.content_type,
+            ContentType::ALLOWED
+        ))
+    })?;
+
+    let when_changed = match &draft.when_changed {
+        None => None,
+        Some(list) => {
+            let list: Vec<String> = list
+                .iter()
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect();
+            let Some(columns) = &columns else {
+                return Err(Error::invalid(
+                    "--when-changed needs --table: it filters a table's updates",
+                ));
+            };
+            if !events.iter().any(|e| e == "update") {
+                return Err(Error::invalid(
+                    "--when-changed filters updates; add update to --events",
+                ));
+            }
+            if list.is_empty() {
+                return Err(Error::invalid("--when-changed needs at least one column"));
+            }
+            if let Some(unknown) = list
+                .iter()
+                .find(|c| !columns.iter().any(|col| &col.name == *c))
+            {
+                return Err(Error::invalid(format!(
+                    "--when-changed names {unknown:?}, which is not a column of table {}; check the spelling",
+                    draft.table.as_deref().unwrap_or_default()
+                )));
+            }
+            Some(serde_json::to_string(&list).expect("strings serialize"))
+        }
+    };
+
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&draft.timeout) {
+        return Err(Error::invalid("--timeout must be between 100ms and 5m"));
+    }
+    if !(1..=50).contains(&draft.max_attempts) {
+        return Err(Error::invalid("--max-attempts must be between 1 and 50"));
+    }
+
+    check_template(
+        draft,
+        name,
+        &events,
+        content_type,
+        columns.as_deref(),
+        sample_data,
+    )?;
+
+    let fields = HookFields {
+        name: name.to_owned(),
+        table_name: draft.table.clone(),
+        events: join_events(&events),
+        target_url: draft.url.trim().to_owned(),
+        http_method: method,
+        headers: draft.headers.clone(),
+        content_type: draft.content_type.trim().to_owned(),
+        payload_template: draft.template.clone(),
+        enabled: draft.enabled,
+        when_changed,
+        timeout_ms: draft.timeout.as_millis() as i32,
+        max_attempts: draft.max_attempts,
+        auth: draft.auth.clone(),
+        signing_secret_env: draft.signing_secret_env.clone(),
+    };
+    Ok((fields, columns))
+}
+
+/// Renders the template (or default payload) against a sample for every event the hook
+/// takes: it must parse and yield a valid document for its content type.
+fn check_template(
+    draft: &Draft,
+    name: &str,
+    events: &[String],
+    content_type: ContentType,
+    columns: Option<&[Column]>,
+    sample_data: Option<&str>,
+) -> Result<()> {
+    let mut renderer = Renderer::new();
+    let template = draft.template.as_deref();
+    let fail = |event: &str, problem: String| {
+        Error::invalid(format!(
+            "hook {name}: for {event} events {problem}; fix the template and try again"
+        ))
+    };
+    match (columns, &draft.table) {
+        (Some(columns), Some(table)) => {
+            for event in events {
+                let sample = EventContext::sample(name, table, event, columns);
+                render_sample(&mut renderer, template, content_type, &sample, columns)
+                    .map_err(|p| fail(event, p))?;
+            }
+        }
+        _ => match sample_data {
+            Some(sample) => {
+                let data: Value = serde_json::from_str(sample).map_err(|e| {
+                    Error::invalid(format!(
+                        "--sample-data is not valid JSON ({e}); pass a JSON document"
+                    ))
+                })?;
+                for event in events {
+                    let mut context = EventContext::sample(name, "", event, &[]);
+                    context.table = None;
+                    context.instance = None;
+                    context.old = None;
+                    context.object_id = None;
+                    context.data = Some(data.clone());
+                    render_sample(&mut renderer, template, content_type, &context, &[])
+                        .map_err(|p| fail(event, p))?;
+                }
+            }
+            None => {
+                if content_type == ContentType::Xml && template.is_none() {
+                    return Err(Error::invalid(
+                        "an application/xml hook needs a template (--template or --template-file)",
+                    ));
+                }
+                if let Some(template) = template {
+                    renderer.check_syntax(template, content_type).map_err(|p| {
+                        Error::invalid(format!("hook {name}: {p}; fix the template and try again"))
+                    })?;
+                }
+            }
+        },
+    }
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! Printing for operators: aligned tables, or one JSON document with stable names.
+
+use chrono::{NaiveDateTime, SecondsFormat};
+
+/// A UTC timestamp as RFC 3339, the form every output uses.
+pub fn timestamp(time: &NaiveDateTime) -> String {
+    time.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub fn optional_timestamp(time: &Option<NaiveDateTime>) -> Option<String> {
+    time.as_ref().map(timestamp)
+}
+
+pub fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Cuts a cell to `max` characters for tables.
+pub fn clip(text: &str, max: usize) -> String {
+    let single_line = text.replace('\n', " ");
+    if single_line.chars().count() <= max {
+        single_line
+    } else {
+        let cut: String = single_line.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}

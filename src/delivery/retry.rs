@@ -1,0 +1,171 @@
+//! The retry policy (SPEC §4): which failures are retried, when, and the one-line
+//! `status_details` that says so.
+//!
+//! - Success is a 2xx response; anything else is a failure.
+//! - Not retried: 4xx other than 408 and 429 (410 Gone included), a blocked target, a
+//!   payload that cannot be rendered. Everything else is retried until `max_attempts`.
+//! - Waits between attempts follow [`SCHEDULE`] (about a day over 8 attempts, like
+//!   Svix's), each ±20 % jitter; `Retry-After` on 429/503 replaces the wait, capped at
+//!   [`RETRY_AFTER_CAP`].
+
+use std::time::Duration;
+
+/// Seconds to wait after attempt 1, 2, …; the last entry repeats.
+pub const SCHEDULE: [u64; 7] = [10, 60, 300, 1800, 7200, 21600, 50400];
+
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(6 * 3600);
+
+/// Whether a response status can succeed on a later try.
+pub fn status_is_retryable(code: u16) -> bool {
+    !(400..500).contains(&code) || code == 408 || code == 429
+}
+
+/// The wait after attempt number `attempt` (1-based).
+pub fn backoff(attempt: i32, retry_after: Option<Duration>) -> Duration {
+    if let Some(wait) = retry_after {
+        return wait.min(RETRY_AFTER_CAP);
+    }
+    let index = usize::try_from(attempt.max(1) - 1)
+        .unwrap_or(0)
+        .min(SCHEDULE.len() - 1);
+    let jitter = 0.8 + fastrand::f64() * 0.4;
+    Duration::from_secs_f64(SCHEDULE[index] as f64 * jitter)
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (date.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// "40s", "5m", "2h": short enough for a status line.
+pub fn short_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64().round() as u64;
+    if seconds < 120 {
+        format!("{seconds}s")
+    } else if seconds < 2 * 3600 {
+        format!("{}m", (seconds + 30) / 60)
+    } else {
+        format!("{}h", (seconds + 1800) / 3600)
+    }
+}
+
+/// What happens to a callback after a failed attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterFailure {
+    RetryIn(Duration),
+    GiveUp,
+}
+
+/// Decides retry or give-up for attempt `attempt` of `max_attempts`, and writes the
+/// status line: `503 Service Unavailable (attempt 2/5, next in 40s)`.
+pub fn after_failure(
+    what: &str,
+    retryable: bool,
+    attempt: i32,
+    max_attempts: i32,
+    retry_after: Option<Duration>,
+) -> (AfterFailure, String) {
+    if !retryable {
+        return (
+            AfterFailure::GiveUp,
+            format!("{what} (attempt {attempt}/{max_attempts}, not retried)"),
+        );
+    }
+    if attempt >= max_attempts {
+        return (
+            AfterFailure::GiveUp,
+            format!("{what} (attempt {attempt}/{max_attempts}, giving up)"),
+        );
+    }
+    let wait = backoff(attempt, retry_after);
+    (
+        AfterFailure::RetryIn(wait),
+        format!(
+            "{what} (attempt {attempt}/{max_attempts}, next in {})",
+            short_duration(wait)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_are_final_except_408_and_429() {
+        assert!(!status_is_retryable(404));
+        assert!(!status_is_retryable(410));
+        assert!(status_is_retryable(408));
+        assert!(status_is_retryable(429));
+        assert!(status_is_retryable(503));
+        assert!(status_is_retryable(302));
+    }
+
+    #[test]
+    fn backoff_follows_the_schedule_with_jitter() {
+        for (attempt, base) in [(1, 10.0), (2, 60.0), (7, 50400.0), (12, 50400.0)] {
+            let wait = backoff(attempt, None).as_secs_f64();
+            assert!(
+                wait >= base * 0.8 && wait <= base * 1.2,
+                "attempt {attempt}: {wait}"
+            );
+        }
+        let total: u64 = SCHEDULE.iter().sum();
+        assert!(
+            (80_000..=90_000).contains(&total),
+            "the schedule spans about a day: {total}"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(10 * 86400))),
+            RETRY_AFTER_CAP
+        );
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn status_lines_say_what_happens_next() {
+        let (after, line) = after_failure(
+            "503 Service Unavailable",
+            true,
+            2,
+            5,
+            Some(Duration::from_secs(40)),
+        );
+        assert_eq!(after, AfterFailure::RetryIn(Duration::from_secs(40)));
+        assert_eq!(line, "503 Service Unavailable (attempt 2/5, next in 40s)");
+        let (after, line) = after_failure("500 Internal Server Error", true, 5, 5, None);
+        assert_eq!(after, AfterFailure::GiveUp);
+        assert_eq!(line, "500 Internal Server Error (attempt 5/5, giving up)");
+        assert_eq!(
+            after_failure("404 Not Found", false, 1, 8, None).1,
+            "404 Not Found (attempt 1/8, not retried)"
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! Payloads: what a callback's body says (SPEC §3). Templates render with escaping for
+//! the content type; the result is checked to be a well-formed document and encoded.
+
+use chrono::{NaiveDateTime, SecondsFormat};
+use serde_json::{json, Map, Value};
+
+mod form;
+mod template;
+mod xml;
+
+pub use form::flatten_form;
+use template::{context_value, sample_context};
+pub use template::{sample_value, Renderer};
+
+use crate::storage::Column;
+
+/// The content types a hook may send, each with its own escaping and validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentType {
+    Json,
+    Xml,
+    Form,
+    Text,
+}
+
+impl ContentType {
+    pub const ALLOWED: &'static str =
+        "application/json, application/xml, application/x-www-form-urlencoded or text/plain";
+
+    /// Accepts the media type with optional parameters (`; charset=utf-8`).
+    pub fn parse(content_type: &str) -> Option<ContentType> {
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "application/json" => Some(ContentType::Json),
+            "application/xml" | "text/xml" => Some(ContentType::Xml),
+            "application/x-www-form-urlencoded" => Some(ContentType::Form),
+            "text/plain" => Some(ContentType::Text),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a payload can refer to for one callback.
+#[derive(Debug, Clone)]
+pub struct EventContext {
+    pub event_type: String,
+    pub table: Option<String>,
+    pub hook: String,
+    pub callback_id: i64,
+    pub object_id: Option<String>,
+    pub occurred_at: NaiveDateTime,
+    /// The new row, or the deleted row for delete.
+    pub instance: Option<Value>,
+    /// The row before an update or delete.
+    pub old: Option<Value>,
+    /// A custom event's data.
+    pub data: Option<Value>,
+}
+
+impl EventContext {
+    /// Builds the context from a callback's stored `event_data`.
+    pub fn from_stored(
+        event_data: &str,
+        event_type: &str,
+        table: Option<&str>,
+        hook: &str,
+        callback_id: i64,
+        object_id: Option<&str>,
+        occurred_at: NaiveDateTime,
+    ) -> Result<EventContext, String> {
+        let stored: Value = serde_json::from_str(event_data)
+            .map_err(|e| format!("the stored event data is not JSON ({e})"))?;
+        let field = |name: &str| stored.get(name).filter(|v| !v.is_null()).cloned();
+        Ok(EventContext {
+            event_type: event_type.to_owned(),
+            table: table.map(str::to_owned),
+            hook: hook.to_owned(),
+            callback_id,
+            object_id: object_id.map(str::to_owned),
+            occurred_at,
+            instance: field("instance"),
+            old: field("old"),
+            data: field("data"),
+        })
+    }
+
+    /// A synthetic event with a typed value in every column, for validating templates.
+    pub fn sample(hook: &str, table: &str, event_type: &str, columns: &[Column]) -> EventContext {
+        let row: Map<String, Value> = columns
+            .iter()
+            .map(|c| (c.name.clone(), sample_value(c.kind)))
+            .collect();
+        let row = Value::Object(row);
+        EventContext {
+            event_type: event_type.to_owned(),
+            table: Some(table.to_owned()),
+            hook: hook.to_owned(),
+            callback_id: 1,
+            object_id: Some("1".to_owned()),
+            occurred_at: chrono::Utc::now().naive_utc(),
+            instance: Some(row.clone()),
+            old: (event_type != "insert").then_some(row),
+            data: None,
+        }
+    }
+
+    pub fn time_rfc3339(&self) -> String {
+        self.occurred_at
+            .and_utc()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    /// The body sent when a hook has no template.
+    pub fn default_payload(&self) -> Value {
+        let mut payload = json!({
+            "event_type": self.event_type,
+            "object_type": self.table,
+            "object_id": self.object_id,
+        });
+        let fields = payload.as_object_mut().expect("built as an object");
+        if let Some(instance) = &self.instance {
+            fields.insert("object_serialization".into(), instance.clone());
+        }
+        if let Some(old) = &self.old {
+            fields.insert("old_object_serialization".into(), old.clone());
+        }
+        if let Some(data) = &self.data {
+            fields.insert("data".into(), data.clone());
+        }
+        fields.insert(
+            "event_metadata".into(),
+            json!({
+                "event_type": self.event_type,
+                "time": self.time_rfc3339(),
+                "hook": self.hook,
+                "callback_id": self.callback_id,
+            }),
+        );
+        payload
+    }
+
+    /// The variables a template sees.
+    pub fn template_context(&self) -> Value {
+        json!({
+            "instance": self.instance,
+            "old": self.old,
+            "data": self.data,
+            "event_type": self.event_type,
+            "table": self.table,
+            "hook": self.hook,
+            "callback_id": self.callback_id,
+            "object_id": self.object_id,
+            "occurred_at": self.time_rfc3339(),
+        })
+    }
+}
+
+/// Renders a callback's body: the template (or the default payload), checked to be a
+/// valid document for the content type, then encoded for the wire.
+pub fn render_body(
+    renderer: &mut Renderer,
+    template: Option<&str>,
+    content_type: ContentType,
+    context: &EventContext,
+) -> Result<String, String> {
+    let document = match template {
+        Some(template) => renderer.render(
+            template,
+            content_type,
+            context_value(&context.template_context()),
+        )?,
+        None => default_document(content_type, context)?,
+    };
+    encode(document, content_type)
+}
+
+/// Renders a template against a sample event, as hook validation does. Columns of
+/// kind JSON accept any nested key.
+pub fn render_sample(
+    renderer: &mut Renderer,
+    template: Option<&str>,
+    content_type: ContentType,
+    context: &EventContext,
+    columns: &[Column],
+) -> Result<String, String> {
+    let json_columns: Vec<&str> = columns
+        .iter()
+        .filter(|c| c.kind == crate::storage::ColumnKind::Json)
+        .map(|c| c.name.as_str())
+        .collect();
+    let document = match template {
+        Some(template) => renderer.render(
+            template,
+            content_type,
+            sample_context(&context.template_context(), &json_columns),
+        )?,
+        None => default_document(content_type, context)?,
+    };
+    encode(document, content_type)
+}
+
+fn default_document(content_type: ContentType, context: &EventContext) -> Result<String, String> {
+    if content_type == ContentType::Xml {
+        return Err(
+            "an application/xml hook needs a template, since the default payload is JSON"
+                .to_owned(),
+        );
+    }
+    Ok(context.default_payload().to_string())
+}
+
+fn encode(document: String, content_type: ContentType) -> Result<String, String> {
+    check_document(&document, content_type)?;
+    match content_type {
+        ContentType::Form => {
+            let value: Value =
+                serde_json::from_str(&document).map_err(|e| format!("not valid JSON: {e}"))?;
+            flatten_form(&value)
+        }
+        _ => Ok(document),
+    }
+}
+
+/// Checks that a rendered document is well-formed for its content type.
+pub fn check_document(document: &str, content_type: ContentType) -> Result<(), String> {
+    match content_type {
+        ContentType::Json | ContentType::Form => serde_json::from_str::<Value>(document)
+            .map(|_| ())
+            .map_err(|e| format!("the rendered template is not valid JSON ({e})")),
+        ContentType::Xml => xml::check_well_formed(document)
+            .map_err(|e| format!("the rendered template is not well-formed XML ({e})")),
+        ContentType::Text => Ok(()),
+    }
+}

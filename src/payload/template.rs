@@ -1,0 +1,330 @@
+//! Templates (minijinja): `{{ instance.name }}` and friends, escaped for the content
+//! type. In JSON, strings are escaped *without* adding quotes, so templates written the
+//! infi way (`"{{ instance.name }}"`) stay valid whatever the value holds, and numbers,
+//! booleans and null print as JSON literals.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use minijinja::value::{Object, Value, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
+
+use super::ContentType;
+use crate::storage::ColumnKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Escaping {
+    Json,
+    Xml,
+    Plain,
+}
+
+impl From<ContentType> for Escaping {
+    fn from(content_type: ContentType) -> Self {
+        match content_type {
+            // A form body is rendered as JSON first, then flattened.
+            ContentType::Json | ContentType::Form => Escaping::Json,
+            ContentType::Xml => Escaping::Xml,
+            ContentType::Text => Escaping::Plain,
+        }
+    }
+}
+
+/// Renders templates, compiling each distinct template text once per run.
+pub struct Renderer {
+    environments: HashMap<Escaping, Environment<'static>>,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Renderer {
+    pub fn new() -> Self {
+        let environments = [Escaping::Json, Escaping::Xml, Escaping::Plain]
+            .into_iter()
+            .map(|escaping| (escaping, environment(escaping)))
+            .collect();
+        Renderer { environments }
+    }
+
+    /// Checks the template's syntax only.
+    pub fn check_syntax(
+        &mut self,
+        template: &str,
+        content_type: ContentType,
+    ) -> Result<(), String> {
+        self.compiled(template, content_type).map(|_| ())
+    }
+
+    pub fn render(
+        &mut self,
+        template: &str,
+        content_type: ContentType,
+        context: Value,
+    ) -> Result<String, String> {
+        let env = self.compiled(template, content_type)?;
+        let compiled = env.get_template(template).map_err(|e| describe(&e))?;
+        compiled.render(context).map_err(|e| describe(&e))
+    }
+
+    fn compiled(
+        &mut self,
+        template: &str,
+        content_type: ContentType,
+    ) -> Result<&Environment<'static>, String> {
+        let env = self
+            .environments
+            .get_mut(&content_type.into())
+            .expect("one environment per escaping");
+        if env.get_template(template).is_err() {
+            env.add_template_owned(template.to_owned(), template.to_owned())
+                .map_err(|e| describe(&e))?;
+        }
+        Ok(env)
+    }
+}
+
+fn environment(escaping: Escaping) -> Environment<'static> {
+    let mut env = Environment::new();
+    // Printing a missing value is an error (a misspelt column must not send ""), while
+    // `{% if old %}` still works.
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_formatter(move |out, state, value| format_value(escaping, out, state, value));
+    env
+}
+
+/// One sentence about a template error, with its line.
+fn describe(error: &Error) -> String {
+    let what = match error.kind() {
+        ErrorKind::UndefinedError => "refers to a value that does not exist".to_owned(),
+        ErrorKind::SyntaxError => "has a syntax error".to_owned(),
+        kind => kind.to_string(),
+    };
+    let mut message = format!("the template {what}");
+    if let Some(detail) = error.detail() {
+        message.push_str(&format!(" ({detail})"));
+    }
+    if let Some(line) = error.line() {
+        message.push_str(&format!(" at line {line}"));
+    }
+    message
+}
+
+fn json_string_contents(text: &str) -> String {
+    let quoted = serde_json::Value::String(text.to_owned()).to_string();
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+fn xml_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+fn format_value(
+    escaping: Escaping,
+    out: &mut Output,
+    _state: &State,
+    value: &Value,
+) -> Result<(), Error> {
+    if value.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "a value printed by the template does not exist",
+        ));
+    }
+    if value.downcast_object_ref::<AnyJson>().is_some() {
+        return out.write_str(AnyJson::TEXT).map_err(Error::from);
+    }
+    let text = match (escaping, value.kind()) {
+        (_, ValueKind::String) if value.is_safe() => value.to_string(),
+        (Escaping::Json, ValueKind::String) => {
+            json_string_contents(value.as_str().unwrap_or_default())
+        }
+        (Escaping::Json, ValueKind::None) => "null".to_owned(),
+        (Escaping::Json, ValueKind::Map | ValueKind::Seq) => serde_json::to_string(value)
+            .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?,
+        (Escaping::Json, _) => value.to_string(),
+        (Escaping::Xml, ValueKind::None) | (Escaping::Plain, ValueKind::None) => String::new(),
+        (Escaping::Xml, _) => xml_escape(&value.to_string()),
+        (Escaping::Plain, _) => value.to_string(),
+    };
+    out.write_str(&text).map_err(Error::from)
+}
+
+/// Stands for a JSON column in a sample row: its structure is unknown, so any key
+/// exists. It prints as `0`, which is valid JSON both inside quotes and outside.
+#[derive(Debug)]
+pub(super) struct AnyJson;
+
+impl AnyJson {
+    const TEXT: &'static str = "0";
+}
+
+impl Object for AnyJson {
+    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
+        Some(Value::from_object(AnyJson))
+    }
+}
+
+/// The variables a template sees for a real event.
+pub fn context_value(context: &serde_json::Value) -> Value {
+    Value::from_serialize(context)
+}
+
+/// The variables for a sample event: JSON columns of `instance` and `old` become
+/// [`AnyJson`], since their keys cannot be known in advance.
+pub fn sample_context(context: &serde_json::Value, json_columns: &[&str]) -> Value {
+    let Some(fields) = context.as_object() else {
+        return Value::from_serialize(context);
+    };
+    let vars: std::collections::BTreeMap<String, Value> = fields
+        .iter()
+        .map(|(key, value)| {
+            let value = match (key.as_str(), value.as_object()) {
+                ("instance" | "old", Some(row)) => {
+                    let row: std::collections::BTreeMap<String, Value> = row
+                        .iter()
+                        .map(|(column, v)| {
+                            let v = if json_columns.contains(&column.as_str()) {
+                                Value::from_object(AnyJson)
+                            } else {
+                                Value::from_serialize(v)
+                            };
+                            (column.clone(), v)
+                        })
+                        .collect();
+                    Value::from(row)
+                }
+                _ => Value::from_serialize(value),
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    Value::from(vars)
+}
+
+/// A typed sample value for a column, for validating templates.
+pub fn sample_value(kind: ColumnKind) -> serde_json::Value {
+    use serde_json::json;
+    match kind {
+        ColumnKind::Integer => json!(1),
+        ColumnKind::Real => json!(1.5),
+        ColumnKind::Boolean => json!(true),
+        ColumnKind::Text => json!("sample \"text\"\nwith <markup> & unicode é"),
+        ColumnKind::Timestamp => json!("2026-01-01T00:00:00Z"),
+        ColumnKind::Blob => json!("00ff"),
+        // Replaced by AnyJson in template contexts; see `sample_context`.
+        ColumnKind::Json => json!({"sample": 1}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(
+        template: &str,
+        content_type: ContentType,
+        context: serde_json::Value,
+    ) -> Result<String, String> {
+        Renderer::new().render(template, content_type, context_value(&context))
+    }
+
+    #[test]
+    fn json_strings_are_escaped_without_quotes() {
+        let out = render(
+            r#"{"name": "{{ instance.name }}", "id": {{ instance.id }}, "ok": {{ instance.ok }}, "none": {{ instance.none }}}"#,
+            ContentType::Json,
+            json!({"instance": {"name": "a \"quoted\"\nline é", "id": 7, "ok": true, "none": null}}),
+        )
+        .unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"name": "a \"quoted\"\nline é", "id": 7, "ok": true, "none": null})
+        );
+    }
+
+    #[test]
+    fn nested_json_columns_are_reachable() {
+        let out = render(
+            r#"{"n": "{{ instance.profile.name }}", "p": {{ instance.profile }}}"#,
+            ContentType::Json,
+            json!({"instance": {"profile": {"name": "Zoë"}}}),
+        )
+        .unwrap();
+        assert_eq!(out, r#"{"n": "Zoë", "p": {"name":"Zoë"}}"#);
+    }
+
+    #[test]
+    fn xml_values_are_escaped_for_xml() {
+        let out = render(
+            "<a>{{ instance.name }}</a>",
+            ContentType::Xml,
+            json!({"instance": {"name": "<b>&\"'"}}),
+        )
+        .unwrap();
+        assert_eq!(out, "<a>&lt;b&gt;&amp;&quot;&apos;</a>");
+    }
+
+    #[test]
+    fn a_missing_field_is_an_error_naming_the_line() {
+        let error = render(
+            "{\n\"x\": \"{{ instance.nope }}\"}",
+            ContentType::Json,
+            json!({"instance": {"id": 1}}),
+        )
+        .unwrap_err();
+        assert!(error.contains("does not exist"), "{error}");
+        assert!(error.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn old_is_testable_when_absent() {
+        let out = render(
+            "{% if old %}{{ old.id }}{% else %}new{% endif %}",
+            ContentType::Text,
+            json!({"old": null}),
+        )
+        .unwrap();
+        assert_eq!(out, "new");
+    }
+
+    #[test]
+    fn json_columns_of_a_sample_accept_any_key() {
+        let context = sample_context(&json!({"instance": {"profile": {}, "id": 1}}), &["profile"]);
+        let out = Renderer::new()
+            .render(
+                r#"{"a": "{{ instance.profile.x.y }}", "b": {{ instance.profile }}}"#,
+                ContentType::Json,
+                context,
+            )
+            .unwrap();
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&out).is_ok(),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported() {
+        let error = Renderer::new()
+            .check_syntax("{{ instance.name ", ContentType::Json)
+            .unwrap_err();
+        assert!(error.contains("syntax error"), "{error}");
+    }
+}

@@ -1,0 +1,353 @@
+//! Queue operations on callbacks and their attempts.
+//!
+//! Delivery rules enforced here (SPEC §4–§5):
+//! - A callback is *due* when it is `waiting`, its `next_attempt_at` has passed, and no
+//!   live lease holds it (`claimed_until` empty or past).
+//! - Claiming sets a lease and a token; a result is written back only where the token
+//!   still matches, so a run that outlived its lease cannot overwrite the outcome of the
+//!   run that re-claimed the callback.
+//! - Releasing a claim without an attempt (a missing environment variable, a run that
+//!   stops early) clears the lease and leaves everything else as it was.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::models::{status, Attempt, Callback};
+use super::schema::{httphooks_attempts, httphooks_callbacks};
+use super::{now, with_conn, Db};
+use crate::error::Result;
+
+/// Which waiting callbacks a run may claim.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimFilter {
+    pub hook_ids: Vec<i64>,
+    /// Named callbacks are sent even when their retry time has not come yet.
+    pub callback_ids: Vec<i64>,
+}
+
+impl ClaimFilter {
+    /// The SQL condition for due rows; `due_placeholder` is bound to [`Self::due_before`].
+    /// Ids are integers, so inlining them is safe.
+    pub(super) fn sql_condition(&self, due_placeholder: &str) -> String {
+        let mut condition = format!("next_attempt_at <= {due_placeholder}");
+        for (column, ids) in [("hook_id", &self.hook_ids), ("id", &self.callback_ids)] {
+            if !ids.is_empty() {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                condition.push_str(&format!(" AND {column} IN ({})", list.join(",")));
+            }
+        }
+        condition
+    }
+
+    pub(super) fn due_before(&self, now: NaiveDateTime) -> NaiveDateTime {
+        if self.callback_ids.is_empty() {
+            now
+        } else {
+            NaiveDateTime::MAX
+        }
+    }
+}
+
+/// A callback claimed by this run, with the token of an earlier claim whose lease ran
+/// out (that run died with the callback in hand).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Claimed {
+    #[diesel(embed)]
+    pub callback: Callback,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub previous_token: Option<String>,
+}
+
+/// What one attempt (or a decision not to attempt) changes on a callback.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub callback_id: i64,
+    /// The body rendered for the first attempt, stored so retries send the same bytes.
+    pub rendered_payload: Option<String>,
+    pub status: &'static str,
+    pub status_details: String,
+    /// Whether an attempt was made (counts towards max_attempts).
+    pub attempted: bool,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub attempt: Option<Attempt>,
+}
+
+/// Writes a batch of outcomes in one transaction. Returns how many callbacks were
+/// updated (an outcome whose claim was taken over by another run changes nothing but
+/// its attempt record, which stays: it says what went on the wire).
+pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
+    if outcomes.is_empty() {
+        return Ok(0);
+    }
+    let attempts: Vec<&Attempt> = outcomes.iter().filter_map(|o| o.attempt.as_ref()).collect();
+    db.write_transaction(|db| {
+        with_conn!(db, |conn| {
+            use httphooks_callbacks::dsl as c;
+            if !attempts.is_empty() {
+                diesel::insert_into(httphooks_attempts::table)
+                    .values(attempts.iter().map(|a| (*a).clone()).collect::<Vec<_>>())
+                    .execute(conn)?;
+            }
+            let mut updated = 0;
+            let now = now();
+            for outcome in outcomes {
+                let target = c::httphooks_callbacks
+                    .filter(c::id.eq(outcome.callback_id))
+                    .filter(c::claim_token.eq(token));
+                let attempts_delta = i32::from(outcome.attempted);
+                let changed = diesel::update(target)
+                    .set((
+                        c::status.eq(outcome.status),
+                        c::status_details.eq(&outcome.status_details),
+                        c::attempts.eq(c::attempts + attempts_delta),
+                        c::next_attempt_at.eq(outcome.next_attempt_at),
+                        c::updated_at.eq(now),
+                        c::claimed_until.eq(None::<NaiveDateTime>),
+                        c::claim_token.eq(None::<String>),
+                    ))
+                    .execute(conn)?;
+                if changed > 0 {
+                    if let Some(payload) = &outcome.rendered_payload {
+                        diesel::update(
+                            c::httphooks_callbacks.filter(c::id.eq(outcome.callback_id)),
+                        )
+                        .set(c::payload.eq(payload))
+                        .execute(conn)?;
+                    }
+                }
+                updated += changed;
+            }
+            Ok(updated)
+        })
+    })
+}
+
+/// Gives claimed callbacks back untouched except for a note (`status_details`).
+pub fn release(db: &mut Db, token: &str, ids: &[i64], note: Option<&str>) -> Result<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        let target = c::httphooks_callbacks
+            .filter(c::id.eq_any(ids))
+            .filter(c::claim_token.eq(token));
+        let released = match note {
+            Some(note) => diesel::update(target)
+                .set((
+                    c::claimed_until.eq(None::<NaiveDateTime>),
+                    c::claim_token.eq(None::<String>),
+                    c::status_details.eq(note),
+                ))
+                .execute(conn)?,
+            None => diesel::update(target)
+                .set((
+                    c::claimed_until.eq(None::<NaiveDateTime>),
+                    c::claim_token.eq(None::<String>),
+                ))
+                .execute(conn)?,
+        };
+        Ok(released)
+    })
+}
+
+/// The filters of `callbacks list`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub hook_name: Option<String>,
+    pub limit: i64,
+}
+
+pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        let mut query = c::httphooks_callbacks
+            .select(Callback::as_select())
+            .order(c::id.desc())
+            .into_boxed();
+        if let Some(status) = &filter.status {
+            query = query.filter(c::status.eq(status.clone()));
+        }
+        if let Some(hook) = &filter.hook_name {
+            query = query.filter(c::hook_name.eq(hook.clone()));
+        }
+        Ok(query.limit(filter.limit).load(conn)?)
+    })
+}
+
+/// Waiting callbacks that a run would claim now, without claiming them (`--dry-run`).
+pub fn peek_due(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>> {
+    let now = now();
+    let due_before = filter.due_before(now);
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        let mut query = c::httphooks_callbacks
+            .select(Callback::as_select())
+            .filter(c::status.eq(status::WAITING))
+            .filter(c::next_attempt_at.le(due_before))
+            .filter(c::claimed_until.is_null().or(c::claimed_until.lt(now)))
+            .order((c::next_attempt_at, c::id))
+            .into_boxed();
+        if !filter.hook_ids.is_empty() {
+            query = query.filter(c::hook_id.eq_any(filter.hook_ids.clone()));
+        }
+        if !filter.callback_ids.is_empty() {
+            query = query.filter(c::id.eq_any(filter.callback_ids.clone()));
+        }
+        Ok(query.limit(limit).load(conn)?)
+    })
+}
+
+pub fn get(db: &mut Db, id: i64) -> Result<Option<Callback>> {
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        Ok(c::httphooks_callbacks
+            .select(Callback::as_select())
+            .filter(c::id.eq(id))
+            .first(conn)
+            .optional()?)
+    })
+}
+
+pub fn attempts_of(db: &mut Db, callback_id: i64) -> Result<Vec<Attempt>> {
+    with_conn!(db, |conn| {
+        use httphooks_attempts::dsl as a;
+        Ok(a::httphooks_attempts
+            .select(Attempt::as_select())
+            .filter(a::callback_id.eq(callback_id))
+            .order(a::id)
+            .load(conn)?)
+    })
+}
+
+/// Ids among `ids` that exist, for messages about the rest.
+pub fn existing_ids(db: &mut Db, ids: &[i64]) -> Result<Vec<i64>> {
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        Ok(c::httphooks_callbacks
+            .select(c::id)
+            .filter(c::id.eq_any(ids))
+            .load(conn)?)
+    })
+}
+
+/// Puts callbacks back to `waiting`, due now, with a fresh count of attempts; their
+/// attempt history stays.
+pub fn retry(db: &mut Db, ids: &[i64]) -> Result<usize> {
+    let now = now();
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        Ok(
+            diesel::update(c::httphooks_callbacks.filter(c::id.eq_any(ids)))
+                .set((
+                    c::status.eq(status::WAITING),
+                    c::status_details.eq("retry requested by operator"),
+                    c::attempts.eq(0),
+                    c::next_attempt_at.eq(Some(now)),
+                    c::updated_at.eq(now),
+                    c::claimed_until.eq(None::<NaiveDateTime>),
+                    c::claim_token.eq(None::<String>),
+                ))
+                .execute(conn)?,
+        )
+    })
+}
+
+/// Turns waiting callbacks into errors that will not be sent. Returns how many changed.
+pub fn cancel(db: &mut Db, ids: &[i64], reason: &str) -> Result<usize> {
+    let now = now();
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        Ok(diesel::update(
+            c::httphooks_callbacks
+                .filter(c::id.eq_any(ids))
+                .filter(c::status.eq(status::WAITING)),
+        )
+        .set((
+            c::status.eq(status::ERROR),
+            c::status_details.eq(reason),
+            c::next_attempt_at.eq(None::<NaiveDateTime>),
+            c::updated_at.eq(now),
+            c::claimed_until.eq(None::<NaiveDateTime>),
+            c::claim_token.eq(None::<String>),
+        ))
+        .execute(conn)?)
+    })
+}
+
+pub fn count_waiting_for_hook(db: &mut Db, hook_id: i64) -> Result<i64> {
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        Ok(c::httphooks_callbacks
+            .filter(c::hook_id.eq(hook_id))
+            .filter(c::status.eq(status::WAITING))
+            .count()
+            .get_result(conn)?)
+    })
+}
+
+/// Cancels a hook's waiting callbacks (before the hook is removed with --force).
+pub fn cancel_waiting_for_hook(db: &mut Db, hook_id: i64, reason: &str) -> Result<usize> {
+    let now = now();
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        Ok(diesel::update(
+            c::httphooks_callbacks
+                .filter(c::hook_id.eq(hook_id))
+                .filter(c::status.eq(status::WAITING)),
+        )
+        .set((
+            c::status.eq(status::ERROR),
+            c::status_details.eq(reason),
+            c::next_attempt_at.eq(None::<NaiveDateTime>),
+            c::updated_at.eq(now),
+        ))
+        .execute(conn)?)
+    })
+}
+
+/// Counts callbacks of a status whose last change is at or after `since` (all of them
+/// without it). Served by the (status, updated_at) index.
+pub fn count_by_status(db: &mut Db, wanted: &str, since: Option<NaiveDateTime>) -> Result<i64> {
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        let mut query = c::httphooks_callbacks
+            .filter(c::status.eq(wanted.to_owned()))
+            .into_boxed();
+        if let Some(since) = since {
+            query = query.filter(c::updated_at.ge(since));
+        }
+        Ok(query.count().get_result(conn)?)
+    })
+}
+
+/// Deletes at most `batch` callbacks created before `before` (finished ones, and waiting
+/// ones too when asked) with their attempts, in one short transaction. Returns how many.
+pub fn delete_old_batch(
+    db: &mut Db,
+    before: NaiveDateTime,
+    include_waiting: bool,
+    batch: i64,
+) -> Result<usize> {
+    db.write_transaction(|db| {
+        with_conn!(db, |conn| {
+            use httphooks_attempts::dsl as a;
+            use httphooks_callbacks::dsl as c;
+            let mut query = c::httphooks_callbacks
+                .select(c::id)
+                .filter(c::created_at.lt(before))
+                .into_boxed();
+            if !include_waiting {
+                query = query.filter(c::status.ne(status::WAITING));
+            }
+            let ids: Vec<i64> = query.order(c::created_at).limit(batch).load(conn)?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            diesel::delete(a::httphooks_attempts.filter(a::callback_id.eq_any(&ids)))
+                .execute(conn)?;
+            Ok(diesel::delete(c::httphooks_callbacks.filter(c::id.eq_any(&ids))).execute(conn)?)
+        })
+    })
+}

@@ -1,0 +1,268 @@
+//! Storage: httphooks' tables, the queue operations on them, and the SQL that differs
+//! between backends. Backend differences live in `sqlite.rs` and `postgres.rs`, reached
+//! only through the methods of [`Db`] in this file.
+
+use std::path::Path;
+
+use diesel::{PgConnection, SqliteConnection};
+
+use crate::error::{one_line, Error, Result};
+
+pub mod callbacks;
+pub mod enqueue;
+pub mod hooks;
+mod migrations;
+pub mod models;
+mod postgres;
+pub mod schema;
+mod sqlite;
+
+pub use migrations::{ensure_migrated, migrate};
+
+/// The file used when no database URL is given (SPEC §1).
+pub const DEFAULT_SQLITE_FILE: &str = "httphooks.sqlite3";
+
+/// An open connection to one of the supported backends.
+pub enum Db {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// Runs the same diesel code on whichever connection `db` holds; the body is compiled
+/// once per backend, so it may use anything both backends support.
+macro_rules! with_conn {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::storage::Db::Sqlite($conn) => $body,
+            $crate::storage::Db::Postgres($conn) => $body,
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// Where a database URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl Target {
+    /// Chooses the backend from the URL's scheme (SPEC §1); no URL means the default
+    /// SQLite file in the current directory.
+    pub fn parse(url: Option<&str>) -> Result<Target> {
+        let url = match url.map(str::trim) {
+            None | Some("") => return Ok(Target::Sqlite(DEFAULT_SQLITE_FILE.to_owned())),
+            Some(url) => url,
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Target::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Ok(Target::Sqlite(path.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            return Ok(Target::Sqlite(path.to_owned()));
+        }
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            return Err(Error::invalid(
+                "MySQL/MariaDB is not supported yet; use a sqlite:// or postgres:// DATABASE_URL",
+            ));
+        }
+        if url.contains("://") {
+            return Err(Error::invalid(format!(
+                "unsupported database URL scheme in {}; use sqlite://PATH, a file path or postgres://…",
+                redact_url(url)
+            )));
+        }
+        Ok(Target::Sqlite(url.to_owned()))
+    }
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Db {
+    /// Connects to the database. `create` allows making a new SQLite file (only
+    /// `migrate` does; every other command expects an existing database).
+    pub fn connect(url: Option<&str>, create: bool) -> Result<Db> {
+        match Target::parse(url)? {
+            Target::Sqlite(path) => {
+                if !create && path != ":memory:" && !Path::new(&path).exists() {
+                    return Err(Error::environment(format!(
+                        "there is no httphooks database at {path}; create it with `httphooks migrate` or point DATABASE_URL at yours"
+                    )));
+                }
+                sqlite::open(&path).map(Db::Sqlite)
+            }
+            Target::Postgres(url) => postgres::open(&url).map(Db::Postgres),
+        }
+    }
+
+    /// Connects and checks that the schema is current: what every command but
+    /// `migrate` does first.
+    pub fn open_migrated(url: Option<&str>) -> Result<Db> {
+        let mut db = Db::connect(url, false)?;
+        ensure_migrated(&mut db)?;
+        Ok(db)
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "SQLite",
+            Db::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// The columns of an application table, or None when there is no such table.
+    pub fn table_columns(&mut self, table: &str) -> Result<Option<Vec<Column>>> {
+        match self {
+            Db::Sqlite(conn) => sqlite::table_columns(conn, table),
+            Db::Postgres(conn) => postgres::table_columns(conn, table),
+        }
+    }
+
+    /// (Re-)creates the triggers that turn row changes on `table` into callbacks.
+    pub fn install_triggers(&mut self, table: &str, columns: &[Column]) -> Result<()> {
+        match self {
+            Db::Sqlite(conn) => sqlite::install_triggers(conn, table, columns),
+            Db::Postgres(conn) => postgres::install_triggers(conn, table, columns),
+        }
+    }
+
+    pub fn drop_triggers(&mut self, table: &str) -> Result<()> {
+        match self {
+            Db::Sqlite(conn) => sqlite::drop_triggers(conn, table),
+            Db::Postgres(conn) => postgres::drop_triggers(conn, table),
+        }
+    }
+
+    /// Claims up to `limit` due callbacks with a lease (see `callbacks::claim`).
+    pub fn claim(
+        &mut self,
+        filter: &callbacks::ClaimFilter,
+        limit: i64,
+        token: &str,
+    ) -> Result<Vec<callbacks::Claimed>> {
+        match self {
+            Db::Sqlite(conn) => sqlite::claim(conn, filter, limit, token),
+            Db::Postgres(conn) => postgres::claim(conn, filter, limit, token),
+        }
+    }
+
+    /// Runs `f` in a transaction that takes the write lock up front on SQLite, so that
+    /// concurrent writers wait for `busy_timeout` instead of failing half-way. Goes
+    /// through diesel's transaction manager, so diesel's own nested transactions (SQLite
+    /// batch inserts) become savepoints.
+    pub fn write_transaction<T>(&mut self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        match self {
+            Db::Sqlite(conn) => {
+                AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN IMMEDIATE")?
+            }
+            Db::Postgres(conn) => AnsiTransactionManager::begin_transaction(conn)?,
+        }
+        let result = f(self);
+        let end = match &result {
+            Ok(_) => with_conn!(self, |conn| AnsiTransactionManager::commit_transaction(
+                conn
+            )),
+            Err(_) => with_conn!(self, |conn| AnsiTransactionManager::rollback_transaction(
+                conn
+            )),
+        };
+        let value = result?;
+        end?;
+        Ok(value)
+    }
+}
+
+/// What httphooks knows of an application table's column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+    /// 1-based position in the primary key, 0 when not part of it.
+    pub primary_key: i32,
+}
+
+/// Column types as far as payloads care: what a sample value looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Integer,
+    Real,
+    Boolean,
+    Text,
+    Timestamp,
+    Json,
+    Blob,
+}
+
+impl ColumnKind {
+    /// Maps a declared SQL type (either backend's spelling) to its kind.
+    pub fn from_declared(declared: &str) -> ColumnKind {
+        let t = declared.to_ascii_lowercase();
+        if t.starts_with("json") {
+            ColumnKind::Json
+        } else if t.contains("bool") {
+            ColumnKind::Boolean
+        } else if t.contains("int") || t == "serial" || t == "bigserial" || t == "smallserial" {
+            ColumnKind::Integer
+        } else if t.contains("real")
+            || t.contains("floa")
+            || t.contains("doub")
+            || t.contains("numeric")
+            || t.contains("decimal")
+        {
+            ColumnKind::Real
+        } else if t.contains("time") || t.contains("date") {
+            ColumnKind::Timestamp
+        } else if t.contains("blob") || t == "bytea" {
+            ColumnKind::Blob
+        } else {
+            ColumnKind::Text
+        }
+    }
+}
+
+/// Quotes an SQL identifier; works for both backends.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal; works for both backends (PostgreSQL runs with
+/// standard_conforming_strings on).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The primary-key columns of a table, in key order.
+pub fn primary_key(columns: &[Column]) -> Vec<&Column> {
+    let mut keys: Vec<&Column> = columns.iter().filter(|c| c.primary_key > 0).collect();
+    keys.sort_by_key(|c| c.primary_key);
+    keys
+}
+
+pub(crate) fn connection_error(
+    backend: &str,
+    target: &str,
+    error: impl std::fmt::Display,
+) -> Error {
+    Error::environment(format!(
+        "cannot open the {backend} database at {}: {}; check DATABASE_URL and that the database is running",
+        redact_url(target),
+        one_line(&error.to_string())
+    ))
+}
+
+pub(crate) fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}

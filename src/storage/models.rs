@@ -1,0 +1,163 @@
+//! Rows of httphooks' tables as Rust values.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{httphooks_attempts, httphooks_callbacks, httphooks_hooks};
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = httphooks_hooks)]
+pub struct Hook {
+    pub id: i64,
+    pub name: String,
+    pub table_name: Option<String>,
+    /// Stored as ",insert,update,"; see [`Hook::event_list`].
+    pub events: String,
+    pub target_url: String,
+    pub http_method: String,
+    /// A JSON object of header names to values (values may hold `${VAR}`).
+    pub headers: String,
+    pub content_type: String,
+    pub payload_template: Option<String>,
+    pub enabled: bool,
+    /// A JSON array of column names.
+    pub when_changed: Option<String>,
+    pub timeout_ms: i32,
+    pub max_attempts: i32,
+    pub auth: Option<String>,
+    pub signing_secret_env: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Hook {
+    pub fn event_list(&self) -> Vec<String> {
+        split_events(&self.events)
+    }
+
+    pub fn when_changed_list(&self) -> Vec<String> {
+        self.when_changed
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Joins event names in the stored form, ",a,b,", that triggers search.
+pub fn join_events(events: &[String]) -> String {
+    format!(",{},", events.join(","))
+}
+
+pub fn split_events(stored: &str) -> Vec<String> {
+    stored
+        .split(',')
+        .filter(|event| !event.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The columns a hook definition sets; used both to insert and to update.
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = httphooks_hooks, treat_none_as_null = true)]
+pub struct HookFields {
+    pub name: String,
+    pub table_name: Option<String>,
+    pub events: String,
+    pub target_url: String,
+    pub http_method: String,
+    pub headers: String,
+    pub content_type: String,
+    pub payload_template: Option<String>,
+    pub enabled: bool,
+    pub when_changed: Option<String>,
+    pub timeout_ms: i32,
+    pub max_attempts: i32,
+    pub auth: Option<String>,
+    pub signing_secret_env: Option<String>,
+}
+
+impl From<&Hook> for HookFields {
+    fn from(hook: &Hook) -> Self {
+        HookFields {
+            name: hook.name.clone(),
+            table_name: hook.table_name.clone(),
+            events: hook.events.clone(),
+            target_url: hook.target_url.clone(),
+            http_method: hook.http_method.clone(),
+            headers: hook.headers.clone(),
+            content_type: hook.content_type.clone(),
+            payload_template: hook.payload_template.clone(),
+            enabled: hook.enabled,
+            when_changed: hook.when_changed.clone(),
+            timeout_ms: hook.timeout_ms,
+            max_attempts: hook.max_attempts,
+            auth: hook.auth.clone(),
+            signing_secret_env: hook.signing_secret_env.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+#[diesel(table_name = httphooks_callbacks)]
+pub struct Callback {
+    pub id: i64,
+    pub hook_id: Option<i64>,
+    pub hook_name: String,
+    pub event_type: String,
+    pub table_name: Option<String>,
+    pub object_id: Option<String>,
+    pub url: String,
+    pub http_method: String,
+    pub headers: String,
+    pub content_type: String,
+    pub payload_template: Option<String>,
+    pub payload: Option<String>,
+    /// `{"instance": row, "old": row}` for row events, `{"data": …}` for custom ones.
+    pub event_data: String,
+    pub status: String,
+    pub status_details: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub timeout_ms: i32,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub claim_token: Option<String>,
+}
+
+impl Callback {
+    /// The Standard Webhooks `webhook-id`: the same across retries, never reused
+    /// (ids come from a sequence that does not go back).
+    pub fn webhook_id(&self) -> String {
+        format!("msg_{}", self.id)
+    }
+}
+
+pub mod status {
+    pub const WAITING: &str = "waiting";
+    pub const SENT: &str = "sent";
+    pub const ERROR: &str = "error";
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = httphooks_attempts)]
+pub struct Attempt {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub callback_id: i64,
+    pub attempt: i32,
+    pub started_at: NaiveDateTime,
+    pub elapsed_ms: i64,
+    pub request_method: String,
+    pub request_url: String,
+    /// A JSON array of [name, value] pairs, secrets redacted.
+    pub request_headers: String,
+    pub request_body: String,
+    pub response_status_code: Option<i32>,
+    pub response_reason: Option<String>,
+    pub response_headers: Option<String>,
+    pub response_body: Option<String>,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+}

@@ -1,0 +1,109 @@
+//! PostgreSQL: connection, table introspection, the generic capture trigger, and
+//! claims with FOR UPDATE SKIP LOCKED so that runs on several hosts share the work.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+use diesel::PgConnection;
+
+use super::callbacks::{ClaimFilter, Claimed};
+use super::{connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind};
+use crate::error::Result;
+
+pub fn open(url: &str) -> Result<PgConnection> {
+    PgConnection::establish(url).map_err(|e| connection_error("PostgreSQL", url, e))
+}
+
+#[derive(QueryableByName)]
+struct TableInfo {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    declared: String,
+    #[diesel(sql_type = Integer)]
+    pk: i32,
+}
+
+pub fn table_columns(conn: &mut PgConnection, table: &str) -> Result<Option<Vec<Column>>> {
+    // Tables are looked up in the first schema of the search_path, where the
+    // trigger's TG_TABLE_NAME will match them.
+    let rows: Vec<TableInfo> = diesel::sql_query(
+        "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS declared, \
+                COALESCE((SELECT k.position FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position) \
+                          WHERE k.attnum = a.attnum), 0)::int AS pk \
+         FROM pg_class c \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+         LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+         WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
+           AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
+         ORDER BY a.attnum",
+    )
+    .bind::<Text, _>(table)
+    .load(conn)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.into_iter()
+            .map(|r| Column {
+                kind: ColumnKind::from_declared(&r.declared),
+                name: r.name,
+                primary_key: r.pk,
+            })
+            .collect(),
+    ))
+}
+
+pub fn install_triggers(conn: &mut PgConnection, table: &str, columns: &[Column]) -> Result<()> {
+    let keys: Vec<&str> = primary_key(columns)
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let keys_json = serde_json::to_string(&keys).expect("a list of strings serializes");
+    let table = quote_ident(table);
+    conn.batch_execute(&format!(
+        "DROP TRIGGER IF EXISTS httphooks_capture ON {table}; \
+         CREATE TRIGGER httphooks_capture AFTER INSERT OR UPDATE OR DELETE ON {table} \
+         FOR EACH ROW EXECUTE FUNCTION httphooks_capture({});",
+        quote_literal(&keys_json)
+    ))?;
+    Ok(())
+}
+
+pub fn drop_triggers(conn: &mut PgConnection, table: &str) -> Result<()> {
+    conn.batch_execute(&format!(
+        "DROP TRIGGER IF EXISTS httphooks_capture ON {}",
+        quote_ident(table)
+    ))?;
+    Ok(())
+}
+
+/// A CTE that locks the due rows (skipping those another run holds) and then updates
+/// them: unlike `IN (SELECT … FOR UPDATE SKIP LOCKED)`, it never claims more than the
+/// limit whatever plan PostgreSQL picks.
+pub fn claim(
+    conn: &mut PgConnection,
+    filter: &ClaimFilter,
+    limit: i64,
+    token: &str,
+) -> Result<Vec<Claimed>> {
+    let now = now();
+    let mut claimed: Vec<Claimed> = diesel::sql_query(format!(
+        "WITH due AS ( \
+           SELECT id, claim_token AS previous_token FROM httphooks_callbacks \
+           WHERE status = 'waiting' AND {} AND (claimed_until IS NULL OR claimed_until < $2) \
+           ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         UPDATE httphooks_callbacks c \
+         SET claimed_until = $2 + (c.timeout_ms * 3 + 30000) * interval '1 millisecond', claim_token = $4 \
+         FROM due WHERE c.id = due.id \
+         RETURNING c.*, due.previous_token",
+        filter.sql_condition("$1")
+    ))
+    .bind::<Timestamp, _>(filter.due_before(now))
+    .bind::<Timestamp, _>(now)
+    .bind::<BigInt, _>(limit)
+    .bind::<Text, _>(token)
+    .load(conn)?;
+    claimed.sort_by_key(|c| (c.callback.next_attempt_at, c.callback.id));
+    Ok(claimed)
+}

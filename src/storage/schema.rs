@@ -1,0 +1,80 @@
+// One schema for both backends: only types that SQLite and PostgreSQL share.
+// Written by hand to match migrations/{sqlite,postgres}.
+
+diesel::table! {
+    httphooks_hooks (id) {
+        id -> BigInt,
+        name -> Text,
+        table_name -> Nullable<Text>,
+        events -> Text,
+        target_url -> Text,
+        http_method -> Text,
+        headers -> Text,
+        content_type -> Text,
+        payload_template -> Nullable<Text>,
+        enabled -> Bool,
+        when_changed -> Nullable<Text>,
+        timeout_ms -> Integer,
+        max_attempts -> Integer,
+        auth -> Nullable<Text>,
+        signing_secret_env -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    httphooks_callbacks (id) {
+        id -> BigInt,
+        hook_id -> Nullable<BigInt>,
+        hook_name -> Text,
+        event_type -> Text,
+        table_name -> Nullable<Text>,
+        object_id -> Nullable<Text>,
+        url -> Text,
+        http_method -> Text,
+        headers -> Text,
+        content_type -> Text,
+        payload_template -> Nullable<Text>,
+        payload -> Nullable<Text>,
+        event_data -> Text,
+        status -> Text,
+        status_details -> Text,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        timeout_ms -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        claim_token -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    httphooks_attempts (id) {
+        id -> BigInt,
+        callback_id -> BigInt,
+        attempt -> Integer,
+        started_at -> Timestamp,
+        elapsed_ms -> BigInt,
+        request_method -> Text,
+        request_url -> Text,
+        request_headers -> Text,
+        request_body -> Text,
+        response_status_code -> Nullable<Integer>,
+        response_reason -> Nullable<Text>,
+        response_headers -> Nullable<Text>,
+        response_body -> Nullable<Text>,
+        error_kind -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(httphooks_callbacks -> httphooks_hooks (hook_id));
+diesel::joinable!(httphooks_attempts -> httphooks_callbacks (callback_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    httphooks_hooks,
+    httphooks_callbacks,
+    httphooks_attempts
+);

@@ -1,0 +1,242 @@
+//! SQLite: connection settings, table introspection, per-table triggers, claims.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+use diesel::SqliteConnection;
+
+use super::callbacks::{ClaimFilter, Claimed};
+use super::{connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind};
+use crate::error::Result;
+
+/// SQLite limits a function call to 127 arguments; a row is built from objects of at
+/// most this many columns, merged with json_patch.
+const COLUMNS_PER_JSON_OBJECT: usize = 60;
+
+pub fn open(path: &str) -> Result<SqliteConnection> {
+    let mut conn =
+        SqliteConnection::establish(path).map_err(|e| connection_error("SQLite", path, e))?;
+    // WAL lets `send_callbacks` read and write while the application writes; the busy
+    // timeout makes concurrent writers wait instead of failing.
+    conn.batch_execute(
+        "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;",
+    )
+    .map_err(|e| connection_error("SQLite", path, e))?;
+    Ok(conn)
+}
+
+#[derive(QueryableByName)]
+struct TableInfo {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    declared: String,
+    #[diesel(sql_type = Integer)]
+    pk: i32,
+}
+
+pub fn table_columns(conn: &mut SqliteConnection, table: &str) -> Result<Option<Vec<Column>>> {
+    let rows: Vec<TableInfo> = diesel::sql_query(
+        "SELECT p.name AS name, p.type AS declared, p.pk AS pk \
+         FROM sqlite_master m, pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name = ? ORDER BY p.cid",
+    )
+    .bind::<Text, _>(table)
+    .load(conn)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.into_iter()
+            .map(|r| Column {
+                kind: ColumnKind::from_declared(&r.declared),
+                name: r.name,
+                primary_key: r.pk,
+            })
+            .collect(),
+    ))
+}
+
+fn trigger_name(table: &str, event: &str) -> String {
+    quote_ident(&format!("httphooks_{table}_{event}"))
+}
+
+/// A JSON value for one column of `row` (NEW or OLD) that never makes json_object
+/// fail: blobs become hex, JSON text is embedded as JSON, booleans as true/false.
+fn column_value(row: &str, column: &Column) -> String {
+    let c = format!("{row}.{}", quote_ident(&column.name));
+    match column.kind {
+        ColumnKind::Json => format!("CASE WHEN json_valid({c}) THEN json({c}) ELSE {c} END"),
+        ColumnKind::Boolean => {
+            format!("CASE {c} WHEN 1 THEN json('true') WHEN 0 THEN json('false') ELSE {c} END")
+        }
+        ColumnKind::Blob => format!("hex({c})"),
+        _ => format!("CASE typeof({c}) WHEN 'blob' THEN hex({c}) ELSE {c} END"),
+    }
+}
+
+fn row_json(row: &str, columns: &[Column]) -> String {
+    let objects: Vec<String> = columns
+        .chunks(COLUMNS_PER_JSON_OBJECT)
+        .map(|chunk| {
+            let pairs: Vec<String> = chunk
+                .iter()
+                .map(|c| format!("{}, {}", quote_literal(&c.name), column_value(row, c)))
+                .collect();
+            format!("json_object({})", pairs.join(", "))
+        })
+        .collect();
+    objects
+        .into_iter()
+        .reduce(|merged, next| format!("json_patch({merged}, {next})"))
+        .unwrap_or_else(|| "json_object()".to_owned())
+}
+
+fn object_id(row: &str, columns: &[Column]) -> String {
+    let keys = primary_key(columns);
+    match keys.as_slice() {
+        [] => format!("CAST({row}.rowid AS TEXT)"),
+        [key] => format!("CAST({row}.{} AS TEXT)", quote_ident(&key.name)),
+        keys => {
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{row}.{}", quote_ident(&k.name)))
+                .collect();
+            format!("json_array({})", parts.join(", "))
+        }
+    }
+}
+
+fn trigger_sql(table: &str, columns: &[Column], event: &str) -> String {
+    let (row, event_data) = match event {
+        "insert" => (
+            "NEW",
+            format!(
+                "json_object('instance', {}, 'old', NULL)",
+                row_json("NEW", columns)
+            ),
+        ),
+        "update" => (
+            "NEW",
+            format!(
+                "json_object('instance', {}, 'old', {})",
+                row_json("NEW", columns),
+                row_json("OLD", columns)
+            ),
+        ),
+        _ => {
+            let old = row_json("OLD", columns);
+            (
+                "OLD",
+                format!("json_object('instance', {old}, 'old', {old})"),
+            )
+        }
+    };
+    let when_changed = if event == "update" {
+        let tests: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let q = quote_ident(&c.name);
+                format!(
+                    "(w.value = {} AND OLD.{q} IS NOT NEW.{q})",
+                    quote_literal(&c.name)
+                )
+            })
+            .collect();
+        format!(
+            " AND (h.when_changed IS NULL OR EXISTS (SELECT 1 FROM json_each(h.when_changed) w WHERE {}))",
+            if tests.is_empty() { "0".to_owned() } else { tests.join(" OR ") }
+        )
+    } else {
+        String::new()
+    };
+    let table_literal = quote_literal(table);
+    format!(
+        "CREATE TRIGGER {name} AFTER {op} ON {table_ident} FOR EACH ROW BEGIN \
+         INSERT INTO httphooks_callbacks (hook_id, hook_name, event_type, table_name, object_id, \
+         url, http_method, headers, content_type, payload_template, event_data, max_attempts, timeout_ms) \
+         SELECT h.id, h.name, '{event}', {table_literal}, {object_id}, h.target_url, h.http_method, \
+         h.headers, h.content_type, h.payload_template, {event_data}, h.max_attempts, h.timeout_ms \
+         FROM httphooks_hooks h WHERE h.table_name = {table_literal} AND h.enabled \
+         AND instr(h.events, ',{event},') > 0{when_changed}; END;",
+        name = trigger_name(table, event),
+        op = event.to_ascii_uppercase(),
+        table_ident = quote_ident(table),
+        object_id = object_id(row, columns),
+    )
+}
+
+pub fn install_triggers(
+    conn: &mut SqliteConnection,
+    table: &str,
+    columns: &[Column],
+) -> Result<()> {
+    drop_triggers(conn, table)?;
+    for event in ["insert", "update", "delete"] {
+        conn.batch_execute(&trigger_sql(table, columns, event))?;
+    }
+    Ok(())
+}
+
+pub fn drop_triggers(conn: &mut SqliteConnection, table: &str) -> Result<()> {
+    for event in ["insert", "update", "delete"] {
+        conn.batch_execute(&format!(
+            "DROP TRIGGER IF EXISTS {}",
+            trigger_name(table, event)
+        ))?;
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct DueRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    claim_token: Option<String>,
+}
+
+/// SQLite has one writer at a time: selecting and then updating inside an immediate
+/// transaction is atomic against other `send_callbacks` runs.
+pub fn claim(
+    conn: &mut SqliteConnection,
+    filter: &ClaimFilter,
+    limit: i64,
+    token: &str,
+) -> Result<Vec<Claimed>> {
+    let now = now();
+    let due_before = filter.due_before(now);
+    conn.immediate_transaction(|conn| {
+        let due: Vec<DueRow> = diesel::sql_query(format!(
+            "SELECT id, claim_token FROM httphooks_callbacks \
+             WHERE status = 'waiting' AND {} AND (claimed_until IS NULL OR claimed_until < ?) \
+             ORDER BY next_attempt_at, id LIMIT ?",
+            filter.sql_condition("?")
+        ))
+        .bind::<Timestamp, _>(due_before)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = due.iter().map(|d| d.id.to_string()).collect();
+        let mut callbacks: Vec<super::models::Callback> = diesel::sql_query(format!(
+            "UPDATE httphooks_callbacks SET claim_token = ?, \
+             claimed_until = strftime('%Y-%m-%d %H:%M:%f', ?, '+' || (timeout_ms * 3 / 1000 + 30) || ' seconds') \
+             WHERE id IN ({}) RETURNING *",
+            ids.join(",")
+        ))
+        .bind::<Text, _>(token)
+        .bind::<Timestamp, _>(now)
+        .load(conn)?;
+        callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
+        Ok(callbacks
+            .into_iter()
+            .map(|callback| {
+                let previous_token = due.iter().find(|d| d.id == callback.id).and_then(|d| d.claim_token.clone());
+                Claimed { callback, previous_token }
+            })
+            .collect())
+    })
+}

@@ -1,0 +1,249 @@
+//! Shared test support: a database per test on each backend, the binary as a user runs
+//! it, and a real HTTP server.
+#![allow(dead_code)]
+
+pub mod server;
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+
+/// The variable that names the PostgreSQL database the tests may use.
+pub const POSTGRES_URL_VAR: &str = "HTTPHOOKS_TEST_POSTGRES_URL";
+
+pub enum Kind {
+    Sqlite,
+    Postgres { base_url: String, schema: String },
+}
+
+/// A fresh database for one test: a SQLite file in a temporary directory, or a
+/// PostgreSQL schema of its own (dropped afterwards).
+pub struct TestDb {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub kind: Kind,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("app.sqlite3").display());
+        TestDb {
+            dir,
+            url,
+            kind: Kind::Sqlite,
+        }
+    }
+
+    /// None (after saying so loudly) when PostgreSQL is not configured; under CI=true a
+    /// missing PostgreSQL fails the test instead.
+    pub fn postgres() -> Option<TestDb> {
+        let Ok(base_url) = std::env::var(POSTGRES_URL_VAR) else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{POSTGRES_URL_VAR} is not set, and CI=true: the PostgreSQL tests must run in CI");
+            }
+            eprintln!("SKIPPED: PostgreSQL test, because {POSTGRES_URL_VAR} is not set (see README: Tests)");
+            return None;
+        };
+        let schema = format!("t_{:016x}", rand_u64());
+        let mut conn = PgConnection::establish(&base_url).unwrap_or_else(|e| {
+            panic!("{POSTGRES_URL_VAR} is set but PostgreSQL cannot be reached: {e}")
+        });
+        conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        let separator = if base_url.contains('?') { '&' } else { '?' };
+        let url = format!("{base_url}{separator}options=-csearch_path%3D{schema}");
+        Some(TestDb {
+            dir: tempfile::tempdir().unwrap(),
+            url,
+            kind: Kind::Postgres { base_url, schema },
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.kind, Kind::Postgres { .. })
+    }
+
+    /// The binary, run in this test's directory against this database.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("httphooks").unwrap();
+        cmd.current_dir(self.dir.path())
+            .env("DATABASE_URL", &self.url)
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs the binary with these arguments and expects success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.cmd().args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "httphooks {args:?} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs the binary and returns (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let output = self.cmd().args(args).output().unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    pub fn migrated(self) -> TestDb {
+        self.ok(&["migrate"]);
+        self
+    }
+
+    /// A separate connection, as any other client of the application's database.
+    pub fn connect(&self) -> Client {
+        match &self.kind {
+            Kind::Sqlite => Client::Sqlite(
+                SqliteConnection::establish(self.url.trim_start_matches("sqlite://")).unwrap(),
+            ),
+            Kind::Postgres { .. } => Client::Postgres(PgConnection::establish(&self.url).unwrap()),
+        }
+    }
+
+    pub fn sql(&self, sql: &str) {
+        self.connect().sql(sql);
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.connect().count(sql)
+    }
+
+    pub fn text(&self, sql: &str) -> Option<String> {
+        self.connect().text(sql)
+    }
+
+    /// A column type for JSON documents on this backend.
+    pub fn json_type(&self) -> &'static str {
+        if self.is_postgres() {
+            "JSONB"
+        } else {
+            "JSON"
+        }
+    }
+
+    pub fn id_column(&self) -> &'static str {
+        if self.is_postgres() {
+            "id SERIAL PRIMARY KEY"
+        } else {
+            "id INTEGER PRIMARY KEY"
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Kind::Postgres { base_url, schema } = &self.kind {
+            if let Ok(mut conn) = PgConnection::establish(base_url) {
+                let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+pub enum Client {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct TextValue {
+    #[diesel(sql_type = Nullable<Text>)]
+    v: Option<String>,
+}
+
+impl Client {
+    pub fn sql(&mut self, sql: &str) {
+        let result = match self {
+            Client::Sqlite(c) => c.batch_execute(sql),
+            Client::Postgres(c) => c.batch_execute(sql),
+        };
+        result.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// `sql` must select one integer as `n`.
+    pub fn count(&mut self, sql: &str) -> i64 {
+        let query = diesel::sql_query(sql);
+        let row: Count = match self {
+            Client::Sqlite(c) => query.get_result(c),
+            Client::Postgres(c) => query.get_result(c),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        row.n
+    }
+
+    /// `sql` must select one text as `v`.
+    pub fn text(&mut self, sql: &str) -> Option<String> {
+        let query = diesel::sql_query(sql);
+        let row: TextValue = match self {
+            Client::Sqlite(c) => query.get_result(c),
+            Client::Postgres(c) => query.get_result(c),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        row.v
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    hasher.finish()
+}
+
+/// Runs a test body once on SQLite and once on PostgreSQL:
+/// `on_both_backends!(name, |db: TestDb| { … });`
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn sqlite() {
+                let body: fn(TestDb) = $body;
+                body(TestDb::sqlite());
+            }
+            #[test]
+            fn postgres() {
+                let body: fn(TestDb) = $body;
+                if let Some(db) = TestDb::postgres() {
+                    body(db);
+                }
+            }
+        }
+    };
+}
+
+/// Parses the JSON a command printed.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}

@@ -1,0 +1,377 @@
+//! Hooks and the triggers they install, end to end through the binary, on both backends.
+
+mod common;
+
+use common::{json, TestDb};
+
+const URL: &str = "http://127.0.0.1:9/hook";
+
+fn orders(db: &TestDb) {
+    db.sql(&format!(
+        "CREATE TABLE \"order\" ({}, \"customer name\" TEXT, total INTEGER, profile {}, paid BOOLEAN)",
+        db.id_column(),
+        db.json_type()
+    ));
+}
+
+fn callbacks(db: &TestDb) -> i64 {
+    db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks")
+}
+
+on_both_backends!(
+    row_changes_by_any_client_make_one_callback_per_enabled_hook,
+    |db| {
+        let db = db.migrated();
+        orders(&db);
+        db.ok(&[
+            "hooks",
+            "add",
+            "all",
+            "--table",
+            "order",
+            "--events",
+            "insert,update,delete",
+            "--url",
+            URL,
+        ]);
+        db.ok(&[
+            "hooks", "add", "inserts", "--table", "order", "--events", "insert", "--url", URL,
+        ]);
+        db.ok(&[
+            "hooks",
+            "add",
+            "off",
+            "--table",
+            "order",
+            "--events",
+            "insert",
+            "--url",
+            URL,
+            "--disabled",
+        ]);
+
+        // A multi-row insert, a multi-row update and a delete, as raw SQL from another client.
+        db.sql("INSERT INTO \"order\" (\"customer name\", total, paid) VALUES ('Ann', 10, false), ('Bob', 20, false)");
+        assert_eq!(callbacks(&db), 4, "2 rows × 2 enabled insert hooks");
+        db.sql("UPDATE \"order\" SET total = total + 1");
+        assert_eq!(callbacks(&db), 6, "2 rows × 1 update hook");
+        db.sql("DELETE FROM \"order\" WHERE \"customer name\" = 'Bob'");
+        assert_eq!(callbacks(&db), 7);
+        let events = db.text(
+        "SELECT event_type || ':' || object_id || ':' || hook_name AS v FROM httphooks_callbacks ORDER BY id DESC LIMIT 1",
+    );
+        assert_eq!(events.as_deref(), Some("delete:2:all"));
+
+        // A rolled-back change leaves nothing.
+        db.sql(
+            "BEGIN; INSERT INTO \"order\" (\"customer name\", total) VALUES ('Cy', 1); ROLLBACK;",
+        );
+        assert_eq!(callbacks(&db), 7);
+
+        // Enabling and disabling take effect at once, with no reload.
+        db.ok(&["hooks", "enable", "off"]);
+        db.ok(&["hooks", "disable", "all"]);
+        db.sql("INSERT INTO \"order\" (\"customer name\", total) VALUES ('Di', 1)");
+        let hooks: Vec<String> = (0..2)
+        .map(|offset| {
+            db.text(&format!("SELECT hook_name AS v FROM httphooks_callbacks ORDER BY id DESC LIMIT 1 OFFSET {offset}"))
+                .unwrap()
+        })
+        .collect();
+        assert_eq!(callbacks(&db), 9);
+        assert!(
+            hooks.contains(&"off".to_owned()) && hooks.contains(&"inserts".to_owned()),
+            "{hooks:?}"
+        );
+    }
+);
+
+on_both_backends!(the_row_is_captured_with_old_values_and_json_columns, |db| {
+    let db = db.migrated();
+    orders(&db);
+    db.ok(&[
+        "hooks", "add", "h", "--table", "order", "--events", "update", "--url", URL,
+    ]);
+    db.sql("INSERT INTO \"order\" (\"customer name\", total, profile, paid) VALUES ('Ann', 10, '{\"city\": \"Zürich\"}', true)");
+    db.sql("UPDATE \"order\" SET total = 11");
+    let data = json(
+        &db.text("SELECT event_data AS v FROM httphooks_callbacks")
+            .unwrap(),
+    );
+    assert_eq!(data["instance"]["total"], 11);
+    assert_eq!(data["old"]["total"], 10);
+    assert_eq!(data["instance"]["customer name"], "Ann");
+    assert_eq!(data["instance"]["profile"]["city"], "Zürich");
+    assert_eq!(data["instance"]["paid"], true);
+});
+
+on_both_backends!(when_changed_filters_updates, |db| {
+    let db = db.migrated();
+    orders(&db);
+    db.ok(&[
+        "hooks",
+        "add",
+        "h",
+        "--table",
+        "order",
+        "--events",
+        "update",
+        "--url",
+        URL,
+        "--when-changed",
+        "total",
+    ]);
+    db.sql("INSERT INTO \"order\" (\"customer name\", total) VALUES ('Ann', 10)");
+    db.sql("UPDATE \"order\" SET \"customer name\" = 'Anne'");
+    assert_eq!(callbacks(&db), 0, "total did not change");
+    db.sql("UPDATE \"order\" SET total = 12");
+    assert_eq!(callbacks(&db), 1);
+    db.sql("UPDATE \"order\" SET total = NULL");
+    assert_eq!(callbacks(&db), 2, "a change to NULL is a change");
+    db.ok(&["hooks", "edit", "h", "--no-when-changed"]);
+    db.sql("UPDATE \"order\" SET \"customer name\" = 'Ann'");
+    assert_eq!(callbacks(&db), 3);
+});
+
+on_both_backends!(
+    removing_the_last_hook_drops_the_triggers_and_sync_follows_new_columns,
+    |db| {
+        let db = db.migrated();
+        db.sql(&format!(
+            "CREATE TABLE \"My Table\" ({}, name TEXT)",
+            db.id_column()
+        ));
+        db.ok(&[
+            "hooks", "add", "a", "--table", "My Table", "--events", "insert", "--url", URL,
+        ]);
+        db.ok(&[
+            "hooks", "add", "b", "--table", "My Table", "--events", "insert", "--url", URL,
+        ]);
+        db.sql("INSERT INTO \"My Table\" (name) VALUES ('x')");
+        assert_eq!(callbacks(&db), 2);
+
+        db.sql("ALTER TABLE \"My Table\" ADD COLUMN added TEXT");
+        db.ok(&["hooks", "sync"]);
+        db.sql("INSERT INTO \"My Table\" (name, added) VALUES ('y', 'new')");
+        let data = json(
+            &db.text("SELECT event_data AS v FROM httphooks_callbacks ORDER BY id DESC LIMIT 1")
+                .unwrap(),
+        );
+        assert_eq!(data["instance"]["added"], "new");
+
+        // Waiting callbacks protect a hook from removal unless forced.
+        let (code, _, err) = db.run(&["hooks", "remove", "a"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--force"), "{err}");
+        db.ok(&["hooks", "remove", "a", "--force"]);
+        db.sql("INSERT INTO \"My Table\" (name) VALUES ('z')");
+        assert_eq!(callbacks(&db), 5, "b still fires");
+        db.ok(&["hooks", "remove", "b", "--force"]);
+        db.sql("INSERT INTO \"My Table\" (name) VALUES ('w')");
+        assert_eq!(callbacks(&db), 5, "no hook left: no trigger");
+        let cancelled =
+            db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE status = 'error'");
+        assert_eq!(
+            cancelled, 5,
+            "forced removal cancels waiting callbacks and keeps their history"
+        );
+    }
+);
+
+on_both_backends!(invalid_definitions_exit_2_and_write_nothing, |db| {
+    let db = db.migrated();
+    orders(&db);
+    let base = ["hooks", "add", "bad", "--table", "order"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--url", "not a url"], "not a valid URL"),
+        (vec!["--url", "ftp://example.com/x"], "http(s)"),
+        (vec!["--method", "BREW"], "not a supported method"),
+        (vec!["--header", "Bad Name: x"], "not a valid header name"),
+        (
+            vec!["--header", "{\"X\": \"a\\r\\nInjected: 1\"}"],
+            "line break",
+        ),
+        (
+            vec!["--content-type", "image/png"],
+            "not a supported content type",
+        ),
+        (
+            vec!["--template", "{\"total\": {{ instance.totl }}}"],
+            "does not exist",
+        ),
+        (
+            vec![
+                "--template",
+                "{\"name\": {{ instance[\"customer name\"] }}}",
+            ],
+            "not valid JSON",
+        ),
+        (vec!["--template", "{{ instance.id "], "syntax error"),
+        (
+            vec![
+                "--content-type",
+                "application/xml",
+                "--template",
+                "<a>{{ instance.id }}</b>",
+            ],
+            "not well-formed XML",
+        ),
+        (
+            vec!["--events", "update", "--when-changed", "nope"],
+            "not a column",
+        ),
+        (
+            vec!["--events", "insert,frobnicate"],
+            "a table hook takes only",
+        ),
+        (vec!["--timeout", "10m"], "--timeout"),
+        (vec!["--max-attempts", "0"], "--max-attempts"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = base.to_vec();
+        args.extend(extra.iter());
+        for (flag, default) in [("--url", URL), ("--events", "insert")] {
+            if !extra.contains(&flag) {
+                args.extend([flag, default]);
+            }
+        }
+        let (code, out, err) = db.run(&args);
+        assert_eq!(code, 2, "{extra:?}: {out}{err}");
+        assert!(
+            err.contains(expected),
+            "{extra:?}: expected {expected:?} in {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "one sentence: {err}");
+    }
+    let (code, _, err) = db.run(&[
+        "hooks", "add", "bad", "--table", "nope", "--events", "insert", "--url", URL,
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no table \"nope\""), "{err}");
+    let (code, _, _) = db.run(&["hooks", "add", "bad", "--events", "insert", "--url", URL]);
+    assert_eq!(code, 2, "row events need a table");
+
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_hooks"),
+        0,
+        "nothing was written"
+    );
+    db.sql("INSERT INTO \"order\" (total) VALUES (1)");
+    assert_eq!(callbacks(&db), 0, "no trigger was installed");
+});
+
+on_both_backends!(hooks_list_show_and_edit_round_trip, |db| {
+    let db = db.migrated();
+    orders(&db);
+    db.ok(&[
+        "hooks",
+        "add",
+        "full",
+        "--table",
+        "order",
+        "--events",
+        "insert,update",
+        "--url",
+        URL,
+        "--method",
+        "put",
+        "--header",
+        "X-Api-Key: ${ORDERS_KEY}",
+        "--header",
+        "X-Plain: yes",
+        "--content-type",
+        "application/x-www-form-urlencoded",
+        "--template",
+        "{\"total\": {{ instance.total }}}",
+        "--when-changed",
+        "total",
+        "--timeout",
+        "2s",
+        "--max-attempts",
+        "3",
+    ]);
+    let shown = json(&db.ok(&["hooks", "show", "full", "--format", "json"]));
+    assert_eq!(shown["name"], "full");
+    assert_eq!(shown["table_name"], "order");
+    assert_eq!(shown["events"], serde_json::json!(["insert", "update"]));
+    assert_eq!(shown["http_method"], "PUT");
+    assert_eq!(
+        shown["headers"]["X-Api-Key"], "${ORDERS_KEY}",
+        "the reference is stored, never a secret"
+    );
+    assert_eq!(shown["when_changed"], serde_json::json!(["total"]));
+    assert_eq!(shown["timeout"], "2s");
+    assert_eq!(shown["max_attempts"], 3);
+    assert_eq!(shown["enabled"], true);
+
+    db.ok(&[
+        "hooks",
+        "edit",
+        "full",
+        "--url",
+        "http://127.0.0.1:9/other",
+        "--rename",
+        "renamed",
+        "--no-template",
+    ]);
+    let listed = json(&db.ok(&["hooks", "list", "--format", "json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["name"], "renamed");
+    assert_eq!(listed[0]["target_url"], "http://127.0.0.1:9/other");
+    assert_eq!(listed[0]["payload_template"], serde_json::Value::Null);
+    let table = db.ok(&["hooks", "list"]);
+    assert!(
+        table.contains("renamed") && table.contains("ENABLED"),
+        "{table}"
+    );
+
+    // A failed edit changes nothing.
+    let (code, _, _) = db.run(&["hooks", "edit", "renamed", "--url", "nope"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        json(&db.ok(&["hooks", "show", "renamed", "--format", "json"]))["target_url"],
+        "http://127.0.0.1:9/other"
+    );
+    let (code, _, err) = db.run(&["hooks", "show", "missing"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("hooks list"), "{err}");
+});
+
+on_both_backends!(nothing_in_a_hook_definition_reaches_sql, |db| {
+    let db = db.migrated();
+    orders(&db);
+    let name = "it's'; DROP TABLE \"order\"; --";
+    db.ok(&[
+        "hooks",
+        "add",
+        name,
+        "--table",
+        "order",
+        "--events",
+        "insert",
+        "--url",
+        "http://127.0.0.1:9/x?q=1'--",
+        "--template",
+        "{\"q\": \"'); DROP TABLE httphooks_hooks; --{{ instance.id }}\"}",
+    ]);
+    db.sql("INSERT INTO \"order\" (total) VALUES (1)");
+    assert_eq!(
+        db.text("SELECT hook_name AS v FROM httphooks_callbacks")
+            .as_deref(),
+        Some(name)
+    );
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM \"order\""), 1);
+    let (code, _, _) = db.run(&[
+        "hooks",
+        "add",
+        "x",
+        "--table",
+        "order\"; DROP TABLE \"order",
+        "--events",
+        "insert",
+        "--url",
+        URL,
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM \"order\""), 1);
+});
