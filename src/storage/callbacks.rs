@@ -43,7 +43,11 @@ impl ClaimFilter {
         if self.callback_ids.is_empty() {
             now
         } else {
-            NaiveDateTime::MAX
+            // Not NaiveDateTime::MAX: SQLite compares timestamps as text, and its
+            // "+262142-…" sorts before every real date.
+            chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .expect("a valid date")
         }
     }
 }

@@ -1,0 +1,582 @@
+//! send_callbacks end to end: a real HTTP server on 127.0.0.1 as the receiver, on both
+//! backends.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::server::{Reply, Server};
+use common::{json, TestDb};
+
+fn items(db: &TestDb) {
+    db.sql(&format!(
+        "CREATE TABLE items ({}, name TEXT, qty INTEGER, meta {})",
+        db.id_column(),
+        db.json_type()
+    ));
+}
+
+fn callback(db: &TestDb, id: i64) -> serde_json::Value {
+    json(&db.ok(&["callbacks", "show", &id.to_string(), "--format", "json"]))
+}
+
+on_both_backends!(a_delivered_callback_records_what_went_on_the_wire, |db| {
+    let db = db.migrated();
+    items(&db);
+    let server = Server::answering(200);
+    db.ok(&[
+        "hooks", "add", "items", "--table", "items", "--events", "insert", "--url", &server.url("/in"),
+        "--header", "X-Token: Bearer ${HTTPHOOKS_TEST_TOKEN}", "--header", "X-Plain: visible",
+        "--template", "{\"id\": {{ instance.id }}, \"name\": \"{{ instance.name }}\", \"event\": \"{{ event_type }}\"}",
+    ]);
+    db.sql("INSERT INTO items (name, qty) VALUES ('say \"hi\"\nnow ✓', 2)");
+    let out = db
+        .cmd()
+        .args(["send_callbacks"])
+        .env("HTTPHOOKS_TEST_TOKEN", "s3cr3t-value")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("claimed 1, sent 1, retried 0, failed 0"),
+        "{summary}"
+    );
+
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    let request = &got[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/in");
+    assert_eq!(
+        request.header("x-token"),
+        Some("Bearer s3cr3t-value"),
+        "resolved at send time"
+    );
+    assert_eq!(request.header("webhook-id"), Some("msg_1"));
+    assert!(
+        request
+            .header("user-agent")
+            .unwrap()
+            .starts_with("httphooks/"),
+        "{:?}",
+        request.header("user-agent")
+    );
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    let body = json(&request.body);
+    assert_eq!(
+        body,
+        serde_json::json!({"id": 1, "name": "say \"hi\"\nnow ✓", "event": "insert"})
+    );
+
+    let shown = callback(&db, 1);
+    assert_eq!(shown["status"], "sent");
+    assert_eq!(shown["status_details"], "200 OK");
+    assert_eq!(shown["attempts"], 1);
+    assert_eq!(
+        shown["payload"],
+        request.body.as_str(),
+        "the body is stored"
+    );
+    let attempt = &shown["attempts_log"][0];
+    assert_eq!(attempt["attempt"], 1);
+    assert_eq!(attempt["request"]["method"], "POST");
+    assert_eq!(attempt["request"]["body"], request.body.as_str());
+    assert_eq!(attempt["response"]["status_code"], 200);
+    assert_eq!(attempt["response"]["body"], "ok");
+    let headers = attempt["request"]["headers"].to_string();
+    assert!(
+        headers.contains("[redacted]") && headers.contains("visible") && headers.contains("msg_1"),
+        "{headers}"
+    );
+
+    // The secret is nowhere: not in the database, not in any output.
+    let stored = db.count(
+        "SELECT COUNT(*) AS n FROM httphooks_attempts WHERE request_headers LIKE '%s3cr3t%' OR request_body LIKE '%s3cr3t%'",
+    ) + db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE headers LIKE '%s3cr3t%'");
+    assert_eq!(stored, 0);
+    assert!(!shown.to_string().contains("s3cr3t"));
+    if !db.is_postgres() {
+        let file = std::fs::read(db.url.trim_start_matches("sqlite://")).unwrap();
+        let wal = std::fs::read(format!("{}-wal", db.url.trim_start_matches("sqlite://")))
+            .unwrap_or_default();
+        for bytes in [file, wal] {
+            assert!(
+                !bytes.windows(6).any(|w| w == b"s3cr3t"),
+                "the secret reached the SQLite file"
+            );
+        }
+    }
+});
+
+on_both_backends!(failures_retry_with_backoff_then_give_up, |db| {
+    let db = db.migrated();
+    items(&db);
+    let server = Server::answering(500);
+    db.ok(&[
+        "hooks",
+        "add",
+        "h",
+        "--table",
+        "items",
+        "--events",
+        "insert",
+        "--url",
+        &server.url("/"),
+        "--max-attempts",
+        "2",
+    ]);
+    db.sql("INSERT INTO items (name) VALUES ('a')");
+    let summary = db.ok(&["send_callbacks"]);
+    assert!(summary.contains("retried 1"), "{summary}");
+    let first = callback(&db, 1);
+    assert_eq!(first["status"], "waiting");
+    assert_eq!(first["attempts"], 1);
+    let details = first["status_details"].as_str().unwrap();
+    assert!(
+        details.starts_with("500 Internal Server Error (attempt 1/2, next in "),
+        "{details}"
+    );
+    let next =
+        chrono::DateTime::parse_from_rfc3339(first["next_attempt_at"].as_str().unwrap()).unwrap();
+    let wait = (next.to_utc() - chrono::Utc::now()).num_seconds();
+    assert!((5..=13).contains(&wait), "about 10 s ± 20 %: {wait}");
+
+    // Not due yet: a second run sends nothing.
+    assert!(db.ok(&["send_callbacks"]).contains("claimed 0"));
+    // Naming the callback sends it now; the same bytes go out again.
+    db.ok(&["send_callbacks", "--callback", "1"]);
+    let last = callback(&db, 1);
+    assert_eq!(last["status"], "error");
+    assert_eq!(
+        last["status_details"],
+        "500 Internal Server Error (attempt 2/2, giving up)"
+    );
+    let got = server.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].body, got[1].body);
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert_eq!(last["attempts_log"].as_array().unwrap().len(), 2);
+
+    // An operator puts it back.
+    db.ok(&["callbacks", "retry", "1"]);
+    assert_eq!(callback(&db, 1)["status"], "waiting");
+    assert!(db.ok(&["send_callbacks"]).contains("claimed 1"));
+});
+
+on_both_backends!(each_kind_of_failure_is_recorded_as_it_happened, |db| {
+    let db = db.migrated();
+    items(&db);
+    let server = Server::start(|request| match request.path.as_str() {
+        "/gone" => Reply::Status(410),
+        "/missing" => Reply::Status(404),
+        "/moved" => Reply::WithHeaders(
+            302,
+            vec![("Location".into(), "http://127.0.0.1:1/elsewhere".into())],
+            String::new(),
+        ),
+        "/busy" => Reply::WithHeaders(
+            429,
+            vec![("Retry-After".into(), "120".into())],
+            String::new(),
+        ),
+        "/reset" => Reply::Reset,
+        "/slow" => Reply::Slow(Duration::from_secs(3)),
+        _ => Reply::Status(200),
+    });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let targets = [
+        ("gone", server.url("/gone")),
+        ("missing", server.url("/missing")),
+        ("moved", server.url("/moved")),
+        ("busy", server.url("/busy")),
+        ("reset", server.url("/reset")),
+        ("slow", server.url("/slow")),
+        ("refused", format!("http://127.0.0.1:{closed}/")),
+    ];
+    for (name, url) in &targets {
+        db.ok(&[
+            "hooks",
+            "add",
+            name,
+            "--table",
+            "items",
+            "--events",
+            "insert",
+            "--url",
+            url,
+            "--timeout",
+            "500ms",
+        ]);
+    }
+    db.sql("INSERT INTO items (name) VALUES ('x')");
+    let started = Instant::now();
+    db.ok(&["send_callbacks"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "no run hangs past its timeouts: {:?}",
+        started.elapsed()
+    );
+
+    let all = json(&db.ok(&["callbacks", "list", "--format", "json"]));
+    let by_hook = |name: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["hook_name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let expect = |name: &str, status: &str, details: &str| {
+        let c = by_hook(name);
+        assert_eq!(c["status"], status, "{name}: {c}");
+        assert!(
+            c["status_details"].as_str().unwrap().contains(details),
+            "{name}: {}",
+            c["status_details"]
+        );
+    };
+    expect("gone", "error", "410 Gone (attempt 1/8, not retried)");
+    expect(
+        "missing",
+        "error",
+        "404 Not Found (attempt 1/8, not retried)",
+    );
+    expect(
+        "moved",
+        "waiting",
+        "302 Found, redirect to http://127.0.0.1:1/elsewhere not followed",
+    );
+    expect(
+        "busy",
+        "waiting",
+        "429 Too Many Requests (attempt 1/8, next in 2m)",
+    );
+    expect("reset", "waiting", "(attempt 1/8, next in");
+    expect("slow", "waiting", "timed out");
+    expect("refused", "waiting", "connection refused");
+    assert_eq!(
+        server
+            .received()
+            .iter()
+            .filter(|r| r.path == "/moved")
+            .count(),
+        1,
+        "the redirect was not followed"
+    );
+    let slow = callback(&db, by_hook("slow")["id"].as_i64().unwrap());
+    assert_eq!(slow["attempts_log"][0]["error"]["kind"], "timeout");
+    let moved = callback(&db, by_hook("moved")["id"].as_i64().unwrap());
+    assert!(moved["attempts_log"][0]["response"]["headers"]
+        .to_string()
+        .contains("elsewhere"));
+});
+
+on_both_backends!(
+    a_missing_environment_variable_holds_the_hook_and_exits_3,
+    |db| {
+        let db = db.migrated();
+        items(&db);
+        let server = Server::answering(200);
+        db.ok(&[
+            "hooks",
+            "add",
+            "secret",
+            "--table",
+            "items",
+            "--events",
+            "insert",
+            "--url",
+            &server.url("/s"),
+            "--header",
+            "Authorization: Bearer ${HTTPHOOKS_TEST_UNSET_VARIABLE}",
+        ]);
+        db.ok(&[
+            "hooks",
+            "add",
+            "plain",
+            "--table",
+            "items",
+            "--events",
+            "insert",
+            "--url",
+            &server.url("/p"),
+        ]);
+        db.sql("INSERT INTO items (name) VALUES ('x')");
+        let (code, out, err) = db.run(&["send_callbacks"]);
+        assert_eq!(code, 3, "{out}{err}");
+        assert!(err.contains("HTTPHOOKS_TEST_UNSET_VARIABLE"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let got = server.received();
+        assert_eq!(got.len(), 1, "the other hook was sent");
+        assert_eq!(got[0].path, "/p");
+        let held = callback(&db, 1);
+        assert_eq!(held["status"], "waiting");
+        assert_eq!(held["attempts"], 0);
+        assert!(held["status_details"]
+            .as_str()
+            .unwrap()
+            .contains("HTTPHOOKS_TEST_UNSET_VARIABLE"));
+        // With the variable set, the next run sends it.
+        let out = db
+            .cmd()
+            .arg("send_callbacks")
+            .env("HTTPHOOKS_TEST_UNSET_VARIABLE", "t")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(callback(&db, 1)["status"], "sent");
+    }
+);
+
+on_both_backends!(dry_run_prints_the_requests_and_changes_nothing, |db| {
+    let db = db.migrated();
+    items(&db);
+    let server = Server::answering(200);
+    db.ok(&[
+        "hooks",
+        "add",
+        "h",
+        "--table",
+        "items",
+        "--events",
+        "insert",
+        "--url",
+        &server.url("/d"),
+        "--header",
+        "X-Key: ${HTTPHOOKS_TEST_DRY_KEY}",
+    ]);
+    db.sql("INSERT INTO items (name) VALUES ('dry')");
+    let out = db
+        .cmd()
+        .args(["send_callbacks", "--dry-run"])
+        .env("HTTPHOOKS_TEST_DRY_KEY", "dry-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&format!("POST {}", server.url("/d"))),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("X-Key: [redacted]") && !printed.contains("dry-secret"),
+        "{printed}"
+    );
+    assert!(printed.contains("\"object_serialization\""), "{printed}");
+    assert!(server.received().is_empty());
+    let c = callback(&db, 1);
+    assert_eq!(c["status"], "waiting");
+    assert_eq!(c["payload"], serde_json::Value::Null);
+    assert_eq!(c["attempts"], 0);
+});
+
+on_both_backends!(filters_choose_which_callbacks_a_run_sends, |db| {
+    let db = db.migrated();
+    items(&db);
+    let server = Server::answering(200);
+    db.ok(&[
+        "hooks",
+        "add",
+        "one",
+        "--table",
+        "items",
+        "--events",
+        "insert",
+        "--url",
+        &server.url("/1"),
+    ]);
+    db.ok(&[
+        "hooks",
+        "add",
+        "two",
+        "--table",
+        "items",
+        "--events",
+        "insert",
+        "--url",
+        &server.url("/2"),
+    ]);
+    db.sql("INSERT INTO items (name) VALUES ('a'), ('b'), ('c')");
+    assert!(db
+        .ok(&["send_callbacks", "--hook_id", "2", "--limit", "2"])
+        .contains("sent 2"));
+    assert!(server.received().iter().all(|r| r.path == "/2"));
+    assert!(db
+        .ok(&["send-callbacks", "--hook-id", "2"])
+        .contains("sent 1"));
+    assert!(db
+        .ok(&["send_callbacks", "--callback", "1", "3"])
+        .contains("sent 2"));
+    assert!(db.ok(&["send_callbacks"]).contains("sent 1"));
+    assert_eq!(server.received().len(), 6);
+    let (code, _, err) = db.run(&["send_callbacks", "--hook_id", "99"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = db.run(&["send_callbacks", "--callback", "999"]);
+    assert_eq!(code, 2, "{err}");
+});
+
+on_both_backends!(payloads_follow_the_content_type, |db| {
+    let db = db.migrated();
+    items(&db);
+    let server = Server::answering(200);
+    db.ok(&[
+        "hooks",
+        "add",
+        "default",
+        "--table",
+        "items",
+        "--events",
+        "insert,update",
+        "--url",
+        &server.url("/default"),
+    ]);
+    db.ok(&[
+        "hooks",
+        "add",
+        "form",
+        "--table",
+        "items",
+        "--events",
+        "insert",
+        "--url",
+        &server.url("/form"),
+        "--content-type",
+        "application/x-www-form-urlencoded",
+    ]);
+    db.ok(&["hooks", "add", "xml", "--table", "items", "--events", "insert", "--url", &server.url("/xml"),
+            "--content-type", "application/xml", "--template", "<item id=\"{{ instance.id }}\"><name>{{ instance.name }}</name><city>{{ instance.meta.city }}</city></item>"]);
+    db.ok(&[
+        "hooks",
+        "add",
+        "text",
+        "--table",
+        "items",
+        "--events",
+        "insert",
+        "--url",
+        &server.url("/text"),
+        "--content-type",
+        "text/plain",
+        "--method",
+        "PUT",
+        "--template",
+        "{{ hook }}: {{ instance.name }} at {{ occurred_at }}",
+    ]);
+    db.sql("INSERT INTO items (name, qty, meta) VALUES ('<A & \"B\">', 3, '{\"city\": \"Köln\", \"tags\": [\"x\"]}')");
+    db.sql("UPDATE items SET qty = 4");
+    db.ok(&["send_callbacks"]);
+    let got = server.received();
+    let body = |path: &str, nth: usize| {
+        got.iter()
+            .filter(|r| r.path == path)
+            .nth(nth)
+            .unwrap()
+            .body
+            .clone()
+    };
+
+    // Requests go out concurrently: tell them apart by event.
+    let defaults: Vec<serde_json::Value> = (0..2).map(|n| json(&body("/default", n))).collect();
+    let by_event = |event: &str| {
+        defaults
+            .iter()
+            .find(|d| d["event_type"] == event)
+            .unwrap()
+            .clone()
+    };
+    let insert = by_event("insert");
+    assert_eq!(insert["event_type"], "insert");
+    assert_eq!(insert["object_type"], "items");
+    assert_eq!(insert["object_id"], "1");
+    assert_eq!(insert["object_serialization"]["name"], "<A & \"B\">");
+    assert_eq!(insert["object_serialization"]["meta"]["city"], "Köln");
+    assert_eq!(insert["event_metadata"]["hook"], "default");
+    assert_eq!(insert["event_metadata"]["event_type"], "insert");
+    assert!(insert["event_metadata"]["time"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert!(insert.get("old_object_serialization").is_none());
+    let update = by_event("update");
+    assert_eq!(update["old_object_serialization"]["qty"], 3);
+    assert_eq!(update["object_serialization"]["qty"], 4);
+
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body("/form", 0).as_bytes())
+        .into_owned()
+        .collect();
+    let field = |key: &str| form.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    assert_eq!(
+        field("object_serialization_name").as_deref(),
+        Some("<A & \"B\">")
+    );
+    assert_eq!(
+        field("object_serialization_meta_tags_0").as_deref(),
+        Some("x")
+    );
+    assert!(field("event_metadata_time").is_some());
+    assert_eq!(
+        got.iter()
+            .find(|r| r.path == "/form")
+            .unwrap()
+            .header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+
+    assert_eq!(
+        body("/xml", 0),
+        "<item id=\"1\"><name>&lt;A &amp; &quot;B&quot;&gt;</name><city>Köln</city></item>"
+    );
+    let text = got.iter().find(|r| r.path == "/text").unwrap();
+    assert_eq!(text.method, "PUT");
+    assert!(
+        text.body.starts_with("text: <A & \"B\"> at 20"),
+        "{}",
+        text.body
+    );
+});
+
+on_both_backends!(
+    a_template_that_fails_on_a_real_row_fails_only_that_callback,
+    |db| {
+        let db = db.migrated();
+        items(&db);
+        let server = Server::answering(200);
+        db.ok(&[
+            "hooks",
+            "add",
+            "nested",
+            "--table",
+            "items",
+            "--events",
+            "insert",
+            "--url",
+            &server.url("/n"),
+            "--template",
+            "{\"city\": \"{{ instance.meta.city }}\"}",
+        ]);
+        db.sql("INSERT INTO items (name, meta) VALUES ('no city', '{\"country\": \"DE\"}')");
+        db.sql("INSERT INTO items (name, meta) VALUES ('city', '{\"city\": \"Bonn\"}')");
+        let summary = db.ok(&["send_callbacks"]);
+        assert!(
+            summary.contains("sent 1") && summary.contains("failed 1"),
+            "{summary}"
+        );
+        let failed = callback(&db, 1);
+        assert_eq!(failed["status"], "error");
+        let details = failed["status_details"].as_str().unwrap();
+        assert!(
+            details.starts_with("hook nested:") && details.contains("does not exist"),
+            "{details}"
+        );
+        assert_eq!(json(&server.received()[0].body)["city"], "Bonn");
+    }
+);

@@ -1,0 +1,423 @@
+//! migrate, monitor_callbacks, delete_old_callbacks, callbacks, enqueue: end to end on
+//! both backends.
+
+mod common;
+
+use common::server::Server;
+use common::{json, Client, TestDb};
+use diesel::Connection as _;
+
+const URL: &str = "http://127.0.0.1:9/hook";
+
+fn with_rows(db: &TestDb, rows: usize) {
+    db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
+    db.ok(&[
+        "hooks", "add", "h", "--table", "t", "--events", "insert", "--url", URL,
+    ]);
+    for v in 0..rows {
+        db.sql(&format!("INSERT INTO t (v) VALUES ({v})"));
+    }
+}
+
+on_both_backends!(migrate_is_idempotent_and_required, |db| {
+    let (code, _, err) = db.run(&["hooks", "list"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("httphooks migrate"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+    assert!(db.ok(&["migrate"]).contains("applied 1 migration"));
+    assert!(db.ok(&["migrate"]).contains("up to date"));
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_schema_migrations"),
+        1
+    );
+    db.ok(&["hooks", "list"]);
+});
+
+#[test]
+fn the_default_database_is_a_sqlite_file_in_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        assert_cmd::Command::cargo_bin("httphooks")
+            .unwrap()
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let before = run(&["monitor_callbacks", "--status", "error"]);
+    assert_eq!(before.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&before.stderr).contains("httphooks migrate"));
+    assert!(
+        !dir.path().join("httphooks.sqlite3").exists(),
+        "only migrate creates the file"
+    );
+    assert!(run(&["migrate"]).status.success());
+    assert!(dir.path().join("httphooks.sqlite3").exists());
+    assert!(run(&["monitor_callbacks", "--status", "error"])
+        .status
+        .success());
+}
+
+#[test]
+fn an_unreachable_database_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = assert_cmd::Command::cargo_bin("httphooks")
+        .unwrap()
+        .current_dir(dir.path())
+        .args([
+            "--database-url",
+            "postgres://nobody:pw@127.0.0.1:1/none",
+            "callbacks",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("cannot open the PostgreSQL database") && err.contains("DATABASE_URL"),
+        "{err}"
+    );
+    assert!(!err.contains(":pw@"), "the password is not shown: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let output = assert_cmd::Command::cargo_bin("httphooks")
+        .unwrap()
+        .args(["--database-url", "mysql://root@127.0.0.1/test", "migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+on_both_backends!(
+    monitor_exits_1_only_when_the_count_exceeds_the_limit,
+    |db| {
+        let db = db.migrated();
+        with_rows(&db, 3);
+        db.sql("UPDATE httphooks_callbacks SET status = 'error'");
+        let (code, out, _) = db.run(&[
+            "monitor_callbacks",
+            "--status",
+            "error",
+            "--callbacks_limit",
+            "3",
+        ]);
+        assert_eq!(code, 0, "3 is not more than 3: {out}");
+        assert!(out.contains("3 callbacks with status error"), "{out}");
+        let (code, out, _) = db.run(&[
+            "monitor_callbacks",
+            "--status",
+            "error",
+            "--callbacks-limit",
+            "2",
+        ]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.starts_with("ALERT"), "{out}");
+        assert_eq!(
+            db.run(&[
+                "monitor_callbacks",
+                "--status",
+                "waiting",
+                "--callbacks_limit",
+                "0"
+            ])
+            .0,
+            0
+        );
+
+        // Only recent changes count with --minutes_ago.
+        db.sql("UPDATE httphooks_callbacks SET updated_at = updated_at - INTERVAL '1 hour' WHERE id < 3"
+        .replace("updated_at - INTERVAL '1 hour'", if db.is_postgres() { "updated_at - INTERVAL '1 hour'" } else { "datetime(updated_at, '-1 hour')" })
+        .as_str());
+        let (code, out, _) = db.run(&[
+            "monitor_callbacks",
+            "--status",
+            "error",
+            "--callbacks_limit",
+            "0",
+            "--minutes_ago",
+            "10",
+        ]);
+        assert_eq!(code, 1);
+        assert!(
+            out.contains("1 callbacks with status error in the last 10 minutes"),
+            "{out}"
+        );
+        assert_eq!(
+            db.run(&[
+                "monitor-callbacks",
+                "--status",
+                "error",
+                "--callbacks_limit",
+                "1",
+                "--minutes-ago",
+                "10"
+            ])
+            .0,
+            0
+        );
+
+        let (code, _, err) = db.run(&["monitor_callbacks", "--status", "sent"]);
+        assert_eq!(code, 2, "{err}");
+        let (code, _, _) = db.run(&["monitor_callbacks"]);
+        assert_eq!(code, 2, "--status is required");
+    }
+);
+
+on_both_backends!(delete_old_callbacks_keeps_waiting_ones_unless_asked, |db| {
+    let db = db.migrated();
+    let server = Server::answering(200);
+    db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
+    db.ok(&[
+        "hooks",
+        "add",
+        "h",
+        "--table",
+        "t",
+        "--events",
+        "insert",
+        "--url",
+        &server.url("/"),
+    ]);
+    db.sql("INSERT INTO t (v) VALUES (1), (2), (3)");
+    db.ok(&["send_callbacks", "--callback", "1", "2"]);
+    let age = if db.is_postgres() {
+        "created_at - INTERVAL '40 days'"
+    } else {
+        "datetime(created_at, '-40 days')"
+    };
+    db.sql(&format!(
+        "UPDATE httphooks_callbacks SET created_at = {age}"
+    ));
+    db.sql("INSERT INTO t (v) VALUES (4)");
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_attempts"), 2);
+
+    let out = db.ok(&["delete_old_callbacks", "30", "--batch-size", "1"]);
+    assert!(
+        out.contains("deleted 2 callbacks") && out.contains("waiting ones kept"),
+        "{out}"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"), 2);
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_attempts"),
+        0,
+        "attempts go with their callbacks"
+    );
+    assert!(db
+        .ok(&["delete-old-callbacks", "30", "--include-waiting"])
+        .contains("deleted 1 callbacks"));
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"),
+        1,
+        "the new one stays"
+    );
+    assert_eq!(db.run(&["delete_old_callbacks", "-1"]).0, 2);
+    assert_eq!(db.run(&["delete_old_callbacks", "many"]).0, 2);
+});
+
+on_both_backends!(callbacks_list_show_cancel_and_retry, |db| {
+    let db = db.migrated();
+    with_rows(&db, 3);
+    let listed = json(&db.ok(&["callbacks", "list", "--format", "json", "--limit", "2"]));
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["id"], 3, "newest first");
+    for field in [
+        "id",
+        "hook_id",
+        "hook_name",
+        "event_type",
+        "table_name",
+        "object_id",
+        "url",
+        "http_method",
+        "content_type",
+        "payload",
+        "status",
+        "status_details",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(listed[0].get(field).is_some(), "missing {field}");
+    }
+    let out = db.ok(&["callbacks", "cancel", "1", "2"]);
+    assert!(out.contains("cancelled 2"), "{out}");
+    assert_eq!(
+        json(&db.ok(&["callbacks", "list", "--status", "error", "--format", "json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        json(&db.ok(&[
+            "callbacks",
+            "list",
+            "--hook",
+            "h",
+            "--status",
+            "waiting",
+            "--format",
+            "json"
+        ]))
+        .as_array()
+        .unwrap()
+        .len(),
+        1
+    );
+
+    // Unknown ids: exit 2, and nothing changes even for the known ones.
+    let (code, _, err) = db.run(&["callbacks", "retry", "1", "77"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("77") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(
+        json(&db.ok(&["callbacks", "show", "1", "--format", "json"]))["status"],
+        "error"
+    );
+    db.ok(&["callbacks", "retry", "1"]);
+    let shown = json(&db.ok(&["callbacks", "show", "1", "--format", "json"]));
+    assert_eq!(shown["status"], "waiting");
+    assert_eq!(shown["attempts_log"], serde_json::json!([]));
+    assert_eq!(db.run(&["callbacks", "show", "77"]).0, 2);
+    let table = db.ok(&["callbacks", "show", "1"]);
+    assert!(table.contains("status: waiting"), "{table}");
+});
+
+on_both_backends!(custom_events_enqueue_from_the_command_line, |db| {
+    let db = db.migrated();
+    let server = Server::answering(200);
+    let (code, _, err) = db.run(&[
+        "hooks",
+        "add",
+        "grades",
+        "--events",
+        "attempt.submitted",
+        "--url",
+        &server.url("/g"),
+        "--template",
+        "{\"score\": {{ data.score }}, \"who\": \"{{ data.user.name }}\"}",
+        "--sample-data",
+        "{\"score\": 1}",
+    ]);
+    assert_eq!(code, 2, "the sample has no user: {err}");
+    db.ok(&["hooks", "add", "grades", "--events", "attempt.submitted", "--url", &server.url("/g"),
+        "--template", "{\"score\": {{ data.score }}, \"who\": \"{{ data.user.name }}\", \"event\": \"{{ event_type }}\"}",
+        "--sample-data", "{\"score\": 1, \"user\": {\"name\": \"x\"}}"]);
+    assert!(db
+        .ok(&[
+            "enqueue",
+            "--hook",
+            "grades",
+            "--event",
+            "attempt.submitted",
+            "--data",
+            "{\"score\": 9.5, \"user\": {\"name\": \"Zoë \\\"Z\\\"\"}}"
+        ])
+        .contains("enqueued 1"));
+    for (args, what) in [
+        (
+            vec![
+                "--hook",
+                "grades",
+                "--event",
+                "attempt.submitted",
+                "--data",
+                "{nope",
+            ],
+            "not valid JSON",
+        ),
+        (
+            vec!["--hook", "nope", "--event", "attempt.submitted"],
+            "no hook named",
+        ),
+        (
+            vec!["--hook", "grades", "--event", "attempt.started"],
+            "does not listen",
+        ),
+    ] {
+        let mut full = vec!["enqueue"];
+        full.extend(args);
+        let (code, _, err) = db.run(&full);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(what), "{err}");
+    }
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"),
+        1,
+        "bad input wrote nothing"
+    );
+    db.ok(&["send_callbacks"]);
+    let body = json(&server.received()[0].body);
+    assert_eq!(
+        body,
+        serde_json::json!({"score": 9.5, "who": "Zoë \"Z\"", "event": "attempt.submitted"})
+    );
+    db.ok(&["hooks", "disable", "grades"]);
+    assert!(db
+        .ok(&[
+            "enqueue",
+            "--hook",
+            "grades",
+            "--event",
+            "attempt.submitted"
+        ])
+        .contains("disabled"));
+});
+
+on_both_backends!(the_library_enqueues_inside_the_callers_transaction, |db| {
+    let db = db.migrated();
+    db.ok(&[
+        "hooks",
+        "add",
+        "lib",
+        "--events",
+        "order.paid",
+        "--url",
+        URL,
+    ]);
+    let data = serde_json::json!({"order": 7});
+    let mut client = db.connect();
+    macro_rules! in_transaction {
+        ($conn:expr) => {{
+            $conn
+                .transaction::<_, diesel::result::Error, _>(|conn| {
+                    assert_eq!(
+                        httphooks::enqueue(conn, "lib", "order.paid", &data).unwrap(),
+                        1
+                    );
+                    Ok(())
+                })
+                .unwrap();
+            let rolled_back = $conn.transaction::<(), diesel::result::Error, _>(|conn| {
+                httphooks::enqueue(conn, "lib", "order.paid", &data).unwrap();
+                Err(diesel::result::Error::RollbackTransaction)
+            });
+            assert!(rolled_back.is_err());
+            let error = httphooks::enqueue($conn, "lib", "order.shipped", &data).unwrap_err();
+            assert_eq!(error.exit_code(), 2);
+        }};
+    }
+    match &mut client {
+        Client::Sqlite(conn) => in_transaction!(conn),
+        Client::Postgres(conn) => in_transaction!(conn),
+    }
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"),
+        1,
+        "the rolled-back one is gone"
+    );
+    if db.is_postgres() {
+        // The SQL insert helper, callable from any language.
+        db.sql("SELECT httphooks_enqueue('lib', 'order.paid', '{\"order\": 8}'::jsonb)");
+        assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"), 2);
+        let data = db
+            .text("SELECT event_data AS v FROM httphooks_callbacks ORDER BY id DESC LIMIT 1")
+            .unwrap();
+        assert_eq!(json(&data)["data"]["order"], 8);
+    }
+});
