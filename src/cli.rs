@@ -36,7 +36,7 @@ pub enum Command {
     DeleteOldCallbacks(DeleteOldArgs),
     /// Manage hooks.
     #[command(subcommand)]
-    Hooks(HooksCommand),
+    Hooks(Box<HooksCommand>),
     /// Inspect, retry or cancel callbacks.
     #[command(subcommand)]
     Callbacks(CallbacksCommand),

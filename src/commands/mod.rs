@@ -21,7 +21,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::SendCallbacks(args) => send_callbacks::run(url, &args),
         Command::MonitorCallbacks(args) => monitor_callbacks::run(url, &args),
         Command::DeleteOldCallbacks(args) => delete_old_callbacks::run(url, &args),
-        Command::Hooks(command) => hooks::run(url, command),
+        Command::Hooks(command) => hooks::run(url, *command),
         Command::Callbacks(command) => callbacks::run(url, command),
         Command::Enqueue(args) => enqueue::run(url, &args),
     }

@@ -290,7 +290,7 @@ impl Engine {
                             match prepare(&mut renderer, callback) {
                                 Prepared::Job(job) => {
                                     in_flight += 1;
-                                    jobs.send(*job).map_err(|_| Error::environment("the delivery workers stopped; run send_callbacks again"))?;
+                                    jobs.send(job).map_err(|_| Error::environment("the delivery workers stopped; run send_callbacks again"))?;
                                 }
                                 Prepared::Done(outcome) => pending.push(outcome),
                                 Prepared::Held(id, variable) => {
@@ -368,8 +368,9 @@ impl Engine {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // one per callback, moved at once
 enum Prepared {
-    Job(Box<Job>),
+    Job(Job),
     /// Decided without sending (the body cannot be rendered).
     Done(Outcome),
     /// Not sent: a header needs this environment variable.
@@ -382,11 +383,11 @@ fn prepare(renderer: &mut Renderer, callback: Callback) -> Prepared {
         Err(problem) => return Prepared::Done(render_failure(&callback, &problem)),
     };
     match build_request(&callback, &body) {
-        Ok(request) => Prepared::Job(Box::new(Job {
+        Ok(request) => Prepared::Job(Job {
             rendered_payload: rendered_now.then_some(body),
             callback,
             request,
-        })),
+        }),
         Err(MissingVariable(name)) => Prepared::Held(callback.id, name),
     }
 }

@@ -23,9 +23,10 @@ struct AppliedVersion {
     version: String,
 }
 
-fn versions<DB: Backend>(
-    source: &EmbeddedMigrations,
-) -> Result<Vec<(String, Box<dyn Migration<DB>>)>>
+/// Embedded migrations with their versions, oldest first.
+type Versioned<DB> = Vec<(String, Box<dyn Migration<DB>>)>;
+
+fn versions<DB: Backend>(source: &EmbeddedMigrations) -> Result<Versioned<DB>>
 where
     EmbeddedMigrations: MigrationSource<DB>,
 {
