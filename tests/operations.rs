@@ -20,6 +20,8 @@ fn with_rows(db: &TestDb, rows: usize) {
 }
 
 on_both_backends!(migrate_is_idempotent_and_required, |db| {
+    // An application database without httphooks' tables is refused.
+    db.sql("CREATE TABLE app (id INTEGER)");
     let (code, _, err) = db.run(&["hooks", "list"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
@@ -45,18 +47,24 @@ fn the_default_database_is_a_sqlite_file_in_the_current_directory() {
             .output()
             .unwrap()
     };
-    let before = run(&["monitor_callbacks", "--status", "error"]);
-    assert_eq!(before.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&before.stderr).contains("httphooks migrate"));
+    // First use creates and migrates the file.
+    let first = run(&["send_callbacks"]);
     assert!(
-        !dir.path().join("httphooks.sqlite3").exists(),
-        "only migrate creates the file"
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
     );
-    assert!(run(&["migrate"]).status.success());
+    assert!(String::from_utf8_lossy(&first.stdout).contains("claimed 0"));
     assert!(dir.path().join("httphooks.sqlite3").exists());
+    assert!(String::from_utf8_lossy(&run(&["migrate"]).stdout).contains("up to date"));
     assert!(run(&["monitor_callbacks", "--status", "error"])
         .status
         .success());
+    // An explicit path that does not exist is a mistake, not a new database.
+    let missing = run(&["--database-url", "sqlite://typo.sqlite3", "hooks", "list"]);
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("httphooks migrate"));
+    assert!(!dir.path().join("typo.sqlite3").exists());
 }
 
 #[test]

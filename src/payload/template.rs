@@ -150,6 +150,8 @@ fn format_value(
     }
     let text = match (escaping, value.kind()) {
         (_, ValueKind::String) if value.is_safe() => value.to_string(),
+        // minijinja prints booleans the Python way (True); every content type wants true.
+        (_, ValueKind::Bool) => value.is_true().to_string(),
         (Escaping::Json, ValueKind::String) => {
             json_string_contents(value.as_str().unwrap_or_default())
         }
@@ -252,7 +254,8 @@ mod tests {
             json!({"instance": {"name": "a \"quoted\"\nline é", "id": 7, "ok": true, "none": null}}),
         )
         .unwrap();
-        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let parsed: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         assert_eq!(
             parsed,
             json!({"name": "a \"quoted\"\nline é", "id": 7, "ok": true, "none": null})

@@ -109,7 +109,19 @@ impl Db {
 
     /// Connects and checks that the schema is current: what every command but
     /// `migrate` does first.
+    /// The default SQLite file is created and migrated on first use (SPEC §1); any
+    /// other database must have been migrated with `httphooks migrate`.
     pub fn open_migrated(url: Option<&str>) -> Result<Db> {
+        let default_target = Target::parse(url)? == Target::Sqlite(DEFAULT_SQLITE_FILE.to_owned());
+        if default_target
+            && url.is_none_or(|u| u.trim().is_empty())
+            && !Path::new(DEFAULT_SQLITE_FILE).exists()
+        {
+            let mut db = Db::connect(url, true)?;
+            migrate(&mut db)?;
+            log::info!("created {DEFAULT_SQLITE_FILE} and its httphooks tables");
+            return Ok(db);
+        }
         let mut db = Db::connect(url, false)?;
         ensure_migrated(&mut db)?;
         Ok(db)
