@@ -102,7 +102,7 @@ on_both_backends!(
     |db| {
         let db = db.migrated();
         with_rows(&db, 3);
-        db.sql("UPDATE httphooks_callbacks SET status = 'error'");
+        db.sql("UPDATE httphooks_callbacks SET status = 'error', updated_at = created_at");
         let (code, out, _) = db.run(&[
             "monitor_callbacks",
             "--status",

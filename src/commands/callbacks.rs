@@ -205,9 +205,9 @@ fn callback_json(c: &Callback) -> Value {
         "status": c.status,
         "status_details": c.status_details,
         "attempts": c.attempts,
-        "next_attempt_at": optional_timestamp(&c.next_attempt_at),
+        "next_attempt_at": optional_timestamp(&c.due_at()),
         "created_at": timestamp(&c.created_at),
-        "updated_at": timestamp(&c.updated_at),
+        "updated_at": timestamp(&c.changed_at()),
     })
 }
 

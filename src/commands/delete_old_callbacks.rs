@@ -10,23 +10,31 @@ use crate::storage::{callbacks, Db};
 pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
     let before = chrono::Utc::now().naive_utc() - chrono::Duration::days(args.days);
+    let started = std::time::Instant::now();
     let mut deleted = 0;
+    // Each batch is its own short transaction; report the longest, which bounds how
+    // long senders and triggers may have waited on it.
+    let mut longest = std::time::Duration::ZERO;
     loop {
+        let batch_started = std::time::Instant::now();
         let batch =
             callbacks::delete_old_batch(&mut db, before, args.include_waiting, args.batch_size)?;
+        longest = longest.max(batch_started.elapsed());
         deleted += batch;
         if batch == 0 {
             break;
         }
     }
+    let kept = if args.include_waiting {
+        ""
+    } else {
+        " (waiting ones kept)"
+    };
     println!(
-        "deleted {deleted} callbacks created more than {} days ago{}",
+        "deleted {deleted} callbacks created more than {} days ago{kept} in {:.2}s (longest batch {} ms)",
         args.days,
-        if args.include_waiting {
-            ""
-        } else {
-            " (waiting ones kept)"
-        }
+        started.elapsed().as_secs_f64(),
+        longest.as_millis()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -29,7 +29,8 @@ impl ClaimFilter {
     /// The SQL condition for due rows; `due_placeholder` is bound to [`Self::due_before`].
     /// Ids are integers, so inlining them is safe.
     pub(super) fn sql_condition(&self, due_placeholder: &str) -> String {
-        let mut condition = format!("next_attempt_at <= {due_placeholder}");
+        let mut condition =
+            format!("(next_attempt_at IS NULL OR next_attempt_at <= {due_placeholder})");
         for (column, ids) in [("hook_id", &self.hook_ids), ("id", &self.callback_ids)] {
             if !ids.is_empty() {
                 let list: Vec<String> = ids.iter().map(i64::to_string).collect();
@@ -76,55 +77,42 @@ pub struct Outcome {
     pub attempt: Option<Attempt>,
 }
 
-/// Writes a batch of outcomes in one transaction. Returns how many callbacks were
-/// updated (an outcome whose claim was taken over by another run changes nothing but
-/// its attempt record, which stays: it says what went on the wire).
+/// Writes a batch of outcomes in one transaction: the attempts in one insert, the
+/// callbacks in one UPDATE fed by a JSON array. Returns how many callbacks were updated:
+/// an outcome whose claim was taken over by another run changes nothing but its
+/// attempt record, which stays, since it says what went on the wire.
 pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
     if outcomes.is_empty() {
         return Ok(0);
     }
-    let attempts: Vec<&Attempt> = outcomes.iter().filter_map(|o| o.attempt.as_ref()).collect();
-    db.write_transaction(|db| {
-        with_conn!(db, |conn| {
-            use httphooks_callbacks::dsl as c;
-            if !attempts.is_empty() {
-                diesel::insert_into(httphooks_attempts::table)
-                    .values(attempts.iter().map(|a| (*a).clone()).collect::<Vec<_>>())
-                    .execute(conn)?;
-            }
-            let mut updated = 0;
-            let now = now();
-            for outcome in outcomes {
-                let target = c::httphooks_callbacks
-                    .filter(c::id.eq(outcome.callback_id))
-                    .filter(c::claim_token.eq(token));
-                let attempts_delta = i32::from(outcome.attempted);
-                let changed = diesel::update(target)
-                    .set((
-                        c::status.eq(outcome.status),
-                        c::status_details.eq(&outcome.status_details),
-                        c::attempts.eq(c::attempts + attempts_delta),
-                        c::next_attempt_at.eq(outcome.next_attempt_at),
-                        c::updated_at.eq(now),
-                        c::claimed_until.eq(None::<NaiveDateTime>),
-                        c::claim_token.eq(None::<String>),
-                    ))
-                    .execute(conn)?;
-                if changed > 0 {
-                    if let Some(payload) = &outcome.rendered_payload {
-                        diesel::update(
-                            c::httphooks_callbacks.filter(c::id.eq(outcome.callback_id)),
-                        )
-                        .set(c::payload.eq(payload))
-                        .execute(conn)?;
-                    }
-                }
-                updated += changed;
-            }
-            Ok(updated)
+    let attempts: Vec<Attempt> = outcomes.iter().filter_map(|o| o.attempt.clone()).collect();
+    let changes: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "id": o.callback_id,
+                "status": o.status,
+                "details": o.status_details,
+                "attempted": i32::from(o.attempted),
+                "next_attempt_at": o.next_attempt_at.map(|t| t.format(TIMESTAMP_FORMAT).to_string()),
+                "payload": o.rendered_payload,
+            })
         })
+        .collect();
+    let changes = serde_json::Value::Array(changes).to_string();
+    db.write_transaction(|db| {
+        if !attempts.is_empty() {
+            with_conn!(db, |conn| diesel::insert_into(httphooks_attempts::table)
+                .values(&attempts)
+                .execute(conn))?;
+        }
+        db.apply_outcomes(token, &changes, now())
     })
 }
+
+/// How timestamps are written inside JSON for the backends to read back: diesel's
+/// SQLite text form, which PostgreSQL also parses.
+pub(super) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
 
 /// Gives claimed callbacks back untouched except for a note (`status_details`).
 pub fn release(db: &mut Db, token: &str, ids: &[i64], note: Option<&str>) -> Result<usize> {
@@ -189,9 +177,13 @@ pub fn peek_due(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<Vec<Cal
         let mut query = c::httphooks_callbacks
             .select(Callback::as_select())
             .filter(c::status.eq(status::WAITING))
-            .filter(c::next_attempt_at.le(due_before))
+            .filter(
+                c::next_attempt_at
+                    .is_null()
+                    .or(c::next_attempt_at.le(due_before)),
+            )
             .filter(c::claimed_until.is_null().or(c::claimed_until.lt(now)))
-            .order((c::next_attempt_at, c::id))
+            .order(c::id)
             .into_boxed();
         if !filter.hook_ids.is_empty() {
             query = query.filter(c::hook_id.eq_any(filter.hook_ids.clone()));
@@ -249,7 +241,7 @@ pub fn retry(db: &mut Db, ids: &[i64]) -> Result<usize> {
                     c::status_details.eq("retry requested by operator"),
                     c::attempts.eq(0),
                     c::next_attempt_at.eq(Some(now)),
-                    c::updated_at.eq(now),
+                    c::updated_at.eq(Some(now)),
                     c::claimed_until.eq(None::<NaiveDateTime>),
                     c::claim_token.eq(None::<String>),
                 ))
@@ -272,7 +264,7 @@ pub fn cancel(db: &mut Db, ids: &[i64], reason: &str) -> Result<usize> {
             c::status.eq(status::ERROR),
             c::status_details.eq(reason),
             c::next_attempt_at.eq(None::<NaiveDateTime>),
-            c::updated_at.eq(now),
+            c::updated_at.eq(Some(now)),
             c::claimed_until.eq(None::<NaiveDateTime>),
             c::claim_token.eq(None::<String>),
         ))
@@ -305,7 +297,7 @@ pub fn cancel_waiting_for_hook(db: &mut Db, hook_id: i64, reason: &str) -> Resul
             c::status.eq(status::ERROR),
             c::status_details.eq(reason),
             c::next_attempt_at.eq(None::<NaiveDateTime>),
-            c::updated_at.eq(now),
+            c::updated_at.eq(Some(now)),
         ))
         .execute(conn)?)
     })
@@ -345,7 +337,8 @@ pub fn delete_old_batch(
             if !include_waiting {
                 query = query.filter(c::status.ne(status::WAITING));
             }
-            let ids: Vec<i64> = query.order(c::created_at).limit(batch).load(conn)?;
+            // Oldest first by id: creation order, without an index on created_at.
+            let ids: Vec<i64> = query.order(c::id).limit(batch).load(conn)?;
             if ids.is_empty() {
                 return Ok(0);
             }

@@ -170,6 +170,20 @@ impl Db {
         }
     }
 
+    /// Applies a JSON array of outcomes (see `callbacks::record`) to the callbacks this
+    /// run still holds with `token`, in one statement.
+    pub fn apply_outcomes(
+        &mut self,
+        token: &str,
+        changes: &str,
+        now: chrono::NaiveDateTime,
+    ) -> Result<usize> {
+        match self {
+            Db::Sqlite(conn) => sqlite::apply_outcomes(conn, token, changes, now),
+            Db::Postgres(conn) => postgres::apply_outcomes(conn, token, changes, now),
+        }
+    }
+
     /// Runs `f` in a transaction that takes the write lock up front on SQLite, so that
     /// concurrent writers wait for `busy_timeout` instead of failing half-way. Goes
     /// through diesel's transaction manager, so diesel's own nested transactions (SQLite

@@ -119,14 +119,29 @@ pub struct Callback {
     pub attempts: i32,
     pub max_attempts: i32,
     pub timeout_ms: i32,
+    /// Empty for a new callback: it is due from `created_at`.
     pub next_attempt_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    /// Empty until the callback first changes.
+    pub updated_at: Option<NaiveDateTime>,
     pub claimed_until: Option<NaiveDateTime>,
     pub claim_token: Option<String>,
 }
 
 impl Callback {
+    /// When the callback is (or was) due: its retry time, or its creation for a new one.
+    pub fn due_at(&self) -> Option<NaiveDateTime> {
+        match self.status.as_str() {
+            status::WAITING => Some(self.next_attempt_at.unwrap_or(self.created_at)),
+            _ => None,
+        }
+    }
+
+    /// Its last change.
+    pub fn changed_at(&self) -> NaiveDateTime {
+        self.updated_at.unwrap_or(self.created_at)
+    }
+
     /// The Standard Webhooks `webhook-id`: the same across retries, never reused
     /// (ids come from a sequence that does not go back).
     pub fn webhook_id(&self) -> String {

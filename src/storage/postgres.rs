@@ -92,7 +92,7 @@ pub fn claim(
         "WITH due AS ( \
            SELECT id, claim_token AS previous_token FROM httphooks_callbacks \
            WHERE status = 'waiting' AND {} AND (claimed_until IS NULL OR claimed_until < $2) \
-           ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+           ORDER BY next_attempt_at NULLS FIRST, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
          UPDATE httphooks_callbacks c \
          SET claimed_until = $2 + (c.timeout_ms * 3 + 30000) * interval '1 millisecond', claim_token = $4 \
          FROM due WHERE c.id = due.id \
@@ -106,4 +106,24 @@ pub fn claim(
     .load(conn)?;
     claimed.sort_by_key(|c| (c.callback.next_attempt_at, c.callback.id));
     Ok(claimed)
+}
+
+pub fn apply_outcomes(
+    conn: &mut PgConnection,
+    token: &str,
+    changes: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<usize> {
+    Ok(diesel::sql_query(
+        "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
+         attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = $1, \
+         claimed_until = NULL, claim_token = NULL, payload = COALESCE(v.payload, c.payload) \
+         FROM jsonb_to_recordset($2::jsonb) AS v(id bigint, status text, details text, attempted int, \
+                                                 next_attempt_at timestamp, payload text) \
+         WHERE c.id = v.id AND c.claim_token = $3",
+    )
+    .bind::<Timestamp, _>(now)
+    .bind::<Text, _>(changes)
+    .bind::<Text, _>(token)
+    .execute(conn)?)
 }

@@ -45,7 +45,7 @@ diesel::table! {
         timeout_ms -> Integer,
         next_attempt_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
-        updated_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
         claimed_until -> Nullable<Timestamp>,
         claim_token -> Nullable<Text>,
     }

@@ -240,3 +240,25 @@ pub fn claim(
             .collect())
     })
 }
+
+pub fn apply_outcomes(
+    conn: &mut SqliteConnection,
+    token: &str,
+    changes: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<usize> {
+    Ok(diesel::sql_query(
+        "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
+         attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = ?, \
+         claimed_until = NULL, claim_token = NULL, payload = COALESCE(v.payload, c.payload) \
+         FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.status') AS status, \
+                      json_extract(value, '$.details') AS details, json_extract(value, '$.attempted') AS attempted, \
+                      json_extract(value, '$.next_attempt_at') AS next_attempt_at, \
+                      json_extract(value, '$.payload') AS payload FROM json_each(?)) AS v \
+         WHERE c.id = v.id AND c.claim_token = ?",
+    )
+    .bind::<Timestamp, _>(now)
+    .bind::<Text, _>(changes)
+    .bind::<Text, _>(token)
+    .execute(conn)?)
+}

@@ -24,7 +24,9 @@ CREATE INDEX httphooks_hooks_table_name ON httphooks_hooks (table_name);
 
 CREATE TABLE httphooks_callbacks (
     id BIGSERIAL PRIMARY KEY,
-    hook_id BIGINT REFERENCES httphooks_hooks (id) ON DELETE SET NULL,
+    -- No foreign key: its per-row check would tax every trigger insert. Removing a
+    -- hook cancels its waiting callbacks; older ones keep hook_id and hook_name.
+    hook_id BIGINT,
     hook_name TEXT NOT NULL,
     event_type TEXT NOT NULL,
     table_name TEXT,
@@ -41,16 +43,20 @@ CREATE TABLE httphooks_callbacks (
     attempts INTEGER NOT NULL DEFAULT 0,
     max_attempts INTEGER NOT NULL,
     timeout_ms INTEGER NOT NULL,
-    next_attempt_at TIMESTAMP DEFAULT (now() AT TIME ZONE 'UTC'),
+    -- Empty until the first attempt fails: a new callback is due from created_at.
+    next_attempt_at TIMESTAMP,
+    -- The one timestamp computed per trigger insert (each costs microseconds).
     created_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
-    updated_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+    -- Empty until the callback first changes: then it is its last change.
+    updated_at TIMESTAMP,
     claimed_until TIMESTAMP,
     claim_token TEXT
 );
-CREATE INDEX httphooks_callbacks_due ON httphooks_callbacks (next_attempt_at) WHERE status = 'waiting';
-CREATE INDEX httphooks_callbacks_status_updated ON httphooks_callbacks (status, updated_at);
-CREATE INDEX httphooks_callbacks_created ON httphooks_callbacks (created_at);
-CREATE INDEX httphooks_callbacks_hook ON httphooks_callbacks (hook_id);
+-- Every secondary index taxes every trigger insert, so there are two, both partial:
+-- due callbacks in claim order (new ones, with no next_attempt_at, first), and errors
+-- by their last change, for monitor_callbacks.
+CREATE INDEX httphooks_callbacks_due ON httphooks_callbacks (next_attempt_at NULLS FIRST, id) WHERE status = 'waiting';
+CREATE INDEX httphooks_callbacks_errors ON httphooks_callbacks (updated_at) WHERE status = 'error';
 
 CREATE TABLE httphooks_attempts (
     id BIGSERIAL PRIMARY KEY,

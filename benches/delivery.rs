@@ -1,0 +1,340 @@
+//! The delivery benchmark (README: Benchmark). Not a timed test: it prints figures.
+//!
+//!   cargo bench --bench delivery -- [--backend sqlite|postgres] [--n 100000]
+//!       [--latency-ms 0] [--concurrency 16] [--monitor-rows 1000000]
+//!
+//! 1. Trigger cost: inserts N rows (transactions of 1,000 single-row INSERTs) into a
+//!    table with no trigger, one with a minimal hand-written outbox trigger (the row as
+//!    JSON into a bare table), and one with an httphooks hook; prints the ratios.
+//! 2. Delivery: runs the real `httphooks send_callbacks` on the N callbacks the hook
+//!    made, against a loopback receiver (optionally answering after a latency); prints
+//!    callbacks/s and the sender's peak RSS, and checks that every callback arrived once.
+//! 3. monitor_callbacks and delete_old_callbacks over `--monitor-rows` callbacks.
+//!
+//! PostgreSQL runs in a schema of its own in the database named by
+//! HTTPHOOKS_TEST_POSTGRES_URL.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::server::{Reply, Server};
+use common::TestDb;
+
+struct Options {
+    postgres: bool,
+    n: usize,
+    latency_ms: u64,
+    concurrency: usize,
+    monitor_rows: usize,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        postgres: false,
+        n: 100_000,
+        latency_ms: 0,
+        concurrency: 16,
+        monitor_rows: 1_000_000,
+    };
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let mut i = 0;
+    while i + 1 < args.len() + 1 && i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--backend" => options.postgres = value == "postgres",
+            "--n" => options.n = value.parse().expect("--n N"),
+            "--latency-ms" => options.latency_ms = value.parse().expect("--latency-ms MS"),
+            "--concurrency" => options.concurrency = value.parse().expect("--concurrency N"),
+            "--monitor-rows" => options.monitor_rows = value.parse().expect("--monitor-rows N"),
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    options
+}
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_httphooks"))
+}
+
+fn run(db: &TestDb, args: &[&str]) -> (Duration, String) {
+    let started = Instant::now();
+    let output = binary()
+        .current_dir(db.dir.path())
+        .env("DATABASE_URL", &db.url)
+        .args(args)
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        elapsed,
+        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+    )
+}
+
+fn children_peak_rss_kib() -> i64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss
+}
+
+mod tables {
+    diesel::table! { plain (id) { id -> Integer, name -> Text, qty -> Integer, price -> Double, note -> Text } }
+    diesel::table! { outboxed (id) { id -> Integer, name -> Text, qty -> Integer, price -> Double, note -> Text } }
+    diesel::table! { hooked (id) { id -> Integer, name -> Text, qty -> Integer, price -> Double, note -> Text } }
+}
+
+/// Inserts n rows as an application would: single-row INSERTs through diesel's cached
+/// prepared statements, 1,000 to a transaction.
+fn insert_rows(db: &TestDb, table: &str, n: usize) -> Duration {
+    use diesel::prelude::*;
+    macro_rules! insert {
+        ($conn:expr, $table:ident) => {{
+            let started = Instant::now();
+            for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+                $conn
+                    .transaction::<_, diesel::result::Error, _>(|conn| {
+                        for &i in chunk {
+                            diesel::insert_into(tables::$table::table)
+                                .values((
+                                    tables::$table::name.eq(format!("item {i}")),
+                                    tables::$table::qty.eq(i as i32),
+                                    tables::$table::price.eq((i % 100) as f64 + 0.5),
+                                    tables::$table::note.eq(format!("a note about item {i}")),
+                                ))
+                                .execute(conn)?;
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            started.elapsed()
+        }};
+    }
+    macro_rules! on_table {
+        ($conn:expr) => {
+            match table {
+                "plain" => insert!($conn, plain),
+                "outboxed" => insert!($conn, outboxed),
+                _ => insert!($conn, hooked),
+            }
+        };
+    }
+    match db.connect() {
+        common::Client::Sqlite(mut conn) => {
+            diesel::connection::SimpleConnection::batch_execute(
+                &mut conn,
+                "PRAGMA journal_mode = WAL",
+            )
+            .unwrap();
+            on_table!(&mut conn)
+        }
+        common::Client::Postgres(mut conn) => on_table!(&mut conn),
+    }
+}
+
+fn main() {
+    let options = options();
+    let db = if options.postgres {
+        TestDb::postgres().expect("set HTTPHOOKS_TEST_POSTGRES_URL to benchmark PostgreSQL")
+    } else {
+        TestDb::sqlite()
+    };
+    let db = db.migrated();
+    let backend = if options.postgres {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let n = options.n;
+    println!(
+        "backend {backend}, N = {n}, concurrency {}, receiver latency {} ms",
+        options.concurrency, options.latency_ms
+    );
+
+    // 1. Trigger cost.
+    let columns = format!(
+        "{}, name TEXT, qty INTEGER, price REAL, note TEXT",
+        db.id_column()
+    );
+    for table in ["plain", "outboxed", "hooked"] {
+        db.sql(&format!("CREATE TABLE {table} ({columns})"));
+    }
+    if options.postgres {
+        db.sql(
+            "CREATE TABLE outbox (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL);
+             CREATE FUNCTION outbox_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO outbox (payload) VALUES (to_jsonb(NEW)::text); RETURN NULL; END; $$;
+             CREATE TRIGGER outbox_capture AFTER INSERT ON outboxed FOR EACH ROW EXECUTE FUNCTION outbox_capture();",
+        );
+    } else {
+        db.sql(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);
+             CREATE TRIGGER outbox_capture AFTER INSERT ON outboxed FOR EACH ROW BEGIN
+               INSERT INTO outbox (payload) VALUES (json_object('id', NEW.id, 'name', NEW.name, 'qty', NEW.qty,
+                 'price', NEW.price, 'note', NEW.note)); END;",
+        );
+    }
+    let latency = options.latency_ms;
+    let receiver = Server::start(move |_| {
+        if latency > 0 {
+            Reply::Slow(Duration::from_millis(latency))
+        } else {
+            Reply::Status(200)
+        }
+    });
+    run(
+        &db,
+        &[
+            "hooks",
+            "add",
+            "bench",
+            "--table",
+            "hooked",
+            "--events",
+            "insert",
+            "--url",
+            &receiver.url("/bench"),
+        ],
+    );
+    let plain = insert_rows(&db, "plain", n);
+    let outboxed = insert_rows(&db, "outboxed", n);
+    let hooked = insert_rows(&db, "hooked", n);
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "trigger cost: insert {n} rows: no trigger {:.2}s ({:.0}/s), outbox trigger {:.2}s, httphooks {:.2}s ({:.0}/s)",
+        plain.as_secs_f64(),
+        rate(plain),
+        outboxed.as_secs_f64(),
+        hooked.as_secs_f64(),
+        rate(hooked)
+    );
+    println!(
+        "trigger cost: httphooks ÷ no trigger = {:.2}, httphooks ÷ minimal outbox = {:.2}",
+        hooked.as_secs_f64() / plain.as_secs_f64(),
+        hooked.as_secs_f64() / outboxed.as_secs_f64()
+    );
+
+    // 2. Delivery.
+    let concurrency = options.concurrency.to_string();
+    let (elapsed, summary) = run(&db, &["send_callbacks", "--concurrency", &concurrency]);
+    let received = receiver.received();
+    let ids: HashSet<String> = received
+        .iter()
+        .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), n, "every callback arrives");
+    assert_eq!(received.len(), n, "and only once");
+    println!("{summary}");
+    println!(
+        "delivery: {n} callbacks in {:.2}s = {:.0} callbacks/s (process wall time); sender peak RSS {:.1} MiB",
+        elapsed.as_secs_f64(),
+        rate(elapsed),
+        children_peak_rss_kib() as f64 / 1024.0
+    );
+    if latency > 0 {
+        let ceiling = options.concurrency as f64 * 1000.0 / latency as f64;
+        println!(
+            "delivery: {:.0}% of the ceiling C / latency = {ceiling:.0}/s",
+            100.0 * rate(elapsed) / ceiling
+        );
+    }
+
+    // 3. monitor_callbacks and delete_old_callbacks over many rows.
+    let m = options.monitor_rows;
+    if m > 0 {
+        let started = Instant::now();
+        let select = "SELECT h.id, h.name, 'insert', 'hooked', NULL, h.target_url, h.http_method, h.headers, \
+                      h.content_type, '{}', CASE WHEN i % 10 = 0 THEN 'error' ELSE 'sent' END, 8, 10000, NULL";
+        let columns = "(hook_id, hook_name, event_type, table_name, object_id, url, http_method, headers, \
+                       content_type, event_data, status, max_attempts, timeout_ms, next_attempt_at)";
+        if options.postgres {
+            db.sql(&format!(
+                "INSERT INTO httphooks_callbacks {columns} {select} FROM generate_series(1, {m}) AS i, httphooks_hooks h"
+            ));
+        } else {
+            db.sql(&format!(
+                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {m}) \
+                 INSERT INTO httphooks_callbacks {columns} {select} FROM s, httphooks_hooks h"
+            ));
+        }
+        println!(
+            "setup: {m} more callbacks in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let mut times: Vec<Duration> = (0..5)
+            .map(|_| {
+                run(
+                    &db,
+                    &[
+                        "monitor_callbacks",
+                        "--status",
+                        "error",
+                        "--callbacks_limit",
+                        "100000000",
+                    ],
+                )
+                .0
+            })
+            .collect();
+        times.sort();
+        let (_, line) = run(
+            &db,
+            &[
+                "monitor_callbacks",
+                "--status",
+                "error",
+                "--callbacks_limit",
+                "100000000",
+            ],
+        );
+        println!(
+            "monitor_callbacks over {} rows: median {:.1} ms (whole process) — {line}",
+            m + n,
+            times[2].as_secs_f64() * 1000.0
+        );
+        let (_, line) = run(
+            &db,
+            &[
+                "monitor_callbacks",
+                "--status",
+                "waiting",
+                "--minutes_ago",
+                "10",
+            ],
+        );
+        println!("monitor_callbacks --minutes_ago: {line}");
+
+        let age = if options.postgres {
+            "created_at - INTERVAL '40 days'"
+        } else {
+            "datetime(created_at, '-40 days')"
+        };
+        db.sql(&format!(
+            "UPDATE httphooks_callbacks SET created_at = {age}"
+        ));
+        let total = db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks");
+        let (elapsed, line) = run(&db, &["delete_old_callbacks", "30"]);
+        println!("{line}");
+        println!(
+            "delete_old_callbacks: {total} rows in {:.2}s = {:.0} rows/s",
+            elapsed.as_secs_f64(),
+            total as f64 / elapsed.as_secs_f64()
+        );
+    }
+}
