@@ -114,6 +114,52 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
 /// SQLite text form, which PostgreSQL also parses.
 pub(super) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
 
+/// Records the attempt a dead run may have made: it claimed the callback, its lease ran
+/// out, and no outcome was written. It counts as an attempt of unknown outcome.
+pub fn record_unknown_outcome(
+    db: &mut Db,
+    token: &str,
+    callback: &Callback,
+    previous_token: &str,
+) -> Result<()> {
+    let attempt = Attempt {
+        id: 0,
+        callback_id: callback.id,
+        attempt: callback.attempts + 1,
+        started_at: callback.claimed_until.unwrap_or_else(now),
+        elapsed_ms: 0,
+        request_method: callback.http_method.clone(),
+        request_url: callback.url.clone(),
+        request_headers: "[]".to_owned(),
+        request_body: callback.payload.clone().unwrap_or_default(),
+        response_status_code: None,
+        response_reason: None,
+        response_headers: None,
+        response_body: None,
+        error_kind: Some("unknown".to_owned()),
+        error_message: Some(format!(
+            "outcome unknown: the send_callbacks run {previous_token} claimed this callback and stopped before recording \
+             what happened; it may have been delivered"
+        )),
+    };
+    db.write_transaction(|db| {
+        with_conn!(db, |conn| {
+            use httphooks_callbacks::dsl as c;
+            diesel::insert_into(httphooks_attempts::table)
+                .values(&attempt)
+                .execute(conn)?;
+            diesel::update(
+                c::httphooks_callbacks
+                    .filter(c::id.eq(callback.id))
+                    .filter(c::claim_token.eq(token)),
+            )
+            .set(c::attempts.eq(c::attempts + 1))
+            .execute(conn)?;
+            Ok(())
+        })
+    })
+}
+
 /// Gives claimed callbacks back untouched except for a note (`status_details`).
 pub fn release(db: &mut Db, token: &str, ids: &[i64], note: Option<&str>) -> Result<usize> {
     if ids.is_empty() {

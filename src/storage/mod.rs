@@ -157,16 +157,18 @@ impl Db {
         }
     }
 
-    /// Claims up to `limit` due callbacks with a lease (see `callbacks::claim`).
+    /// Claims up to `limit` due callbacks for `token`, each with a lease of
+    /// `lease_in_timeouts` × its hook's timeout + 30 s.
     pub fn claim(
         &mut self,
         filter: &callbacks::ClaimFilter,
         limit: i64,
         token: &str,
+        lease_in_timeouts: i32,
     ) -> Result<Vec<callbacks::Claimed>> {
         match self {
-            Db::Sqlite(conn) => sqlite::claim(conn, filter, limit, token),
-            Db::Postgres(conn) => postgres::claim(conn, filter, limit, token),
+            Db::Sqlite(conn) => sqlite::claim(conn, filter, limit, token, lease_in_timeouts),
+            Db::Postgres(conn) => postgres::claim(conn, filter, limit, token, lease_in_timeouts),
         }
     }
 

@@ -86,6 +86,7 @@ pub fn claim(
     filter: &ClaimFilter,
     limit: i64,
     token: &str,
+    lease_in_timeouts: i32,
 ) -> Result<Vec<Claimed>> {
     let now = now();
     let mut claimed: Vec<Claimed> = diesel::sql_query(format!(
@@ -94,10 +95,11 @@ pub fn claim(
            WHERE status = 'waiting' AND {} AND (claimed_until IS NULL OR claimed_until < $2) \
            ORDER BY next_attempt_at NULLS FIRST, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
          UPDATE httphooks_callbacks c \
-         SET claimed_until = $2 + (c.timeout_ms * 3 + 30000) * interval '1 millisecond', claim_token = $4 \
+         SET claimed_until = $2 + (c.timeout_ms * {lease} + 30000) * interval '1 millisecond', claim_token = $4 \
          FROM due WHERE c.id = due.id \
          RETURNING c.*, due.previous_token",
-        filter.sql_condition("$1")
+        filter.sql_condition("$1"),
+        lease = lease_in_timeouts
     ))
     .bind::<Timestamp, _>(filter.due_before(now))
     .bind::<Timestamp, _>(now)

@@ -203,6 +203,7 @@ pub fn claim(
     filter: &ClaimFilter,
     limit: i64,
     token: &str,
+    lease_in_timeouts: i32,
 ) -> Result<Vec<Claimed>> {
     let now = now();
     let due_before = filter.due_before(now);
@@ -223,9 +224,10 @@ pub fn claim(
         let ids: Vec<String> = due.iter().map(|d| d.id.to_string()).collect();
         let mut callbacks: Vec<super::models::Callback> = diesel::sql_query(format!(
             "UPDATE httphooks_callbacks SET claim_token = ?, \
-             claimed_until = strftime('%Y-%m-%d %H:%M:%f', ?, '+' || (timeout_ms * 3 / 1000 + 30) || ' seconds') \
+             claimed_until = strftime('%Y-%m-%d %H:%M:%f', ?, '+' || (timeout_ms * {lease} / 1000 + 30) || ' seconds') \
              WHERE id IN ({}) RETURNING *",
-            ids.join(",")
+            ids.join(","),
+            lease = lease_in_timeouts
         ))
         .bind::<Text, _>(token)
         .bind::<Timestamp, _>(now)

@@ -1,0 +1,141 @@
+//! `send_callbacks`: deliver due callbacks (the engine is in `engine.rs`), or with
+//! `--dry-run` print the requests it would send.
+
+use std::process::ExitCode;
+
+mod engine;
+
+use crate::cli::SendArgs;
+use crate::delivery::headers::MissingVariable;
+use crate::delivery::{build_request, shown_headers};
+use crate::error::{Error, Result};
+use crate::payload::{render_body, ContentType, EventContext, Renderer};
+use crate::storage::callbacks::{self, ClaimFilter};
+use crate::storage::models::{status, Callback};
+use crate::storage::{hooks, Db};
+
+pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
+    let mut db = Db::open_migrated(url)?;
+    for id in &args.hook_id {
+        if hooks::find_by_id(&mut db, *id)?.is_none() {
+            return Err(Error::invalid(format!(
+                "there is no hook with id {id}; `httphooks hooks list` shows the ids"
+            )));
+        }
+    }
+    if !args.callback.is_empty() {
+        check_named_callbacks(&mut db, &args.callback)?;
+    }
+    let filter = ClaimFilter {
+        hook_ids: args.hook_id.clone(),
+        callback_ids: args.callback.clone(),
+    };
+    if args.dry_run {
+        return dry_run(&mut db, &filter, args.limit.unwrap_or(1000));
+    }
+    drop(db);
+    let summary = engine::Engine::new(url, args).run(&filter)?;
+    if !args.quiet {
+        println!("{}", summary.line());
+    }
+    if !summary.missing_variables.is_empty() {
+        let names: Vec<&str> = summary
+            .missing_variables
+            .iter()
+            .map(String::as_str)
+            .collect();
+        return Err(Error::environment(format!(
+            "{} callback(s) were not sent because environment variable {} is not set; set it for send_callbacks",
+            summary.held,
+            names.join(", ")
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Named callbacks must exist; ones that are not waiting are reported, not sent.
+fn check_named_callbacks(db: &mut Db, ids: &[i64]) -> Result<()> {
+    for id in ids {
+        match callbacks::get(db, *id)? {
+            None => {
+                return Err(Error::invalid(format!(
+                    "no callback has id {id}; `httphooks callbacks list` shows them (nothing was sent)"
+                )))
+            }
+            Some(c) if c.status != status::WAITING => eprintln!(
+                "httphooks: callback {id} is {}, not waiting, so it is not sent; `httphooks callbacks retry {id}` queues it again",
+                c.status
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The body a callback sends: stored after its first rendering, rendered now otherwise.
+/// Returns (body, whether it was rendered now).
+fn body_of(
+    renderer: &mut Renderer,
+    callback: &Callback,
+) -> std::result::Result<(String, bool), String> {
+    if let Some(payload) = &callback.payload {
+        return Ok((payload.clone(), false));
+    }
+    let content_type = ContentType::parse(&callback.content_type)
+        .ok_or_else(|| format!("unsupported content type {}", callback.content_type))?;
+    let context = EventContext::from_stored(
+        &callback.event_data,
+        &callback.event_type,
+        callback.table_name.as_deref(),
+        &callback.hook_name,
+        callback.id,
+        callback.object_id.as_deref(),
+        callback.created_at,
+    )?;
+    render_body(
+        renderer,
+        callback.payload_template.as_deref(),
+        content_type,
+        &context,
+    )
+    .map(|body| (body, true))
+}
+
+fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
+    let due = callbacks::peek_due(db, filter, limit)?;
+    let mut renderer = Renderer::new();
+    for callback in &due {
+        println!(
+            "# callback {} (hook {}, {} event, attempt {}/{})",
+            callback.id,
+            callback.hook_name,
+            callback.event_type,
+            callback.attempts + 1,
+            callback.max_attempts
+        );
+        let body = match body_of(&mut renderer, callback) {
+            Ok((body, _)) => body,
+            Err(problem) => {
+                println!("# would fail: hook {}: {problem}\n", callback.hook_name);
+                continue;
+            }
+        };
+        match build_request(callback, &body) {
+            Ok(request) => {
+                println!("{} {}", request.method, request.url);
+                for (name, value) in shown_headers(&request) {
+                    println!("{name}: {value}");
+                }
+                println!("\n{}\n", request.body.as_deref().unwrap_or(""));
+            }
+            Err(MissingVariable(name)) => {
+                println!("# would not be sent: environment variable {name} is not set\n");
+            }
+        }
+    }
+    println!(
+        "dry run: {} callback(s) due; nothing was sent or changed",
+        due.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
