@@ -127,6 +127,19 @@ impl Db {
         Ok(db)
     }
 
+    /// For the delivery engine's connections: commit without waiting for the disk.
+    /// A crash of the machine (SQLite) or of the server (PostgreSQL) can then undo the
+    /// last few claims and recorded outcomes; those callbacks are sent again with the
+    /// same webhook-id, which at-least-once delivery allows. Never corrupts anything.
+    pub fn commit_without_flush(&mut self) -> Result<()> {
+        use diesel::connection::SimpleConnection;
+        match self {
+            Db::Sqlite(conn) => conn.batch_execute("PRAGMA synchronous = NORMAL")?,
+            Db::Postgres(conn) => conn.batch_execute("SET synchronous_commit = off")?,
+        }
+        Ok(())
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "SQLite",

@@ -1,12 +1,13 @@
 //! The delivery engine: claim due callbacks in batches, send them from a pool of worker
 //! threads over one keep-alive client, and write results back in batches.
 //!
-//! Three kinds of thread, two database connections:
-//! - the dispatcher (connection 1) claims callbacks, renders their bodies and queues
-//!   the requests;
+//! Three kinds of thread:
+//! - the dispatcher claims callbacks, renders their bodies and queues the requests;
 //! - `concurrency` workers only do HTTP;
-//! - the recorder (connection 2) writes outcomes in batches, so claims and writes
-//!   overlap.
+//! - the recorder writes outcomes in batches.
+//! On PostgreSQL the dispatcher and the recorder have a connection each, so claims and
+//! writes overlap. SQLite has one writer at a time anyway: they share one connection,
+//! since two would wait on each other through SQLite's sleeping busy handler.
 //!
 //! Rules kept here:
 //! - No transaction or lock is held while a request is in flight.
@@ -45,9 +46,9 @@ use crate::storage::callbacks::{self, ClaimFilter, Claimed, Outcome};
 use crate::storage::models::{status, Callback};
 use crate::storage::Db;
 
-/// Outcomes are written when this many are waiting, or after [`RECORD_INTERVAL`].
-const RECORD_BATCH: usize = 256;
-const RECORD_INTERVAL: Duration = Duration::from_millis(100);
+/// Outcomes are written when half a window is waiting, or [`RECORD_DELAY`] after the
+/// first of them arrived.
+const RECORD_DELAY: Duration = Duration::from_millis(50);
 /// Callbacks claimed ahead per worker.
 const WINDOW_PER_WORKER: usize = 8;
 
@@ -141,6 +142,12 @@ impl Engine {
         }
     }
 
+    fn connect(&self) -> Result<Db> {
+        let mut db = Db::open_migrated(self.url.as_deref())?;
+        db.commit_without_flush()?;
+        Ok(db)
+    }
+
     fn window(&self) -> usize {
         self.concurrency * WINDOW_PER_WORKER
     }
@@ -152,8 +159,12 @@ impl Engine {
     pub fn run(&self, filter: &ClaimFilter) -> Result<Summary> {
         let started = Instant::now();
         let stop = stop_on_signals()?;
-        let mut claims_db = Db::open_migrated(self.url.as_deref())?;
-        let records_db = Db::open_migrated(self.url.as_deref())?;
+        let claims_db = Mutex::new(self.connect()?);
+        let own_records_db = match &*claims_db.lock().expect("not shared yet") {
+            Db::Postgres(_) => Some(Mutex::new(self.connect()?)),
+            Db::Sqlite(_) => None,
+        };
+        let records_db = own_records_db.as_ref().unwrap_or(&claims_db);
         let client = Client::new(self.concurrency);
         let progress = self.progress_bar();
 
@@ -172,7 +183,7 @@ impl Engine {
                 scope.spawn(move || worker(client, jobs, &reports, stop));
             }
             let dispatched = self.dispatch(
-                &mut claims_db,
+                &claims_db,
                 filter,
                 &stop,
                 job_sender,
@@ -198,7 +209,8 @@ impl Engine {
                 "not sent: environment variable {} is not set",
                 names.join(", ")
             );
-            callbacks::release(&mut claims_db, &self.token, &held, Some(&note))?;
+            let mut db = claims_db.lock().map_err(|_| poisoned())?;
+            callbacks::release(&mut db, &self.token, &held, Some(&note))?;
             summary.held = held.len();
             summary.missing_variables = missing_variables;
         }
@@ -210,7 +222,7 @@ impl Engine {
     /// a signal arrives. Returns (claimed, held ids, missing variables).
     fn dispatch(
         &self,
-        db: &mut Db,
+        db: &Mutex<Db>,
         filter: &ClaimFilter,
         stop: &AtomicBool,
         jobs: SyncSender<Job>,
@@ -237,7 +249,7 @@ impl Engine {
             }
             let room = self.window().saturating_sub(outstanding);
             if room < self.concurrency {
-                match settled.recv_timeout(RECORD_INTERVAL) {
+                match settled.recv_timeout(RECORD_DELAY) {
                     Ok(count) => outstanding -= count,
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -245,7 +257,12 @@ impl Engine {
                 continue;
             }
             let want = (room as i64).min(remaining);
-            let claimed = db.claim(filter, want, &self.token, self.lease_in_timeouts())?;
+            let claimed = db.lock().map_err(|_| poisoned())?.claim(
+                filter,
+                want,
+                &self.token,
+                self.lease_in_timeouts(),
+            )?;
             if claimed.is_empty() {
                 break;
             }
@@ -276,13 +293,14 @@ impl Engine {
     }
 
     /// A claim taken over from a run that died: record the attempt it may have made.
-    fn settle_unknown_outcome(&self, db: &mut Db, claim: Claimed) -> Result<Callback> {
+    fn settle_unknown_outcome(&self, db: &Mutex<Db>, claim: Claimed) -> Result<Callback> {
         let Claimed {
             mut callback,
             previous_token,
         } = claim;
         if let Some(previous) = previous_token {
-            callbacks::record_unknown_outcome(db, &self.token, &callback, &previous)?;
+            let mut db = db.lock().map_err(|_| poisoned())?;
+            callbacks::record_unknown_outcome(&mut db, &self.token, &callback, &previous)?;
             callback.attempts += 1;
         }
         Ok(callback)
@@ -291,53 +309,63 @@ impl Engine {
     /// Writes outcomes in batches until every sender is gone.
     fn record_loop(
         &self,
-        mut db: Db,
+        db: &Mutex<Db>,
         reports: Receiver<Report>,
         settled: Sender<usize>,
         progress: &ProgressBar,
     ) -> Result<Summary> {
+        let batch = (self.window() / 2).max(1);
         let mut summary = Summary::default();
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut unstarted: Vec<i64> = Vec::new();
+        let mut first_waiting: Option<Instant> = None;
         let mut failure = None;
-        loop {
-            let report = reports.recv_timeout(RECORD_INTERVAL);
-            let finished = matches!(report, Err(RecvTimeoutError::Disconnected));
-            match report {
-                Ok(Report::Outcome(outcome)) => outcomes.push(outcome),
-                Ok(Report::Unstarted(id)) => unstarted.push(id),
-                Err(_) => {}
-            }
-            while outcomes.len() + unstarted.len() < RECORD_BATCH {
-                match reports.try_recv() {
-                    Ok(Report::Outcome(outcome)) => outcomes.push(outcome),
-                    Ok(Report::Unstarted(id)) => unstarted.push(id),
-                    Err(_) => break,
+        let mut finished = false;
+        while !finished {
+            let wait = first_waiting.map_or(RECORD_DELAY, |first| {
+                RECORD_DELAY.saturating_sub(first.elapsed())
+            });
+            match reports.recv_timeout(wait) {
+                Ok(report) => {
+                    first_waiting.get_or_insert_with(Instant::now);
+                    match report {
+                        Report::Outcome(outcome) => outcomes.push(outcome),
+                        Report::Unstarted(id) => unstarted.push(id),
+                    }
                 }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => finished = true,
             }
-            if failure.is_none() && !(outcomes.is_empty() && unstarted.is_empty()) {
-                let written = callbacks::record(&mut db, &self.token, &outcomes)
-                    .and_then(|_| callbacks::release(&mut db, &self.token, &unstarted, None));
+            let waiting = outcomes.len() + unstarted.len();
+            let due = waiting >= batch
+                || finished
+                || first_waiting.is_some_and(|f| f.elapsed() >= RECORD_DELAY);
+            if waiting == 0 || !due {
+                continue;
+            }
+            if failure.is_none() {
+                let written = db.lock().map_err(|_| poisoned()).and_then(|mut db| {
+                    callbacks::record(&mut db, &self.token, &outcomes)?;
+                    callbacks::release(&mut db, &self.token, &unstarted, None)
+                });
                 match written {
                     Ok(_) => {
                         for outcome in &outcomes {
                             summary.count(outcome);
                         }
                         summary.released += unstarted.len();
-                        progress.inc((outcomes.len() + unstarted.len()) as u64);
+                        progress.inc(waiting as u64);
                         progress.set_message(summary.counts());
                     }
                     // What could not be written keeps its claim; a later run takes it
                     // over when the lease expires.
                     Err(error) => failure = Some(error),
                 }
-                let _ = settled.send(outcomes.len() + unstarted.len());
-                outcomes.clear();
-                unstarted.clear();
             }
-            if finished {
-                break;
-            }
+            let _ = settled.send(waiting);
+            outcomes.clear();
+            unstarted.clear();
+            first_waiting = None;
         }
         match failure {
             Some(error) => Err(error),
@@ -357,6 +385,10 @@ impl Engine {
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     }
+}
+
+fn poisoned() -> Error {
+    Error::environment("a send_callbacks thread failed; run send_callbacks again")
 }
 
 /// Identifies this run's claims: host, process and a random part.
