@@ -17,6 +17,9 @@ use super::schema::{httphooks_attempts, httphooks_callbacks};
 use super::{now, with_conn, Db};
 use crate::error::Result;
 
+/// Added to every lease: slack for the time between claiming and queueing.
+pub const LEASE_MARGIN_MS: i64 = 5000;
+
 /// Which waiting callbacks a run may claim.
 #[derive(Debug, Clone, Default)]
 pub struct ClaimFilter {

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::PgConnection;
 
+use super::callbacks::LEASE_MARGIN_MS;
 use super::callbacks::{ClaimFilter, Claimed};
 use super::{connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind};
 use crate::error::Result;
@@ -80,7 +81,8 @@ pub fn drop_triggers(conn: &mut PgConnection, table: &str) -> Result<()> {
 
 /// A CTE that locks the due rows (skipping those another run holds) and then updates
 /// them: unlike `IN (SELECT … FOR UPDATE SKIP LOCKED)`, it never claims more than the
-/// limit whatever plan PostgreSQL picks.
+/// limit whatever plan PostgreSQL picks. Leases are set and checked with the database's
+/// clock, so runs on hosts whose clocks differ still agree on when a lease ran out.
 pub fn claim(
     conn: &mut PgConnection,
     filter: &ClaimFilter,
@@ -88,21 +90,21 @@ pub fn claim(
     token: &str,
     lease_in_timeouts: i32,
 ) -> Result<Vec<Claimed>> {
-    let now = now();
     let mut claimed: Vec<Claimed> = diesel::sql_query(format!(
         "WITH due AS ( \
            SELECT id, claim_token AS previous_token FROM httphooks_callbacks \
-           WHERE status = 'waiting' AND {} AND (claimed_until IS NULL OR claimed_until < $2) \
-           ORDER BY next_attempt_at NULLS FIRST, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+           WHERE status = 'waiting' AND {condition} \
+             AND (claimed_until IS NULL OR claimed_until < (now() AT TIME ZONE 'UTC')) \
+           ORDER BY next_attempt_at NULLS FIRST, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
          UPDATE httphooks_callbacks c \
-         SET claimed_until = $2 + (c.timeout_ms * {lease} + 30000) * interval '1 millisecond', claim_token = $4 \
+         SET claimed_until = (now() AT TIME ZONE 'UTC') \
+               + (c.timeout_ms * {lease_in_timeouts} + {LEASE_MARGIN_MS}) * interval '1 millisecond', \
+             claim_token = $3 \
          FROM due WHERE c.id = due.id \
          RETURNING c.*, due.previous_token",
-        filter.sql_condition("$1"),
-        lease = lease_in_timeouts
+        condition = filter.sql_condition("$1"),
     ))
-    .bind::<Timestamp, _>(filter.due_before(now))
-    .bind::<Timestamp, _>(now)
+    .bind::<Timestamp, _>(filter.due_before(now()))
     .bind::<BigInt, _>(limit)
     .bind::<Text, _>(token)
     .load(conn)?;

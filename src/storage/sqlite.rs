@@ -224,10 +224,11 @@ pub fn claim(
         let ids: Vec<String> = due.iter().map(|d| d.id.to_string()).collect();
         let mut callbacks: Vec<super::models::Callback> = diesel::sql_query(format!(
             "UPDATE httphooks_callbacks SET claim_token = ?, \
-             claimed_until = strftime('%Y-%m-%d %H:%M:%f', ?, '+' || (timeout_ms * {lease} / 1000 + 30) || ' seconds') \
+             claimed_until = strftime('%Y-%m-%d %H:%M:%f', ?, '+' || ((timeout_ms * {lease} + {margin}) / 1000.0) || ' seconds') \
              WHERE id IN ({}) RETURNING *",
             ids.join(","),
-            lease = lease_in_timeouts
+            lease = lease_in_timeouts,
+            margin = super::callbacks::LEASE_MARGIN_MS,
         ))
         .bind::<Text, _>(token)
         .bind::<Timestamp, _>(now)

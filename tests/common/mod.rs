@@ -76,6 +76,19 @@ impl TestDb {
         cmd
     }
 
+    /// The binary as a child process, for tests that signal or overlap runs.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_httphooks"))
+            .current_dir(self.dir.path())
+            .env("DATABASE_URL", &self.url)
+            .env_remove("RUST_LOG")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Runs the binary with these arguments and expects success.
     pub fn ok(&self, args: &[&str]) -> String {
         let output = self.cmd().args(args).output().unwrap();

@@ -12,7 +12,7 @@
 //! Rules kept here:
 //! - No transaction or lock is held while a request is in flight.
 //! - At most `WINDOW_PER_WORKER` × concurrency callbacks are claimed and not yet
-//!   recorded, and a claim's lease is `WINDOW_PER_WORKER + 2` hook timeouts + 30 s, so
+//!   recorded, and a claim's lease is `WINDOW_PER_WORKER + 2` hook timeouts + 5 s, so
 //!   a claim outlasts its wait in the queue.
 //! - A claim whose lease ran out while another run held it (that run died) is recorded
 //!   as an attempt with outcome unknown: it may have been delivered. Then it is sent
