@@ -58,7 +58,7 @@ on_both_backends!(
         db.sql("DELETE FROM \"order\" WHERE \"customer name\" = 'Bob'");
         assert_eq!(callbacks(&db), 7);
         let events = db.text(
-        "SELECT event_type || ':' || object_id || ':' || hook_name AS v FROM httphooks_callbacks ORDER BY id DESC LIMIT 1",
+        "SELECT event_type || ':' || object_id || ':' || hook_name AS v FROM httphooks_callback_details ORDER BY id DESC LIMIT 1",
     );
         assert_eq!(events.as_deref(), Some("delete:2:all"));
 
@@ -74,7 +74,7 @@ on_both_backends!(
         db.sql("INSERT INTO \"order\" (\"customer name\", total) VALUES ('Di', 1)");
         let hooks: Vec<String> = (0..2)
         .map(|offset| {
-            db.text(&format!("SELECT hook_name AS v FROM httphooks_callbacks ORDER BY id DESC LIMIT 1 OFFSET {offset}"))
+            db.text(&format!("SELECT hook_name AS v FROM httphooks_callback_details ORDER BY id DESC LIMIT 1 OFFSET {offset}"))
                 .unwrap()
         })
         .collect();
@@ -356,7 +356,7 @@ on_both_backends!(nothing_in_a_hook_definition_reaches_sql, |db| {
     ]);
     db.sql("INSERT INTO \"order\" (total) VALUES (1)");
     assert_eq!(
-        db.text("SELECT hook_name AS v FROM httphooks_callbacks")
+        db.text("SELECT hook_name AS v FROM httphooks_callback_details")
             .as_deref(),
         Some(name)
     );

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::DeleteOldArgs;
 use crate::error::Result;
-use crate::storage::{callbacks, Db};
+use crate::storage::{callbacks, hooks, Db};
 
 pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
@@ -25,6 +25,7 @@ pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
             break;
         }
     }
+    hooks::prune_unused_versions(&mut db)?;
     let kept = if args.include_waiting {
         ""
     } else {

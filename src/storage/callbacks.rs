@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::models::{status, Attempt, Callback};
-use super::schema::{httphooks_attempts, httphooks_callbacks};
+use super::schema::{httphooks_attempts, httphooks_callback_details, httphooks_callbacks};
 use super::{now, with_conn, Db};
 use crate::error::Result;
 
@@ -202,8 +202,8 @@ pub struct ListFilter {
 
 pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
     with_conn!(db, |conn| {
-        use httphooks_callbacks::dsl as c;
-        let mut query = c::httphooks_callbacks
+        use httphooks_callback_details::dsl as c;
+        let mut query = c::httphooks_callback_details
             .select(Callback::as_select())
             .order(c::id.desc())
             .into_boxed();
@@ -222,8 +222,8 @@ pub fn peek_due(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<Vec<Cal
     let now = now();
     let due_before = filter.due_before(now);
     with_conn!(db, |conn| {
-        use httphooks_callbacks::dsl as c;
-        let mut query = c::httphooks_callbacks
+        use httphooks_callback_details::dsl as c;
+        let mut query = c::httphooks_callback_details
             .select(Callback::as_select())
             .filter(c::status.eq(status::WAITING))
             .filter(
@@ -246,8 +246,8 @@ pub fn peek_due(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<Vec<Cal
 
 pub fn get(db: &mut Db, id: i64) -> Result<Option<Callback>> {
     with_conn!(db, |conn| {
-        use httphooks_callbacks::dsl as c;
-        Ok(c::httphooks_callbacks
+        use httphooks_callback_details::dsl as c;
+        Ok(c::httphooks_callback_details
             .select(Callback::as_select())
             .filter(c::id.eq(id))
             .first(conn)
@@ -269,8 +269,8 @@ pub fn attempts_of(db: &mut Db, callback_id: i64) -> Result<Vec<Attempt>> {
 /// Ids among `ids` that exist, for messages about the rest.
 pub fn existing_ids(db: &mut Db, ids: &[i64]) -> Result<Vec<i64>> {
     with_conn!(db, |conn| {
-        use httphooks_callbacks::dsl as c;
-        Ok(c::httphooks_callbacks
+        use httphooks_callback_details::dsl as c;
+        Ok(c::httphooks_callback_details
             .select(c::id)
             .filter(c::id.eq_any(ids))
             .load(conn)?)

@@ -80,10 +80,8 @@ impl Enqueue for SqliteConnection {
         data: &serde_json::Value,
     ) -> Result<usize> {
         Ok(diesel::sql_query(
-            "INSERT INTO httphooks_callbacks (hook_id, hook_name, event_type, table_name, object_id, \
-             url, http_method, headers, content_type, payload_template, event_data, max_attempts, timeout_ms) \
-             SELECT h.id, h.name, ?, h.table_name, NULL, h.target_url, h.http_method, h.headers, \
-             h.content_type, h.payload_template, json_object('data', json(?)), h.max_attempts, h.timeout_ms \
+            "INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, event_data) \
+             SELECT h.id, h.version_id, ?, NULL, json_object('data', json(?)) \
              FROM httphooks_hooks h WHERE h.name = ? AND h.enabled",
         )
         .bind::<Text, _>(event)

@@ -2,7 +2,8 @@
 
 use diesel::prelude::*;
 
-use super::models::{Hook, HookFields};
+use super::models::{Hook, HookFields, NewHookVersion};
+use super::schema::httphooks_hook_versions;
 use super::schema::httphooks_hooks::dsl as h;
 use super::{with_conn, Column, Db};
 use crate::error::{Error, Result};
@@ -64,12 +65,35 @@ pub fn watched_tables(db: &mut Db) -> Result<Vec<String>> {
     })
 }
 
+/// Makes a new version of the hook's delivery settings its current one.
+fn new_version(db: &mut Db, hook_id: i64, fields: &HookFields) -> Result<()> {
+    let version = NewHookVersion::of(hook_id, fields);
+    with_conn!(db, |conn| {
+        diesel::insert_into(httphooks_hook_versions::table)
+            .values(&version)
+            .execute(conn)?;
+        let version_id: i64 = httphooks_hook_versions::table
+            .select(diesel::dsl::max(httphooks_hook_versions::id))
+            .filter(httphooks_hook_versions::hook_id.eq(hook_id))
+            .first::<Option<i64>>(conn)?
+            .expect("the version just inserted");
+        diesel::update(h::httphooks_hooks.filter(h::id.eq(hook_id)))
+            .set(h::version_id.eq(version_id))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
 /// Inserts a hook and installs its table's triggers, in one transaction.
 pub fn create(db: &mut Db, fields: &HookFields, columns: Option<&[Column]>) -> Result<Hook> {
     db.write_transaction(|db| {
         with_conn!(db, |conn| diesel::insert_into(h::httphooks_hooks)
             .values(fields)
             .execute(conn))?;
+        let id = find(db, &fields.name)?
+            .ok_or_else(|| Error::environment("the new hook vanished; run the command again"))?
+            .id;
+        new_version(db, id, fields)?;
         if let (Some(table), Some(columns)) = (&fields.table_name, columns) {
             db.install_triggers(table, columns)?;
         }
@@ -92,6 +116,7 @@ pub fn update(
                 .set((fields, h::updated_at.eq(super::now())))
                 .execute(conn)
         })?;
+        new_version(db, before.id, fields)?;
         if before.table_name != fields.table_name {
             if let Some(old_table) = &before.table_name {
                 drop_triggers_if_unwatched(db, old_table)?;
@@ -135,4 +160,16 @@ fn drop_triggers_if_unwatched(db: &mut Db, table: &str) -> Result<()> {
         db.drop_triggers(table)?;
     }
     Ok(())
+}
+
+/// Deletes hook versions that no hook and no callback refers to any more.
+pub fn prune_unused_versions(db: &mut Db) -> Result<usize> {
+    with_conn!(db, |conn| {
+        Ok(diesel::sql_query(
+            "DELETE FROM httphooks_hook_versions \
+             WHERE id NOT IN (SELECT version_id FROM httphooks_hooks WHERE version_id IS NOT NULL) \
+               AND id NOT IN (SELECT version_id FROM httphooks_callbacks)",
+        )
+        .execute(conn)?)
+    })
 }

@@ -3,7 +3,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{httphooks_attempts, httphooks_callbacks, httphooks_hooks};
+use super::schema::{
+    httphooks_attempts, httphooks_callback_details, httphooks_hook_versions, httphooks_hooks,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = httphooks_hooks)]
@@ -28,6 +30,8 @@ pub struct Hook {
     pub signing_secret_env: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The current version: what new callbacks are made with.
+    pub version_id: Option<i64>,
 }
 
 impl Hook {
@@ -97,11 +101,50 @@ impl From<&Hook> for HookFields {
     }
 }
 
+/// An immutable snapshot of a hook's delivery settings, made on every change.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = httphooks_hook_versions)]
+pub struct NewHookVersion {
+    pub hook_id: i64,
+    pub name: String,
+    pub table_name: Option<String>,
+    pub target_url: String,
+    pub http_method: String,
+    pub headers: String,
+    pub content_type: String,
+    pub payload_template: Option<String>,
+    pub timeout_ms: i32,
+    pub max_attempts: i32,
+    pub auth: Option<String>,
+    pub signing_secret_env: Option<String>,
+}
+
+impl NewHookVersion {
+    pub fn of(hook_id: i64, fields: &HookFields) -> NewHookVersion {
+        NewHookVersion {
+            hook_id,
+            name: fields.name.clone(),
+            table_name: fields.table_name.clone(),
+            target_url: fields.target_url.clone(),
+            http_method: fields.http_method.clone(),
+            headers: fields.headers.clone(),
+            content_type: fields.content_type.clone(),
+            payload_template: fields.payload_template.clone(),
+            timeout_ms: fields.timeout_ms,
+            max_attempts: fields.max_attempts,
+            auth: fields.auth.clone(),
+            signing_secret_env: fields.signing_secret_env.clone(),
+        }
+    }
+}
+
+/// A callback with the settings of the hook version it was made with (read from the
+/// `httphooks_callback_details` view; writes go to `httphooks_callbacks`).
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
-#[diesel(table_name = httphooks_callbacks)]
+#[diesel(table_name = httphooks_callback_details)]
 pub struct Callback {
     pub id: i64,
-    pub hook_id: Option<i64>,
+    pub hook_id: i64,
     pub hook_name: String,
     pub event_type: String,
     pub table_name: Option<String>,

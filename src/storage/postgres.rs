@@ -90,18 +90,23 @@ pub fn claim(
     token: &str,
     lease_in_timeouts: i32,
 ) -> Result<Vec<Claimed>> {
+    // The outer SELECT sees the rows as they were before the UPDATE (one snapshot);
+    // only the lease columns differ, and the caller knows its own token.
     let mut claimed: Vec<Claimed> = diesel::sql_query(format!(
         "WITH due AS ( \
            SELECT id, claim_token AS previous_token FROM httphooks_callbacks \
            WHERE status = 'waiting' AND {condition} \
              AND (claimed_until IS NULL OR claimed_until < (now() AT TIME ZONE 'UTC')) \
-           ORDER BY next_attempt_at NULLS FIRST, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         UPDATE httphooks_callbacks c \
-         SET claimed_until = (now() AT TIME ZONE 'UTC') \
-               + (c.timeout_ms * {lease_in_timeouts} + {LEASE_MARGIN_MS}) * interval '1 millisecond', \
-             claim_token = $3 \
-         FROM due WHERE c.id = due.id \
-         RETURNING c.*, due.previous_token",
+           ORDER BY next_attempt_at NULLS FIRST, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         claimed AS ( \
+           UPDATE httphooks_callbacks c \
+           SET claimed_until = (now() AT TIME ZONE 'UTC') \
+                 + (v.timeout_ms * {lease_in_timeouts} + {LEASE_MARGIN_MS}) * interval '1 millisecond', \
+               claim_token = $3 \
+           FROM due, httphooks_hook_versions v WHERE c.id = due.id AND v.id = c.version_id \
+           RETURNING c.id, due.previous_token) \
+         SELECT d.*, claimed.previous_token \
+         FROM claimed JOIN httphooks_callback_details d ON d.id = claimed.id",
         condition = filter.sql_condition("$1"),
     ))
     .bind::<Timestamp, _>(filter.due_before(now()))

@@ -20,13 +20,54 @@ diesel::table! {
         signing_secret_env -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        version_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    httphooks_hook_versions (id) {
+        id -> BigInt,
+        hook_id -> BigInt,
+        name -> Text,
+        table_name -> Nullable<Text>,
+        target_url -> Text,
+        http_method -> Text,
+        headers -> Text,
+        content_type -> Text,
+        payload_template -> Nullable<Text>,
+        timeout_ms -> Integer,
+        max_attempts -> Integer,
+        auth -> Nullable<Text>,
+        signing_secret_env -> Nullable<Text>,
+        created_at -> Timestamp,
     }
 }
 
 diesel::table! {
     httphooks_callbacks (id) {
         id -> BigInt,
-        hook_id -> Nullable<BigInt>,
+        hook_id -> BigInt,
+        version_id -> BigInt,
+        event_type -> Text,
+        object_id -> Nullable<Text>,
+        payload -> Nullable<Text>,
+        event_data -> Text,
+        status -> Text,
+        status_details -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+        claimed_until -> Nullable<Timestamp>,
+        claim_token -> Nullable<Text>,
+    }
+}
+
+// A view: a callback joined with its hook version (migrations define it).
+diesel::table! {
+    httphooks_callback_details (id) {
+        id -> BigInt,
+        hook_id -> BigInt,
         hook_name -> Text,
         event_type -> Text,
         table_name -> Nullable<Text>,
@@ -71,10 +112,10 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(httphooks_callbacks -> httphooks_hooks (hook_id));
-diesel::joinable!(httphooks_attempts -> httphooks_callbacks (callback_id));
 diesel::allow_tables_to_appear_in_same_query!(
     httphooks_hooks,
+    httphooks_hook_versions,
     httphooks_callbacks,
+    httphooks_callback_details,
     httphooks_attempts
 );

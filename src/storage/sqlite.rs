@@ -153,10 +153,8 @@ fn trigger_sql(table: &str, columns: &[Column], event: &str) -> String {
     let table_literal = quote_literal(table);
     format!(
         "CREATE TRIGGER {name} AFTER {op} ON {table_ident} FOR EACH ROW BEGIN \
-         INSERT INTO httphooks_callbacks (hook_id, hook_name, event_type, table_name, object_id, \
-         url, http_method, headers, content_type, payload_template, event_data, max_attempts, timeout_ms) \
-         SELECT h.id, h.name, '{event}', {table_literal}, {object_id}, h.target_url, h.http_method, \
-         h.headers, h.content_type, h.payload_template, {event_data}, h.max_attempts, h.timeout_ms \
+         INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, event_data) \
+         SELECT h.id, h.version_id, '{event}', {object_id}, {event_data} \
          FROM httphooks_hooks h WHERE h.table_name = {table_literal} AND h.enabled \
          AND instr(h.events, ',{event},') > 0{when_changed}; END;",
         name = trigger_name(table, event),
@@ -222,23 +220,35 @@ pub fn claim(
             return Ok(Vec::new());
         }
         let ids: Vec<String> = due.iter().map(|d| d.id.to_string()).collect();
-        let mut callbacks: Vec<super::models::Callback> = diesel::sql_query(format!(
+        let ids = ids.join(",");
+        diesel::sql_query(format!(
             "UPDATE httphooks_callbacks SET claim_token = ?, \
-             claimed_until = strftime('%Y-%m-%d %H:%M:%f', ?, '+' || ((timeout_ms * {lease} + {margin}) / 1000.0) || ' seconds') \
-             WHERE id IN ({}) RETURNING *",
-            ids.join(","),
+             claimed_until = strftime('%Y-%m-%d %H:%M:%f', ?, '+' || \
+               (((SELECT v.timeout_ms FROM httphooks_hook_versions v WHERE v.id = version_id) \
+                 * {lease} + {margin}) / 1000.0) || ' seconds') \
+             WHERE id IN ({ids})",
             lease = lease_in_timeouts,
             margin = super::callbacks::LEASE_MARGIN_MS,
         ))
         .bind::<Text, _>(token)
         .bind::<Timestamp, _>(now)
+        .execute(conn)?;
+        let mut callbacks: Vec<super::models::Callback> = diesel::sql_query(format!(
+            "SELECT * FROM httphooks_callback_details WHERE id IN ({ids})"
+        ))
         .load(conn)?;
         callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
         Ok(callbacks
             .into_iter()
             .map(|callback| {
-                let previous_token = due.iter().find(|d| d.id == callback.id).and_then(|d| d.claim_token.clone());
-                Claimed { callback, previous_token }
+                let previous_token = due
+                    .iter()
+                    .find(|d| d.id == callback.id)
+                    .and_then(|d| d.claim_token.clone());
+                Claimed {
+                    callback,
+                    previous_token,
+                }
             })
             .collect())
     })

@@ -1,5 +1,7 @@
 DROP FUNCTION httphooks_enqueue(text, text, jsonb);
 DROP FUNCTION httphooks_capture() CASCADE;
 DROP TABLE httphooks_attempts;
+DROP VIEW httphooks_callback_details;
 DROP TABLE httphooks_callbacks;
+DROP TABLE httphooks_hook_versions;
 DROP TABLE httphooks_hooks;

@@ -18,31 +18,46 @@ CREATE TABLE httphooks_hooks (
     auth TEXT,
     signing_secret_env TEXT,
     created_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
-    updated_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')
+    updated_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+    -- The current row of httphooks_hook_versions: what new callbacks are made with.
+    version_id BIGINT
 );
 CREATE INDEX httphooks_hooks_table_name ON httphooks_hooks (table_name);
 
-CREATE TABLE httphooks_callbacks (
+-- Immutable snapshots of a hook's delivery settings. A callback points at the version
+-- that was current when it was made, so editing a hook never changes callbacks already
+-- made, and each callback row stays narrow (cheap for the triggers to write).
+CREATE TABLE httphooks_hook_versions (
     id BIGSERIAL PRIMARY KEY,
-    -- No foreign key: its per-row check would tax every trigger insert. Removing a
-    -- hook cancels its waiting callbacks; older ones keep hook_id and hook_name.
-    hook_id BIGINT,
-    hook_name TEXT NOT NULL,
-    event_type TEXT NOT NULL,
+    hook_id BIGINT NOT NULL,
+    name TEXT NOT NULL,
     table_name TEXT,
-    object_id TEXT,
-    url TEXT NOT NULL,
+    target_url TEXT NOT NULL,
     http_method TEXT NOT NULL,
     headers TEXT NOT NULL,
     content_type TEXT NOT NULL,
     payload_template TEXT,
+    timeout_ms INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    auth TEXT,
+    signing_secret_env TEXT,
+    created_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')
+);
+
+CREATE TABLE httphooks_callbacks (
+    id BIGSERIAL PRIMARY KEY,
+    -- No foreign keys: their per-row checks would tax every trigger insert. Removing
+    -- a hook cancels its waiting callbacks; all keep their hook version.
+    hook_id BIGINT NOT NULL,
+    version_id BIGINT NOT NULL,
+    event_type TEXT NOT NULL,
+    object_id TEXT,
+    -- The body, rendered before the first attempt; every retry sends these bytes.
     payload TEXT,
     event_data TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'waiting',
     status_details TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
-    timeout_ms INTEGER NOT NULL,
     -- Empty until the first attempt fails: a new callback is due from created_at.
     next_attempt_at TIMESTAMP,
     -- The one timestamp computed per trigger insert (each costs microseconds).
@@ -57,6 +72,15 @@ CREATE TABLE httphooks_callbacks (
 -- by their last change, for monitor_callbacks.
 CREATE INDEX httphooks_callbacks_due ON httphooks_callbacks (next_attempt_at NULLS FIRST, id) WHERE status = 'waiting';
 CREATE INDEX httphooks_callbacks_errors ON httphooks_callbacks (updated_at) WHERE status = 'error';
+
+-- A callback with the settings of its hook version, under the names SPEC §4 uses.
+CREATE VIEW httphooks_callback_details AS
+SELECT c.id, c.hook_id, v.name AS hook_name, c.event_type, v.table_name, c.object_id,
+       v.target_url AS url, v.http_method, v.headers, v.content_type, v.payload_template,
+       c.payload, c.event_data, c.status, c.status_details, c.attempts, v.max_attempts,
+       v.timeout_ms, c.next_attempt_at, c.created_at, c.updated_at, c.claimed_until,
+       c.claim_token
+FROM httphooks_callbacks c JOIN httphooks_hook_versions v ON v.id = c.version_id;
 
 CREATE TABLE httphooks_attempts (
     id BIGSERIAL PRIMARY KEY,
@@ -98,13 +122,9 @@ BEGIN
         SELECT jsonb_agg(instance -> c)::text INTO object_id
         FROM jsonb_array_elements_text(pk_columns) AS c;
     END IF;
-    INSERT INTO httphooks_callbacks (hook_id, hook_name, event_type, table_name, object_id,
-        url, http_method, headers, content_type, payload_template, event_data,
-        max_attempts, timeout_ms)
-    SELECT h.id, h.name, event, TG_TABLE_NAME, object_id,
-        h.target_url, h.http_method, h.headers, h.content_type, h.payload_template,
-        jsonb_build_object('instance', instance, 'old', old_row)::text,
-        h.max_attempts, h.timeout_ms
+    INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, event_data)
+    SELECT h.id, h.version_id, event, object_id,
+        jsonb_build_object('instance', instance, 'old', old_row)::text
     FROM httphooks_hooks h
     WHERE h.table_name = TG_TABLE_NAME AND h.enabled
       AND position(',' || event || ',' IN h.events) > 0
@@ -129,13 +149,8 @@ BEGIN
                    WHERE h.name = hook AND position(',' || event_type || ',' IN h.events) > 0) THEN
         RAISE EXCEPTION 'httphooks: hook % does not listen to event %; add it with `httphooks hooks edit`', hook, event_type;
     END IF;
-    INSERT INTO httphooks_callbacks (hook_id, hook_name, event_type, table_name, object_id,
-        url, http_method, headers, content_type, payload_template, event_data,
-        max_attempts, timeout_ms)
-    SELECT h.id, h.name, event_type, h.table_name, NULL,
-        h.target_url, h.http_method, h.headers, h.content_type, h.payload_template,
-        jsonb_build_object('data', data)::text,
-        h.max_attempts, h.timeout_ms
+    INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, event_data)
+    SELECT h.id, h.version_id, event_type, NULL, jsonb_build_object('data', data)::text
     FROM httphooks_hooks h
     WHERE h.name = hook AND h.enabled;
     GET DIAGNOSTICS made = ROW_COUNT;

@@ -1,3 +1,5 @@
 DROP TABLE httphooks_attempts;
+DROP VIEW httphooks_callback_details;
 DROP TABLE httphooks_callbacks;
+DROP TABLE httphooks_hook_versions;
 DROP TABLE httphooks_hooks;

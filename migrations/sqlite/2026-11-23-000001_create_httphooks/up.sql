@@ -18,32 +18,47 @@ CREATE TABLE httphooks_hooks (
     auth TEXT,
     signing_secret_env TEXT,
     created_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
-    updated_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+    updated_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    -- The current row of httphooks_hook_versions: what new callbacks are made with.
+    version_id BIGINT
 );
 CREATE INDEX httphooks_hooks_table_name ON httphooks_hooks (table_name);
 
--- AUTOINCREMENT: ids are never reused, so webhook-id stays unique per database.
-CREATE TABLE httphooks_callbacks (
+-- Immutable snapshots of a hook's delivery settings. A callback points at the version
+-- that was current when it was made, so editing a hook never changes callbacks already
+-- made, and each callback row stays narrow (cheap for the triggers to write).
+CREATE TABLE httphooks_hook_versions (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-    -- No foreign key: its per-row check would tax every trigger insert. Removing a
-    -- hook cancels its waiting callbacks; older ones keep hook_id and hook_name.
-    hook_id BIGINT,
-    hook_name TEXT NOT NULL,
-    event_type TEXT NOT NULL,
+    hook_id BIGINT NOT NULL,
+    name TEXT NOT NULL,
     table_name TEXT,
-    object_id TEXT,
-    url TEXT NOT NULL,
+    target_url TEXT NOT NULL,
     http_method TEXT NOT NULL,
     headers TEXT NOT NULL,
     content_type TEXT NOT NULL,
     payload_template TEXT,
+    timeout_ms INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    auth TEXT,
+    signing_secret_env TEXT,
+    created_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+);
+
+-- AUTOINCREMENT: ids are never reused, so webhook-id stays unique per database.
+CREATE TABLE httphooks_callbacks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    -- No foreign keys: their per-row checks would tax every trigger insert. Removing
+    -- a hook cancels its waiting callbacks; all keep their hook version.
+    hook_id BIGINT NOT NULL,
+    version_id BIGINT NOT NULL,
+    event_type TEXT NOT NULL,
+    object_id TEXT,
+    -- The body, rendered before the first attempt; every retry sends these bytes.
     payload TEXT,
     event_data TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'waiting',
     status_details TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
-    timeout_ms INTEGER NOT NULL,
     -- Empty until the first attempt fails: a new callback is due from created_at.
     next_attempt_at TIMESTAMP,
     -- The one timestamp computed per trigger insert (each costs microseconds).
@@ -58,6 +73,15 @@ CREATE TABLE httphooks_callbacks (
 -- by their last change, for monitor_callbacks.
 CREATE INDEX httphooks_callbacks_due ON httphooks_callbacks (next_attempt_at) WHERE status = 'waiting';
 CREATE INDEX httphooks_callbacks_errors ON httphooks_callbacks (updated_at) WHERE status = 'error';
+
+-- A callback with the settings of its hook version, under the names SPEC §4 uses.
+CREATE VIEW httphooks_callback_details AS
+SELECT c.id, c.hook_id, v.name AS hook_name, c.event_type, v.table_name, c.object_id,
+       v.target_url AS url, v.http_method, v.headers, v.content_type, v.payload_template,
+       c.payload, c.event_data, c.status, c.status_details, c.attempts, v.max_attempts,
+       v.timeout_ms, c.next_attempt_at, c.created_at, c.updated_at, c.claimed_until,
+       c.claim_token
+FROM httphooks_callbacks c JOIN httphooks_hook_versions v ON v.id = c.version_id;
 
 CREATE TABLE httphooks_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
