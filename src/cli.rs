@@ -195,6 +195,10 @@ pub struct HookDefinition {
     /// Attempts before a callback becomes an error.
     #[arg(long = "max-attempts", value_name = "N")]
     pub max_attempts: Option<i32>,
+    /// Deliver callbacks of the same row (of the hook, for custom events) one at a time,
+    /// in the order they were made, even with concurrency.
+    #[arg(long)]
+    pub ordered: bool,
     /// Sample data (JSON) to validate a custom-event hook's template against.
     #[arg(long = "sample-data", value_name = "JSON")]
     pub sample_data: Option<String>,
@@ -224,6 +228,9 @@ pub struct HookEditArgs {
     /// Remove the template: send the default payload.
     #[arg(long = "no-template", conflicts_with_all = ["template", "template_file"])]
     pub no_template: bool,
+    /// Deliver in any order again.
+    #[arg(long = "no-ordered", conflicts_with = "ordered")]
+    pub no_ordered: bool,
     /// Fire on every update again.
     #[arg(long = "no-when-changed", conflicts_with = "when_changed")]
     pub no_when_changed: bool,

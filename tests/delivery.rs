@@ -580,3 +580,144 @@ on_both_backends!(
         assert_eq!(json(&server.received()[0].body)["city"], "Bonn");
     }
 );
+
+on_both_backends!(ordered_hooks_deliver_each_rows_callbacks_in_order, |db| {
+    let db = db.migrated();
+    items(&db);
+    // The first request for row 1 fails once; everything else succeeds after a delay
+    // that would reorder concurrent requests.
+    let failed_once = std::sync::atomic::AtomicBool::new(false);
+    let server = Server::start(move |request| {
+        let body = json(&request.body);
+        if body["id"] == 1
+            && body["qty"] == 0
+            && !failed_once.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Reply::Status(503);
+        }
+        Reply::Slow(Duration::from_millis(fastrand_ms(
+            body["qty"].as_i64().unwrap(),
+        )))
+    });
+    db.ok(&[
+        "hooks",
+        "add",
+        "seq",
+        "--table",
+        "items",
+        "--events",
+        "insert,update",
+        "--url",
+        &server.url("/seq"),
+        "--ordered",
+        "--template",
+        "{\"id\": {{ instance.id }}, \"qty\": {{ instance.qty }}}",
+    ]);
+    assert_eq!(
+        json(&db.ok(&["hooks", "show", "seq", "--format", "json"]))["ordered"],
+        true
+    );
+    for id in 1..=5 {
+        db.sql(&format!(
+            "INSERT INTO items (id, name, qty) VALUES ({id}, 'x', 0)"
+        ));
+    }
+    for qty in 1..=3 {
+        db.sql(&format!("UPDATE items SET qty = {qty}"));
+    }
+    db.ok(&["send_callbacks", "--concurrency", "8"]);
+    let sequence = |id: i64| -> Vec<i64> {
+        server
+            .received()
+            .iter()
+            .map(|r| json(&r.body))
+            .filter(|b| b["id"] == id)
+            .map(|b| b["qty"].as_i64().unwrap())
+            .collect()
+    };
+    for id in 2..=5 {
+        assert_eq!(sequence(id), vec![0, 1, 2, 3], "row {id} in order");
+    }
+    assert_eq!(
+        sequence(1),
+        vec![0],
+        "row 1 waits behind its failed first callback"
+    );
+    db.ok(&["send_callbacks", "--callback", "1"]);
+    db.ok(&["send_callbacks", "--concurrency", "8"]);
+    assert_eq!(sequence(1), vec![0, 0, 1, 2, 3]);
+});
+
+/// A per-request delay that reverses the natural order: later values answer sooner.
+fn fastrand_ms(qty: i64) -> u64 {
+    (3 - qty).max(0) as u64 * 15
+}
+
+on_both_backends!(
+    editing_a_hook_does_not_change_callbacks_already_made,
+    |db| {
+        let db = db.migrated();
+        items(&db);
+        let server = Server::answering(200);
+        db.ok(&[
+            "hooks",
+            "add",
+            "snap",
+            "--table",
+            "items",
+            "--events",
+            "insert",
+            "--url",
+            &server.url("/old"),
+            "--template",
+            "{\"v\": \"old {{ instance.id }}\"}",
+            "--header",
+            "X-Version: 1",
+        ]);
+        db.sql("INSERT INTO items (name) VALUES ('before')");
+        db.ok(&[
+            "hooks",
+            "edit",
+            "snap",
+            "--url",
+            &server.url("/new"),
+            "--template",
+            "{\"v\": \"new {{ instance.id }}\"}",
+            "--clear-headers",
+            "--header",
+            "X-Version: 2",
+            "--method",
+            "PUT",
+        ]);
+        db.sql("INSERT INTO items (name) VALUES ('after')");
+        db.ok(&["send_callbacks"]);
+        let got = server.received();
+        let old = got
+            .iter()
+            .find(|r| r.path == "/old")
+            .expect("the first callback kept its URL");
+        assert_eq!(
+            (
+                old.method.as_str(),
+                old.body.as_str(),
+                old.header("x-version")
+            ),
+            ("POST", "{\"v\": \"old 1\"}", Some("1"))
+        );
+        let new = got.iter().find(|r| r.path == "/new").unwrap();
+        assert_eq!(
+            (
+                new.method.as_str(),
+                new.body.as_str(),
+                new.header("x-version")
+            ),
+            ("PUT", "{\"v\": \"new 2\"}", Some("2"))
+        );
+        // Pruning keeps versions that callbacks still use.
+        db.ok(&["delete_old_callbacks", "30"]);
+        assert_eq!(
+            json(&db.ok(&["callbacks", "show", "1", "--format", "json"]))["url"],
+            server.url("/old")
+        );
+    }
+);

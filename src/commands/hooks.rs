@@ -69,6 +69,7 @@ fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
             .unwrap_or(Duration::from_secs(10)),
         max_attempts: def.max_attempts.unwrap_or(8),
         enabled: !args.disabled,
+        ordered: def.ordered,
         auth: None,
         signing_secret_env: None,
     };
@@ -134,6 +135,9 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
     }
     if let Some(timeout) = def.timeout {
         draft.timeout = timeout.into();
+    }
+    if def.ordered || args.no_ordered {
+        draft.ordered = def.ordered;
     }
     if let Some(max_attempts) = def.max_attempts {
         draft.max_attempts = max_attempts;
@@ -279,6 +283,7 @@ fn hook_json(hook: &Hook) -> Value {
         "content_type": hook.content_type,
         "payload_template": hook.payload_template,
         "enabled": hook.enabled,
+        "ordered": hook.ordered,
         "when_changed": hook.when_changed.as_ref().map(|_| hook.when_changed_list()),
         "timeout": humantime::format_duration(Duration::from_millis(hook.timeout_ms as u64)).to_string(),
         "max_attempts": hook.max_attempts,
@@ -313,6 +318,7 @@ struct Draft {
     timeout: Duration,
     max_attempts: i32,
     enabled: bool,
+    ordered: bool,
     auth: Option<String>,
     signing_secret_env: Option<String>,
 }
@@ -332,6 +338,7 @@ impl From<&Hook> for Draft {
             timeout: Duration::from_millis(hook.timeout_ms as u64),
             max_attempts: hook.max_attempts,
             enabled: hook.enabled,
+            ordered: hook.ordered,
             auth: hook.auth.clone(),
             signing_secret_env: hook.signing_secret_env.clone(),
         }
@@ -498,6 +505,7 @@ fn validate(
         content_type: draft.content_type.trim().to_owned(),
         payload_template: draft.template.clone(),
         enabled: draft.enabled,
+        ordered: draft.ordered,
         when_changed,
         timeout_ms: draft.timeout.as_millis() as i32,
         max_attempts: draft.max_attempts,

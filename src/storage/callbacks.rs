@@ -29,11 +29,19 @@ pub struct ClaimFilter {
 }
 
 impl ClaimFilter {
-    /// The SQL condition for due rows; `due_placeholder` is bound to [`Self::due_before`].
-    /// Ids are integers, so inlining them is safe.
-    pub(super) fn sql_condition(&self, due_placeholder: &str) -> String {
-        let mut condition =
-            format!("(next_attempt_at IS NULL OR next_attempt_at <= {due_placeholder})");
+    /// The SQL condition for due rows; `due_placeholder` is bound to [`Self::due_before`],
+    /// `null_safe_equals` is the backend's NULL-safe `=`. Ids are integers, so inlining
+    /// them is safe. A callback of an ordered hook is due only when no earlier callback
+    /// of its row is still waiting (that one may be in flight, or retrying).
+    pub(super) fn sql_condition(&self, due_placeholder: &str, null_safe_equals: &str) -> String {
+        let mut condition = format!(
+            "(next_attempt_at IS NULL OR next_attempt_at <= {due_placeholder}) \
+             AND (NOT ordered OR NOT EXISTS (SELECT 1 FROM httphooks_callbacks earlier \
+               WHERE earlier.status = 'waiting' AND earlier.ordered \
+                 AND earlier.hook_id = httphooks_callbacks.hook_id \
+                 AND earlier.object_id {null_safe_equals} httphooks_callbacks.object_id \
+                 AND earlier.id < httphooks_callbacks.id))"
+        );
         for (column, ids) in [("hook_id", &self.hook_ids), ("id", &self.callback_ids)] {
             if !ids.is_empty() {
                 let list: Vec<String> = ids.iter().map(i64::to_string).collect();

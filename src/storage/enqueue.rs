@@ -80,8 +80,8 @@ impl Enqueue for SqliteConnection {
         data: &serde_json::Value,
     ) -> Result<usize> {
         Ok(diesel::sql_query(
-            "INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, event_data) \
-             SELECT h.id, h.version_id, ?, NULL, json_object('data', json(?)) \
+            "INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, ordered, event_data) \
+             SELECT h.id, h.version_id, ?, NULL, h.ordered, json_object('data', json(?)) \
              FROM httphooks_hooks h WHERE h.name = ? AND h.enabled",
         )
         .bind::<Text, _>(event)

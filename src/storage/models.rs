@@ -22,6 +22,7 @@ pub struct Hook {
     pub content_type: String,
     pub payload_template: Option<String>,
     pub enabled: bool,
+    pub ordered: bool,
     /// A JSON array of column names.
     pub when_changed: Option<String>,
     pub timeout_ms: i32,
@@ -73,6 +74,7 @@ pub struct HookFields {
     pub content_type: String,
     pub payload_template: Option<String>,
     pub enabled: bool,
+    pub ordered: bool,
     pub when_changed: Option<String>,
     pub timeout_ms: i32,
     pub max_attempts: i32,
@@ -92,6 +94,7 @@ impl From<&Hook> for HookFields {
             content_type: hook.content_type.clone(),
             payload_template: hook.payload_template.clone(),
             enabled: hook.enabled,
+            ordered: hook.ordered,
             when_changed: hook.when_changed.clone(),
             timeout_ms: hook.timeout_ms,
             max_attempts: hook.max_attempts,

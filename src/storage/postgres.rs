@@ -107,7 +107,7 @@ pub fn claim(
            RETURNING c.id, due.previous_token) \
          SELECT d.*, claimed.previous_token \
          FROM claimed JOIN httphooks_callback_details d ON d.id = claimed.id",
-        condition = filter.sql_condition("$1"),
+        condition = filter.sql_condition("$1", "IS NOT DISTINCT FROM"),
     ))
     .bind::<Timestamp, _>(filter.due_before(now()))
     .bind::<BigInt, _>(limit)

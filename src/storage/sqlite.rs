@@ -153,8 +153,8 @@ fn trigger_sql(table: &str, columns: &[Column], event: &str) -> String {
     let table_literal = quote_literal(table);
     format!(
         "CREATE TRIGGER {name} AFTER {op} ON {table_ident} FOR EACH ROW BEGIN \
-         INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, event_data) \
-         SELECT h.id, h.version_id, '{event}', {object_id}, {event_data} \
+         INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, ordered, event_data) \
+         SELECT h.id, h.version_id, '{event}', {object_id}, h.ordered, {event_data} \
          FROM httphooks_hooks h WHERE h.table_name = {table_literal} AND h.enabled \
          AND instr(h.events, ',{event},') > 0{when_changed}; END;",
         name = trigger_name(table, event),
@@ -210,7 +210,7 @@ pub fn claim(
             "SELECT id, claim_token FROM httphooks_callbacks \
              WHERE status = 'waiting' AND {} AND (claimed_until IS NULL OR claimed_until < ?) \
              ORDER BY next_attempt_at, id LIMIT ?",
-            filter.sql_condition("?")
+            filter.sql_condition("?", "IS")
         ))
         .bind::<Timestamp, _>(due_before)
         .bind::<Timestamp, _>(now)

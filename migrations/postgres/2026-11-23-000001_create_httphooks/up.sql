@@ -12,6 +12,9 @@ CREATE TABLE httphooks_hooks (
     content_type TEXT NOT NULL DEFAULT 'application/json',
     payload_template TEXT,
     enabled BOOLEAN NOT NULL DEFAULT TRUE,
+    -- Deliver callbacks of the same row (or, for custom events, of the hook) in the
+    -- order they were made, one at a time.
+    ordered BOOLEAN NOT NULL DEFAULT FALSE,
     when_changed TEXT,
     timeout_ms INTEGER NOT NULL DEFAULT 10000,
     max_attempts INTEGER NOT NULL DEFAULT 8,
@@ -52,6 +55,8 @@ CREATE TABLE httphooks_callbacks (
     version_id BIGINT NOT NULL,
     event_type TEXT NOT NULL,
     object_id TEXT,
+    -- Copied from the hook: this callback waits for earlier ones of its row.
+    ordered BOOLEAN NOT NULL DEFAULT FALSE,
     -- The body, rendered before the first attempt; every retry sends these bytes.
     payload TEXT,
     event_data TEXT NOT NULL,
@@ -67,11 +72,14 @@ CREATE TABLE httphooks_callbacks (
     claimed_until TIMESTAMP,
     claim_token TEXT
 );
--- Every secondary index taxes every trigger insert, so there are two, both partial:
+-- Every secondary index taxes every trigger insert, so these are all partial:
 -- due callbacks in claim order (new ones, with no next_attempt_at, first), and errors
 -- by their last change, for monitor_callbacks.
 CREATE INDEX httphooks_callbacks_due ON httphooks_callbacks (next_attempt_at NULLS FIRST, id) WHERE status = 'waiting';
 CREATE INDEX httphooks_callbacks_errors ON httphooks_callbacks (updated_at) WHERE status = 'error';
+-- Only callbacks of ordered hooks enter this one, so other hooks pay nothing for it.
+CREATE INDEX httphooks_callbacks_ordered ON httphooks_callbacks (hook_id, object_id, id)
+    WHERE status = 'waiting' AND ordered;
 
 -- A callback with the settings of its hook version, under the names SPEC §4 uses.
 CREATE VIEW httphooks_callback_details AS
@@ -122,8 +130,8 @@ BEGIN
         SELECT jsonb_agg(instance -> c)::text INTO object_id
         FROM jsonb_array_elements_text(pk_columns) AS c;
     END IF;
-    INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, event_data)
-    SELECT h.id, h.version_id, event, object_id,
+    INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, ordered, event_data)
+    SELECT h.id, h.version_id, event, object_id, h.ordered,
         jsonb_build_object('instance', instance, 'old', old_row)::text
     FROM httphooks_hooks h
     WHERE h.table_name = TG_TABLE_NAME AND h.enabled
@@ -149,8 +157,8 @@ BEGIN
                    WHERE h.name = hook AND position(',' || event_type || ',' IN h.events) > 0) THEN
         RAISE EXCEPTION 'httphooks: hook % does not listen to event %; add it with `httphooks hooks edit`', hook, event_type;
     END IF;
-    INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, event_data)
-    SELECT h.id, h.version_id, event_type, NULL, jsonb_build_object('data', data)::text
+    INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, ordered, event_data)
+    SELECT h.id, h.version_id, event_type, NULL, h.ordered, jsonb_build_object('data', data)::text
     FROM httphooks_hooks h
     WHERE h.name = hook AND h.enabled;
     GET DIAGNOSTICS made = ROW_COUNT;

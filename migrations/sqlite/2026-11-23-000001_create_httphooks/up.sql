@@ -12,6 +12,9 @@ CREATE TABLE httphooks_hooks (
     content_type TEXT NOT NULL DEFAULT 'application/json',
     payload_template TEXT,
     enabled BOOLEAN NOT NULL DEFAULT 1,
+    -- Deliver callbacks of the same row (or, for custom events, of the hook) in the
+    -- order they were made, one at a time.
+    ordered BOOLEAN NOT NULL DEFAULT 0,
     when_changed TEXT,
     timeout_ms INTEGER NOT NULL DEFAULT 10000,
     max_attempts INTEGER NOT NULL DEFAULT 8,
@@ -53,6 +56,8 @@ CREATE TABLE httphooks_callbacks (
     version_id BIGINT NOT NULL,
     event_type TEXT NOT NULL,
     object_id TEXT,
+    -- Copied from the hook: this callback waits for earlier ones of its row.
+    ordered BOOLEAN NOT NULL DEFAULT 0,
     -- The body, rendered before the first attempt; every retry sends these bytes.
     payload TEXT,
     event_data TEXT NOT NULL,
@@ -68,11 +73,14 @@ CREATE TABLE httphooks_callbacks (
     claimed_until TIMESTAMP,
     claim_token TEXT
 );
--- Every secondary index taxes every trigger insert, so there are two, both partial:
+-- Every secondary index taxes every trigger insert, so these are all partial:
 -- due callbacks in claim order (new ones, with no next_attempt_at, first), and errors
 -- by their last change, for monitor_callbacks.
 CREATE INDEX httphooks_callbacks_due ON httphooks_callbacks (next_attempt_at) WHERE status = 'waiting';
 CREATE INDEX httphooks_callbacks_errors ON httphooks_callbacks (updated_at) WHERE status = 'error';
+-- Only callbacks of ordered hooks enter this one, so other hooks pay nothing for it.
+CREATE INDEX httphooks_callbacks_ordered ON httphooks_callbacks (hook_id, object_id, id)
+    WHERE status = 'waiting' AND ordered;
 
 -- A callback with the settings of its hook version, under the names SPEC §4 uses.
 CREATE VIEW httphooks_callback_details AS

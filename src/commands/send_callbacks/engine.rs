@@ -5,6 +5,7 @@
 //! - the dispatcher claims callbacks, renders their bodies and queues the requests;
 //! - `concurrency` workers only do HTTP;
 //! - the recorder writes outcomes in batches.
+//!
 //! On PostgreSQL the dispatcher and the recorder have a connection each, so claims and
 //! writes overlap. SQLite has one writer at a time anyway: they share one connection,
 //! since two would wait on each other through SQLite's sleeping busy handler.
@@ -62,6 +63,7 @@ pub struct Engine {
 }
 
 /// What reaches the recorder.
+#[allow(clippy::large_enum_variant)] // one per callback, moved once
 enum Report {
     Outcome(Outcome),
     /// A claimed callback that was not started (the run is stopping): give it back.
@@ -264,7 +266,17 @@ impl Engine {
                 self.lease_in_timeouts(),
             )?;
             if claimed.is_empty() {
-                break;
+                // Nothing due now; what is still in flight may unblock more (the next
+                // callback of an ordered row), so wait for it before giving up.
+                if outstanding == 0 {
+                    break;
+                }
+                match settled.recv_timeout(RECORD_DELAY * 4) {
+                    Ok(count) => outstanding -= count,
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                continue;
             }
             claimed_total += claimed.len();
             for claim in claimed {
@@ -414,6 +426,7 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+#[allow(clippy::large_enum_variant)] // one per callback, moved once
 enum Prepared {
     Job(Job),
     /// Decided without sending (the body cannot be rendered).
