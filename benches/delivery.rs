@@ -259,10 +259,11 @@ fn main() {
     let m = options.monitor_rows;
     if m > 0 {
         let started = Instant::now();
-        let select = "SELECT h.id, h.name, 'insert', 'hooked', NULL, h.target_url, h.http_method, h.headers, \
-                      h.content_type, '{}', CASE WHEN i % 10 = 0 THEN 'error' ELSE 'sent' END, 8, 10000, NULL";
-        let columns = "(hook_id, hook_name, event_type, table_name, object_id, url, http_method, headers, \
-                       content_type, event_data, status, max_attempts, timeout_ms, next_attempt_at)";
+        let now = if options.postgres { "(now() AT TIME ZONE 'UTC')" } else { "strftime('%Y-%m-%d %H:%M:%f', 'now')" };
+        let select = format!(
+            "SELECT h.id, h.version_id, 'insert', NULL, '{{}}', CASE WHEN i % 10 = 0 THEN 'error' ELSE 'sent' END, {now}"
+        );
+        let columns = "(hook_id, version_id, event_type, object_id, event_data, status, updated_at)";
         if options.postgres {
             db.sql(&format!(
                 "INSERT INTO httphooks_callbacks {columns} {select} FROM generate_series(1, {m}) AS i, httphooks_hooks h"
