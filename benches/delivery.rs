@@ -259,11 +259,16 @@ fn main() {
     let m = options.monitor_rows;
     if m > 0 {
         let started = Instant::now();
-        let now = if options.postgres { "(now() AT TIME ZONE 'UTC')" } else { "strftime('%Y-%m-%d %H:%M:%f', 'now')" };
+        let now = if options.postgres {
+            "(now() AT TIME ZONE 'UTC')"
+        } else {
+            "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+        };
         let select = format!(
             "SELECT h.id, h.version_id, 'insert', NULL, '{{}}', CASE WHEN i % 10 = 0 THEN 'error' ELSE 'sent' END, {now}"
         );
-        let columns = "(hook_id, version_id, event_type, object_id, event_data, status, updated_at)";
+        let columns =
+            "(hook_id, version_id, event_type, object_id, event_data, status, updated_at)";
         if options.postgres {
             db.sql(&format!(
                 "INSERT INTO httphooks_callbacks {columns} {select} FROM generate_series(1, {m}) AS i, httphooks_hooks h"

@@ -29,13 +29,20 @@ pub struct ClaimFilter {
 }
 
 impl ClaimFilter {
-    /// The SQL condition for due rows; `due_placeholder` is bound to [`Self::due_before`],
-    /// `null_safe_equals` is the backend's NULL-safe `=`. Ids are integers, so inlining
-    /// them is safe. A callback of an ordered hook is due only when no earlier callback
-    /// of its row is still waiting (that one may be in flight, or retrying).
-    pub(super) fn sql_condition(&self, due_placeholder: &str, null_safe_equals: &str) -> String {
+    /// The SQL condition for due rows. `due_key` is the backend's expression of the due
+    /// index (`next_attempt_at`, or 1970 for a new callback), compared with
+    /// `due_placeholder`, which is bound to [`Self::due_before`]; `null_safe_equals` is
+    /// the backend's NULL-safe `=`. Ids are integers, so inlining them is safe. A
+    /// callback of an ordered hook is due only when no earlier callback of its row is
+    /// still waiting (that one may be in flight, or retrying).
+    pub(super) fn sql_condition(
+        &self,
+        due_key: &str,
+        due_placeholder: &str,
+        null_safe_equals: &str,
+    ) -> String {
         let mut condition = format!(
-            "(next_attempt_at IS NULL OR next_attempt_at <= {due_placeholder}) \
+            "{due_key} <= {due_placeholder} \
              AND (NOT ordered OR NOT EXISTS (SELECT 1 FROM httphooks_callbacks earlier \
                WHERE earlier.status = 'waiting' AND earlier.ordered \
                  AND earlier.hook_id = httphooks_callbacks.hook_id \

@@ -11,6 +11,10 @@ use super::callbacks::{ClaimFilter, Claimed};
 use super::{connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind};
 use crate::error::Result;
 
+/// The expression of the due index (see the migration): it must be written the same
+/// way in queries for PostgreSQL to use the index.
+const DUE_KEY: &str = "COALESCE(next_attempt_at, TIMESTAMP '1970-01-01')";
+
 pub fn open(url: &str) -> Result<PgConnection> {
     PgConnection::establish(url).map_err(|e| connection_error("PostgreSQL", url, e))
 }
@@ -92,12 +96,12 @@ pub fn claim(
 ) -> Result<Vec<Claimed>> {
     // The outer SELECT sees the rows as they were before the UPDATE (one snapshot);
     // only the lease columns differ, and the caller knows its own token.
-    let mut claimed: Vec<Claimed> = diesel::sql_query(format!(
+    let query = diesel::sql_query(format!(
         "WITH due AS ( \
            SELECT id, claim_token AS previous_token FROM httphooks_callbacks \
            WHERE status = 'waiting' AND {condition} \
              AND (claimed_until IS NULL OR claimed_until < (now() AT TIME ZONE 'UTC')) \
-           ORDER BY next_attempt_at NULLS FIRST, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+           ORDER BY {DUE_KEY}, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
          claimed AS ( \
            UPDATE httphooks_callbacks c \
            SET claimed_until = (now() AT TIME ZONE 'UTC') \
@@ -107,12 +111,18 @@ pub fn claim(
            RETURNING c.id, due.previous_token) \
          SELECT d.*, claimed.previous_token \
          FROM claimed JOIN httphooks_callback_details d ON d.id = claimed.id",
-        condition = filter.sql_condition("$1", "IS NOT DISTINCT FROM"),
+        condition = filter.sql_condition(DUE_KEY, "$1", "IS NOT DISTINCT FROM"),
     ))
     .bind::<Timestamp, _>(filter.due_before(now()))
     .bind::<BigInt, _>(limit)
-    .bind::<Text, _>(token)
-    .load(conn)?;
+    .bind::<Text, _>(token);
+    // Read the due index in order and stop at the limit, whatever the statistics say:
+    // on a freshly filled table they predict a handful of rows, and PostgreSQL would
+    // sort the whole backlog on every claim (40 ms instead of 0.3 ms at 100,000).
+    let mut claimed: Vec<Claimed> = conn.transaction(|conn| {
+        conn.batch_execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")?;
+        query.load(conn)
+    })?;
     claimed.sort_by_key(|c| (c.callback.next_attempt_at, c.callback.id));
     Ok(claimed)
 }

@@ -9,6 +9,10 @@ use super::callbacks::{ClaimFilter, Claimed};
 use super::{connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind};
 use crate::error::Result;
 
+/// The expression of the due index (see the migration): it must be written the same
+/// way in queries for SQLite to use the index.
+const DUE_KEY: &str = "coalesce(next_attempt_at, '1970-01-01 00:00:00')";
+
 /// SQLite limits a function call to 127 arguments; a row is built from objects of at
 /// most this many columns, merged with json_patch.
 const COLUMNS_PER_JSON_OBJECT: usize = 60;
@@ -209,8 +213,8 @@ pub fn claim(
         let due: Vec<DueRow> = diesel::sql_query(format!(
             "SELECT id, claim_token FROM httphooks_callbacks \
              WHERE status = 'waiting' AND {} AND (claimed_until IS NULL OR claimed_until < ?) \
-             ORDER BY next_attempt_at, id LIMIT ?",
-            filter.sql_condition("?", "IS")
+             ORDER BY {DUE_KEY}, id LIMIT ?",
+            filter.sql_condition(DUE_KEY, "?", "IS")
         ))
         .bind::<Timestamp, _>(due_before)
         .bind::<Timestamp, _>(now)

@@ -73,9 +73,10 @@ CREATE TABLE httphooks_callbacks (
     claim_token TEXT
 );
 -- Every secondary index taxes every trigger insert, so these are all partial:
--- due callbacks in claim order (new ones, with no next_attempt_at, first), and errors
--- by their last change, for monitor_callbacks.
-CREATE INDEX httphooks_callbacks_due ON httphooks_callbacks (next_attempt_at NULLS FIRST, id) WHERE status = 'waiting';
+-- due callbacks in claim order (new ones, with no next_attempt_at, count as due since
+-- 1970: one range in index order, which claims read only as far as they take), errors
+-- by their last change (monitor_callbacks), and callbacks of ordered hooks.
+CREATE INDEX httphooks_callbacks_due ON httphooks_callbacks ((COALESCE(next_attempt_at, TIMESTAMP '1970-01-01')), id) WHERE status = 'waiting';
 CREATE INDEX httphooks_callbacks_errors ON httphooks_callbacks (updated_at) WHERE status = 'error';
 -- Only callbacks of ordered hooks enter this one, so other hooks pay nothing for it.
 CREATE INDEX httphooks_callbacks_ordered ON httphooks_callbacks (hook_id, object_id, id)
