@@ -157,6 +157,26 @@ pub enum HooksCommand {
     },
     /// Re-create triggers after a table's columns changed (all tables, or one hook's).
     Sync { name: Option<String> },
+    /// Build the request a real event would produce and show it (--dry-run) or send it
+    /// once; nothing is written to the callbacks table.
+    Test(HookTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HookTestArgs {
+    pub name: String,
+    /// The event to simulate (default: the hook's first).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// The row (table hooks, over a sample row) or the event data (custom events), as JSON.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Send to this URL instead of the hook's.
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// Show the request, with how it would authenticate; send nothing.
+    #[arg(long = "dry-run", visible_alias = "dry_run")]
+    pub dry_run: bool,
 }
 
 /// The definition flags shared by `hooks add` and `hooks edit`.
@@ -195,6 +215,40 @@ pub struct HookDefinition {
     /// Attempts before a callback becomes an error.
     #[arg(long = "max-attempts", value_name = "N")]
     pub max_attempts: Option<i32>,
+    /// How to authenticate: none, basic, bearer or oauth2-client-credentials.
+    #[arg(long, value_parser = ["none", "basic", "bearer", "oauth2-client-credentials"])]
+    pub auth: Option<String>,
+    /// basic: the variable holding the user name.
+    #[arg(long = "username-env", value_name = "VAR")]
+    pub username_env: Option<String>,
+    /// basic: the variable holding the password.
+    #[arg(long = "password-env", value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// bearer: the variable holding the token.
+    #[arg(long = "token-env", value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// oauth2-client-credentials: the token endpoint.
+    #[arg(long = "token-url", value_name = "URL")]
+    pub token_url: Option<String>,
+    /// oauth2-client-credentials: the variable holding the client id.
+    #[arg(long = "client-id-env", value_name = "VAR")]
+    pub client_id_env: Option<String>,
+    /// oauth2-client-credentials: the variable holding the client secret.
+    #[arg(long = "client-secret-env", value_name = "VAR")]
+    pub client_secret_env: Option<String>,
+    /// oauth2-client-credentials: the scope to ask for.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// oauth2-client-credentials: the audience to ask for.
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// Sign requests (Standard Webhooks) with the whsec_ secret(s) in this variable;
+    /// several, separated by spaces, during a rotation.
+    #[arg(long = "signing-secret-env", value_name = "VAR")]
+    pub signing_secret_env: Option<String>,
+    /// Trust this CA certificate file (PEM) for the target, besides the usual roots.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Deliver callbacks of the same row (of the hook, for custom events) one at a time,
     /// in the order they were made, even with concurrency.
     #[arg(long)]
@@ -228,6 +282,12 @@ pub struct HookEditArgs {
     /// Remove the template: send the default payload.
     #[arg(long = "no-template", conflicts_with_all = ["template", "template_file"])]
     pub no_template: bool,
+    /// Stop signing requests.
+    #[arg(long = "no-signing", conflicts_with = "signing_secret_env")]
+    pub no_signing: bool,
+    /// Trust only the usual roots again.
+    #[arg(long = "no-ca-file", conflicts_with = "ca_file")]
+    pub no_ca_file: bool,
     /// Deliver in any order again.
     #[arg(long = "no-ordered", conflicts_with = "ordered")]
     pub no_ordered: bool,

@@ -7,8 +7,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::output::{clip, print_json, print_table, timestamp};
-use crate::cli::{Format, HookAddArgs, HookDefinition, HookEditArgs, HooksCommand};
+use crate::cli::{Format, HookAddArgs, HookDefinition, HookEditArgs, HookTestArgs, HooksCommand};
+use crate::delivery::auth::{Auth, TokenSource};
 use crate::delivery::headers::{parse_header_args, stored_pairs};
+use crate::delivery::http::Client;
+use crate::delivery::target::Policy;
+use crate::delivery::{prepare, shown_headers, Deliverer, Target};
 use crate::error::{Error, Result};
 use crate::payload::{render_sample, ContentType, EventContext, Renderer};
 use crate::storage::models::{join_events, Hook, HookFields};
@@ -30,6 +34,7 @@ pub fn run(url: Option<&str>, command: HooksCommand) -> Result<ExitCode> {
         HooksCommand::Disable { name } => set_enabled(&mut db, &name, false),
         HooksCommand::Remove { name, force } => remove(&mut db, &name, force),
         HooksCommand::Sync { name } => sync(&mut db, name.as_deref()),
+        HooksCommand::Test(args) => return test(&mut db, url, &args),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -70,8 +75,9 @@ fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
         max_attempts: def.max_attempts.unwrap_or(8),
         enabled: !args.disabled,
         ordered: def.ordered,
-        auth: None,
-        signing_secret_env: None,
+        auth: auth_from_flags(def)?.flatten(),
+        signing_secret_env: def.signing_secret_env.clone(),
+        ca_file: ca_file_from_flag(def)?,
     };
     let (fields, columns) = validate(db, &draft, def.sample_data.as_deref())?;
     let hook = hooks::create(db, &fields, columns.as_deref())?;
@@ -138,6 +144,19 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
     }
     if def.ordered || args.no_ordered {
         draft.ordered = def.ordered;
+    }
+    if let Some(auth) = auth_from_flags(def)? {
+        draft.auth = auth;
+    }
+    if args.no_signing {
+        draft.signing_secret_env = None;
+    } else if def.signing_secret_env.is_some() {
+        draft.signing_secret_env = def.signing_secret_env.clone();
+    }
+    if args.no_ca_file {
+        draft.ca_file = None;
+    } else if def.ca_file.is_some() {
+        draft.ca_file = ca_file_from_flag(def)?;
     }
     if let Some(max_attempts) = def.max_attempts {
         draft.max_attempts = max_attempts;
@@ -287,6 +306,9 @@ fn hook_json(hook: &Hook) -> Value {
         "when_changed": hook.when_changed.as_ref().map(|_| hook.when_changed_list()),
         "timeout": humantime::format_duration(Duration::from_millis(hook.timeout_ms as u64)).to_string(),
         "max_attempts": hook.max_attempts,
+        "auth": Auth::parse(hook.auth.as_deref()).map(|auth| serde_json::to_value(auth).expect("serializes")),
+        "signing_secret_env": hook.signing_secret_env,
+        "ca_file": hook.ca_file,
         "created_at": timestamp(&hook.created_at),
         "updated_at": timestamp(&hook.updated_at),
     })
@@ -321,6 +343,7 @@ struct Draft {
     ordered: bool,
     auth: Option<String>,
     signing_secret_env: Option<String>,
+    ca_file: Option<String>,
 }
 
 impl From<&Hook> for Draft {
@@ -341,6 +364,7 @@ impl From<&Hook> for Draft {
             ordered: hook.ordered,
             auth: hook.auth.clone(),
             signing_secret_env: hook.signing_secret_env.clone(),
+            ca_file: hook.ca_file.clone(),
         }
     }
 }
@@ -511,6 +535,7 @@ fn validate(
         max_attempts: draft.max_attempts,
         auth: draft.auth.clone(),
         signing_secret_env: draft.signing_secret_env.clone(),
+        ca_file: draft.ca_file.clone(),
     };
     Ok((fields, columns))
 }
@@ -573,4 +598,230 @@ fn check_template(
         },
     }
     Ok(())
+}
+
+fn check_variable_name(flag: &str, name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{flag} takes the name of an environment variable (letters, digits, _), not {name:?}"
+        )))
+    }
+}
+
+/// The authentication the flags describe: None when --auth is not given (keep what
+/// the hook has), Some(None) for `--auth none`. Only variable names are kept.
+fn auth_from_flags(def: &HookDefinition) -> Result<Option<Option<String>>> {
+    let given = |flag: &str, value: &Option<String>| -> Result<String> {
+        let value = value.clone().ok_or_else(|| {
+            Error::invalid(format!(
+                "--auth {} needs {flag}",
+                def.auth.as_deref().unwrap_or("")
+            ))
+        })?;
+        if flag.ends_with("-env") {
+            check_variable_name(flag, &value)?;
+        }
+        Ok(value)
+    };
+    let auth = match def.auth.as_deref() {
+        None => {
+            let stray = [
+                ("--username-env", &def.username_env),
+                ("--password-env", &def.password_env),
+                ("--token-env", &def.token_env),
+                ("--token-url", &def.token_url),
+                ("--client-id-env", &def.client_id_env),
+                ("--client-secret-env", &def.client_secret_env),
+                ("--scope", &def.scope),
+                ("--audience", &def.audience),
+            ];
+            if let Some((flag, _)) = stray.iter().find(|(_, value)| value.is_some()) {
+                return Err(Error::invalid(format!(
+                    "{flag} goes with --auth; say which kind of authentication"
+                )));
+            }
+            return Ok(None);
+        }
+        Some("none") => return Ok(Some(None)),
+        Some("basic") => Auth::Basic {
+            username_env: given("--username-env", &def.username_env)?,
+            password_env: given("--password-env", &def.password_env)?,
+        },
+        Some("bearer") => Auth::Bearer {
+            token_env: given("--token-env", &def.token_env)?,
+        },
+        Some(_) => {
+            let token_url = given("--token-url", &def.token_url)?;
+            let parsed = url::Url::parse(&token_url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            if parsed.is_none() {
+                return Err(Error::invalid(format!(
+                    "--token-url {token_url:?} is not an absolute http(s) URL; fix it"
+                )));
+            }
+            Auth::OAuth2 {
+                token_url,
+                client_id_env: given("--client-id-env", &def.client_id_env)?,
+                client_secret_env: given("--client-secret-env", &def.client_secret_env)?,
+                scope: def.scope.clone(),
+                audience: def.audience.clone(),
+            }
+        }
+    };
+    Ok(Some(Some(
+        serde_json::to_string(&auth).expect("serializes"),
+    )))
+}
+
+/// The CA file as an absolute path, once it is known to hold a PEM certificate.
+fn ca_file_from_flag(def: &HookDefinition) -> Result<Option<String>> {
+    let Some(path) = &def.ca_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid(format!(
+            "cannot read --ca-file {}: {e}; check the path",
+            path.display()
+        ))
+    })?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Error::invalid(format!(
+            "--ca-file {} holds no PEM certificate; give a CA certificate file",
+            path.display()
+        )));
+    }
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+    Ok(Some(absolute.display().to_string()))
+}
+
+/// `hooks test`: the request a real event would produce, shown or sent once. Nothing
+/// is written to the callbacks table.
+fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Result<ExitCode> {
+    let hook = hooks::require(db, &args.name)?;
+    let events = hook.event_list();
+    let event = args.event.clone().unwrap_or_else(|| events[0].clone());
+    if !events.contains(&event) {
+        return Err(Error::invalid(format!(
+            "hook {} does not take {event:?} events (it takes {}); pick one with --event",
+            hook.name,
+            events.join(", ")
+        )));
+    }
+    let data: Option<Value> = match &args.data {
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            Error::invalid(format!(
+                "--data is not valid JSON ({e}); pass a JSON document"
+            ))
+        })?),
+        None => None,
+    };
+    let content_type = ContentType::parse(&hook.content_type).ok_or_else(|| {
+        Error::invalid(format!(
+            "hook {} has an unsupported content type; fix it with hooks edit",
+            hook.name
+        ))
+    })?;
+    let mut renderer = Renderer::new();
+    let (context, columns) = match &hook.table_name {
+        Some(table) => {
+            let columns = db.table_columns(table)?.ok_or_else(|| {
+                Error::invalid(format!(
+                    "table {table} no longer exists; remove the hook or re-create the table"
+                ))
+            })?;
+            let mut context = EventContext::sample(&hook.name, table, &event, &columns);
+            // Given values replace the sample's, column by column.
+            if let (Some(Value::Object(given)), Some(Value::Object(row))) =
+                (&data, &mut context.instance)
+            {
+                for (key, value) in given {
+                    row.insert(key.clone(), value.clone());
+                }
+                if context.old.is_some() {
+                    context.old = context.instance.clone();
+                }
+            }
+            (context, columns)
+        }
+        None => {
+            let mut context = EventContext::sample(&hook.name, "", &event, &[]);
+            context.table = None;
+            context.instance = None;
+            context.old = None;
+            context.object_id = None;
+            context.data = Some(data.unwrap_or_else(|| Value::Object(Default::default())));
+            (context, Vec::new())
+        }
+    };
+    let body = render_sample(
+        &mut renderer,
+        hook.payload_template.as_deref(),
+        content_type,
+        &context,
+        &columns,
+    )
+    .map_err(|problem| {
+        Error::invalid(format!("hook {}: {problem}; fix the template", hook.name))
+    })?;
+    let target_url = args.to.clone().unwrap_or_else(|| hook.target_url.clone());
+    let target = Target {
+        url: &target_url,
+        http_method: &hook.http_method,
+        headers: &hook.headers,
+        content_type: &hook.content_type,
+        timeout_ms: hook.timeout_ms,
+        auth: hook.auth.as_deref(),
+        signing_secret_env: hook.signing_secret_env.as_deref(),
+        ca_file: hook.ca_file.as_deref(),
+    };
+    let prepared = prepare(&target, "msg_test", &body)
+        .map_err(|problem| Error::environment(format!("{problem}; set it and try again")))?;
+    if args.dry_run {
+        println!("{}", prepared.as_text());
+        println!("dry run: nothing was sent");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let policy = Policy::from_env().map_err(Error::environment)?;
+    let deliverer = Deliverer {
+        client: Client::new(1, policy),
+        tokens: TokenSource::with_database(url),
+    };
+    let mut ok = true;
+    for exchange in deliverer.send(&prepared) {
+        println!("> {} {}", exchange.request.method, exchange.request.url);
+        for (name, value) in shown_headers(&exchange.request) {
+            println!("> {name}: {value}");
+        }
+        match &exchange.result {
+            Ok(response) => {
+                println!(
+                    "< {} {} ({} ms)",
+                    response.status,
+                    response.reason,
+                    exchange.elapsed.as_millis()
+                );
+                for (name, value) in &response.headers {
+                    println!("< {name}: {value}");
+                }
+                println!("<\n{}", response.body);
+                ok = (200..300).contains(&response.status);
+            }
+            Err(failure) => {
+                println!("! {}: {}", failure.kind, failure.message);
+                ok = false;
+            }
+        }
+    }
+    // The test itself worked; a refusing target is what it reports, with exit 1.
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -42,6 +42,15 @@ impl Header {
         }
     }
 
+    /// A header whose value never appears in records or output.
+    pub fn secret(name: &str, value: impl Into<String>) -> Header {
+        Header {
+            name: name.to_owned(),
+            value: value.into(),
+            secret: true,
+        }
+    }
+
     /// The value as records and output show it.
     pub fn shown_value(&self) -> &str {
         if self.secret || SENSITIVE.contains(&self.name.to_ascii_lowercase().as_str()) {

@@ -3,14 +3,19 @@
 //! time and it is faster here (see NOTES-crates.md). One agent per run keeps
 //! connections alive across callbacks.
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::sync::Mutex;
 use std::time::Duration;
+
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::Agent;
 
 use super::headers::Header;
+use super::target::Policy;
 
 /// Response bodies are kept up to this size; the rest is not read.
 pub const MAX_RESPONSE_BODY: u64 = 64 * 1024;
@@ -24,6 +29,8 @@ pub struct Request {
     /// None for GET.
     pub body: Option<String>,
     pub timeout: Duration,
+    /// An extra CA certificate file (PEM) to trust, besides the usual roots.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,15 +60,21 @@ pub struct Failure {
 
 pub struct Client {
     agent: Agent,
+    /// TLS settings per extra CA file, read once per run.
+    tls_by_ca_file: Mutex<HashMap<String, Result<TlsConfig, String>>>,
 }
 
-/// Resolves names on the calling thread. ureq's default resolver starts a thread per
+/// Resolves names on the calling thread (ureq's default resolver starts a thread per
 /// request whenever a timeout is set, which costs most of the throughput at high
-/// concurrency; the connect and global timeouts still bound the whole request.
+/// concurrency; the connect and global timeouts still bound the whole request), then
+/// applies the target policy to the addresses: ureq calls it for IP literals too, so
+/// every connection goes through this check.
 #[derive(Debug)]
-struct InlineResolver;
+struct CheckingResolver {
+    policy: Policy,
+}
 
-impl Resolver for InlineResolver {
+impl Resolver for CheckingResolver {
     fn resolve(
         &self,
         uri: &ureq::http::Uri,
@@ -72,13 +85,30 @@ impl Resolver for InlineResolver {
             after: ureq::unversioned::transport::time::Duration::NotHappening,
             ..timeout
         };
-        DefaultResolver::default().resolve(uri, config, inline)
+        let resolved = DefaultResolver::default().resolve(uri, config, inline)?;
+        let mut allowed = self.empty();
+        let mut refusal = None;
+        for address in resolved.iter() {
+            match self.policy.refusal(address.ip()) {
+                None => allowed.push(*address),
+                Some(reason) => refusal = Some(reason),
+            }
+        }
+        match refusal {
+            // Any refused address refuses the name: a name that also resolves to a
+            // forbidden address is not trusted with the others.
+            Some(reason) => Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                reason,
+            ))),
+            None => Ok(allowed),
+        }
     }
 }
 
 impl Client {
     /// `connections` is how many requests may be in flight at once.
-    pub fn new(connections: usize) -> Client {
+    pub fn new(connections: usize, policy: Policy) -> Client {
         let config = Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -89,8 +119,42 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(10)))
             .build();
         Client {
-            agent: Agent::with_parts(config, DefaultConnector::default(), InlineResolver),
+            agent: Agent::with_parts(
+                config,
+                DefaultConnector::default(),
+                CheckingResolver { policy },
+            ),
+            tls_by_ca_file: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The usual roots plus the certificates of `path`.
+    fn tls_with_ca_file(&self, path: &str) -> Result<TlsConfig, Failure> {
+        let mut cache = self.tls_by_ca_file.lock().expect("TLS cache");
+        let entry = cache.entry(path.to_owned()).or_insert_with(|| {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("cannot read CA file {path}: {e}"))?;
+            let extra: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(cert)) => Some(cert.to_owned()),
+                    _ => None,
+                })
+                .collect();
+            if extra.is_empty() {
+                return Err(format!("CA file {path} holds no PEM certificate"));
+            }
+            let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+                .chain(extra);
+            Ok(TlsConfig::builder()
+                .root_certs(RootCerts::from(roots))
+                .build())
+        });
+        entry.clone().map_err(|message| Failure {
+            kind: "tls",
+            message,
+        })
     }
 
     pub fn send(&self, request: &Request) -> Result<Response, Failure> {
@@ -102,11 +166,14 @@ impl Client {
             "PATCH" => self.agent.patch(url),
             _ => self.agent.post(url),
         };
-        let mut builder = builder
+        let mut config = builder
             .config()
             .timeout_global(Some(request.timeout))
-            .timeout_connect(Some(request.timeout.min(Duration::from_secs(10))))
-            .build();
+            .timeout_connect(Some(request.timeout.min(Duration::from_secs(10))));
+        if let Some(path) = &request.ca_file {
+            config = config.tls_config(self.tls_with_ca_file(path)?);
+        }
+        let mut builder = config.build();
         for header in &request.headers {
             builder = builder.header(header.name.as_str(), header.value.as_str());
         }
@@ -151,6 +218,9 @@ fn failure(error: ureq::Error) -> Failure {
         ureq::Error::Timeout(_) => ("timeout", format!("timed out ({error})")),
         ureq::Error::HostNotFound => ("dns", "host not found".to_owned()),
         ureq::Error::ConnectionFailed => ("connect", "connection failed".to_owned()),
+        ureq::Error::Io(io) if io.kind() == ErrorKind::PermissionDenied => {
+            ("blocked", format!("target refused: {io}"))
+        }
         ureq::Error::Io(io) => match io.kind() {
             ErrorKind::ConnectionRefused => ("connection_refused", "connection refused".to_owned()),
             ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => (

@@ -1,37 +1,161 @@
-//! Delivery: turning a claimed callback into an HTTP request, and its result into an
-//! attempt record and the callback's next state.
+//! Delivery: turning a callback into HTTP requests (headers, authentication, signature),
+//! and what came back into attempt records and the callback's next state.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::storage::callbacks::Outcome;
 use crate::storage::models::{status, Attempt, Callback};
 
+pub mod auth;
 pub mod headers;
 pub mod http;
 pub mod retry;
+pub mod signing;
+pub mod target;
 
+use auth::{Auth, Credentials, OAuth2Client, TokenSource};
 use headers::{Header, MissingVariable};
 use http::{Client, Failure, Request, Response};
 use retry::AfterFailure;
 
-/// Builds the request for a callback: its stored headers (environment resolved), the
-/// content type, and the Standard Webhooks `webhook-id`.
-pub fn build_request(callback: &Callback, body: &str) -> Result<Request, MissingVariable> {
-    let mut headers = headers::resolve(&callback.headers)?;
-    let sends_body = callback.http_method != "GET";
-    if sends_body {
-        headers.push(Header::new("Content-Type", callback.content_type.clone()));
+/// A callback that cannot be sent as the environment stands: a variable its hook
+/// names is missing or malformed. Its callbacks wait; the run exits 3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvProblem {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl EnvProblem {
+    pub fn missing(variable: &str) -> EnvProblem {
+        EnvProblem {
+            variable: variable.to_owned(),
+            problem: format!("environment variable {variable} is not set"),
+        }
     }
-    headers.push(Header::new("webhook-id", callback.webhook_id()));
-    Ok(Request {
-        method: callback.http_method.clone(),
-        url: callback.url.clone(),
-        headers,
-        body: sends_body.then(|| body.to_owned()),
-        timeout: Duration::from_millis(u64::try_from(callback.timeout_ms).unwrap_or(10_000)),
+}
+
+impl fmt::Display for EnvProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problem)
+    }
+}
+
+/// A request ready to go, but for what is added per send: the OAuth2 token and the
+/// signature (its timestamp is the sending time).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub request: Request,
+    pub webhook_id: String,
+    pub oauth: Option<OAuth2Client>,
+    pub signing_keys: Option<Vec<Vec<u8>>>,
+    /// How it authenticates, for `--dry-run` and `hooks test`.
+    pub auth_description: Option<String>,
+}
+
+/// The settings `prepare` needs; a callback's come from its hook version.
+pub struct Target<'a> {
+    pub url: &'a str,
+    pub http_method: &'a str,
+    pub headers: &'a str,
+    pub content_type: &'a str,
+    pub timeout_ms: i32,
+    pub auth: Option<&'a str>,
+    pub signing_secret_env: Option<&'a str>,
+    pub ca_file: Option<&'a str>,
+}
+
+impl<'a> From<&'a Callback> for Target<'a> {
+    fn from(c: &'a Callback) -> Self {
+        Target {
+            url: &c.url,
+            http_method: &c.http_method,
+            headers: &c.headers,
+            content_type: &c.content_type,
+            timeout_ms: c.timeout_ms,
+            auth: c.auth.as_deref(),
+            signing_secret_env: c.signing_secret_env.as_deref(),
+            ca_file: c.ca_file.as_deref(),
+        }
+    }
+}
+
+/// Builds the request: stored headers (environment resolved), content type,
+/// `webhook-id`, fixed credentials; reads the signing secrets and OAuth2 client.
+pub fn prepare(target: &Target, webhook_id: &str, body: &str) -> Result<Prepared, EnvProblem> {
+    let mut headers =
+        headers::resolve(target.headers).map_err(|MissingVariable(v)| EnvProblem::missing(&v))?;
+    let sends_body = target.http_method != "GET";
+    if sends_body {
+        headers.push(Header::new("Content-Type", target.content_type));
+    }
+    headers.push(Header::new("webhook-id", webhook_id));
+    let auth = Auth::parse(target.auth);
+    let mut oauth = None;
+    match auth.as_ref().map(Auth::resolve).transpose()? {
+        Some(Credentials::Header(header)) => headers.push(header),
+        Some(Credentials::OAuth2(client)) => oauth = Some(client),
+        None => {}
+    }
+    let signing_keys = match target.signing_secret_env {
+        Some(variable) => {
+            let value = std::env::var(variable).map_err(|_| EnvProblem::missing(variable))?;
+            Some(signing::parse_secrets(&value).map_err(|reason| EnvProblem {
+                variable: variable.to_owned(),
+                problem: format!("environment variable {variable} does not hold whsec_ signing secrets ({reason})"),
+            })?)
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        request: Request {
+            method: target.http_method.to_owned(),
+            url: target.url.to_owned(),
+            headers,
+            body: sends_body.then(|| body.to_owned()),
+            timeout: Duration::from_millis(u64::try_from(target.timeout_ms).unwrap_or(10_000)),
+            ca_file: target.ca_file.map(str::to_owned),
+        },
+        webhook_id: webhook_id.to_owned(),
+        oauth,
+        signing_keys,
+        auth_description: auth.map(|a| a.describe()),
     })
+}
+
+impl Prepared {
+    /// The request as `--dry-run` and `hooks test --dry-run` print it: secrets redacted,
+    /// with what is added when it is sent.
+    pub fn as_text(&self) -> String {
+        let mut text = format!("{} {}\n", self.request.method, self.request.url);
+        for (name, value) in shown_headers(&self.request) {
+            text.push_str(&format!("{name}: {value}\n"));
+        }
+        if self.oauth.is_some() {
+            text.push_str(&format!(
+                "Authorization: {} (a token fetched when sending)\n",
+                headers::REDACTED
+            ));
+        }
+        if self.signing_keys.is_some() {
+            text.push_str("webhook-timestamp: (the sending time)\n");
+            text.push_str(&format!(
+                "webhook-signature: {} (Standard Webhooks, v1)\n",
+                headers::REDACTED
+            ));
+        }
+        if let Some(auth) = &self.auth_description {
+            text.push_str(&format!("# authentication: {auth}\n"));
+        }
+        text.push_str(&format!(
+            "\n{}\n",
+            self.request.body.as_deref().unwrap_or("")
+        ));
+        text
+    }
 }
 
 /// The headers as records and output show them: secrets replaced, plus those the
@@ -52,24 +176,151 @@ pub fn shown_headers(request: &Request) -> Vec<(String, String)> {
     shown
 }
 
-/// Sends one attempt and decides what becomes of the callback.
-pub fn deliver(
-    client: &Client,
-    callback: &Callback,
-    request: &Request,
-    rendered_payload: Option<String>,
-) -> Outcome {
-    let started_at = Utc::now();
-    let clock = Instant::now();
-    let result = client.send(request);
-    let elapsed_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let attempt_number = callback.attempts + 1;
+/// One request on the wire and what came back.
+#[derive(Debug)]
+pub struct Exchange {
+    pub request: Request,
+    pub started_at: DateTime<Utc>,
+    pub elapsed: Duration,
+    pub result: Result<Response, Failure>,
+}
+
+/// Sends prepared requests: one HTTP client and one OAuth2 token source per run.
+pub struct Deliverer {
+    pub client: Client,
+    pub tokens: TokenSource,
+}
+
+impl Deliverer {
+    /// Sends once; with OAuth2, a 401 for a cached token invalidates it and sends once
+    /// more with a fresh one. Returns every exchange, in order.
+    pub fn send(&self, prepared: &Prepared) -> Vec<Exchange> {
+        let (first, token) = self.exchange(prepared);
+        let refused = matches!(&first.result, Ok(response) if response.status == 401);
+        match (refused, &prepared.oauth, token) {
+            (true, Some(oauth), Some(token)) if !token.fresh => {
+                self.tokens.invalidate(oauth, &token.value);
+                let (second, _) = self.exchange(prepared);
+                vec![first, second]
+            }
+            _ => vec![first],
+        }
+    }
+
+    fn exchange(&self, prepared: &Prepared) -> (Exchange, Option<auth::IssuedToken>) {
+        let mut request = prepared.request.clone();
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let mut issued = None;
+        if let Some(oauth) = &prepared.oauth {
+            match self.tokens.token(&self.client, oauth) {
+                Ok(token) => {
+                    request.headers.push(Header::secret(
+                        "Authorization",
+                        format!("Bearer {}", token.value),
+                    ));
+                    issued = Some(token);
+                }
+                Err(message) => {
+                    let failure = Failure {
+                        kind: "token",
+                        message,
+                    };
+                    return (
+                        Exchange {
+                            request,
+                            started_at,
+                            elapsed: clock.elapsed(),
+                            result: Err(failure),
+                        },
+                        None,
+                    );
+                }
+            }
+        }
+        if let Some(keys) = &prepared.signing_keys {
+            let timestamp = Utc::now().timestamp();
+            let body = request.body.as_deref().unwrap_or("").as_bytes();
+            let signature = signing::signature(keys, &prepared.webhook_id, timestamp, body);
+            request
+                .headers
+                .push(Header::new("webhook-timestamp", timestamp.to_string()));
+            request
+                .headers
+                .push(Header::secret("webhook-signature", signature));
+        }
+        let result = self.client.send(&request);
+        (
+            Exchange {
+                request,
+                started_at,
+                elapsed: clock.elapsed(),
+                result,
+            },
+            issued,
+        )
+    }
+
+    /// Sends one callback and decides what becomes of it.
+    pub fn deliver(
+        &self,
+        callback: &Callback,
+        prepared: &Prepared,
+        rendered_payload: Option<String>,
+    ) -> Outcome {
+        let exchanges = self.send(prepared);
+        let attempts: Vec<Attempt> = exchanges
+            .iter()
+            .enumerate()
+            .map(|(n, exchange)| {
+                attempt_record(callback.id, callback.attempts + 1 + n as i32, exchange)
+            })
+            .collect();
+        let attempt_number = callback.attempts + attempts.len() as i32;
+        let last = exchanges.last().expect("at least one exchange");
+        let (what, retryable, retry_after, success) = match &last.result {
+            Ok(response) => describe_response(response),
+            Err(Failure { kind, message }) => (message.clone(), *kind != "blocked", None, false),
+        };
+        let (status, status_details, next_attempt_at) = if success {
+            (status::SENT, what, None)
+        } else {
+            let (after, line) = retry::after_failure(
+                &what,
+                retryable,
+                attempt_number,
+                callback.max_attempts,
+                retry_after,
+            );
+            match after {
+                AfterFailure::RetryIn(wait) => {
+                    let next = Utc::now().naive_utc()
+                        + chrono::Duration::from_std(wait).unwrap_or_default();
+                    (status::WAITING, line, Some(next))
+                }
+                AfterFailure::GiveUp => (status::ERROR, line, None),
+            }
+        };
+        Outcome {
+            callback_id: callback.id,
+            rendered_payload,
+            status,
+            status_details,
+            next_attempt_at,
+            attempts,
+        }
+    }
+}
+
+/// The immutable record of one exchange, secrets redacted.
+fn attempt_record(callback_id: i64, number: i32, exchange: &Exchange) -> Attempt {
+    let request = &exchange.request;
     let mut attempt = Attempt {
         id: 0,
-        callback_id: callback.id,
-        attempt: attempt_number,
-        started_at: started_at.naive_utc(),
-        elapsed_ms,
+        callback_id,
+        attempt: number,
+        started_at: exchange.started_at.naive_utc(),
+        elapsed_ms: i64::try_from(exchange.elapsed.as_millis()).unwrap_or(i64::MAX),
         request_method: request.method.clone(),
         request_url: request.url.clone(),
         request_headers: serde_json::to_string(&shown_headers(request)).expect("strings serialize"),
@@ -81,49 +332,20 @@ pub fn deliver(
         error_kind: None,
         error_message: None,
     };
-    let (what, retryable, retry_after, success) = match &result {
+    match &exchange.result {
         Ok(response) => {
             attempt.response_status_code = Some(i32::from(response.status));
             attempt.response_reason = Some(response.reason.clone());
             attempt.response_headers =
                 Some(serde_json::to_string(&response.headers).expect("strings serialize"));
             attempt.response_body = Some(response.body.clone());
-            describe_response(response)
         }
         Err(Failure { kind, message }) => {
             attempt.error_kind = Some((*kind).to_owned());
             attempt.error_message = Some(message.clone());
-            (message.clone(), true, None, false)
         }
-    };
-    let (status, status_details, next_attempt_at) = if success {
-        (status::SENT, what, None)
-    } else {
-        let (after, line) = retry::after_failure(
-            &what,
-            retryable,
-            attempt_number,
-            callback.max_attempts,
-            retry_after,
-        );
-        match after {
-            AfterFailure::RetryIn(wait) => {
-                let next =
-                    Utc::now().naive_utc() + chrono::Duration::from_std(wait).unwrap_or_default();
-                (status::WAITING, line, Some(next))
-            }
-            AfterFailure::GiveUp => (status::ERROR, line, None),
-        }
-    };
-    Outcome {
-        callback_id: callback.id,
-        rendered_payload,
-        status,
-        status_details,
-        attempted: true,
-        next_attempt_at,
-        attempt: Some(attempt),
     }
+    attempt
 }
 
 /// (status line, retryable, Retry-After, success) for a response.
@@ -168,8 +390,7 @@ pub fn render_failure(callback: &Callback, problem: &str) -> Outcome {
             "hook {}: {problem}; fix the template with `httphooks hooks edit`",
             callback.hook_name
         ),
-        attempted: false,
         next_attempt_at: None,
-        attempt: None,
+        attempts: Vec::new(),
     }
 }

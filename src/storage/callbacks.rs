@@ -89,10 +89,9 @@ pub struct Outcome {
     pub rendered_payload: Option<String>,
     pub status: &'static str,
     pub status_details: String,
-    /// Whether an attempt was made (counts towards max_attempts).
-    pub attempted: bool,
     pub next_attempt_at: Option<NaiveDateTime>,
-    pub attempt: Option<Attempt>,
+    /// What went on the wire; each counts towards max_attempts.
+    pub attempts: Vec<Attempt>,
 }
 
 /// Writes a batch of outcomes in one transaction: the attempts in one insert, the
@@ -103,7 +102,10 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
     if outcomes.is_empty() {
         return Ok(0);
     }
-    let attempts: Vec<Attempt> = outcomes.iter().filter_map(|o| o.attempt.clone()).collect();
+    let attempts: Vec<Attempt> = outcomes
+        .iter()
+        .flat_map(|o| o.attempts.iter().cloned())
+        .collect();
     let changes: Vec<serde_json::Value> = outcomes
         .iter()
         .map(|o| {
@@ -111,7 +113,7 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
                 "id": o.callback_id,
                 "status": o.status,
                 "details": o.status_details,
-                "attempted": i32::from(o.attempted),
+                "attempted": o.attempts.len(),
                 "next_attempt_at": o.next_attempt_at.map(|t| t.format(TIMESTAMP_FORMAT).to_string()),
                 "payload": o.rendered_payload,
             })

@@ -16,6 +16,7 @@ pub mod models;
 mod postgres;
 pub mod schema;
 mod sqlite;
+pub mod tokens;
 
 pub use migrations::{ensure_migrated, migrate};
 

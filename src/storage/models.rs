@@ -29,6 +29,7 @@ pub struct Hook {
     pub max_attempts: i32,
     pub auth: Option<String>,
     pub signing_secret_env: Option<String>,
+    pub ca_file: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// The current version: what new callbacks are made with.
@@ -80,6 +81,7 @@ pub struct HookFields {
     pub max_attempts: i32,
     pub auth: Option<String>,
     pub signing_secret_env: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 impl From<&Hook> for HookFields {
@@ -100,6 +102,7 @@ impl From<&Hook> for HookFields {
             max_attempts: hook.max_attempts,
             auth: hook.auth.clone(),
             signing_secret_env: hook.signing_secret_env.clone(),
+            ca_file: hook.ca_file.clone(),
         }
     }
 }
@@ -120,6 +123,7 @@ pub struct NewHookVersion {
     pub max_attempts: i32,
     pub auth: Option<String>,
     pub signing_secret_env: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 impl NewHookVersion {
@@ -137,6 +141,7 @@ impl NewHookVersion {
             max_attempts: fields.max_attempts,
             auth: fields.auth.clone(),
             signing_secret_env: fields.signing_secret_env.clone(),
+            ca_file: fields.ca_file.clone(),
         }
     }
 }
@@ -172,6 +177,10 @@ pub struct Callback {
     pub updated_at: Option<NaiveDateTime>,
     pub claimed_until: Option<NaiveDateTime>,
     pub claim_token: Option<String>,
+    /// The hook version's authentication (JSON, see `delivery::auth`).
+    pub auth: Option<String>,
+    pub signing_secret_env: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 impl Callback {

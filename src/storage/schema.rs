@@ -19,6 +19,7 @@ diesel::table! {
         max_attempts -> Integer,
         auth -> Nullable<Text>,
         signing_secret_env -> Nullable<Text>,
+        ca_file -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
         version_id -> Nullable<BigInt>,
@@ -40,6 +41,7 @@ diesel::table! {
         max_attempts -> Integer,
         auth -> Nullable<Text>,
         signing_secret_env -> Nullable<Text>,
+        ca_file -> Nullable<Text>,
         created_at -> Timestamp,
     }
 }
@@ -91,6 +93,9 @@ diesel::table! {
         updated_at -> Nullable<Timestamp>,
         claimed_until -> Nullable<Timestamp>,
         claim_token -> Nullable<Text>,
+        auth -> Nullable<Text>,
+        signing_secret_env -> Nullable<Text>,
+        ca_file -> Nullable<Text>,
     }
 }
 
@@ -114,7 +119,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    httphooks_oauth_tokens (cache_key) {
+        cache_key -> Text,
+        access_token -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    httphooks_oauth_tokens,
     httphooks_hooks,
     httphooks_hook_versions,
     httphooks_callbacks,

@@ -1,6 +1,7 @@
 DROP FUNCTION httphooks_enqueue(text, text, jsonb);
 DROP FUNCTION httphooks_capture() CASCADE;
 DROP TABLE httphooks_attempts;
+DROP TABLE httphooks_oauth_tokens;
 DROP VIEW httphooks_callback_details;
 DROP TABLE httphooks_callbacks;
 DROP TABLE httphooks_hook_versions;

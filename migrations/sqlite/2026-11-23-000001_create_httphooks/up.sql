@@ -20,6 +20,8 @@ CREATE TABLE httphooks_hooks (
     max_attempts INTEGER NOT NULL DEFAULT 8,
     auth TEXT,
     signing_secret_env TEXT,
+    -- An extra CA certificate file (PEM) trusted for this hook's target.
+    ca_file TEXT,
     created_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
     updated_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
     -- The current row of httphooks_hook_versions: what new callbacks are made with.
@@ -44,6 +46,8 @@ CREATE TABLE httphooks_hook_versions (
     max_attempts INTEGER NOT NULL,
     auth TEXT,
     signing_secret_env TEXT,
+    -- An extra CA certificate file (PEM) trusted for this hook's target.
+    ca_file TEXT,
     created_at TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
 
@@ -89,8 +93,16 @@ SELECT c.id, c.hook_id, v.name AS hook_name, c.event_type, v.table_name, c.objec
        v.target_url AS url, v.http_method, v.headers, v.content_type, v.payload_template,
        c.payload, c.event_data, c.status, c.status_details, c.attempts, v.max_attempts,
        v.timeout_ms, c.next_attempt_at, c.created_at, c.updated_at, c.claimed_until,
-       c.claim_token
+       c.claim_token, v.auth, v.signing_secret_env, v.ca_file
 FROM httphooks_callbacks c JOIN httphooks_hook_versions v ON v.id = c.version_id;
+
+-- OAuth2 client-credentials access tokens, shared by concurrent requests and by
+-- consecutive runs until shortly before they expire. Client secrets are never stored.
+CREATE TABLE httphooks_oauth_tokens (
+    cache_key TEXT PRIMARY KEY NOT NULL,
+    access_token TEXT NOT NULL,
+    expires_at TIMESTAMP NOT NULL
+);
 
 CREATE TABLE httphooks_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,

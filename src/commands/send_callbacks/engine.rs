@@ -38,9 +38,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::body_of;
 use crate::cli::SendArgs;
-use crate::delivery::headers::MissingVariable;
-use crate::delivery::http::{Client, Request};
-use crate::delivery::{build_request, deliver, render_failure};
+use crate::delivery::auth::TokenSource;
+use crate::delivery::http::Client;
+use crate::delivery::target::Policy;
+use crate::delivery::{prepare, render_failure, Deliverer, Prepared, Target};
 use crate::error::{Error, Result};
 use crate::payload::Renderer;
 use crate::storage::callbacks::{self, ClaimFilter, Claimed, Outcome};
@@ -73,7 +74,7 @@ enum Report {
 /// One request handed to a worker.
 struct Job {
     callback: Callback,
-    request: Request,
+    prepared: Prepared,
     rendered_payload: Option<String>,
 }
 
@@ -85,7 +86,8 @@ pub struct Summary {
     pub failed: usize,
     pub released: usize,
     pub held: usize,
-    pub missing_variables: BTreeSet<String>,
+    /// Why held callbacks were not sent (one sentence per problem).
+    pub environment_problems: BTreeSet<String>,
     pub stopped_by_signal: bool,
     pub elapsed: Duration,
 }
@@ -167,7 +169,11 @@ impl Engine {
             Db::Sqlite(_) => None,
         };
         let records_db = own_records_db.as_ref().unwrap_or(&claims_db);
-        let client = Client::new(self.concurrency);
+        let policy = Policy::from_env().map_err(Error::environment)?;
+        let deliverer = Deliverer {
+            client: Client::new(self.concurrency, policy),
+            tokens: TokenSource::with_database(self.url.as_deref()),
+        };
         let progress = self.progress_bar();
 
         let (job_sender, job_receiver) = mpsc::sync_channel::<Job>(self.window());
@@ -181,8 +187,8 @@ impl Engine {
                 .spawn(|| self.record_loop(records_db, report_receiver, settled_sender, &progress));
             for _ in 0..self.concurrency {
                 let reports = report_sender.clone();
-                let (client, jobs, stop) = (&client, &job_receiver, &stop);
-                scope.spawn(move || worker(client, jobs, &reports, stop));
+                let (deliverer, jobs, stop) = (&deliverer, &job_receiver, &stop);
+                scope.spawn(move || worker(deliverer, jobs, &reports, stop));
             }
             let dispatched = self.dispatch(
                 &claims_db,
@@ -201,20 +207,17 @@ impl Engine {
         });
         progress.finish_and_clear();
 
-        let (claimed, held, missing_variables) = dispatched?;
+        let (claimed, held, environment_problems) = dispatched?;
         let mut summary = recorded?;
         summary.claimed = claimed;
         summary.stopped_by_signal = stop.load(Ordering::SeqCst);
         if !held.is_empty() {
-            let names: Vec<&str> = missing_variables.iter().map(String::as_str).collect();
-            let note = format!(
-                "not sent: environment variable {} is not set",
-                names.join(", ")
-            );
+            let problems: Vec<&str> = environment_problems.iter().map(String::as_str).collect();
+            let note = format!("not sent: {}", problems.join("; "));
             let mut db = claims_db.lock().map_err(|_| poisoned())?;
             callbacks::release(&mut db, &self.token, &held, Some(&note))?;
             summary.held = held.len();
-            summary.missing_variables = missing_variables;
+            summary.environment_problems = environment_problems;
         }
         summary.elapsed = started.elapsed();
         Ok(summary)
@@ -281,8 +284,8 @@ impl Engine {
             claimed_total += claimed.len();
             for claim in claimed {
                 let callback = self.settle_unknown_outcome(db, claim)?;
-                match prepare(&mut renderer, callback) {
-                    Prepared::Job(job) => {
+                match prepare_job(&mut renderer, callback) {
+                    Preparation::Job(job) => {
                         outstanding += 1;
                         if jobs.send(job).is_err() {
                             return Err(Error::environment(
@@ -290,13 +293,13 @@ impl Engine {
                             ));
                         }
                     }
-                    Prepared::Done(outcome) => {
+                    Preparation::Done(outcome) => {
                         outstanding += 1;
                         let _ = reports.send(Report::Outcome(outcome));
                     }
-                    Prepared::Held(id, variable) => {
+                    Preparation::Held(id, problem) => {
                         held.push(id);
-                        missing.insert(variable);
+                        missing.insert(problem);
                     }
                 }
             }
@@ -427,31 +430,31 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>> {
 }
 
 #[allow(clippy::large_enum_variant)] // one per callback, moved once
-enum Prepared {
+enum Preparation {
     Job(Job),
     /// Decided without sending (the body cannot be rendered).
     Done(Outcome),
-    /// Not sent: a header needs this environment variable.
+    /// Not sent: the environment lacks what the hook needs (the problem, in words).
     Held(i64, String),
 }
 
-fn prepare(renderer: &mut Renderer, callback: Callback) -> Prepared {
+fn prepare_job(renderer: &mut Renderer, callback: Callback) -> Preparation {
     let (body, rendered_now) = match body_of(renderer, &callback) {
         Ok(rendered) => rendered,
-        Err(problem) => return Prepared::Done(render_failure(&callback, &problem)),
+        Err(problem) => return Preparation::Done(render_failure(&callback, &problem)),
     };
-    match build_request(&callback, &body) {
-        Ok(request) => Prepared::Job(Job {
+    match prepare(&Target::from(&callback), &callback.webhook_id(), &body) {
+        Ok(prepared) => Preparation::Job(Job {
             rendered_payload: rendered_now.then_some(body),
             callback,
-            request,
+            prepared,
         }),
-        Err(MissingVariable(name)) => Prepared::Held(callback.id, name),
+        Err(problem) => Preparation::Held(callback.id, problem.problem),
     }
 }
 
 fn worker(
-    client: &Client,
+    deliverer: &Deliverer,
     jobs: &Mutex<Receiver<Job>>,
     reports: &Sender<Report>,
     stop: &AtomicBool,
@@ -466,12 +469,7 @@ fn worker(
         let report = if stop.load(Ordering::SeqCst) {
             Report::Unstarted(job.callback.id)
         } else {
-            Report::Outcome(deliver(
-                client,
-                &job.callback,
-                &job.request,
-                job.rendered_payload,
-            ))
+            Report::Outcome(deliverer.deliver(&job.callback, &job.prepared, job.rendered_payload))
         };
         if reports.send(report).is_err() {
             return;

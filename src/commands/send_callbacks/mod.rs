@@ -6,8 +6,7 @@ use std::process::ExitCode;
 mod engine;
 
 use crate::cli::SendArgs;
-use crate::delivery::headers::MissingVariable;
-use crate::delivery::{build_request, shown_headers};
+use crate::delivery::{prepare, Target};
 use crate::error::{Error, Result};
 use crate::payload::{render_body, ContentType, EventContext, Renderer};
 use crate::storage::callbacks::{self, ClaimFilter};
@@ -38,16 +37,16 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     if !args.quiet {
         println!("{}", summary.line());
     }
-    if !summary.missing_variables.is_empty() {
-        let names: Vec<&str> = summary
-            .missing_variables
+    if !summary.environment_problems.is_empty() {
+        let problems: Vec<&str> = summary
+            .environment_problems
             .iter()
             .map(String::as_str)
             .collect();
         return Err(Error::environment(format!(
-            "{} callback(s) were not sent because environment variable {} is not set; set it for send_callbacks",
+            "{} callback(s) were not sent because {}; set it for send_callbacks",
             summary.held,
-            names.join(", ")
+            problems.join(" and ")
         )));
     }
     Ok(ExitCode::SUCCESS)
@@ -120,17 +119,9 @@ fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
                 continue;
             }
         };
-        match build_request(callback, &body) {
-            Ok(request) => {
-                println!("{} {}", request.method, request.url);
-                for (name, value) in shown_headers(&request) {
-                    println!("{name}: {value}");
-                }
-                println!("\n{}\n", request.body.as_deref().unwrap_or(""));
-            }
-            Err(MissingVariable(name)) => {
-                println!("# would not be sent: environment variable {name} is not set\n");
-            }
+        match prepare(&Target::from(callback), &callback.webhook_id(), &body) {
+            Ok(prepared) => println!("{}", prepared.as_text()),
+            Err(problem) => println!("# would not be sent: {problem}\n"),
         }
     }
     println!(
