@@ -510,6 +510,9 @@ fn validate(
         return Err(Error::invalid("--max-attempts must be between 1 and 50"));
     }
 
+    if let Some(variable) = &draft.signing_secret_env {
+        check_variable_name("--signing-secret-env", variable)?;
+    }
     check_template(
         draft,
         name,
