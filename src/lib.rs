@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod delivery;
 pub mod error;
+pub mod logging;
 pub mod payload;
 pub mod storage;
 

@@ -580,3 +580,42 @@ on_both_backends!(authentication_flags_are_validated, |db| {
     }
     assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_hooks"), 0);
 });
+
+on_both_backends!(
+    tls_certificates_are_verified_and_a_hook_may_trust_an_extra_ca,
+    |db| {
+        let db = db.migrated();
+        orders(&db);
+        let server = Server::start_tls(|_| Reply::Status(200));
+        db.ok(&[
+            "hooks",
+            "add",
+            "tls",
+            "--table",
+            "orders",
+            "--events",
+            "insert",
+            "--url",
+            &server.https_url("/tls"),
+        ]);
+        db.sql("INSERT INTO orders (total) VALUES (1)");
+        db.ok(&["send_callbacks"]);
+        let refused = json(&db.ok(&["callbacks", "show", "1", "--format", "json"]));
+        assert_eq!(refused["status"], "waiting");
+        assert_eq!(
+            refused["attempts_log"][0]["error"]["kind"], "tls",
+            "an unknown CA is refused: {refused}"
+        );
+        assert!(server.received().is_empty());
+
+        db.ok(&["hooks", "edit", "tls", "--ca-file", &Server::ca_file()]);
+        db.sql("INSERT INTO orders (total) VALUES (2)");
+        db.ok(&["send_callbacks"]);
+        assert_eq!(
+            json(&db.ok(&["callbacks", "show", "2", "--format", "json"]))["status"],
+            "sent"
+        );
+        assert_eq!(server.received().len(), 1);
+        assert_eq!(server.received()[0].path, "/tls");
+    }
+);

@@ -221,6 +221,7 @@ fn failure(error: ureq::Error) -> Failure {
         ureq::Error::Io(io) if io.kind() == ErrorKind::PermissionDenied => {
             ("blocked", format!("target refused: {io}"))
         }
+        ureq::Error::Io(io) if caused_by_tls(io) => ("tls", format!("TLS failed: {io}")),
         ureq::Error::Io(io) => match io.kind() {
             ErrorKind::ConnectionRefused => ("connection_refused", "connection refused".to_owned()),
             ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => (
@@ -242,4 +243,16 @@ fn failure(error: ureq::Error) -> Failure {
         kind,
         message: crate::error::one_line(&message),
     }
+}
+
+/// Whether an I/O error comes from the TLS layer (rustls reports through io::Error).
+fn caused_by_tls(error: &std::io::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = error.get_ref().map(|e| e as _);
+    while let Some(inner) = cause {
+        if inner.is::<rustls::Error>() {
+            return true;
+        }
+        cause = inner.source();
+    }
+    false
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -46,6 +46,35 @@ pub struct Server {
 
 impl Server {
     pub fn start(responder: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Server {
+        Server::listen(None, responder)
+    }
+
+    /// An HTTPS server with the certificate in tests/fixtures (for 127.0.0.1, signed by
+    /// the test CA `tests/fixtures/ca.pem`).
+    pub fn start_tls(responder: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Server {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let certs = CertificateDer::pem_file_iter(fixtures.join("server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(fixtures.join("server.key")).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Server::listen(Some(Arc::new(config)), responder)
+    }
+
+    pub fn ca_file() -> String {
+        format!("{}/tests/fixtures/ca.pem", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn listen(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        responder: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -60,9 +89,23 @@ impl Server {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
+                    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
                     let received = Arc::clone(&received);
                     let responder = Arc::clone(&responder);
-                    thread::spawn(move || serve(stream, &received, &*responder));
+                    let tls = tls.clone();
+                    thread::spawn(move || match tls {
+                        None => serve(stream, &received, &*responder),
+                        Some(config) => {
+                            let Ok(connection) = rustls::ServerConnection::new(config) else {
+                                return;
+                            };
+                            serve(
+                                rustls::StreamOwned::new(connection, stream),
+                                &received,
+                                &*responder,
+                            )
+                        }
+                    });
                 }
             });
         }
@@ -82,6 +125,10 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
@@ -94,9 +141,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(stream: TcpStream, received: &Mutex<Vec<Received>>, responder: &Responder) {
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let mut writer = stream.try_clone().expect("clone the stream");
+fn serve(stream: impl Read + Write, received: &Mutex<Vec<Received>>, responder: &Responder) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
@@ -143,10 +188,8 @@ fn serve(stream: TcpStream, received: &Mutex<Vec<Received>>, responder: &Respond
                 thread::sleep(delay);
                 (200, Vec::new(), "late".to_owned())
             }
-            Reply::Reset => {
-                let _ = writer.shutdown(Shutdown::Both);
-                return;
-            }
+            // Dropping the stream closes the connection without an answer.
+            Reply::Reset => return,
         };
         let mut response = format!(
             "HTTP/1.1 {status} Whatever\r\nContent-Length: {}\r\n",
@@ -157,7 +200,12 @@ fn serve(stream: TcpStream, received: &Mutex<Vec<Received>>, responder: &Respond
         }
         response.push_str("\r\n");
         response.push_str(&body);
-        if writer.write_all(response.as_bytes()).is_err() {
+        let writer = reader.get_mut();
+        if writer
+            .write_all(response.as_bytes())
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
             return;
         }
     }
