@@ -146,7 +146,8 @@ pub fn record_unknown_outcome(
         id: 0,
         callback_id: callback.id,
         attempt: callback.attempts + 1,
-        started_at: callback.claimed_until.unwrap_or_else(now),
+        // When it was found out; when the dead run sent it (if it did) is unknown.
+        started_at: now(),
         elapsed_ms: 0,
         request_method: callback.http_method.clone(),
         request_url: callback.url.clone(),
