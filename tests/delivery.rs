@@ -24,11 +24,8 @@ on_both_backends!(a_delivered_callback_records_what_went_on_the_wire, |db| {
     let db = db.migrated();
     items(&db);
     let server = Server::answering(200);
-    db.ok(&[
-        "hooks", "add", "items", "--table", "items", "--events", "insert", "--url", &server.url("/in"),
-        "--header", "X-Token: Bearer ${HTTPHOOKS_TEST_TOKEN}", "--header", "X-Plain: visible",
-        "--template", "{\"id\": {{ instance.id }}, \"name\": \"{{ instance.name }}\", \"event\": \"{{ event_type }}\"}",
-    ]);
+    db.add_hook("items", "items", "insert", &server.url("/in"), &["--header", "X-Token: Bearer ${HTTPHOOKS_TEST_TOKEN}", "--header", "X-Plain: visible",
+        "--template", "{\"id\": {{ instance.id }}, \"name\": \"{{ instance.name }}\", \"event\": \"{{ event_type }}\"}"]);
     db.sql("INSERT INTO items (name, qty) VALUES ('say \"hi\"\nnow ✓', 2)");
     let out = db
         .cmd()
@@ -117,19 +114,13 @@ on_both_backends!(failures_retry_with_backoff_then_give_up, |db| {
     let db = db.migrated();
     items(&db);
     let server = Server::answering(500);
-    db.ok(&[
-        "hooks",
-        "add",
+    db.add_hook(
         "h",
-        "--table",
         "items",
-        "--events",
         "insert",
-        "--url",
         &server.url("/"),
-        "--max-attempts",
-        "2",
-    ]);
+        &["--max-attempts", "2"],
+    );
     db.sql("INSERT INTO items (name) VALUES ('a')");
     let summary = db.ok(&["send_callbacks"]);
     assert!(summary.contains("retried 1"), "{summary}");
@@ -203,19 +194,7 @@ on_both_backends!(each_kind_of_failure_is_recorded_as_it_happened, |db| {
         ("refused", format!("http://127.0.0.1:{closed}/")),
     ];
     for (name, url) in &targets {
-        db.ok(&[
-            "hooks",
-            "add",
-            name,
-            "--table",
-            "items",
-            "--events",
-            "insert",
-            "--url",
-            url,
-            "--timeout",
-            "500ms",
-        ]);
+        db.add_hook(name, "items", "insert", url, &["--timeout", "500ms"]);
     }
     db.sql("INSERT INTO items (name) VALUES ('x')");
     let started = Instant::now();
@@ -286,30 +265,17 @@ on_both_backends!(
         let db = db.migrated();
         items(&db);
         let server = Server::answering(200);
-        db.ok(&[
-            "hooks",
-            "add",
+        db.add_hook(
             "secret",
-            "--table",
             "items",
-            "--events",
             "insert",
-            "--url",
             &server.url("/s"),
-            "--header",
-            "Authorization: Bearer ${HTTPHOOKS_TEST_UNSET_VARIABLE}",
-        ]);
-        db.ok(&[
-            "hooks",
-            "add",
-            "plain",
-            "--table",
-            "items",
-            "--events",
-            "insert",
-            "--url",
-            &server.url("/p"),
-        ]);
+            &[
+                "--header",
+                "Authorization: Bearer ${HTTPHOOKS_TEST_UNSET_VARIABLE}",
+            ],
+        );
+        db.add_hook("plain", "items", "insert", &server.url("/p"), &[]);
         db.sql("INSERT INTO items (name) VALUES ('x')");
         let (code, out, err) = db.run(&["send_callbacks"]);
         assert_eq!(code, 3, "{out}{err}");
@@ -341,19 +307,13 @@ on_both_backends!(dry_run_prints_the_requests_and_changes_nothing, |db| {
     let db = db.migrated();
     items(&db);
     let server = Server::answering(200);
-    db.ok(&[
-        "hooks",
-        "add",
+    db.add_hook(
         "h",
-        "--table",
         "items",
-        "--events",
         "insert",
-        "--url",
         &server.url("/d"),
-        "--header",
-        "X-Key: ${HTTPHOOKS_TEST_DRY_KEY}",
-    ]);
+        &["--header", "X-Key: ${HTTPHOOKS_TEST_DRY_KEY}"],
+    );
     db.sql("INSERT INTO items (name) VALUES ('dry')");
     let out = db
         .cmd()
@@ -383,28 +343,8 @@ on_both_backends!(filters_choose_which_callbacks_a_run_sends, |db| {
     let db = db.migrated();
     items(&db);
     let server = Server::answering(200);
-    db.ok(&[
-        "hooks",
-        "add",
-        "one",
-        "--table",
-        "items",
-        "--events",
-        "insert",
-        "--url",
-        &server.url("/1"),
-    ]);
-    db.ok(&[
-        "hooks",
-        "add",
-        "two",
-        "--table",
-        "items",
-        "--events",
-        "insert",
-        "--url",
-        &server.url("/2"),
-    ]);
+    db.add_hook("one", "items", "insert", &server.url("/1"), &[]);
+    db.add_hook("two", "items", "insert", &server.url("/2"), &[]);
     db.sql("INSERT INTO items (name) VALUES ('a'), ('b'), ('c')");
     assert!(db
         .ok(&["send_callbacks", "--hook_id", "2", "--limit", "2"])
@@ -439,38 +379,28 @@ on_both_backends!(payloads_follow_the_content_type, |db| {
         "--url",
         &server.url("/default"),
     ]);
-    db.ok(&[
-        "hooks",
-        "add",
+    db.add_hook(
         "form",
-        "--table",
         "items",
-        "--events",
         "insert",
-        "--url",
         &server.url("/form"),
-        "--content-type",
-        "application/x-www-form-urlencoded",
-    ]);
-    db.ok(&["hooks", "add", "xml", "--table", "items", "--events", "insert", "--url", &server.url("/xml"),
-            "--content-type", "application/xml", "--template", "<item id=\"{{ instance.id }}\"><name>{{ instance.name }}</name><city>{{ instance.meta.city }}</city></item>"]);
-    db.ok(&[
-        "hooks",
-        "add",
+        &["--content-type", "application/x-www-form-urlencoded"],
+    );
+    db.add_hook("xml", "items", "insert", &server.url("/xml"), &["--content-type", "application/xml", "--template", "<item id=\"{{ instance.id }}\"><name>{{ instance.name }}</name><city>{{ instance.meta.city }}</city></item>"]);
+    db.add_hook(
         "text",
-        "--table",
         "items",
-        "--events",
         "insert",
-        "--url",
         &server.url("/text"),
-        "--content-type",
-        "text/plain",
-        "--method",
-        "PUT",
-        "--template",
-        "{{ hook }}: {{ instance.name }} at {{ occurred_at }}",
-    ]);
+        &[
+            "--content-type",
+            "text/plain",
+            "--method",
+            "PUT",
+            "--template",
+            "{{ hook }}: {{ instance.name }} at {{ occurred_at }}",
+        ],
+    );
     db.sql("INSERT INTO items (name, qty, meta) VALUES ('<A & \"B\">', 3, '{\"city\": \"Köln\", \"tags\": [\"x\"]}')");
     db.sql("UPDATE items SET qty = 4");
     db.ok(&["send_callbacks"]);
@@ -550,19 +480,13 @@ on_both_backends!(
         let db = db.migrated();
         items(&db);
         let server = Server::answering(200);
-        db.ok(&[
-            "hooks",
-            "add",
+        db.add_hook(
             "nested",
-            "--table",
             "items",
-            "--events",
             "insert",
-            "--url",
             &server.url("/n"),
-            "--template",
-            "{\"city\": \"{{ instance.meta.city }}\"}",
-        ]);
+            &["--template", "{\"city\": \"{{ instance.meta.city }}\"}"],
+        );
         db.sql("INSERT INTO items (name, meta) VALUES ('no city', '{\"country\": \"DE\"}')");
         db.sql("INSERT INTO items (name, meta) VALUES ('city', '{\"city\": \"Bonn\"}')");
         let summary = db.ok(&["send_callbacks"]);
@@ -659,21 +583,18 @@ on_both_backends!(
         let db = db.migrated();
         items(&db);
         let server = Server::answering(200);
-        db.ok(&[
-            "hooks",
-            "add",
+        db.add_hook(
             "snap",
-            "--table",
             "items",
-            "--events",
             "insert",
-            "--url",
             &server.url("/old"),
-            "--template",
-            "{\"v\": \"old {{ instance.id }}\"}",
-            "--header",
-            "X-Version: 1",
-        ]);
+            &[
+                "--template",
+                "{\"v\": \"old {{ instance.id }}\"}",
+                "--header",
+                "X-Version: 1",
+            ],
+        );
         db.sql("INSERT INTO items (name) VALUES ('before')");
         db.ok(&[
             "hooks",

@@ -34,21 +34,8 @@ on_both_backends!(
             "--url",
             URL,
         ]);
-        db.ok(&[
-            "hooks", "add", "inserts", "--table", "order", "--events", "insert", "--url", URL,
-        ]);
-        db.ok(&[
-            "hooks",
-            "add",
-            "off",
-            "--table",
-            "order",
-            "--events",
-            "insert",
-            "--url",
-            URL,
-            "--disabled",
-        ]);
+        db.add_hook("inserts", "order", "insert", URL, &[]);
+        db.add_hook("off", "order", "insert", URL, &["--disabled"]);
 
         // A multi-row insert, a multi-row update and a delete, as raw SQL from another client.
         db.sql("INSERT INTO \"order\" (\"customer name\", total, paid) VALUES ('Ann', 10, false), ('Bob', 20, false)");
@@ -89,9 +76,7 @@ on_both_backends!(
 on_both_backends!(the_row_is_captured_with_old_values_and_json_columns, |db| {
     let db = db.migrated();
     orders(&db);
-    db.ok(&[
-        "hooks", "add", "h", "--table", "order", "--events", "update", "--url", URL,
-    ]);
+    db.add_hook("h", "order", "update", URL, &[]);
     db.sql("INSERT INTO \"order\" (\"customer name\", total, profile, paid) VALUES ('Ann', 10, '{\"city\": \"Zürich\"}', true)");
     db.sql("UPDATE \"order\" SET total = 11");
     let data = json(
@@ -108,19 +93,7 @@ on_both_backends!(the_row_is_captured_with_old_values_and_json_columns, |db| {
 on_both_backends!(when_changed_filters_updates, |db| {
     let db = db.migrated();
     orders(&db);
-    db.ok(&[
-        "hooks",
-        "add",
-        "h",
-        "--table",
-        "order",
-        "--events",
-        "update",
-        "--url",
-        URL,
-        "--when-changed",
-        "total",
-    ]);
+    db.add_hook("h", "order", "update", URL, &["--when-changed", "total"]);
     db.sql("INSERT INTO \"order\" (\"customer name\", total) VALUES ('Ann', 10)");
     db.sql("UPDATE \"order\" SET \"customer name\" = 'Anne'");
     assert_eq!(callbacks(&db), 0, "total did not change");
@@ -141,12 +114,8 @@ on_both_backends!(
             "CREATE TABLE \"My Table\" ({}, name TEXT)",
             db.id_column()
         ));
-        db.ok(&[
-            "hooks", "add", "a", "--table", "My Table", "--events", "insert", "--url", URL,
-        ]);
-        db.ok(&[
-            "hooks", "add", "b", "--table", "My Table", "--events", "insert", "--url", URL,
-        ]);
+        db.add_hook("a", "My Table", "insert", URL, &[]);
+        db.add_hook("b", "My Table", "insert", URL, &[]);
         db.sql("INSERT INTO \"My Table\" (name) VALUES ('x')");
         assert_eq!(callbacks(&db), 2);
 
@@ -341,19 +310,16 @@ on_both_backends!(nothing_in_a_hook_definition_reaches_sql, |db| {
     let db = db.migrated();
     orders(&db);
     let name = "it's'; DROP TABLE \"order\"; --";
-    db.ok(&[
-        "hooks",
-        "add",
+    db.add_hook(
         name,
-        "--table",
         "order",
-        "--events",
         "insert",
-        "--url",
         "http://127.0.0.1:9/x?q=1'--",
-        "--template",
-        "{\"q\": \"'); DROP TABLE httphooks_hooks; --{{ instance.id }}\"}",
-    ]);
+        &[
+            "--template",
+            "{\"q\": \"'); DROP TABLE httphooks_hooks; --{{ instance.id }}\"}",
+        ],
+    );
     db.sql("INSERT INTO \"order\" (total) VALUES (1)");
     assert_eq!(
         db.text("SELECT hook_name AS v FROM httphooks_callback_details")

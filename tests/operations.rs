@@ -11,9 +11,7 @@ const URL: &str = "http://127.0.0.1:9/hook";
 
 fn with_rows(db: &TestDb, rows: usize) {
     db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
-    db.ok(&[
-        "hooks", "add", "h", "--table", "t", "--events", "insert", "--url", URL,
-    ]);
+    db.add_hook("h", "t", "insert", URL, &[]);
     for v in 0..rows {
         db.sql(&format!("INSERT INTO t (v) VALUES ({v})"));
     }
@@ -176,17 +174,7 @@ on_both_backends!(delete_old_callbacks_keeps_waiting_ones_unless_asked, |db| {
     let db = db.migrated();
     let server = Server::answering(200);
     db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
-    db.ok(&[
-        "hooks",
-        "add",
-        "h",
-        "--table",
-        "t",
-        "--events",
-        "insert",
-        "--url",
-        &server.url("/"),
-    ]);
+    db.add_hook("h", "t", "insert", &server.url("/"), &[]);
     db.sql("INSERT INTO t (v) VALUES (1), (2), (3)");
     db.ok(&["send_callbacks", "--callback", "1", "2"]);
     let age = if db.is_postgres() {

@@ -70,38 +70,27 @@ on_both_backends!(
         let db = db.migrated();
         orders(&db);
         let server = Server::answering(200);
-        db.ok(&[
-            "hooks",
-            "add",
+        db.add_hook(
             "basic",
-            "--table",
             "orders",
-            "--events",
             "insert",
-            "--url",
             &server.url("/basic"),
-            "--auth",
-            "basic",
-            "--username-env",
-            "HH_USER",
-            "--password-env",
-            "HH_PASSWORD",
-        ]);
-        db.ok(&[
-            "hooks",
-            "add",
+            &[
+                "--auth",
+                "basic",
+                "--username-env",
+                "HH_USER",
+                "--password-env",
+                "HH_PASSWORD",
+            ],
+        );
+        db.add_hook(
             "bearer",
-            "--table",
             "orders",
-            "--events",
             "insert",
-            "--url",
             &server.url("/bearer"),
-            "--auth",
-            "bearer",
-            "--token-env",
-            "HH_TOKEN",
-        ]);
+            &["--auth", "bearer", "--token-env", "HH_TOKEN"],
+        );
         db.sql("INSERT INTO orders (total) VALUES (5)");
         // The most verbose logging, so that logs are scanned for secrets too.
         let env = [
@@ -190,27 +179,24 @@ const OAUTH_ENV: [(&str, &str); 2] = [
 ];
 
 fn add_oauth_hook(db: &TestDb, target: &Server, tokens: &Server) {
-    db.ok(&[
-        "hooks",
-        "add",
+    db.add_hook(
         "oauth",
-        "--table",
         "orders",
-        "--events",
         "insert",
-        "--url",
         &target.url("/oauth"),
-        "--auth",
-        "oauth2-client-credentials",
-        "--token-url",
-        &tokens.url("/token"),
-        "--client-id-env",
-        "HH_CLIENT_ID",
-        "--client-secret-env",
-        "HH_CLIENT_SECRET",
-        "--scope",
-        "orders.write",
-    ]);
+        &[
+            "--auth",
+            "oauth2-client-credentials",
+            "--token-url",
+            &tokens.url("/token"),
+            "--client-id-env",
+            "HH_CLIENT_ID",
+            "--client-secret-env",
+            "HH_CLIENT_SECRET",
+            "--scope",
+            "orders.write",
+        ],
+    );
 }
 
 on_both_backends!(
@@ -300,19 +286,13 @@ on_both_backends!(signatures_follow_standard_webhooks_and_rotate, |db| {
     let db = db.migrated();
     orders(&db);
     let server = Server::answering(200);
-    db.ok(&[
-        "hooks",
-        "add",
+    db.add_hook(
         "signed",
-        "--table",
         "orders",
-        "--events",
         "insert",
-        "--url",
         &server.url("/s"),
-        "--signing-secret-env",
-        "HH_SIGNING",
-    ]);
+        &["--signing-secret-env", "HH_SIGNING"],
+    );
     db.sql("INSERT INTO orders (total) VALUES (7)");
     let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let new = format!(
@@ -372,28 +352,14 @@ on_both_backends!(targets_are_checked_on_the_resolved_address, |db| {
     orders(&db);
     let server = Server::answering(200);
     // Cloud metadata: always refused, before any connection is made.
-    db.ok(&[
-        "hooks",
-        "add",
+    db.add_hook(
         "metadata",
-        "--table",
         "orders",
-        "--events",
         "insert",
-        "--url",
         "http://169.254.169.254/latest/meta-data",
-    ]);
-    db.ok(&[
-        "hooks",
-        "add",
-        "local",
-        "--table",
-        "orders",
-        "--events",
-        "insert",
-        "--url",
-        &server.url("/local"),
-    ]);
+        &[],
+    );
+    db.add_hook("local", "orders", "insert", &server.url("/local"), &[]);
     db.sql("INSERT INTO orders (total) VALUES (1)");
     let (code, _, _) = run_with(
         &db,
@@ -587,17 +553,7 @@ on_both_backends!(
         let db = db.migrated();
         orders(&db);
         let server = Server::start_tls(|_| Reply::Status(200));
-        db.ok(&[
-            "hooks",
-            "add",
-            "tls",
-            "--table",
-            "orders",
-            "--events",
-            "insert",
-            "--url",
-            &server.https_url("/tls"),
-        ]);
+        db.add_hook("tls", "orders", "insert", &server.https_url("/tls"), &[]);
         db.sql("INSERT INTO orders (total) VALUES (1)");
         db.ok(&["send_callbacks"]);
         let refused = json(&db.ok(&["callbacks", "show", "1", "--format", "json"]));

@@ -112,6 +112,15 @@ impl TestDb {
         )
     }
 
+    /// `hooks add NAME --table TABLE --events EVENTS --url URL EXTRA…`, expecting success.
+    pub fn add_hook(&self, name: &str, table: &str, events: &str, url: &str, extra: &[&str]) {
+        let mut args = vec![
+            "hooks", "add", name, "--table", table, "--events", events, "--url", url,
+        ];
+        args.extend(extra);
+        self.ok(&args);
+    }
+
     pub fn migrated(self) -> TestDb {
         self.ok(&["migrate"]);
         self
