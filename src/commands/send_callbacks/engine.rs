@@ -370,7 +370,11 @@ impl Engine {
                         }
                         summary.released += unstarted.len();
                         progress.inc(waiting as u64);
-                        progress.set_message(summary.counts());
+                        progress.set_message(format!(
+                            "{} ({:.0}/s)",
+                            summary.counts(),
+                            progress.per_sec()
+                        ));
                     }
                     // What could not be written keeps its claim; a later run takes it
                     // over when the lease expires.
@@ -394,7 +398,7 @@ impl Engine {
         }
         let bar = ProgressBar::new_spinner();
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {pos} callbacks ({per_sec}) {msg} [{elapsed}]")
+            ProgressStyle::with_template("{spinner} {pos} callbacks, {msg} [{elapsed}]")
                 .expect("a valid progress template"),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
