@@ -405,6 +405,27 @@ on_both_backends!(targets_are_checked_on_the_resolved_address, |db| {
     );
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("HTTPHOOKS_TARGET_POLICY"), "{err}");
+    // A name is judged by the address it resolves to, at send time.
+    let by_name = format!("http://localhost:{}/by-name", server.port);
+    db.add_hook("by-name", "orders", "insert", &by_name, &[]);
+    db.sql("INSERT INTO orders (total) VALUES (3)");
+    let (code, _, _) = run_with(
+        &db,
+        &["send_callbacks", "--hook_id", "3"],
+        &[("HTTPHOOKS_TARGET_POLICY", "strict")],
+    );
+    assert_eq!(code, 0);
+    let named = json(&db.ok(&["callbacks", "list", "--hook", "by-name", "--format", "json"]));
+    let details = named[0]["status_details"].as_str().unwrap();
+    assert!(
+        details.contains("127.0.0.1") || details.contains("::1"),
+        "{details}"
+    );
+    assert_eq!(
+        server.received().len(),
+        1,
+        "only the allowed request got through"
+    );
 });
 
 on_both_backends!(
