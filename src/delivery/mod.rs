@@ -83,16 +83,32 @@ impl<'a> From<&'a Callback> for Target<'a> {
     }
 }
 
-/// Builds the request: stored headers (environment resolved), content type,
-/// `webhook-id`, fixed credentials; reads the signing secrets and OAuth2 client.
-pub fn prepare(target: &Target, webhook_id: &str, body: &str) -> Result<Prepared, EnvProblem> {
+/// What every request of one hook version shares: the stored headers with the
+/// environment resolved, content type, fixed credentials, the OAuth2 client and the
+/// signing keys. The environment does not change during a run, so a run builds this
+/// once per hook version, not once per callback.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    method: String,
+    url: String,
+    headers: Vec<Header>,
+    sends_body: bool,
+    timeout: Duration,
+    ca_file: Option<String>,
+    oauth: Option<OAuth2Client>,
+    signing_keys: Option<Vec<Vec<u8>>>,
+    auth_description: Option<String>,
+}
+
+/// Reads what a hook version needs from the environment; a missing or malformed
+/// variable is an [`EnvProblem`].
+pub fn request_template(target: &Target) -> Result<RequestTemplate, EnvProblem> {
     let mut headers =
         headers::resolve(target.headers).map_err(|MissingVariable(v)| EnvProblem::missing(&v))?;
     let sends_body = target.http_method != "GET";
     if sends_body {
         headers.push(Header::new("Content-Type", target.content_type));
     }
-    headers.push(Header::new("webhook-id", webhook_id));
     let auth = Auth::parse(target.auth);
     let mut oauth = None;
     match auth.as_ref().map(Auth::resolve).transpose()? {
@@ -110,20 +126,44 @@ pub fn prepare(target: &Target, webhook_id: &str, body: &str) -> Result<Prepared
         }
         None => None,
     };
-    Ok(Prepared {
-        request: Request {
-            method: target.http_method.to_owned(),
-            url: target.url.to_owned(),
-            headers,
-            body: sends_body.then(|| body.to_owned()),
-            timeout: Duration::from_millis(u64::try_from(target.timeout_ms).unwrap_or(10_000)),
-            ca_file: target.ca_file.map(str::to_owned),
-        },
-        webhook_id: webhook_id.to_owned(),
+    Ok(RequestTemplate {
+        method: target.http_method.to_owned(),
+        url: target.url.to_owned(),
+        headers,
+        sends_body,
+        timeout: Duration::from_millis(u64::try_from(target.timeout_ms).unwrap_or(10_000)),
+        ca_file: target.ca_file.map(str::to_owned),
         oauth,
         signing_keys,
         auth_description: auth.map(|a| a.describe()),
     })
+}
+
+impl RequestTemplate {
+    /// The request for one callback: its `webhook-id` and body.
+    pub fn prepare(&self, webhook_id: &str, body: &str) -> Prepared {
+        let mut headers = self.headers.clone();
+        headers.push(Header::new("webhook-id", webhook_id));
+        Prepared {
+            request: Request {
+                method: self.method.clone(),
+                url: self.url.clone(),
+                headers,
+                body: self.sends_body.then(|| body.to_owned()),
+                timeout: self.timeout,
+                ca_file: self.ca_file.clone(),
+            },
+            webhook_id: webhook_id.to_owned(),
+            oauth: self.oauth.clone(),
+            signing_keys: self.signing_keys.clone(),
+            auth_description: self.auth_description.clone(),
+        }
+    }
+}
+
+/// Template and request in one step, for a single request (`--dry-run`, `hooks test`).
+pub fn prepare(target: &Target, webhook_id: &str, body: &str) -> Result<Prepared, EnvProblem> {
+    Ok(request_template(target)?.prepare(webhook_id, body))
 }
 
 impl Prepared {

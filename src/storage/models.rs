@@ -153,6 +153,8 @@ impl NewHookVersion {
 pub struct Callback {
     pub id: i64,
     pub hook_id: i64,
+    /// The hook version it was made with (its URL, headers, template…).
+    pub version_id: i64,
     pub hook_name: String,
     pub event_type: String,
     pub table_name: Option<String>,

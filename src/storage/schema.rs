@@ -72,6 +72,7 @@ diesel::table! {
     httphooks_callback_details (id) {
         id -> BigInt,
         hook_id -> BigInt,
+        version_id -> BigInt,
         hook_name -> Text,
         event_type -> Text,
         table_name -> Nullable<Text>,

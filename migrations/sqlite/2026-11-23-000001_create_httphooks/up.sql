@@ -89,7 +89,7 @@ CREATE INDEX httphooks_callbacks_ordered ON httphooks_callbacks (hook_id, object
 
 -- A callback with the settings of its hook version, under the names SPEC §4 uses.
 CREATE VIEW httphooks_callback_details AS
-SELECT c.id, c.hook_id, v.name AS hook_name, c.event_type, v.table_name, c.object_id,
+SELECT c.id, c.hook_id, c.version_id, v.name AS hook_name, c.event_type, v.table_name, c.object_id,
        v.target_url AS url, v.http_method, v.headers, v.content_type, v.payload_template,
        c.payload, c.event_data, c.status, c.status_details, c.attempts, v.max_attempts,
        v.timeout_ms, c.next_attempt_at, c.created_at, c.updated_at, c.claimed_until,

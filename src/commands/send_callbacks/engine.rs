@@ -26,7 +26,7 @@
 //!   recorded; queued ones that had not started are released untouched. A second
 //!   SIGINT/SIGTERM exits at once, leaving claims to expire.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
@@ -41,7 +41,9 @@ use crate::cli::SendArgs;
 use crate::delivery::auth::TokenSource;
 use crate::delivery::http::Client;
 use crate::delivery::target::Policy;
-use crate::delivery::{prepare, render_failure, Deliverer, Prepared, Target};
+use crate::delivery::{
+    render_failure, request_template, Deliverer, EnvProblem, Prepared, RequestTemplate, Target,
+};
 use crate::error::{Error, Result};
 use crate::payload::Renderer;
 use crate::storage::callbacks::{self, ClaimFilter, Claimed, Outcome};
@@ -235,6 +237,7 @@ impl Engine {
         settled: &Receiver<usize>,
     ) -> Result<(usize, Vec<i64>, BTreeSet<String>)> {
         let mut renderer = Renderer::new();
+        let mut templates: HashMap<i64, Result<RequestTemplate, EnvProblem>> = HashMap::new();
         let mut claimed_total = 0usize;
         let mut outstanding = 0usize;
         let mut held = Vec::new();
@@ -284,7 +287,7 @@ impl Engine {
             claimed_total += claimed.len();
             for claim in claimed {
                 let callback = self.settle_unknown_outcome(db, claim)?;
-                match prepare_job(&mut renderer, callback) {
+                match prepare_job(&mut renderer, &mut templates, callback) {
                     Preparation::Job(job) => {
                         outstanding += 1;
                         if jobs.send(job).is_err() {
@@ -442,18 +445,28 @@ enum Preparation {
     Held(i64, String),
 }
 
-fn prepare_job(renderer: &mut Renderer, callback: Callback) -> Preparation {
+fn prepare_job(
+    renderer: &mut Renderer,
+    templates: &mut HashMap<i64, Result<RequestTemplate, EnvProblem>>,
+    callback: Callback,
+) -> Preparation {
     let (body, rendered_now) = match body_of(renderer, &callback) {
         Ok(rendered) => rendered,
         Err(problem) => return Preparation::Done(render_failure(&callback, &problem)),
     };
-    match prepare(&Target::from(&callback), &callback.webhook_id(), &body) {
+    let template = templates
+        .entry(callback.version_id)
+        .or_insert_with(|| request_template(&Target::from(&callback)));
+    match template
+        .as_ref()
+        .map(|t| t.prepare(&callback.webhook_id(), &body))
+    {
         Ok(prepared) => Preparation::Job(Job {
             rendered_payload: rendered_now.then_some(body),
             callback,
             prepared,
         }),
-        Err(problem) => Preparation::Held(callback.id, problem.problem),
+        Err(problem) => Preparation::Held(callback.id, problem.problem.clone()),
     }
 }
 
