@@ -189,15 +189,6 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
-    /// Tokens kept in memory only.
-    pub fn in_memory() -> TokenSource {
-        TokenSource {
-            database_url: None,
-            db: Mutex::new(None),
-            slots: Mutex::new(HashMap::new()),
-        }
-    }
-
     /// A source that also caches in the database at `url` (None: the default database).
     pub fn with_database(url: Option<&str>) -> TokenSource {
         TokenSource {

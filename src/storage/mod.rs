@@ -172,7 +172,7 @@ impl Db {
     }
 
     /// Claims up to `limit` due callbacks for `token`, each with a lease of
-    /// `lease_in_timeouts` × its hook's timeout + 30 s.
+    /// `lease_in_timeouts` × its hook's timeout + 5 s.
     pub fn claim(
         &mut self,
         filter: &callbacks::ClaimFilter,

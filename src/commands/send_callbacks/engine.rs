@@ -226,7 +226,7 @@ impl Engine {
     }
 
     /// Claims and queues work until nothing is due, the limit or deadline is reached, or
-    /// a signal arrives. Returns (claimed, held ids, missing variables).
+    /// a signal arrives. Returns (claimed, held ids, environment problems).
     fn dispatch(
         &self,
         db: &Mutex<Db>,
