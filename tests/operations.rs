@@ -335,6 +335,10 @@ on_both_backends!(custom_events_enqueue_from_the_command_line, |db| {
             vec!["--hook", "grades", "--event", "attempt.started"],
             "does not listen",
         ),
+        (
+            vec!["--hook", "grades", "--event", "insert"],
+            "come from the table's triggers",
+        ),
     ] {
         let mut full = vec!["enqueue"];
         full.extend(args);

@@ -48,6 +48,11 @@ pub fn enqueue<C: Enqueue>(
             "there is no hook named {hook:?}; `httphooks hooks list` shows the hooks"
         ))
     })?;
+    if ["insert", "update", "delete"].contains(&event) {
+        return Err(Error::invalid(format!(
+            "{event} events come from the table's triggers, with the row; enqueue takes custom events such as attempt.submitted"
+        )));
+    }
     let events = split_events(&events);
     if !events.iter().any(|e| e == event) {
         return Err(Error::invalid(format!(

@@ -165,6 +165,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     made integer;
 BEGIN
+    IF event_type IN ('insert', 'update', 'delete') THEN
+        RAISE EXCEPTION 'httphooks: % events come from the table''s triggers; enqueue takes custom events', event_type;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM httphooks_hooks h WHERE h.name = hook) THEN
         RAISE EXCEPTION 'httphooks: there is no hook named %; list them with `httphooks hooks list`', hook;
     END IF;
