@@ -24,6 +24,15 @@ use std::time::{Duration, Instant};
 use common::server::{Reply, Server};
 use common::TestDb;
 
+/// Counts the errors, with a limit no run reaches (it is the time that is measured).
+const MONITOR_ERRORS: [&str; 5] = [
+    "monitor_callbacks",
+    "--status",
+    "error",
+    "--callbacks_limit",
+    "100000000",
+];
+
 struct Options {
     postgres: bool,
     n: usize,
@@ -293,21 +302,7 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
         let median_monitor = || {
-            let mut times: Vec<Duration> = (0..5)
-                .map(|_| {
-                    run(
-                        &db,
-                        &[
-                            "monitor_callbacks",
-                            "--status",
-                            "error",
-                            "--callbacks_limit",
-                            "100000000",
-                        ],
-                    )
-                    .0
-                })
-                .collect();
+            let mut times: Vec<Duration> = (0..5).map(|_| run(&db, &MONITOR_ERRORS).0).collect();
             times.sort();
             times[2].as_secs_f64() * 1000.0
         };
@@ -324,16 +319,7 @@ fn main() {
             m + n,
             median_monitor()
         );
-        let (_, line) = run(
-            &db,
-            &[
-                "monitor_callbacks",
-                "--status",
-                "error",
-                "--callbacks_limit",
-                "100000000",
-            ],
-        );
+        let (_, line) = run(&db, &MONITOR_ERRORS);
         println!("monitor_callbacks prints: {line}");
         let (_, line) = run(
             &db,

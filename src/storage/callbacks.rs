@@ -102,10 +102,8 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
     if outcomes.is_empty() {
         return Ok(0);
     }
-    let attempts: Vec<Attempt> = outcomes
-        .iter()
-        .flat_map(|o| o.attempts.iter().cloned())
-        .collect();
+    // Borrowed, not cloned: attempts carry request and response bodies.
+    let attempts: Vec<&Attempt> = outcomes.iter().flat_map(|o| o.attempts.iter()).collect();
     let changes: Vec<serde_json::Value> = outcomes
         .iter()
         .map(|o| {
@@ -123,7 +121,7 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
     db.write_transaction(|db| {
         if !attempts.is_empty() {
             with_conn!(db, |conn| diesel::insert_into(httphooks_attempts::table)
-                .values(&attempts)
+                .values(attempts.clone())
                 .execute(conn))?;
         }
         db.apply_outcomes(token, &changes, now())
