@@ -72,7 +72,9 @@ pub fn parse_header_args(args: &[String]) -> Result<String, String> {
                 .map_err(|e| format!("headers given as JSON must be an object of strings ({e})"))?;
             for (name, value) in object {
                 let Value::String(value) = value else {
-                    return Err(format!("header {name:?} must have a string value"));
+                    return Err(format!(
+                        "header {name:?} must have a string value; quote it in the JSON object"
+                    ));
                 };
                 check_header(&name, &value)?;
                 headers.insert(name, Value::String(value));

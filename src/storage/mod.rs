@@ -293,13 +293,15 @@ pub fn primary_key(columns: &[Column]) -> Vec<&Column> {
     keys
 }
 
+/// `fix` completes "check DATABASE_URL and …" for the backend.
 pub(crate) fn connection_error(
     backend: &str,
     target: &str,
+    fix: &str,
     error: impl std::fmt::Display,
 ) -> Error {
     Error::environment(format!(
-        "cannot open the {backend} database at {}: {}; check DATABASE_URL and that the database is running",
+        "cannot open the {backend} database at {}: {}; check DATABASE_URL and {fix}",
         redact_url(target),
         one_line(&error.to_string())
     ))

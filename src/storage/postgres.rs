@@ -16,7 +16,14 @@ use crate::error::Result;
 const DUE_KEY: &str = "COALESCE(next_attempt_at, TIMESTAMP '1970-01-01')";
 
 pub fn open(url: &str) -> Result<PgConnection> {
-    PgConnection::establish(url).map_err(|e| connection_error("PostgreSQL", url, e))
+    PgConnection::establish(url).map_err(|e| {
+        connection_error(
+            "PostgreSQL",
+            url,
+            "that the server is running and accepts you",
+            e,
+        )
+    })
 }
 
 #[derive(QueryableByName)]

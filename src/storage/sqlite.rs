@@ -17,15 +17,17 @@ const DUE_KEY: &str = "coalesce(next_attempt_at, '1970-01-01 00:00:00')";
 /// most this many columns, merged with json_patch.
 const COLUMNS_PER_JSON_OBJECT: usize = 60;
 
+const SQLITE_FIX: &str = "that the path is a SQLite database file you may write";
+
 pub fn open(path: &str) -> Result<SqliteConnection> {
-    let mut conn =
-        SqliteConnection::establish(path).map_err(|e| connection_error("SQLite", path, e))?;
+    let mut conn = SqliteConnection::establish(path)
+        .map_err(|e| connection_error("SQLite", path, SQLITE_FIX, e))?;
     // WAL lets `send_callbacks` read and write while the application writes; the busy
     // timeout makes concurrent writers wait instead of failing.
     conn.batch_execute(
         "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;",
     )
-    .map_err(|e| connection_error("SQLite", path, e))?;
+    .map_err(|e| connection_error("SQLite", path, SQLITE_FIX, e))?;
     Ok(conn)
 }
 
