@@ -24,11 +24,15 @@ on_both_backends!(migrate_is_idempotent_and_required, |db| {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
     assert_eq!(err.lines().count(), 1);
-    assert!(db.ok(&["migrate"]).contains("applied 1 migration"));
+    // SQLite has a second migration: where its triggers write new callbacks.
+    let migrations = if db.is_postgres() { 1 } else { 2 };
+    assert!(db
+        .ok(&["migrate"])
+        .contains(&format!("applied {migrations} migration")));
     assert!(db.ok(&["migrate"]).contains("up to date"));
     assert_eq!(
         db.count("SELECT COUNT(*) AS n FROM httphooks_schema_migrations"),
-        1
+        migrations
     );
     db.ok(&["hooks", "list"]);
 });

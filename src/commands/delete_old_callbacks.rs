@@ -9,6 +9,8 @@ use crate::storage::{callbacks, hooks, Db};
 
 pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
+    // Old new callbacks (cron stopped for days) are old waiting callbacks too.
+    callbacks::admit_all(&mut db)?;
     let before = chrono::Utc::now().naive_utc() - chrono::Duration::days(args.days);
     let started = std::time::Instant::now();
     let mut deleted = 0;

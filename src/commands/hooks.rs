@@ -183,6 +183,7 @@ fn set_enabled(db: &mut Db, name: &str, enabled: bool) -> Result<()> {
 
 fn remove(db: &mut Db, name: &str, force: bool) -> Result<()> {
     let hook = hooks::require(db, name)?;
+    callbacks::admit_all(db)?;
     let waiting = callbacks::count_waiting_for_hook(db, hook.id)?;
     if waiting > 0 && !force {
         return Err(Error::invalid(format!(
@@ -214,16 +215,11 @@ fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
         }
         None => hooks::watched_tables(db)?,
     };
-    db.write_transaction(|db| {
-        for table in &tables {
-            let columns = db.table_columns(table)?.ok_or_else(|| {
-                Error::invalid(format!(
-                    "table {table} no longer exists; remove its hooks with `httphooks hooks remove`"
-                ))
-            })?;
-            db.install_triggers(table, &columns)?;
-        }
-        Ok(())
+    db.write_transaction(|db| match hooks::reinstall_triggers(db, Some(&tables))?.first() {
+        Some(table) => Err(Error::invalid(format!(
+            "table {table} no longer exists; remove its hooks with `httphooks hooks remove`"
+        ))),
+        None => Ok(()),
     })?;
     for table in &tables {
         println!("re-created the triggers of table {table}");

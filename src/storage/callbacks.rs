@@ -368,19 +368,52 @@ pub fn cancel_waiting_for_hook(db: &mut Db, hook_id: i64, reason: &str) -> Resul
     })
 }
 
-/// Counts callbacks of a status whose last change is at or after `since` (all of them
-/// without it). Served by the (status, updated_at) index.
+/// Admits every new callback (see `Db::admit_new_callbacks`) in bounded transactions,
+/// so that what a command does next sees them in the queue.
+pub fn admit_all(db: &mut Db) -> Result<usize> {
+    const BATCH: i64 = 10_000;
+    let mut total = 0;
+    loop {
+        let admitted = db.write_transaction(|db| db.admit_new_callbacks(BATCH))?;
+        total += admitted;
+        if admitted < BATCH as usize {
+            return Ok(total);
+        }
+    }
+}
+
+/// Counts callbacks of a status whose last change (their creation, for a callback that
+/// has not changed since) is at or after `since`; all of them without it. Errors are
+/// served by their partial index. New callbacks not admitted yet count as waiting: a
+/// monitoring probe only reads.
 pub fn count_by_status(db: &mut Db, wanted: &str, since: Option<NaiveDateTime>) -> Result<i64> {
-    with_conn!(db, |conn| {
+    let queued: i64 = with_conn!(db, |conn| {
         use httphooks_callbacks::dsl as c;
         let mut query = c::httphooks_callbacks
             .filter(c::status.eq(wanted.to_owned()))
             .into_boxed();
-        if let Some(since) = since {
-            query = query.filter(c::updated_at.ge(since));
+        match since {
+            // Errors always have updated_at; this way their index serves the range.
+            Some(since) if wanted != status::WAITING => {
+                query = query.filter(c::updated_at.ge(since));
+            }
+            Some(since) => {
+                query = query.filter(
+                    c::updated_at
+                        .ge(since)
+                        .or(c::updated_at.is_null().and(c::created_at.ge(since))),
+                );
+            }
+            None => {}
         }
-        Ok(query.count().get_result(conn)?)
-    })
+        query.count().get_result(conn)
+    })?;
+    let new = if wanted == status::WAITING {
+        db.count_new_callbacks(since)?
+    } else {
+        0
+    };
+    Ok(queued + new)
 }
 
 /// Deletes at most `batch` callbacks created before `before` (finished ones, and waiting

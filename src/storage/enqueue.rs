@@ -85,8 +85,9 @@ impl Enqueue for SqliteConnection {
         data: &serde_json::Value,
     ) -> Result<usize> {
         Ok(diesel::sql_query(
-            "INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, ordered, event_data) \
-             SELECT h.id, h.version_id, ?, NULL, h.ordered, json_object('data', json(?)) \
+            // Where the triggers write too (see the SQLite migrations).
+            "INSERT INTO httphooks_new_callbacks (version_id, event_type, row_data, created_at) \
+             SELECT h.version_id, ?, json(?), julianday('now') \
              FROM httphooks_hooks h WHERE h.name = ? AND h.enabled",
         )
         .bind::<Text, _>(event)

@@ -53,6 +53,24 @@ fn count_on_table(db: &mut Db, table: &str) -> Result<i64> {
     })
 }
 
+/// Re-creates the triggers of `tables` (every watched table without it) from their
+/// current columns. Returns the tables that no longer exist, whose triggers went with
+/// them.
+pub fn reinstall_triggers(db: &mut Db, tables: Option<&[String]>) -> Result<Vec<String>> {
+    let tables = match tables {
+        Some(tables) => tables.to_vec(),
+        None => watched_tables(db)?,
+    };
+    let mut missing = Vec::new();
+    for table in tables {
+        match db.table_columns(&table)? {
+            Some(columns) => db.install_triggers(&table, &columns)?,
+            None => missing.push(table),
+        }
+    }
+    Ok(missing)
+}
+
 /// Tables that have at least one hook.
 pub fn watched_tables(db: &mut Db) -> Result<Vec<String>> {
     with_conn!(db, |conn| {
@@ -143,6 +161,8 @@ pub fn set_enabled(db: &mut Db, hook: &Hook, enabled: bool) -> Result<()> {
 /// its table's triggers when no other hook watches the table.
 pub fn remove(db: &mut Db, hook: &Hook, cancel_reason: &str) -> Result<usize> {
     db.write_transaction(|db| {
+        // Its new callbacks too: they are waiting callbacks of the hook.
+        db.admit_new_callbacks(i64::MAX)?;
         let cancelled = super::callbacks::cancel_waiting_for_hook(db, hook.id, cancel_reason)?;
         with_conn!(db, |conn| diesel::delete(
             h::httphooks_hooks.filter(h::id.eq(hook.id))
@@ -164,12 +184,11 @@ fn drop_triggers_if_unwatched(db: &mut Db, table: &str) -> Result<()> {
 
 /// Deletes hook versions that no hook and no callback refers to any more.
 pub fn prune_unused_versions(db: &mut Db) -> Result<usize> {
-    with_conn!(db, |conn| {
-        Ok(diesel::sql_query(
-            "DELETE FROM httphooks_hook_versions \
-             WHERE id NOT IN (SELECT version_id FROM httphooks_hooks WHERE version_id IS NOT NULL) \
-               AND id NOT IN (SELECT version_id FROM httphooks_callbacks)",
-        )
-        .execute(conn)?)
-    })
+    let sql = format!(
+        "DELETE FROM httphooks_hook_versions \
+         WHERE id NOT IN (SELECT version_id FROM httphooks_hooks WHERE version_id IS NOT NULL) \
+           AND id NOT IN (SELECT version_id FROM httphooks_callbacks){}",
+        db.pending_version_references()
+    );
+    with_conn!(db, |conn| Ok(diesel::sql_query(&sql).execute(conn)?))
 }

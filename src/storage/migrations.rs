@@ -56,7 +56,7 @@ pub fn migrate(db: &mut Db) -> Result<usize> {
         };
         with_conn!(db, |conn| diesel::sql_query(CREATE_TABLE).execute(conn))?;
         let applied = applied_versions(db)?;
-        with_conn!(db, |conn| {
+        let ran = with_conn!(db, |conn| {
             let mut ran = 0;
             for (version, migration) in versions(source)? {
                 if applied.contains(&version) {
@@ -72,8 +72,15 @@ pub fn migrate(db: &mut Db) -> Result<usize> {
                     .execute(conn)?;
                 ran += 1;
             }
-            Ok(ran)
-        })
+            Ok::<_, Error>(ran)
+        })?;
+        if ran > 0 {
+            // Triggers are generated, not migrated: a new schema may need new ones.
+            for table in super::hooks::reinstall_triggers(db, None)? {
+                log::warn!("table {table} has hooks but no longer exists; remove them with `httphooks hooks remove`");
+            }
+        }
+        Ok(ran)
     })
 }
 

@@ -171,6 +171,33 @@ impl Db {
         }
     }
 
+    /// Moves up to `limit` new callbacks from where triggers wrote them into the queue
+    /// (SQLite; PostgreSQL triggers write to the queue directly). Returns how many.
+    pub fn admit_new_callbacks(&mut self, limit: i64) -> Result<usize> {
+        match self {
+            Db::Sqlite(conn) => sqlite::admit(conn, limit),
+            Db::Postgres(_) => Ok(0),
+        }
+    }
+
+    /// New callbacks not admitted yet (made at or after `since`): waiting ones that
+    /// the queue table does not show yet.
+    pub fn count_new_callbacks(&mut self, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
+        match self {
+            Db::Sqlite(conn) => sqlite::count_new(conn, since),
+            Db::Postgres(_) => Ok(0),
+        }
+    }
+
+    /// An SQL condition on `httphooks_hook_versions.id` for versions that something
+    /// other than a hook or a callback still refers to.
+    pub fn pending_version_references(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => sqlite::PENDING_VERSION_REFERENCES,
+            Db::Postgres(_) => "",
+        }
+    }
+
     /// Claims up to `limit` due callbacks for `token`, each with a lease of
     /// `lease_in_timeouts` × its hook's timeout + 5 s.
     pub fn claim(
@@ -234,6 +261,9 @@ pub struct Column {
     pub kind: ColumnKind,
     /// 1-based position in the primary key, 0 when not part of it.
     pub primary_key: i32,
+    /// The database holds only integers here whatever is written (SQLite's rowid
+    /// alias), so triggers need not guard against other types.
+    pub always_integer: bool,
 }
 
 /// Column types as far as payloads care: what a sample value looks like.

@@ -58,6 +58,7 @@ pub fn table_columns(conn: &mut PgConnection, table: &str) -> Result<Option<Vec<
     Ok(Some(
         rows.into_iter()
             .map(|r| Column {
+                always_integer: false,
                 kind: ColumnKind::from_declared(&r.declared),
                 name: r.name,
                 primary_key: r.pk,

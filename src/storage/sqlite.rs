@@ -39,22 +39,30 @@ struct TableInfo {
     declared: String,
     #[diesel(sql_type = Integer)]
     pk: i32,
+    #[diesel(sql_type = Integer)]
+    without_rowid: i32,
 }
 
 pub fn table_columns(conn: &mut SqliteConnection, table: &str) -> Result<Option<Vec<Column>>> {
     let rows: Vec<TableInfo> = diesel::sql_query(
-        "SELECT p.name AS name, p.type AS declared, p.pk AS pk \
-         FROM sqlite_master m, pragma_table_info(m.name) p \
-         WHERE m.type = 'table' AND m.name = ? ORDER BY p.cid",
+        "SELECT p.name AS name, p.type AS declared, p.pk AS pk, l.wr AS without_rowid \
+         FROM sqlite_master m, pragma_table_info(m.name) p, pragma_table_list(m.name) l \
+         WHERE m.type = 'table' AND m.name = ? AND l.schema = 'main' ORDER BY p.cid",
     )
     .bind::<Text, _>(table)
     .load(conn)?;
     if rows.is_empty() {
         return Ok(None);
     }
+    let single_key = rows.iter().filter(|r| r.pk > 0).count() == 1;
     Ok(Some(
         rows.into_iter()
             .map(|r| Column {
+                // An INTEGER PRIMARY KEY of a rowid table is the rowid itself.
+                always_integer: single_key
+                    && r.pk == 1
+                    && r.without_rowid == 0
+                    && r.declared.eq_ignore_ascii_case("INTEGER"),
                 kind: ColumnKind::from_declared(&r.declared),
                 name: r.name,
                 primary_key: r.pk,
@@ -69,15 +77,22 @@ fn trigger_name(table: &str, event: &str) -> String {
 
 /// A JSON value for one column of `row` (NEW or OLD) that never makes json_object
 /// fail: blobs become hex, JSON text is embedded as JSON, booleans as true/false.
+/// Any column of a table that is not STRICT may hold a blob; `>= x''` is the cheapest
+/// test for one (every blob sorts at or after the empty blob; NULL, numbers and text
+/// before it), and triggers run on every write.
 fn column_value(row: &str, column: &Column) -> String {
     let c = format!("{row}.{}", quote_ident(&column.name));
+    if column.always_integer {
+        return c;
+    }
+    let guarded = format!("CASE WHEN {c} >= x'' THEN hex({c}) ELSE {c} END");
     match column.kind {
-        ColumnKind::Json => format!("CASE WHEN json_valid({c}) THEN json({c}) ELSE {c} END"),
+        ColumnKind::Json => format!("CASE WHEN json_valid({c}) THEN json({c}) ELSE {guarded} END"),
         ColumnKind::Boolean => {
-            format!("CASE {c} WHEN 1 THEN json('true') WHEN 0 THEN json('false') ELSE {c} END")
+            format!("CASE {c} WHEN 1 THEN json('true') WHEN 0 THEN json('false') ELSE {guarded} END")
         }
         ColumnKind::Blob => format!("hex({c})"),
-        _ => format!("CASE typeof({c}) WHEN 'blob' THEN hex({c}) ELSE {c} END"),
+        _ => guarded,
     }
 }
 
@@ -98,11 +113,12 @@ fn row_json(row: &str, columns: &[Column]) -> String {
         .unwrap_or_else(|| "json_object()".to_owned())
 }
 
+/// The row's key as the row holds it (admission makes it text).
 fn object_id(row: &str, columns: &[Column]) -> String {
     let keys = primary_key(columns);
     match keys.as_slice() {
-        [] => format!("CAST({row}.rowid AS TEXT)"),
-        [key] => format!("CAST({row}.{} AS TEXT)", quote_ident(&key.name)),
+        [] => format!("{row}.rowid"),
+        [key] => format!("{row}.{}", quote_ident(&key.name)),
         keys => {
             let parts: Vec<String> = keys
                 .iter()
@@ -113,30 +129,16 @@ fn object_id(row: &str, columns: &[Column]) -> String {
     }
 }
 
+/// A trigger writes one row into httphooks_new_callbacks per enabled hook of its table
+/// and event, reading the hooks when it fires (SPEC §2: no reload). It does no more
+/// than that: the application pays for it on every write. Functions used here must
+/// exist in any SQLite an application may run them with (JSON1 of 3.38, julianday).
 fn trigger_sql(table: &str, columns: &[Column], event: &str) -> String {
-    let (row, event_data) = match event {
-        "insert" => (
-            "NEW",
-            format!(
-                "json_object('instance', {}, 'old', NULL)",
-                row_json("NEW", columns)
-            ),
-        ),
-        "update" => (
-            "NEW",
-            format!(
-                "json_object('instance', {}, 'old', {})",
-                row_json("NEW", columns),
-                row_json("OLD", columns)
-            ),
-        ),
-        _ => {
-            let old = row_json("OLD", columns);
-            (
-                "OLD",
-                format!("json_object('instance', {old}, 'old', {old})"),
-            )
-        }
+    let row = if event == "delete" { "OLD" } else { "NEW" };
+    let old_row = if event == "update" {
+        row_json("OLD", columns)
+    } else {
+        "NULL".to_owned()
     };
     let when_changed = if event == "update" {
         let tests: Vec<String> = columns
@@ -156,17 +158,18 @@ fn trigger_sql(table: &str, columns: &[Column], event: &str) -> String {
     } else {
         String::new()
     };
-    let table_literal = quote_literal(table);
     format!(
         "CREATE TRIGGER {name} AFTER {op} ON {table_ident} FOR EACH ROW BEGIN \
-         INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, ordered, event_data) \
-         SELECT h.id, h.version_id, '{event}', {object_id}, h.ordered, {event_data} \
+         INSERT INTO httphooks_new_callbacks (version_id, event_type, object_id, row_data, old_row_data, created_at) \
+         SELECT h.version_id, '{event}', {object_id}, {row_data}, {old_row}, julianday('now') \
          FROM httphooks_hooks h WHERE h.table_name = {table_literal} AND h.enabled \
          AND instr(h.events, ',{event},') > 0{when_changed}; END;",
         name = trigger_name(table, event),
         op = event.to_ascii_uppercase(),
         table_ident = quote_ident(table),
+        table_literal = quote_literal(table),
         object_id = object_id(row, columns),
+        row_data = row_json(row, columns),
     )
 }
 
@@ -192,6 +195,79 @@ pub fn drop_triggers(conn: &mut SqliteConnection, table: &str) -> Result<()> {
     Ok(())
 }
 
+/// Turns rows of httphooks_new_callbacks into callbacks, in the order they were made
+/// (so ids follow creation order, which `--ordered` relies on).
+const ADMIT: &str = "INSERT INTO httphooks_callbacks \
+    (hook_id, version_id, event_type, object_id, ordered, event_data, created_at) \
+    SELECT v.hook_id, n.version_id, n.event_type, CAST(n.object_id AS TEXT), coalesce(h.ordered, 0), \
+      CASE n.event_type \
+        WHEN 'insert' THEN json_object('instance', json(n.row_data), 'old', NULL) \
+        WHEN 'update' THEN json_object('instance', json(n.row_data), 'old', json(n.old_row_data)) \
+        WHEN 'delete' THEN json_object('instance', json(n.row_data), 'old', json(n.row_data)) \
+        ELSE json_object('data', json(n.row_data)) END, \
+      strftime('%Y-%m-%d %H:%M:%f', n.created_at) \
+    FROM httphooks_new_callbacks n JOIN httphooks_hook_versions v ON v.id = n.version_id \
+    LEFT JOIN httphooks_hooks h ON h.id = v.hook_id \
+    WHERE n.id <= ? ORDER BY n.id";
+
+#[derive(QueryableByName)]
+struct LastNew {
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    last: Option<i64>,
+}
+
+/// Moves up to `limit` of the oldest new callbacks into httphooks_callbacks; returns
+/// how many. Callers hold the write lock (a write transaction), so no trigger adds a
+/// row in between.
+pub fn admit(conn: &mut SqliteConnection, limit: i64) -> Result<usize> {
+    let last: LastNew = diesel::sql_query(
+        "SELECT max(id) AS last FROM (SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT ?)",
+    )
+    .bind::<BigInt, _>(limit)
+    .get_result(conn)?;
+    let Some(last) = last.last else {
+        return Ok(0);
+    };
+    let admitted = diesel::sql_query(ADMIT)
+        .bind::<BigInt, _>(last)
+        .execute(conn)?;
+    let taken = diesel::sql_query("DELETE FROM httphooks_new_callbacks WHERE id <= ?")
+        .bind::<BigInt, _>(last)
+        .execute(conn)?;
+    if taken != admitted {
+        // Only possible when someone deleted hook versions by hand: pruning keeps every
+        // version a new callback refers to.
+        log::warn!(
+            "dropped {} new callbacks whose hook version no longer exists",
+            taken - admitted
+        );
+    }
+    Ok(admitted)
+}
+
+/// Counts new callbacks not yet admitted, made at or after `since` (all without it).
+pub fn count_new(conn: &mut SqliteConnection, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let count: Count = match since {
+        Some(since) => diesel::sql_query(
+            "SELECT count(*) AS n FROM httphooks_new_callbacks WHERE created_at >= julianday(?)",
+        )
+        .bind::<Timestamp, _>(since)
+        .get_result(conn)?,
+        None => diesel::sql_query("SELECT count(*) AS n FROM httphooks_new_callbacks")
+            .get_result(conn)?,
+    };
+    Ok(count.n)
+}
+
+/// What else keeps a hook version in use on SQLite: new callbacks not yet admitted.
+pub const PENDING_VERSION_REFERENCES: &str =
+    " AND id NOT IN (SELECT version_id FROM httphooks_new_callbacks)";
+
 #[derive(QueryableByName)]
 struct DueRow {
     #[diesel(sql_type = BigInt)]
@@ -212,6 +288,8 @@ pub fn claim(
     let now = now();
     let due_before = filter.due_before(now);
     conn.immediate_transaction(|conn| {
+        // New callbacks join the queue as the run needs them.
+        admit(conn, limit)?;
         let due: Vec<DueRow> = diesel::sql_query(format!(
             "SELECT id, claim_token FROM httphooks_callbacks \
              WHERE status = 'waiting' AND {} AND (claimed_until IS NULL OR claimed_until < ?) \
