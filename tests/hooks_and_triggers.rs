@@ -341,3 +341,72 @@ on_both_backends!(nothing_in_a_hook_definition_reaches_sql, |db| {
     assert_eq!(code, 2);
     assert_eq!(db.count("SELECT COUNT(*) AS n FROM \"order\""), 1);
 });
+
+/// SQLite lets any column of a table that is not STRICT hold a blob, which JSON cannot;
+/// the trigger must never make the application's INSERT fail over one.
+#[test]
+fn sqlite_blobs_in_any_column_never_break_the_applications_write() {
+    let db = TestDb::sqlite().migrated();
+    db.sql("CREATE TABLE files (id INTEGER PRIMARY KEY, name TEXT, size INTEGER, ok BOOLEAN, meta JSON, content BLOB)");
+    db.add_hook("h", "files", "insert", URL, &[]);
+    db.sql(
+        "INSERT INTO files (name, size, ok, meta, content) VALUES \
+         ('a', 1, 1, '{\"k\": [1]}', x'00ff'), \
+         (x'0102', x'03', x'04', x'05', NULL), \
+         ('', 0, 0, 'not json', 'text in a blob column')",
+    );
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM files"), 3);
+    let rows: Vec<serde_json::Value> = (1..=3)
+        .map(|id| {
+            json(
+                &db.text(&format!(
+                    "SELECT event_data AS v FROM httphooks_callbacks WHERE object_id = '{id}'"
+                ))
+                .unwrap(),
+            )["instance"]
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        rows[0],
+        serde_json::json!({"id": 1, "name": "a", "size": 1, "ok": true, "meta": {"k": [1]}, "content": "00FF"})
+    );
+    assert_eq!(
+        rows[1],
+        serde_json::json!({"id": 2, "name": "0102", "size": "03", "ok": "04", "meta": "05", "content": null})
+    );
+    assert_eq!(
+        rows[2],
+        serde_json::json!({"id": 3, "name": "", "size": 0, "ok": false, "meta": "not json", "content": "text in a blob column"})
+    );
+}
+
+/// A database migrated by an older httphooks has triggers of the old shape; `migrate`
+/// re-creates them for the new schema.
+#[test]
+fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
+    let db = TestDb::sqlite().migrated();
+    db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)");
+    db.add_hook("h", "t", "insert", URL, &[]);
+    // Back to the first schema, with a trigger of its shape.
+    db.connect().sql(
+        "DROP TABLE httphooks_new_callbacks; \
+         DELETE FROM httphooks_schema_migrations WHERE version > '20261123000001'; \
+         DROP INDEX httphooks_hooks_table_name; \
+         CREATE INDEX httphooks_hooks_table_name ON httphooks_hooks (table_name); \
+         DROP TRIGGER httphooks_t_insert; \
+         CREATE TRIGGER httphooks_t_insert AFTER INSERT ON t BEGIN \
+           INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, event_data) \
+           VALUES (1, 1, 'insert', '{}'); END;",
+    );
+    let (code, _, err) = db.run(&["callbacks", "list"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("httphooks migrate"), "{err}");
+    assert!(db.ok(&["migrate"]).contains("applied 1 migration"));
+    db.sql("INSERT INTO t (v) VALUES (7)");
+    let data = json(
+        &db.text("SELECT event_data AS v FROM httphooks_callbacks")
+            .unwrap(),
+    );
+    assert_eq!(data["instance"]["v"], 7);
+}

@@ -174,6 +174,66 @@ on_both_backends!(
     }
 );
 
+on_both_backends!(
+    new_callbacks_count_as_waiting_before_any_command_sees_them,
+    |db| {
+        let db = db.migrated();
+        db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
+        db.add_hook("h", "t", "insert", "http://127.0.0.1:9/", &[]);
+        db.sql("INSERT INTO t (v) VALUES (1), (2), (3)");
+        // A monitoring probe only reads: on SQLite these are still where the trigger put
+        // them, and they count.
+        for extra in [&[][..], &["--minutes_ago", "10"][..]] {
+            let mut args = vec![
+                "monitor_callbacks",
+                "--status",
+                "waiting",
+                "--callbacks_limit",
+                "2",
+            ];
+            args.extend(extra);
+            let (code, out, _) = db.run(&args);
+            assert_eq!(code, 1, "{out}");
+            assert!(out.contains(": 3 callbacks with status waiting"), "{out}");
+        }
+        if !db.is_postgres() {
+            assert_eq!(
+                db.connect()
+                    .count("SELECT COUNT(*) AS n FROM httphooks_new_callbacks"),
+                3
+            );
+        }
+        // Operator commands see them, with ids in the order they were made.
+        let listed: serde_json::Value =
+            serde_json::from_str(&db.ok(&["callbacks", "list", "--format", "json"])).unwrap();
+        let objects: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["object_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(objects, ["3", "2", "1"]);
+        if !db.is_postgres() {
+            assert_eq!(
+                db.connect()
+                    .count("SELECT COUNT(*) AS n FROM httphooks_new_callbacks"),
+                0
+            );
+        }
+        let (code, out, _) = db.run(&[
+            "monitor_callbacks",
+            "--status",
+            "waiting",
+            "--callbacks_limit",
+            "2",
+            "--minutes_ago",
+            "10",
+        ]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(": 3 callbacks"), "{out}");
+    }
+);
+
 on_both_backends!(delete_old_callbacks_keeps_waiting_ones_unless_asked, |db| {
     let db = db.migrated();
     let server = Server::answering(200);

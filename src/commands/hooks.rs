@@ -215,12 +215,14 @@ fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
         }
         None => hooks::watched_tables(db)?,
     };
-    db.write_transaction(|db| match hooks::reinstall_triggers(db, Some(&tables))?.first() {
-        Some(table) => Err(Error::invalid(format!(
-            "table {table} no longer exists; remove its hooks with `httphooks hooks remove`"
-        ))),
-        None => Ok(()),
-    })?;
+    db.write_transaction(
+        |db| match hooks::reinstall_triggers(db, Some(&tables))?.first() {
+            Some(table) => Err(Error::invalid(format!(
+                "table {table} no longer exists; remove its hooks with `httphooks hooks remove`"
+            ))),
+            None => Ok(()),
+        },
+    )?;
     for table in &tables {
         println!("re-created the triggers of table {table}");
     }

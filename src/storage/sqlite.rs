@@ -89,9 +89,11 @@ fn column_value(row: &str, column: &Column) -> String {
     match column.kind {
         ColumnKind::Json => format!("CASE WHEN json_valid({c}) THEN json({c}) ELSE {guarded} END"),
         ColumnKind::Boolean => {
-            format!("CASE {c} WHEN 1 THEN json('true') WHEN 0 THEN json('false') ELSE {guarded} END")
+            format!(
+                "CASE {c} WHEN 1 THEN json('true') WHEN 0 THEN json('false') ELSE {guarded} END"
+            )
         }
-        ColumnKind::Blob => format!("hex({c})"),
+        // Blobs as hex; NULL, and whatever else a BLOB column holds, as they are.
         _ => guarded,
     }
 }
