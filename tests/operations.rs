@@ -24,8 +24,7 @@ on_both_backends!(migrate_is_idempotent_and_required, |db| {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
     assert_eq!(err.lines().count(), 1);
-    // SQLite has a second migration: where its triggers write new callbacks.
-    let migrations = if db.is_postgres() { 1 } else { 2 };
+    let migrations = 2;
     assert!(db
         .ok(&["migrate"])
         .contains(&format!("applied {migrations} migration")));

@@ -27,6 +27,10 @@ fn everything_written(db: &TestDb, outputs: &[String]) -> String {
     for (table, columns) in [
         ("httphooks_hooks", "headers || coalesce(auth, '') || coalesce(signing_secret_env, '')"),
         ("httphooks_hook_versions", "headers || coalesce(auth, '')"),
+        (
+            "httphooks_new_callbacks",
+            "CAST(row_data AS TEXT) || coalesce(CAST(old_row_data AS TEXT), '')",
+        ),
         ("httphooks_callbacks", "coalesce(payload, '') || event_data || status_details"),
         (
             "httphooks_attempts",

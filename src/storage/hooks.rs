@@ -184,11 +184,13 @@ fn drop_triggers_if_unwatched(db: &mut Db, table: &str) -> Result<()> {
 
 /// Deletes hook versions that no hook and no callback refers to any more.
 pub fn prune_unused_versions(db: &mut Db) -> Result<usize> {
-    let sql = format!(
-        "DELETE FROM httphooks_hook_versions \
-         WHERE id NOT IN (SELECT version_id FROM httphooks_hooks WHERE version_id IS NOT NULL) \
-           AND id NOT IN (SELECT version_id FROM httphooks_callbacks){}",
-        db.pending_version_references()
-    );
-    with_conn!(db, |conn| Ok(diesel::sql_query(&sql).execute(conn)?))
+    with_conn!(db, |conn| {
+        Ok(diesel::sql_query(
+            "DELETE FROM httphooks_hook_versions \
+             WHERE id NOT IN (SELECT version_id FROM httphooks_hooks WHERE version_id IS NOT NULL) \
+               AND id NOT IN (SELECT version_id FROM httphooks_callbacks) \
+               AND id NOT IN (SELECT version_id FROM httphooks_new_callbacks)",
+        )
+        .execute(conn)?)
+    })
 }

@@ -171,30 +171,22 @@ impl Db {
         }
     }
 
-    /// Moves up to `limit` new callbacks from where triggers wrote them into the queue
-    /// (SQLite; PostgreSQL triggers write to the queue directly). Returns how many.
+    /// Moves up to `limit` of the oldest new callbacks from where triggers and
+    /// `enqueue` write them (httphooks_new_callbacks, cheap for the application to
+    /// insert into) into the queue. Returns how many.
     pub fn admit_new_callbacks(&mut self, limit: i64) -> Result<usize> {
         match self {
             Db::Sqlite(conn) => sqlite::admit(conn, limit),
-            Db::Postgres(_) => Ok(0),
+            Db::Postgres(conn) => postgres::admit(conn, limit),
         }
     }
 
-    /// New callbacks not admitted yet (made at or after `since`): waiting ones that
-    /// the queue table does not show yet.
+    /// New callbacks not admitted yet (made at or after `since`): waiting callbacks
+    /// that the queue table does not show yet.
     pub fn count_new_callbacks(&mut self, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
         match self {
             Db::Sqlite(conn) => sqlite::count_new(conn, since),
-            Db::Postgres(_) => Ok(0),
-        }
-    }
-
-    /// An SQL condition on `httphooks_hook_versions.id` for versions that something
-    /// other than a hook or a callback still refers to.
-    pub fn pending_version_references(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => sqlite::PENDING_VERSION_REFERENCES,
-            Db::Postgres(_) => "",
+            Db::Postgres(conn) => postgres::count_new(conn, since),
         }
     }
 

@@ -68,17 +68,17 @@ pub fn table_columns(conn: &mut PgConnection, table: &str) -> Result<Option<Vec<
 }
 
 pub fn install_triggers(conn: &mut PgConnection, table: &str, columns: &[Column]) -> Result<()> {
-    let keys: Vec<&str> = primary_key(columns)
+    // The key columns as the trigger's arguments (see httphooks_capture()).
+    let keys: Vec<String> = primary_key(columns)
         .iter()
-        .map(|c| c.name.as_str())
+        .map(|c| quote_literal(&c.name))
         .collect();
-    let keys_json = serde_json::to_string(&keys).expect("a list of strings serializes");
     let table = quote_ident(table);
     conn.batch_execute(&format!(
         "DROP TRIGGER IF EXISTS httphooks_capture ON {table}; \
          CREATE TRIGGER httphooks_capture AFTER INSERT OR UPDATE OR DELETE ON {table} \
          FOR EACH ROW EXECUTE FUNCTION httphooks_capture({});",
-        quote_literal(&keys_json)
+        keys.join(", ")
     ))?;
     Ok(())
 }
@@ -89,6 +89,50 @@ pub fn drop_triggers(conn: &mut PgConnection, table: &str) -> Result<()> {
         quote_ident(table)
     ))?;
     Ok(())
+}
+
+/// Moves up to `limit` of the oldest new callbacks into httphooks_callbacks; returns
+/// how many. One admitter at a time (a transaction-scoped advisory lock), so that
+/// callback ids follow the order the events were made in, which `--ordered` relies on.
+pub fn admit(conn: &mut PgConnection, limit: i64) -> Result<usize> {
+    conn.transaction(|conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(727274686)").execute(conn)?;
+        Ok(diesel::sql_query(
+            "WITH moved AS ( \
+               DELETE FROM httphooks_new_callbacks WHERE id IN \
+                 (SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT $1) \
+               RETURNING *) \
+             INSERT INTO httphooks_callbacks \
+               (hook_id, version_id, event_type, object_id, ordered, event_data, created_at) \
+             SELECT v.hook_id, m.version_id, m.event_type, m.object_id, coalesce(h.ordered, false), \
+               (CASE m.event_type \
+                 WHEN 'insert' THEN jsonb_build_object('instance', m.row_data, 'old', NULL) \
+                 WHEN 'update' THEN jsonb_build_object('instance', m.row_data, 'old', m.old_row_data) \
+                 WHEN 'delete' THEN jsonb_build_object('instance', m.row_data, 'old', m.row_data) \
+                 ELSE jsonb_build_object('data', m.row_data) END)::text, \
+               m.created_at \
+             FROM moved m JOIN httphooks_hook_versions v ON v.id = m.version_id \
+             LEFT JOIN httphooks_hooks h ON h.id = v.hook_id \
+             ORDER BY m.id",
+        )
+        .bind::<BigInt, _>(limit)
+        .execute(conn)?)
+    })
+}
+
+/// Counts new callbacks not yet admitted, made at or after `since` (all without it).
+pub fn count_new(conn: &mut PgConnection, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let query = "SELECT count(*) AS n FROM httphooks_new_callbacks \
+                 WHERE $1::timestamp IS NULL OR created_at >= $1";
+    let count: Count = diesel::sql_query(query)
+        .bind::<diesel::sql_types::Nullable<Timestamp>, _>(since)
+        .get_result(conn)?;
+    Ok(count.n)
 }
 
 /// A CTE that locks the due rows (skipping those another run holds) and then updates
@@ -127,6 +171,8 @@ pub fn claim(
     // Read the due index in order and stop at the limit, whatever the statistics say:
     // on a freshly filled table they predict a handful of rows, and PostgreSQL would
     // sort the whole backlog on every claim (40 ms instead of 0.3 ms at 100,000).
+    // New callbacks join the queue as runs need them.
+    admit(conn, limit)?;
     let mut claimed: Vec<Claimed> = conn.transaction(|conn| {
         conn.batch_execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")?;
         query.load(conn)

@@ -266,10 +266,6 @@ pub fn count_new(conn: &mut SqliteConnection, since: Option<chrono::NaiveDateTim
     Ok(count.n)
 }
 
-/// What else keeps a hook version in use on SQLite: new callbacks not yet admitted.
-pub const PENDING_VERSION_REFERENCES: &str =
-    " AND id NOT IN (SELECT version_id FROM httphooks_new_callbacks)";
-
 #[derive(QueryableByName)]
 struct DueRow {
     #[diesel(sql_type = BigInt)]

@@ -136,7 +136,7 @@ impl TestDb {
         }
     }
 
-    /// Moves the callbacks that SQLite triggers keep apart (httphooks_new_callbacks)
+    /// Moves the callbacks that triggers keep apart (httphooks_new_callbacks)
     /// into httphooks_callbacks, as every operator command does first.
     pub fn admit(&self) {
         self.ok(&["callbacks", "list", "--limit", "1"]);
@@ -160,7 +160,7 @@ impl TestDb {
     }
 
     fn admit_for(&self, sql: &str) {
-        if sql.contains("httphooks_callback") && !self.is_postgres() {
+        if sql.contains("httphooks_callback") {
             self.admit();
         }
     }
