@@ -246,6 +246,13 @@ impl Db {
     }
 }
 
+/// The row of a `SELECT count(*) AS n` written in SQL.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
 /// What httphooks knows of an application table's column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {

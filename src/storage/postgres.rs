@@ -122,14 +122,9 @@ pub fn admit(conn: &mut PgConnection, limit: i64) -> Result<usize> {
 
 /// Counts new callbacks not yet admitted, made at or after `since` (all without it).
 pub fn count_new(conn: &mut PgConnection, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
     let query = "SELECT count(*) AS n FROM httphooks_new_callbacks \
                  WHERE $1::timestamp IS NULL OR created_at >= $1";
-    let count: Count = diesel::sql_query(query)
+    let count: super::CountRow = diesel::sql_query(query)
         .bind::<diesel::sql_types::Nullable<Timestamp>, _>(since)
         .get_result(conn)?;
     Ok(count.n)
@@ -168,11 +163,11 @@ pub fn claim(
     .bind::<Timestamp, _>(filter.due_before(now()))
     .bind::<BigInt, _>(limit)
     .bind::<Text, _>(token);
+    // New callbacks join the queue as runs need them.
+    admit(conn, limit)?;
     // Read the due index in order and stop at the limit, whatever the statistics say:
     // on a freshly filled table they predict a handful of rows, and PostgreSQL would
     // sort the whole backlog on every claim (40 ms instead of 0.3 ms at 100,000).
-    // New callbacks join the queue as runs need them.
-    admit(conn, limit)?;
     let mut claimed: Vec<Claimed> = conn.transaction(|conn| {
         conn.batch_execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")?;
         query.load(conn)

@@ -249,12 +249,7 @@ pub fn admit(conn: &mut SqliteConnection, limit: i64) -> Result<usize> {
 
 /// Counts new callbacks not yet admitted, made at or after `since` (all without it).
 pub fn count_new(conn: &mut SqliteConnection, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let count: Count = match since {
+    let count: super::CountRow = match since {
         Some(since) => diesel::sql_query(
             "SELECT count(*) AS n FROM httphooks_new_callbacks WHERE created_at >= julianday(?)",
         )
