@@ -609,8 +609,20 @@ on_both_backends!(
             "X-Version: 2",
             "--method",
             "PUT",
+            "--ordered",
         ]);
         db.sql("INSERT INTO items (name) VALUES ('after')");
+        // Ordering is part of the snapshot too: only the second callback waits its turn.
+        assert_eq!(
+            db.count(
+                "SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE ordered AND object_id = '2'"
+            ),
+            1
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE ordered"),
+            1
+        );
         db.ok(&["send_callbacks"]);
         let got = server.received();
         let old = got

@@ -390,11 +390,12 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
     db.add_hook("h", "t", "insert", URL, &[]);
     // Back to the first schema, with a trigger of its shape.
     db.connect().sql(
-        "DROP TABLE httphooks_new_callbacks; \
+        "DROP TRIGGER httphooks_t_insert; DROP TRIGGER httphooks_t_update; DROP TRIGGER httphooks_t_delete; \
+         DROP TABLE httphooks_new_callbacks; \
          DELETE FROM httphooks_schema_migrations WHERE version > '20261123000001'; \
+         ALTER TABLE httphooks_hook_versions DROP COLUMN ordered; \
          DROP INDEX httphooks_hooks_table_name; \
          CREATE INDEX httphooks_hooks_table_name ON httphooks_hooks (table_name); \
-         DROP TRIGGER httphooks_t_insert; \
          CREATE TRIGGER httphooks_t_insert AFTER INSERT ON t BEGIN \
            INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, event_data) \
            VALUES (1, 1, 'insert', '{}'); END;",

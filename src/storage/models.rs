@@ -124,6 +124,7 @@ pub struct NewHookVersion {
     pub auth: Option<String>,
     pub signing_secret_env: Option<String>,
     pub ca_file: Option<String>,
+    pub ordered: bool,
 }
 
 impl NewHookVersion {
@@ -142,6 +143,7 @@ impl NewHookVersion {
             auth: fields.auth.clone(),
             signing_secret_env: fields.signing_secret_env.clone(),
             ca_file: fields.ca_file.clone(),
+            ordered: fields.ordered,
         }
     }
 }

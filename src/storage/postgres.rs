@@ -104,7 +104,7 @@ pub fn admit(conn: &mut PgConnection, limit: i64) -> Result<usize> {
                RETURNING *) \
              INSERT INTO httphooks_callbacks \
                (hook_id, version_id, event_type, object_id, ordered, event_data, created_at) \
-             SELECT v.hook_id, m.version_id, m.event_type, m.object_id, coalesce(h.ordered, false), \
+             SELECT v.hook_id, m.version_id, m.event_type, m.object_id, v.ordered, \
                (CASE m.event_type \
                  WHEN 'insert' THEN jsonb_build_object('instance', m.row_data, 'old', NULL) \
                  WHEN 'update' THEN jsonb_build_object('instance', m.row_data, 'old', m.old_row_data) \
@@ -112,7 +112,6 @@ pub fn admit(conn: &mut PgConnection, limit: i64) -> Result<usize> {
                  ELSE jsonb_build_object('data', m.row_data) END)::text, \
                m.created_at \
              FROM moved m JOIN httphooks_hook_versions v ON v.id = m.version_id \
-             LEFT JOIN httphooks_hooks h ON h.id = v.hook_id \
              ORDER BY m.id",
         )
         .bind::<BigInt, _>(limit)

@@ -43,6 +43,7 @@ diesel::table! {
         signing_secret_env -> Nullable<Text>,
         ca_file -> Nullable<Text>,
         created_at -> Timestamp,
+        ordered -> Bool,
     }
 }
 

@@ -201,7 +201,7 @@ pub fn drop_triggers(conn: &mut SqliteConnection, table: &str) -> Result<()> {
 /// (so ids follow creation order, which `--ordered` relies on).
 const ADMIT: &str = "INSERT INTO httphooks_callbacks \
     (hook_id, version_id, event_type, object_id, ordered, event_data, created_at) \
-    SELECT v.hook_id, n.version_id, n.event_type, CAST(n.object_id AS TEXT), coalesce(h.ordered, 0), \
+    SELECT v.hook_id, n.version_id, n.event_type, CAST(n.object_id AS TEXT), v.ordered, \
       CASE n.event_type \
         WHEN 'insert' THEN json_object('instance', json(n.row_data), 'old', NULL) \
         WHEN 'update' THEN json_object('instance', json(n.row_data), 'old', json(n.old_row_data)) \
@@ -209,7 +209,6 @@ const ADMIT: &str = "INSERT INTO httphooks_callbacks \
         ELSE json_object('data', json(n.row_data)) END, \
       strftime('%Y-%m-%d %H:%M:%f', n.created_at) \
     FROM httphooks_new_callbacks n JOIN httphooks_hook_versions v ON v.id = n.version_id \
-    LEFT JOIN httphooks_hooks h ON h.id = v.hook_id \
     WHERE n.id <= ? ORDER BY n.id";
 
 #[derive(QueryableByName)]

@@ -71,3 +71,9 @@ BEGIN
     RETURN made;
 END;
 $$;
+
+-- Whether callbacks wait for earlier ones of their row is part of the snapshot a
+-- callback is made with, like the URL: it now comes from the hook version on admission.
+ALTER TABLE httphooks_hook_versions ADD COLUMN ordered BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE httphooks_hook_versions SET ordered = coalesce(
+    (SELECT h.ordered FROM httphooks_hooks h WHERE h.version_id = httphooks_hook_versions.id), ordered);

@@ -23,3 +23,9 @@ CREATE TABLE httphooks_new_callbacks (
 -- The lookup every trigger makes: the enabled hooks of its table, from the index alone.
 DROP INDEX httphooks_hooks_table_name;
 CREATE INDEX httphooks_hooks_table_name ON httphooks_hooks (table_name, enabled, events, version_id, when_changed);
+
+-- Whether callbacks wait for earlier ones of their row is part of the snapshot a
+-- callback is made with, like the URL: it now comes from the hook version on admission.
+ALTER TABLE httphooks_hook_versions ADD COLUMN ordered BOOLEAN NOT NULL DEFAULT 0;
+UPDATE httphooks_hook_versions SET ordered = coalesce(
+    (SELECT h.ordered FROM httphooks_hooks h WHERE h.version_id = httphooks_hook_versions.id), ordered);
