@@ -155,7 +155,8 @@ fn insert_rows(db: &TestDb, table: &str, n: usize) -> Duration {
                 .unwrap();
             let inserting = on_table!(&mut conn);
             let started = Instant::now();
-            conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+            conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                .unwrap();
             inserting + started.elapsed()
         }
         common::Client::Postgres(mut conn) => on_table!(&mut conn),
@@ -226,12 +227,13 @@ fn main() {
             &receiver.url("/bench"),
         ],
     );
-    // Three rounds of n/3 rows per table, the order rotated each round, so that
-    // checkpoints and cache warm-up do not favour one table.
+    // Ten rounds of n/10 rows per table, the order rotated each round, so that cache
+    // warm-up does not favour one table and the disk's noise averages out.
+    const ROUNDS: usize = 10;
     let mut spent = [Duration::ZERO; 3];
     let tables = ["plain", "outboxed", "hooked"];
-    for round in 0..3 {
-        let rows = n / 3 + usize::from(round < n % 3);
+    for round in 0..ROUNDS {
+        let rows = n / ROUNDS + usize::from(round < n % ROUNDS);
         for k in 0..3 {
             let t = (round + k) % 3;
             spent[t] += insert_rows(&db, tables[t], rows);

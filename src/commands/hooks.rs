@@ -16,9 +16,8 @@ use crate::delivery::{prepare, shown_headers, Deliverer, Target};
 use crate::error::{Error, Result};
 use crate::payload::{render_sample, ContentType, EventContext, Renderer};
 use crate::storage::models::{join_events, Hook, HookFields};
-use crate::storage::{callbacks, hooks, Column, Db};
+use crate::storage::{callbacks, hooks, Column, Db, ROW_EVENTS};
 
-const ROW_EVENTS: [&str; 3] = ["insert", "update", "delete"];
 const METHODS: [&str; 5] = ["POST", "PUT", "PATCH", "DELETE", "GET"];
 const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
@@ -79,8 +78,8 @@ fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
         signing_secret_env: def.signing_secret_env.clone(),
         ca_file: ca_file_from_flag(def)?,
     };
-    let (fields, columns) = validate(db, &draft, def.sample_data.as_deref())?;
-    let hook = hooks::create(db, &fields, columns.as_deref())?;
+    let fields = validate(db, &draft, def.sample_data.as_deref())?;
+    let hook = hooks::create(db, &fields)?;
     println!(
         "created hook {} (id {}){}",
         hook.name,
@@ -161,8 +160,8 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
     if let Some(max_attempts) = def.max_attempts {
         draft.max_attempts = max_attempts;
     }
-    let (fields, columns) = validate(db, &draft, def.sample_data.as_deref())?;
-    let hook = hooks::update(db, &hook, &fields, columns.as_deref())?;
+    let fields = validate(db, &draft, def.sample_data.as_deref())?;
+    let hook = hooks::update(db, &hook, &fields)?;
     println!(
         "updated hook {} (id {}); callbacks already made keep their old settings",
         hook.name, hook.id
@@ -377,11 +376,7 @@ fn valid_event_name(event: &str) -> bool {
 
 /// Checks everything a hook definition holds and returns the fields to store, with the
 /// table's columns for its triggers. Nothing is written here.
-fn validate(
-    db: &mut Db,
-    draft: &Draft,
-    sample_data: Option<&str>,
-) -> Result<(HookFields, Option<Vec<Column>>)> {
+fn validate(db: &mut Db, draft: &Draft, sample_data: Option<&str>) -> Result<HookFields> {
     let name = draft.name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(|c| c.is_control() || c == ',') {
         return Err(Error::invalid(
@@ -538,7 +533,7 @@ fn validate(
         signing_secret_env: draft.signing_secret_env.clone(),
         ca_file: draft.ca_file.clone(),
     };
-    Ok((fields, columns))
+    Ok(fields)
 }
 
 /// Renders the template (or default payload) against a sample for every event the hook

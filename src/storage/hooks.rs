@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use super::models::{Hook, HookFields, NewHookVersion};
 use super::schema::httphooks_hook_versions;
 use super::schema::httphooks_hooks::dsl as h;
-use super::{with_conn, Column, Db};
+use super::{with_conn, Db, Watched, ROW_EVENTS};
 use crate::error::{Error, Result};
 
 pub fn find(db: &mut Db, name: &str) -> Result<Option<Hook>> {
@@ -44,18 +44,54 @@ pub fn list(db: &mut Db) -> Result<Vec<Hook>> {
         .load(conn)?))
 }
 
-fn count_on_table(db: &mut Db, table: &str) -> Result<i64> {
+fn hooks_on_table(db: &mut Db, table: &str) -> Result<Vec<Hook>> {
     with_conn!(db, |conn| {
         Ok(h::httphooks_hooks
+            .select(Hook::as_select())
             .filter(h::table_name.eq(table))
-            .count()
-            .get_result(conn)?)
+            .load(conn)?)
     })
 }
 
+/// What the enabled hooks among `hooks` listen to.
+fn watched_by(hooks: &[Hook]) -> Watched {
+    let enabled: Vec<&Hook> = hooks.iter().filter(|h| h.enabled).collect();
+    let listens = |hook: &Hook, event: &str| hook.event_list().iter().any(|e| e == event);
+    let events = ROW_EVENTS
+        .iter()
+        .filter(|event| enabled.iter().any(|hook| listens(hook, event)))
+        .map(|event| event.to_string())
+        .collect();
+    let mut update_columns = Some(Vec::new());
+    for hook in enabled.iter().filter(|hook| listens(hook, "update")) {
+        match (&mut update_columns, hook.when_changed_list()) {
+            (Some(columns), list) if hook.when_changed.is_some() => columns.extend(list),
+            _ => update_columns = None,
+        }
+    }
+    Watched {
+        events,
+        update_columns,
+    }
+}
+
+/// Makes the triggers of `table` match its hooks as they are now (none without hooks).
+/// Returns false when the table no longer exists (its triggers went with it).
+fn refresh_triggers(db: &mut Db, table: &str) -> Result<bool> {
+    let hooks = hooks_on_table(db, table)?;
+    if hooks.is_empty() {
+        db.drop_triggers(table)?;
+        return Ok(true);
+    }
+    let Some(columns) = db.table_columns(table)? else {
+        return Ok(false);
+    };
+    db.install_triggers(table, &columns, &watched_by(&hooks))?;
+    Ok(true)
+}
+
 /// Re-creates the triggers of `tables` (every watched table without it) from their
-/// current columns. Returns the tables that no longer exist, whose triggers went with
-/// them.
+/// current columns. Returns the tables that no longer exist.
 pub fn reinstall_triggers(db: &mut Db, tables: Option<&[String]>) -> Result<Vec<String>> {
     let tables = match tables {
         Some(tables) => tables.to_vec(),
@@ -63,12 +99,23 @@ pub fn reinstall_triggers(db: &mut Db, tables: Option<&[String]>) -> Result<Vec<
     };
     let mut missing = Vec::new();
     for table in tables {
-        match db.table_columns(&table)? {
-            Some(columns) => db.install_triggers(&table, &columns)?,
-            None => missing.push(table),
+        if !refresh_triggers(db, &table)? {
+            missing.push(table);
         }
     }
     Ok(missing)
+}
+
+/// Runs a change to hooks in one write transaction, after admitting every new callback:
+/// on SQLite a change is matched to hooks when it is admitted, so what was made before
+/// this change must be matched against the hooks as they were. The bulk is admitted
+/// first in short transactions of its own; the rest inside this one.
+fn change_hooks<T>(db: &mut Db, change: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+    super::callbacks::admit_all(db)?;
+    db.write_transaction(|db| {
+        db.admit_new_callbacks(i64::MAX)?;
+        change(db)
+    })
 }
 
 /// Tables that have at least one hook.
@@ -103,8 +150,8 @@ fn new_version(db: &mut Db, hook_id: i64, fields: &HookFields) -> Result<()> {
 }
 
 /// Inserts a hook and installs its table's triggers, in one transaction.
-pub fn create(db: &mut Db, fields: &HookFields, columns: Option<&[Column]>) -> Result<Hook> {
-    db.write_transaction(|db| {
+pub fn create(db: &mut Db, fields: &HookFields) -> Result<Hook> {
+    change_hooks(db, |db| {
         with_conn!(db, |conn| diesel::insert_into(h::httphooks_hooks)
             .values(fields)
             .execute(conn))?;
@@ -112,74 +159,63 @@ pub fn create(db: &mut Db, fields: &HookFields, columns: Option<&[Column]>) -> R
             .ok_or_else(|| Error::environment("the new hook vanished; run the command again"))?
             .id;
         new_version(db, id, fields)?;
-        if let (Some(table), Some(columns)) = (&fields.table_name, columns) {
-            db.install_triggers(table, columns)?;
+        if let Some(table) = &fields.table_name {
+            refresh_triggers(db, table)?;
         }
         find(db, &fields.name)?
             .ok_or_else(|| Error::environment("the new hook vanished; run the command again"))
     })
 }
 
-/// Saves a changed hook; moves triggers when its table changed. `columns` are those of
-/// the (new) table.
-pub fn update(
-    db: &mut Db,
-    before: &Hook,
-    fields: &HookFields,
-    columns: Option<&[Column]>,
-) -> Result<Hook> {
-    db.write_transaction(|db| {
+/// Saves a changed hook and brings the triggers of its old and new table up to date.
+pub fn update(db: &mut Db, before: &Hook, fields: &HookFields) -> Result<Hook> {
+    change_hooks(db, |db| {
         with_conn!(db, |conn| {
             diesel::update(h::httphooks_hooks.filter(h::id.eq(before.id)))
                 .set((fields, h::updated_at.eq(super::now())))
                 .execute(conn)
         })?;
         new_version(db, before.id, fields)?;
-        if before.table_name != fields.table_name {
-            if let Some(old_table) = &before.table_name {
-                drop_triggers_if_unwatched(db, old_table)?;
-            }
-            if let (Some(table), Some(columns)) = (&fields.table_name, columns) {
-                db.install_triggers(table, columns)?;
-            }
+        for table in [&before.table_name, &fields.table_name]
+            .into_iter()
+            .flatten()
+        {
+            refresh_triggers(db, table)?;
         }
         find_by_id(db, before.id)?
             .ok_or_else(|| Error::environment("the hook vanished; run the command again"))
     })
 }
 
+/// Enables or disables a hook, from the next change of its table on.
 pub fn set_enabled(db: &mut Db, hook: &Hook, enabled: bool) -> Result<()> {
-    with_conn!(db, |conn| {
-        diesel::update(h::httphooks_hooks.filter(h::id.eq(hook.id)))
-            .set((h::enabled.eq(enabled), h::updated_at.eq(super::now())))
-            .execute(conn)
-    })?;
-    Ok(())
+    change_hooks(db, |db| {
+        with_conn!(db, |conn| {
+            diesel::update(h::httphooks_hooks.filter(h::id.eq(hook.id)))
+                .set((h::enabled.eq(enabled), h::updated_at.eq(super::now())))
+                .execute(conn)
+        })?;
+        if let Some(table) = &hook.table_name {
+            refresh_triggers(db, table)?;
+        }
+        Ok(())
+    })
 }
 
-/// Deletes a hook (its callbacks keep their history, with `hook_id` emptied) and drops
-/// its table's triggers when no other hook watches the table.
+/// Deletes a hook, cancelling its waiting callbacks (they keep their history), and
+/// brings its table's triggers up to date (none when no other hook watches it).
 pub fn remove(db: &mut Db, hook: &Hook, cancel_reason: &str) -> Result<usize> {
-    db.write_transaction(|db| {
-        // Its new callbacks too: they are waiting callbacks of the hook.
-        db.admit_new_callbacks(i64::MAX)?;
+    change_hooks(db, |db| {
         let cancelled = super::callbacks::cancel_waiting_for_hook(db, hook.id, cancel_reason)?;
         with_conn!(db, |conn| diesel::delete(
             h::httphooks_hooks.filter(h::id.eq(hook.id))
         )
         .execute(conn))?;
         if let Some(table) = &hook.table_name {
-            drop_triggers_if_unwatched(db, table)?;
+            refresh_triggers(db, table)?;
         }
         Ok(cancelled)
     })
-}
-
-fn drop_triggers_if_unwatched(db: &mut Db, table: &str) -> Result<()> {
-    if count_on_table(db, table)? == 0 {
-        db.drop_triggers(table)?;
-    }
-    Ok(())
 }
 
 /// Deletes hook versions that no hook and no callback refers to any more.

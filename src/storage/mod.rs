@@ -156,10 +156,17 @@ impl Db {
         }
     }
 
-    /// (Re-)creates the triggers that turn row changes on `table` into callbacks.
-    pub fn install_triggers(&mut self, table: &str, columns: &[Column]) -> Result<()> {
+    /// (Re-)creates the triggers that turn row changes on `table` into callbacks. SQLite
+    /// triggers record only what `watched` says; the PostgreSQL trigger reads the hooks
+    /// when it fires.
+    pub fn install_triggers(
+        &mut self,
+        table: &str,
+        columns: &[Column],
+        watched: &Watched,
+    ) -> Result<()> {
         match self {
-            Db::Sqlite(conn) => sqlite::install_triggers(conn, table, columns),
+            Db::Sqlite(conn) => sqlite::install_triggers(conn, table, columns, watched),
             Db::Postgres(conn) => postgres::install_triggers(conn, table, columns),
         }
     }
@@ -244,6 +251,17 @@ impl Db {
         end?;
         Ok(value)
     }
+}
+
+/// The events of a table's rows.
+pub const ROW_EVENTS: [&str; 3] = ["insert", "update", "delete"];
+
+/// What the enabled hooks of a table listen to: its row events, and for updates the
+/// columns they watch (None when some hook takes any update).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watched {
+    pub events: Vec<String>,
+    pub update_columns: Option<Vec<String>>,
 }
 
 /// The row of a `SELECT count(*) AS n` written in SQL.

@@ -6,7 +6,10 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::SqliteConnection;
 
 use super::callbacks::{ClaimFilter, Claimed};
-use super::{connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind};
+use super::{
+    connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind, Watched,
+    ROW_EVENTS,
+};
 use crate::error::Result;
 
 /// The expression of the due index (see the migration): it must be written the same
@@ -131,41 +134,43 @@ fn object_id(row: &str, columns: &[Column]) -> String {
     }
 }
 
-/// A trigger writes one row into httphooks_new_callbacks per enabled hook of its table
-/// and event, reading the hooks when it fires (SPEC §2: no reload). It does no more
-/// than that: the application pays for it on every write. Functions used here must
-/// exist in any SQLite an application may run them with (JSON1 of 3.38, julianday).
-fn trigger_sql(table: &str, columns: &[Column], event: &str) -> String {
+/// A trigger records the change in httphooks_new_callbacks and does nothing else: the
+/// application pays for it on every write, so it reads no table. Which hooks the change
+/// goes to is decided on admission (see the migration). An update trigger fires only
+/// when a watched column changed (`watched.update_columns`). Everything here must work
+/// in any SQLite an application may run it with (JSON1 of 3.38, julianday).
+fn trigger_sql(table: &str, columns: &[Column], event: &str, watched: &Watched) -> String {
     let row = if event == "delete" { "OLD" } else { "NEW" };
     let old_row = if event == "update" {
         row_json("OLD", columns)
     } else {
         "NULL".to_owned()
     };
-    let when_changed = if event == "update" {
-        let tests: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                let q = quote_ident(&c.name);
-                format!(
-                    "(w.value = {} AND OLD.{q} IS NOT NEW.{q})",
-                    quote_literal(&c.name)
-                )
-            })
-            .collect();
-        format!(
-            " AND (h.when_changed IS NULL OR EXISTS (SELECT 1 FROM json_each(h.when_changed) w WHERE {}))",
-            if tests.is_empty() { "0".to_owned() } else { tests.join(" OR ") }
-        )
-    } else {
-        String::new()
+    let when = match (&watched.update_columns, event) {
+        (Some(names), "update") => {
+            let tests: Vec<String> = columns
+                .iter()
+                .filter(|c| names.contains(&c.name))
+                .map(|c| {
+                    let q = quote_ident(&c.name);
+                    format!("OLD.{q} IS NOT NEW.{q}")
+                })
+                .collect();
+            format!(
+                " WHEN {}",
+                if tests.is_empty() {
+                    "0".to_owned()
+                } else {
+                    tests.join(" OR ")
+                }
+            )
+        }
+        _ => String::new(),
     };
     format!(
-        "CREATE TRIGGER {name} AFTER {op} ON {table_ident} FOR EACH ROW BEGIN \
-         INSERT INTO httphooks_new_callbacks (version_id, event_type, object_id, row_data, old_row_data, created_at) \
-         SELECT h.version_id, '{event}', {object_id}, {row_data}, {old_row}, julianday('now') \
-         FROM httphooks_hooks h WHERE h.table_name = {table_literal} AND h.enabled \
-         AND instr(h.events, ',{event},') > 0{when_changed}; END;",
+        "CREATE TRIGGER {name} AFTER {op} ON {table_ident} FOR EACH ROW{when} BEGIN \
+         INSERT INTO httphooks_new_callbacks (table_name, event_type, object_id, row_data, old_row_data, created_at) \
+         VALUES ({table_literal}, '{event}', {object_id}, {row_data}, {old_row}, julianday('now')); END;",
         name = trigger_name(table, event),
         op = event.to_ascii_uppercase(),
         table_ident = quote_ident(table),
@@ -175,20 +180,25 @@ fn trigger_sql(table: &str, columns: &[Column], event: &str) -> String {
     )
 }
 
+/// Makes the table's triggers those `watched` needs: one per event its enabled hooks
+/// listen to.
 pub fn install_triggers(
     conn: &mut SqliteConnection,
     table: &str,
     columns: &[Column],
+    watched: &Watched,
 ) -> Result<()> {
     drop_triggers(conn, table)?;
-    for event in ["insert", "update", "delete"] {
-        conn.batch_execute(&trigger_sql(table, columns, event))?;
+    for event in ROW_EVENTS {
+        if watched.events.iter().any(|e| e == event) {
+            conn.batch_execute(&trigger_sql(table, columns, event, watched))?;
+        }
     }
     Ok(())
 }
 
 pub fn drop_triggers(conn: &mut SqliteConnection, table: &str) -> Result<()> {
-    for event in ["insert", "update", "delete"] {
+    for event in ROW_EVENTS {
         conn.batch_execute(&format!(
             "DROP TRIGGER IF EXISTS {}",
             trigger_name(table, event)
@@ -197,19 +207,18 @@ pub fn drop_triggers(conn: &mut SqliteConnection, table: &str) -> Result<()> {
     Ok(())
 }
 
-/// Turns rows of httphooks_new_callbacks into callbacks, in the order they were made
-/// (so ids follow creation order, which `--ordered` relies on).
+/// Makes the callbacks of the new callbacks up to `?1` (see the view in the migration),
+/// ids in creation order (`--ordered` relies on it).
 const ADMIT: &str = "INSERT INTO httphooks_callbacks \
     (hook_id, version_id, event_type, object_id, ordered, event_data, created_at) \
-    SELECT v.hook_id, n.version_id, n.event_type, CAST(n.object_id AS TEXT), v.ordered, \
-      CASE n.event_type \
-        WHEN 'insert' THEN json_object('instance', json(n.row_data), 'old', NULL) \
-        WHEN 'update' THEN json_object('instance', json(n.row_data), 'old', json(n.old_row_data)) \
-        WHEN 'delete' THEN json_object('instance', json(n.row_data), 'old', json(n.row_data)) \
-        ELSE json_object('data', json(n.row_data)) END, \
-      strftime('%Y-%m-%d %H:%M:%f', n.created_at) \
-    FROM httphooks_new_callbacks n JOIN httphooks_hook_versions v ON v.id = n.version_id \
-    WHERE n.id <= ? ORDER BY n.id";
+    SELECT hook_id, version_id, event_type, CAST(object_id AS TEXT), ordered, \
+      CASE event_type \
+        WHEN 'insert' THEN json_object('instance', json(row_data), 'old', NULL) \
+        WHEN 'update' THEN json_object('instance', json(row_data), 'old', json(old_row_data)) \
+        WHEN 'delete' THEN json_object('instance', json(row_data), 'old', json(row_data)) \
+        ELSE json_object('data', json(row_data)) END, \
+      strftime('%Y-%m-%d %H:%M:%f', created_at) \
+    FROM httphooks_new_callback_matches WHERE seq <= ?1 ORDER BY seq, hook_id";
 
 #[derive(QueryableByName)]
 struct LastNew {
@@ -217,9 +226,9 @@ struct LastNew {
     last: Option<i64>,
 }
 
-/// Moves up to `limit` of the oldest new callbacks into httphooks_callbacks; returns
-/// how many. Callers hold the write lock (a write transaction), so no trigger adds a
-/// row in between.
+/// Admits up to `limit` of the oldest new callbacks; returns how many callbacks that
+/// made. Callers hold the write lock (a write transaction), so no trigger adds a row in
+/// between.
 pub fn admit(conn: &mut SqliteConnection, limit: i64) -> Result<usize> {
     let last: LastNew = diesel::sql_query(
         "SELECT max(id) AS last FROM (SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT ?)",
@@ -229,32 +238,25 @@ pub fn admit(conn: &mut SqliteConnection, limit: i64) -> Result<usize> {
     let Some(last) = last.last else {
         return Ok(0);
     };
-    let admitted = diesel::sql_query(ADMIT)
+    let made = diesel::sql_query(ADMIT)
         .bind::<BigInt, _>(last)
         .execute(conn)?;
-    let taken = diesel::sql_query("DELETE FROM httphooks_new_callbacks WHERE id <= ?")
+    diesel::sql_query("DELETE FROM httphooks_new_callbacks WHERE id <= ?")
         .bind::<BigInt, _>(last)
         .execute(conn)?;
-    if taken != admitted {
-        // Only possible when someone deleted hook versions by hand: pruning keeps every
-        // version a new callback refers to.
-        log::warn!(
-            "dropped {} new callbacks whose hook version no longer exists",
-            taken - admitted
-        );
-    }
-    Ok(admitted)
+    Ok(made)
 }
 
-/// Counts new callbacks not yet admitted, made at or after `since` (all without it).
+/// Counts the callbacks that admitting the new callbacks would make, of changes made at
+/// or after `since` (all without it).
 pub fn count_new(conn: &mut SqliteConnection, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
     let count: super::CountRow = match since {
         Some(since) => diesel::sql_query(
-            "SELECT count(*) AS n FROM httphooks_new_callbacks WHERE created_at >= julianday(?)",
+            "SELECT count(*) AS n FROM httphooks_new_callback_matches WHERE created_at >= julianday(?)",
         )
         .bind::<Timestamp, _>(since)
         .get_result(conn)?,
-        None => diesel::sql_query("SELECT count(*) AS n FROM httphooks_new_callbacks")
+        None => diesel::sql_query("SELECT count(*) AS n FROM httphooks_new_callback_matches")
             .get_result(conn)?,
     };
     Ok(count.n)
