@@ -230,3 +230,68 @@ pub fn prune_unused_versions(db: &mut Db) -> Result<usize> {
         .execute(conn)?)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(events: &str, enabled: bool, when_changed: Option<&str>) -> Hook {
+        Hook {
+            id: 1,
+            name: "h".to_owned(),
+            table_name: Some("t".to_owned()),
+            events: events.to_owned(),
+            target_url: "http://127.0.0.1:9/".to_owned(),
+            http_method: "POST".to_owned(),
+            headers: "{}".to_owned(),
+            content_type: "application/json".to_owned(),
+            payload_template: None,
+            enabled,
+            ordered: false,
+            when_changed: when_changed.map(str::to_owned),
+            timeout_ms: 10_000,
+            max_attempts: 8,
+            auth: None,
+            signing_secret_env: None,
+            ca_file: None,
+            created_at: chrono::NaiveDateTime::default(),
+            updated_at: chrono::NaiveDateTime::default(),
+            version_id: Some(1),
+        }
+    }
+
+    fn watched(events: &[&str], update_columns: Option<&[&str]>) -> Watched {
+        Watched {
+            events: events.iter().map(|e| e.to_string()).collect(),
+            update_columns: update_columns.map(|c| c.iter().map(|c| c.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn triggers_record_what_enabled_hooks_listen_to() {
+        assert_eq!(watched_by(&[]), watched(&[], Some(&[])));
+        assert_eq!(
+            watched_by(&[
+                hook(",delete,insert,", true, None),
+                hook(",update,", false, None)
+            ]),
+            watched(&["insert", "delete"], Some(&[]))
+        );
+        assert_eq!(
+            watched_by(&[
+                hook(",update,", true, Some(r#"["a"]"#)),
+                hook(",insert,update,", true, Some(r#"["b", "a"]"#)),
+            ]),
+            watched(&["insert", "update"], Some(&["a", "b", "a"]))
+        );
+        // One hook that takes every update makes every update count.
+        assert_eq!(
+            watched_by(&[
+                hook(",update,", true, Some(r#"["a"]"#)),
+                hook(",update,", true, None),
+                hook(",update,", true, Some(r#"["b"]"#)),
+            ]),
+            watched(&["update"], None)
+        );
+    }
+}
