@@ -17,15 +17,22 @@ pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     // Each batch is its own short transaction; report the longest, which bounds how
     // long senders and triggers may have waited on it.
     let mut longest = std::time::Duration::ZERO;
+    let mut after = 0;
     loop {
         let batch_started = std::time::Instant::now();
-        let batch =
-            callbacks::delete_old_batch(&mut db, before, args.include_waiting, args.batch_size)?;
+        let batch = callbacks::delete_old_batch(
+            &mut db,
+            before,
+            args.include_waiting,
+            args.batch_size,
+            after,
+        )?;
         longest = longest.max(batch_started.elapsed());
-        deleted += batch;
-        if batch == 0 {
+        let Some((batch_deleted, last)) = batch else {
             break;
-        }
+        };
+        deleted += batch_deleted;
+        after = last;
     }
     hooks::prune_unused_versions(&mut db)?;
     let kept = if args.include_waiting {
