@@ -60,9 +60,9 @@ pub struct FormatArg {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Only callbacks of this hook (repeatable).
-    #[arg(long = "hook_id", visible_alias = "hook-id", value_name = "ID")]
-    pub hook_id: Vec<i64>,
+    /// Only callbacks of this hook, by id or name (repeatable).
+    #[arg(long = "hook_id", visible_alias = "hook-id", value_name = "ID|NAME")]
+    pub hook_id: Vec<String>,
     /// Only these callbacks, sent even if their retry time has not come.
     #[arg(long = "callback", visible_alias = "callbacks", value_name = "ID", num_args = 1..)]
     pub callback: Vec<i64>,

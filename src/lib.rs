@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod delivery;
+pub mod engine;
 pub mod error;
 pub mod logging;
 pub mod payload;

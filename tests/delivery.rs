@@ -54,7 +54,13 @@ on_both_backends!(a_delivered_callback_records_what_went_on_the_wire, |db| {
         Some("Bearer s3cr3t-value"),
         "resolved at send time"
     );
-    assert_eq!(request.header("webhook-id"), Some("msg_1"));
+    let webhook_id = request.header("webhook-id").unwrap().to_owned();
+    assert!(
+        webhook_id.len() == 36
+            && webhook_id.starts_with("msg_")
+            && webhook_id[4..].chars().all(|c| c.is_ascii_hexdigit()),
+        "a time-ordered random id, not a counter: {webhook_id}"
+    );
     assert!(
         request
             .header("user-agent")
@@ -71,6 +77,7 @@ on_both_backends!(a_delivered_callback_records_what_went_on_the_wire, |db| {
     );
 
     let shown = callback(&db, 1);
+    assert_eq!(shown["webhook_id"], webhook_id.as_str());
     assert_eq!(shown["status"], "sent");
     assert_eq!(shown["status_details"], "200 OK");
     assert_eq!(shown["attempts"], 1);
@@ -87,7 +94,9 @@ on_both_backends!(a_delivered_callback_records_what_went_on_the_wire, |db| {
     assert_eq!(attempt["response"]["body"], "ok");
     let headers = attempt["request"]["headers"].to_string();
     assert!(
-        headers.contains("[redacted]") && headers.contains("visible") && headers.contains("msg_1"),
+        headers.contains("[redacted]")
+            && headers.contains("visible")
+            && headers.contains(&webhook_id),
         "{headers}"
     );
 
@@ -498,7 +507,7 @@ on_both_backends!(
         assert_eq!(failed["status"], "error");
         let details = failed["status_details"].as_str().unwrap();
         assert!(
-            details.starts_with("hook nested:") && details.contains("does not exist"),
+            details.starts_with("hook nested (table items):") && details.contains("does not exist"),
             "{details}"
         );
         assert_eq!(json(&server.received()[0].body)["city"], "Bonn");
@@ -578,7 +587,7 @@ fn fastrand_ms(qty: i64) -> u64 {
 }
 
 on_both_backends!(
-    editing_a_hook_does_not_change_callbacks_already_made,
+    a_callback_keeps_its_content_and_goes_out_with_its_hooks_current_settings,
     |db| {
         let db = db.migrated();
         items(&db);
@@ -596,7 +605,7 @@ on_both_backends!(
             ],
         );
         db.sql("INSERT INTO items (name) VALUES ('before')");
-        db.ok(&[
+        let out = db.ok(&[
             "hooks",
             "edit",
             "snap",
@@ -611,8 +620,9 @@ on_both_backends!(
             "PUT",
             "--ordered",
         ]);
+        assert!(out.contains("new settings"), "{out}");
         db.sql("INSERT INTO items (name) VALUES ('after')");
-        // Ordering is part of the snapshot too: only the second callback waits its turn.
+        // Ordering is part of the content snapshot: only the second callback waits its turn.
         assert_eq!(
             db.count(
                 "SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE ordered AND object_id = '2'"
@@ -625,32 +635,29 @@ on_both_backends!(
         );
         db.ok(&["send_callbacks"]);
         let got = server.received();
-        let old = got
+        assert_eq!(got.len(), 2);
+        assert!(
+            got.iter().all(|r| r.path == "/new"),
+            "fixing a hook fixes its backlog: {:?}",
+            got.iter().map(|r| &r.path).collect::<Vec<_>>()
+        );
+        let bodies: Vec<(&str, &str, Option<&str>)> = got
             .iter()
-            .find(|r| r.path == "/old")
-            .expect("the first callback kept its URL");
-        assert_eq!(
-            (
-                old.method.as_str(),
-                old.body.as_str(),
-                old.header("x-version")
-            ),
-            ("POST", "{\"v\": \"old 1\"}", Some("1"))
+            .map(|r| (r.method.as_str(), r.body.as_str(), r.header("x-version")))
+            .collect();
+        assert!(
+            bodies.contains(&("PUT", "{\"v\": \"old 1\"}", Some("2"))),
+            "the first callback kept its body: {bodies:?}"
         );
-        let new = got.iter().find(|r| r.path == "/new").unwrap();
-        assert_eq!(
-            (
-                new.method.as_str(),
-                new.body.as_str(),
-                new.header("x-version")
-            ),
-            ("PUT", "{\"v\": \"new 2\"}", Some("2"))
-        );
-        // Pruning keeps versions that callbacks still use.
+        assert!(bodies.contains(&("PUT", "{\"v\": \"new 2\"}", Some("2"))));
+        // Each attempt records what it used; pruning keeps versions callbacks still use.
         db.ok(&["delete_old_callbacks", "30"]);
+        let shown = json(&db.ok(&["callbacks", "show", "1", "--format", "json"]));
+        assert_eq!(shown["url"], server.url("/new"));
         assert_eq!(
-            json(&db.ok(&["callbacks", "show", "1", "--format", "json"]))["url"],
-            server.url("/old")
+            shown["attempts_log"][0]["request"]["url"],
+            server.url("/new")
         );
+        assert_eq!(shown["attempts_log"][0]["request"]["method"], "PUT");
     }
 );

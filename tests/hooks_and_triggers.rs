@@ -477,20 +477,34 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
     db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)");
     db.add_hook("h", "t", "insert", URL, &[]);
     // Back to the first schema, with a trigger of its shape.
-    db.connect().sql(
+    let first = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/2026-11-23-000001_create_httphooks/up.sql"
+    ))
+    .unwrap();
+    let first_view = &first[first
+        .find("CREATE VIEW httphooks_callback_details")
+        .unwrap()..];
+    let first_view = &first_view[..=first_view.find(';').unwrap()];
+    db.connect().sql(&format!(
         "DROP TRIGGER httphooks_t_insert; \
          DROP VIEW httphooks_new_callback_matches; \
          DROP TABLE httphooks_new_callbacks; \
+         DROP TABLE httphooks_runs; \
+         DROP VIEW httphooks_callback_details; \
+         ALTER TABLE httphooks_callbacks DROP COLUMN claim_started; \
+         ALTER TABLE httphooks_callbacks DROP COLUMN webhook_id; \
+         {first_view} \
          DELETE FROM httphooks_schema_migrations WHERE version > '20261123000001'; \
          ALTER TABLE httphooks_hook_versions DROP COLUMN ordered; \
          CREATE TRIGGER httphooks_t_insert AFTER INSERT ON t BEGIN \
            INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, event_data) \
-           VALUES (1, 1, 'insert', '{}'); END;",
-    );
+           VALUES (1, 1, 'insert', '{{}}'); END;"
+    ));
     let (code, _, err) = db.run(&["callbacks", "list"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
-    assert!(db.ok(&["migrate"]).contains("applied 1 migration"));
+    assert!(db.ok(&["migrate"]).contains("applied 2 migration"));
     db.sql("INSERT INTO t (v) VALUES (7)");
     let data = json(
         &db.text("SELECT event_data AS v FROM httphooks_callbacks")

@@ -195,6 +195,7 @@ fn print_callback(document: &Value) {
 fn callback_json(c: &Callback) -> Value {
     json!({
         "id": c.id,
+        "webhook_id": c.webhook_id(),
         "hook_id": c.hook_id,
         "hook_name": c.hook_name,
         "event_type": c.event_type,

@@ -8,11 +8,9 @@ use serde_json::{json, Value};
 
 use super::output::{clip, print_json, print_table, timestamp};
 use crate::cli::{Format, HookAddArgs, HookDefinition, HookEditArgs, HookTestArgs, HooksCommand};
-use crate::delivery::auth::{Auth, TokenSource};
+use crate::delivery::auth::Auth;
 use crate::delivery::headers::{parse_header_args, stored_pairs};
-use crate::delivery::http::Client;
-use crate::delivery::target::Policy;
-use crate::delivery::{prepare, shown_headers, Deliverer, Target};
+use crate::delivery::{prepare, shown_headers, Deliverer, DeliverySettings};
 use crate::error::{Error, Result};
 use crate::payload::{render_sample, ContentType, EventContext, Renderer};
 use crate::storage::models::{join_events, Hook, HookFields};
@@ -163,7 +161,7 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
     let fields = validate(db, &draft, def.sample_data.as_deref())?;
     let hook = hooks::update(db, &hook, &fields)?;
     println!(
-        "updated hook {} (id {}); callbacks already made keep their old settings",
+        "updated hook {} (id {}); callbacks already made keep their content and go out with the new settings",
         hook.name, hook.id
     );
     Ok(())
@@ -766,7 +764,7 @@ fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Result<ExitCode>
         Error::invalid(format!("hook {}: {problem}; fix the template", hook.name))
     })?;
     let target_url = args.to.clone().unwrap_or_else(|| hook.target_url.clone());
-    let target = Target {
+    let target = DeliverySettings {
         url: &target_url,
         http_method: &hook.http_method,
         headers: &hook.headers,
@@ -783,13 +781,9 @@ fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Result<ExitCode>
         println!("dry run: nothing was sent");
         return Ok(ExitCode::SUCCESS);
     }
-    let policy = Policy::from_env().map_err(Error::environment)?;
-    let deliverer = Deliverer {
-        client: Client::new(1, policy),
-        tokens: TokenSource::with_database(url),
-    };
+    let deliverer = Deliverer::new(1, url)?;
     let mut ok = true;
-    for exchange in deliverer.send(&prepared) {
+    for exchange in deliverer.send(&prepared, &|| true) {
         println!("> {} {}", exchange.request.method, exchange.request.url);
         for (name, value) in shown_headers(&exchange.request) {
             println!("> {name}: {value}");
@@ -809,7 +803,7 @@ fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Result<ExitCode>
                 ok = (200..300).contains(&response.status);
             }
             Err(failure) => {
-                println!("! {}: {}", failure.kind, failure.message);
+                println!("! {}: {}", failure.kind.as_str(), failure.message);
                 ok = false;
             }
         }

@@ -217,7 +217,13 @@ impl TokenSource {
         Arc::clone(slots.entry(key.to_owned()).or_default())
     }
 
-    pub fn token(&self, client: &Client, oauth: &OAuth2Client) -> Result<IssuedToken, String> {
+    /// A token for `oauth`; a fetch waits at most `timeout` for the token endpoint.
+    pub fn token(
+        &self,
+        client: &Client,
+        oauth: &OAuth2Client,
+        timeout: Duration,
+    ) -> Result<IssuedToken, String> {
         let key = oauth.cache_key();
         let slot = self.slot(&key);
         let mut cached = slot
@@ -240,7 +246,7 @@ impl TokenSource {
                 fresh: false,
             });
         }
-        let token = fetch(client, oauth)?;
+        let token = fetch(client, oauth, timeout.min(TOKEN_TIMEOUT))?;
         self.with_db(|db| tokens::save(db, &key, &token.value, token.expires_at));
         *cached = Some(token.clone());
         Ok(IssuedToken {
@@ -269,7 +275,10 @@ struct TokenAnswer {
     expires_in: Option<u64>,
 }
 
-fn fetch(client: &Client, oauth: &OAuth2Client) -> Result<Token, String> {
+/// The longest wait for a token endpoint.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn fetch(client: &Client, oauth: &OAuth2Client, timeout: Duration) -> Result<Token, String> {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", "client_credentials");
     if let Some(scope) = &oauth.scope {
@@ -288,7 +297,7 @@ fn fetch(client: &Client, oauth: &OAuth2Client) -> Result<Token, String> {
             Header::new("Accept", "application/json"),
         ],
         body: Some(form.finish()),
-        timeout: Duration::from_secs(10),
+        timeout,
         ca_file: None,
     };
     let url = &oauth.token_url;

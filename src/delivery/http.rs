@@ -53,9 +53,65 @@ impl Response {
 /// A request that got no response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// A short machine-readable kind: `timeout`, `connection_refused`, `dns`, …
-    pub kind: &'static str,
+    pub kind: FailureKind,
     pub message: String,
+}
+
+/// Why a request got no response. The stored form (attempt records' `error_kind`) is
+/// [`FailureKind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Timeout,
+    Dns,
+    Connect,
+    ConnectionRefused,
+    ConnectionReset,
+    ConnectionClosed,
+    /// The target policy refused the address: no retry can change that.
+    Blocked,
+    Tls,
+    Protocol,
+    Io,
+    /// The OAuth2 token endpoint failed.
+    Token,
+    Http,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Dns => "dns",
+            FailureKind::Connect => "connect",
+            FailureKind::ConnectionRefused => "connection_refused",
+            FailureKind::ConnectionReset => "connection_reset",
+            FailureKind::ConnectionClosed => "connection_closed",
+            FailureKind::Blocked => "blocked",
+            FailureKind::Tls => "tls",
+            FailureKind::Protocol => "protocol",
+            FailureKind::Io => "io",
+            FailureKind::Token => "token",
+            FailureKind::Http => "http",
+        }
+    }
+
+    /// Whether a later attempt may succeed.
+    pub fn is_retryable(self) -> bool {
+        self != FailureKind::Blocked
+    }
+
+    /// Whether it suggests the receiver is overloaded or down (its endpoint then gets
+    /// fewer parallel requests), rather than misconfigured.
+    pub fn means_overload(self) -> bool {
+        matches!(
+            self,
+            FailureKind::Timeout
+                | FailureKind::Connect
+                | FailureKind::ConnectionRefused
+                | FailureKind::ConnectionReset
+                | FailureKind::ConnectionClosed
+        )
+    }
 }
 
 pub struct Client {
@@ -152,7 +208,7 @@ impl Client {
                 .build())
         });
         entry.clone().map_err(|message| Failure {
-            kind: "tls",
+            kind: FailureKind::Tls,
             message,
         })
     }
@@ -214,30 +270,31 @@ impl Client {
 
 fn failure(error: ureq::Error) -> Failure {
     use std::io::ErrorKind;
+    use FailureKind as K;
     let (kind, message) = match &error {
-        ureq::Error::Timeout(_) => ("timeout", format!("timed out ({error})")),
-        ureq::Error::HostNotFound => ("dns", "host not found".to_owned()),
-        ureq::Error::ConnectionFailed => ("connect", "connection failed".to_owned()),
+        ureq::Error::Timeout(_) => (K::Timeout, format!("timed out ({error})")),
+        ureq::Error::HostNotFound => (K::Dns, "host not found".to_owned()),
+        ureq::Error::ConnectionFailed => (K::Connect, "connection failed".to_owned()),
         ureq::Error::Io(io) if io.kind() == ErrorKind::PermissionDenied => {
-            ("blocked", format!("target refused: {io}"))
+            (K::Blocked, format!("target refused: {io}"))
         }
-        ureq::Error::Io(io) if caused_by_tls(io) => ("tls", format!("TLS failed: {io}")),
+        ureq::Error::Io(io) if caused_by_tls(io) => (K::Tls, format!("TLS failed: {io}")),
         ureq::Error::Io(io) => match io.kind() {
-            ErrorKind::ConnectionRefused => ("connection_refused", "connection refused".to_owned()),
+            ErrorKind::ConnectionRefused => (K::ConnectionRefused, "connection refused".to_owned()),
             ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => (
-                "connection_reset",
+                K::ConnectionReset,
                 "connection reset by the target".to_owned(),
             ),
-            ErrorKind::TimedOut | ErrorKind::WouldBlock => ("timeout", "timed out".to_owned()),
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => (K::Timeout, "timed out".to_owned()),
             ErrorKind::UnexpectedEof => (
-                "connection_closed",
+                K::ConnectionClosed,
                 "the target closed the connection".to_owned(),
             ),
-            _ => ("io", io.to_string()),
+            _ => (K::Io, io.to_string()),
         },
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => ("tls", format!("TLS failed: {error}")),
-        ureq::Error::Protocol(_) => ("protocol", format!("bad HTTP response: {error}")),
-        _ => ("http", error.to_string()),
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => (K::Tls, format!("TLS failed: {error}")),
+        ureq::Error::Protocol(_) => (K::Protocol, format!("bad HTTP response: {error}")),
+        _ => (K::Http, error.to_string()),
     };
     Failure {
         kind,

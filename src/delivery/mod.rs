@@ -18,7 +18,7 @@ pub mod target;
 
 use auth::{Auth, Credentials, OAuth2Client, TokenSource};
 use headers::{Header, MissingVariable};
-use http::{Client, Failure, Request, Response};
+use http::{Client, Failure, FailureKind, Request, Response};
 use retry::AfterFailure;
 
 /// A callback that cannot be sent as the environment stands: a variable its hook
@@ -56,8 +56,9 @@ pub struct Prepared {
     pub auth_description: Option<String>,
 }
 
-/// The settings `prepare` needs; a callback's come from its hook version.
-pub struct Target<'a> {
+/// A hook's delivery settings, as `prepare` needs them; a callback's are its hook's
+/// current ones.
+pub struct DeliverySettings<'a> {
     pub url: &'a str,
     pub http_method: &'a str,
     pub headers: &'a str,
@@ -68,9 +69,9 @@ pub struct Target<'a> {
     pub ca_file: Option<&'a str>,
 }
 
-impl<'a> From<&'a Callback> for Target<'a> {
+impl<'a> From<&'a Callback> for DeliverySettings<'a> {
     fn from(c: &'a Callback) -> Self {
-        Target {
+        DeliverySettings {
             url: &c.url,
             http_method: &c.http_method,
             headers: &c.headers,
@@ -102,7 +103,7 @@ pub struct RequestTemplate {
 
 /// Reads what a hook version needs from the environment; a missing or malformed
 /// variable is an [`EnvProblem`].
-pub fn request_template(target: &Target) -> Result<RequestTemplate, EnvProblem> {
+pub fn request_template(target: &DeliverySettings) -> Result<RequestTemplate, EnvProblem> {
     let mut headers =
         headers::resolve(target.headers).map_err(|MissingVariable(v)| EnvProblem::missing(&v))?;
     let sends_body = target.http_method != "GET";
@@ -162,7 +163,11 @@ impl RequestTemplate {
 }
 
 /// Template and request in one step, for a single request (`--dry-run`, `hooks test`).
-pub fn prepare(target: &Target, webhook_id: &str, body: &str) -> Result<Prepared, EnvProblem> {
+pub fn prepare(
+    target: &DeliverySettings,
+    webhook_id: &str,
+    body: &str,
+) -> Result<Prepared, EnvProblem> {
     Ok(request_template(target)?.prepare(webhook_id, body))
 }
 
@@ -231,14 +236,44 @@ pub struct Deliverer {
     pub tokens: TokenSource,
 }
 
+/// What one delivery says about its receiver, for the endpoint's concurrency limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pressure {
+    /// A 2xx answer, after this long.
+    Answered(Duration),
+    /// Signs of an overloaded or unreachable receiver: a timeout, a refused or reset
+    /// connection, 408, 429, 503 or 504.
+    Overloaded,
+    /// Anything else (a 4xx, a 500, a TLS problem): says nothing about load.
+    Neutral,
+}
+
+/// A delivered callback: what becomes of it, and what it says about its receiver.
+#[derive(Debug)]
+pub struct Delivered {
+    pub outcome: Outcome,
+    pub pressure: Pressure,
+}
+
 impl Deliverer {
-    /// Sends once; with OAuth2, a 401 for a cached token invalidates it and sends once
-    /// more with a fresh one. Returns every exchange, in order.
-    pub fn send(&self, prepared: &Prepared) -> Vec<Exchange> {
+    /// The HTTP client (`connections` requests at once, the target policy from the
+    /// environment) and the OAuth2 token source that caches in the database at `url`.
+    pub fn new(connections: usize, url: Option<&str>) -> crate::Result<Deliverer> {
+        let policy = target::Policy::from_env().map_err(crate::Error::environment)?;
+        Ok(Deliverer {
+            client: Client::new(connections, policy),
+            tokens: TokenSource::with_database(url),
+        })
+    }
+
+    /// Sends once; with OAuth2, a 401 invalidates the token that was used and the
+    /// request goes once more with a new one, if `may_start` allows another request
+    /// (the run's deadline and the claim's lease). Returns every exchange, in order.
+    pub fn send(&self, prepared: &Prepared, may_start: &dyn Fn() -> bool) -> Vec<Exchange> {
         let (first, token) = self.exchange(prepared);
         let refused = matches!(&first.result, Ok(response) if response.status == 401);
         match (refused, &prepared.oauth, token) {
-            (true, Some(oauth), Some(token)) if !token.fresh => {
+            (true, Some(oauth), Some(token)) if may_start() => {
                 self.tokens.invalidate(oauth, &token.value);
                 let (second, _) = self.exchange(prepared);
                 vec![first, second]
@@ -247,23 +282,36 @@ impl Deliverer {
         }
     }
 
+    /// One request. Fetching an OAuth2 token counts against the request's timeout, so
+    /// an exchange never takes much longer than the hook's timeout.
     fn exchange(&self, prepared: &Prepared) -> (Exchange, Option<auth::IssuedToken>) {
         let mut request = prepared.request.clone();
         let started_at = Utc::now();
         let clock = Instant::now();
         let mut issued = None;
         if let Some(oauth) = &prepared.oauth {
-            match self.tokens.token(&self.client, oauth) {
-                Ok(token) => {
+            let token = self
+                .tokens
+                .token(&self.client, oauth, request.timeout)
+                .and_then(|token| match request.timeout.checked_sub(clock.elapsed()) {
+                    Some(left) if left >= MIN_REQUEST_TIME => Ok((token, left)),
+                    _ => Err(format!(
+                        "getting a token from {} took the whole timeout",
+                        oauth.token_url
+                    )),
+                });
+            match token {
+                Ok((token, left)) => {
                     request.headers.push(Header::secret(
                         "Authorization",
                         format!("Bearer {}", token.value),
                     ));
+                    request.timeout = left;
                     issued = Some(token);
                 }
                 Err(message) => {
                     let failure = Failure {
-                        kind: "token",
+                        kind: FailureKind::Token,
                         message,
                     };
                     return (
@@ -301,14 +349,16 @@ impl Deliverer {
         )
     }
 
-    /// Sends one callback and decides what becomes of it.
+    /// Sends one callback and decides what becomes of it. `may_start` says whether a
+    /// second request (after a 401 with OAuth2) may still begin.
     pub fn deliver(
         &self,
         callback: &Callback,
         prepared: &Prepared,
         rendered_payload: Option<String>,
-    ) -> Outcome {
-        let exchanges = self.send(prepared);
+        may_start: &dyn Fn() -> bool,
+    ) -> Delivered {
+        let exchanges = self.send(prepared, may_start);
         let attempts: Vec<Attempt> = exchanges
             .iter()
             .enumerate()
@@ -318,9 +368,10 @@ impl Deliverer {
             .collect();
         let attempt_number = callback.attempts + attempts.len() as i32;
         let last = exchanges.last().expect("at least one exchange");
+        let pressure = pressure_of(last);
         let (what, retryable, retry_after, success) = match &last.result {
             Ok(response) => describe_response(response),
-            Err(Failure { kind, message }) => (message.clone(), *kind != "blocked", None, false),
+            Err(Failure { kind, message }) => (message.clone(), kind.is_retryable(), None, false),
         };
         let (status, status_details, next_attempt_at) = if success {
             (status::SENT, what, None)
@@ -341,14 +392,32 @@ impl Deliverer {
                 AfterFailure::GiveUp => (status::ERROR, line, None),
             }
         };
-        Outcome {
-            callback_id: callback.id,
-            rendered_payload,
-            status,
-            status_details,
-            next_attempt_at,
-            attempts,
+        Delivered {
+            outcome: Outcome {
+                callback_id: callback.id,
+                rendered_payload,
+                status,
+                status_details,
+                next_attempt_at,
+                attempts,
+            },
+            pressure,
         }
+    }
+}
+
+/// A request is not started with less time than this left of its timeout.
+const MIN_REQUEST_TIME: Duration = Duration::from_millis(50);
+
+fn pressure_of(exchange: &Exchange) -> Pressure {
+    match &exchange.result {
+        Ok(response) if (200..300).contains(&response.status) => {
+            Pressure::Answered(exchange.elapsed)
+        }
+        Ok(response) if matches!(response.status, 408 | 429 | 503 | 504) => Pressure::Overloaded,
+        Ok(_) => Pressure::Neutral,
+        Err(failure) if failure.kind.means_overload() => Pressure::Overloaded,
+        Err(_) => Pressure::Neutral,
     }
 }
 
@@ -381,7 +450,7 @@ fn attempt_record(callback_id: i64, number: i32, exchange: &Exchange) -> Attempt
             attempt.response_body = Some(response.body.clone());
         }
         Err(Failure { kind, message }) => {
-            attempt.error_kind = Some((*kind).to_owned());
+            attempt.error_kind = Some(kind.as_str().to_owned());
             attempt.error_message = Some(message.clone());
         }
     }
@@ -427,8 +496,13 @@ pub fn render_failure(callback: &Callback, problem: &str) -> Outcome {
         rendered_payload: None,
         status: status::ERROR,
         status_details: format!(
-            "hook {}: {problem}; fix the template with `httphooks hooks edit`",
-            callback.hook_name
+            "hook {}{}: {problem}; fix the template with `httphooks hooks edit`",
+            callback.hook_name,
+            callback
+                .table_name
+                .as_ref()
+                .map(|table| format!(" (table {table})"))
+                .unwrap_or_default()
         ),
         next_attempt_at: None,
         attempts: Vec::new(),

@@ -5,8 +5,8 @@
 //! - Not retried: 4xx other than 408 and 429 (410 Gone included), a blocked target, a
 //!   payload that cannot be rendered. Everything else is retried until `max_attempts`.
 //! - Waits between attempts follow [`SCHEDULE`] (about a day over 8 attempts, like
-//!   Svix's), each ±20 % jitter; `Retry-After` on 429/503 replaces the wait, capped at
-//!   [`RETRY_AFTER_CAP`].
+//!   Svix's), each ±20 % jitter; `Retry-After` on 429/503 may lengthen a wait, capped
+//!   at [`RETRY_AFTER_CAP`], never shorten it.
 
 use std::time::Duration;
 
@@ -20,16 +20,19 @@ pub fn status_is_retryable(code: u16) -> bool {
     !(400..500).contains(&code) || code == 408 || code == 429
 }
 
-/// The wait after attempt number `attempt` (1-based).
+/// The wait after attempt number `attempt` (1-based): the schedule's step, or longer
+/// when the receiver asked for it with `Retry-After` (never shorter: a receiver
+/// answering `Retry-After: 0` must not use up every attempt at once).
 pub fn backoff(attempt: i32, retry_after: Option<Duration>) -> Duration {
-    if let Some(wait) = retry_after {
-        return wait.min(RETRY_AFTER_CAP);
-    }
     let index = usize::try_from(attempt.max(1) - 1)
         .unwrap_or(0)
         .min(SCHEDULE.len() - 1);
     let jitter = 0.8 + fastrand::f64() * 0.4;
-    Duration::from_secs_f64(SCHEDULE[index] as f64 * jitter)
+    let step = Duration::from_secs_f64(SCHEDULE[index] as f64 * jitter);
+    match retry_after {
+        Some(asked) => step.max(asked.min(RETRY_AFTER_CAP)),
+        None => step,
+    }
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -127,15 +130,20 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_honoured_and_capped() {
+    fn retry_after_lengthens_a_wait_but_never_shortens_it() {
+        for asked in [0, 3] {
+            let wait = backoff(1, Some(Duration::from_secs(asked))).as_secs_f64();
+            assert!((8.0..=12.0).contains(&wait), "Retry-After {asked}: {wait}");
+        }
         assert_eq!(
-            backoff(1, Some(Duration::from_secs(3))),
-            Duration::from_secs(3)
+            backoff(1, Some(Duration::from_secs(600))),
+            Duration::from_secs(600)
         );
         assert_eq!(
             backoff(1, Some(Duration::from_secs(10 * 86400))),
             RETRY_AFTER_CAP
         );
+        assert_eq!(parse_retry_after("soon", chrono::Utc::now()), None);
         let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .unwrap()
             .to_utc();
@@ -156,10 +164,10 @@ mod tests {
             true,
             2,
             5,
-            Some(Duration::from_secs(40)),
+            Some(Duration::from_secs(400)),
         );
-        assert_eq!(after, AfterFailure::RetryIn(Duration::from_secs(40)));
-        assert_eq!(line, "503 Service Unavailable (attempt 2/5, next in 40s)");
+        assert_eq!(after, AfterFailure::RetryIn(Duration::from_secs(400)));
+        assert_eq!(line, "503 Service Unavailable (attempt 2/5, next in 7m)");
         let (after, line) = after_failure("500 Internal Server Error", true, 5, 5, None);
         assert_eq!(after, AfterFailure::GiveUp);
         assert_eq!(line, "500 Internal Server Error (attempt 5/5, giving up)");

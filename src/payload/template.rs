@@ -67,7 +67,11 @@ impl Renderer {
     ) -> Result<String, String> {
         let env = self.compiled(template, content_type)?;
         let compiled = env.get_template(template).map_err(|e| describe(&e))?;
-        compiled.render(context).map_err(|e| describe(&e))
+        let rendered = compiled.render(context).map_err(|e| describe(&e))?;
+        Ok(match Escaping::from(content_type) {
+            Escaping::Json => place_special_numbers(rendered),
+            _ => rendered,
+        })
     }
 
     fn compiled(
@@ -113,6 +117,45 @@ fn describe(error: &Error) -> String {
     message
 }
 
+/// Encloses, in JSON output, a value that stands for a special number (see
+/// [`place_special_numbers`]).
+const SPECIAL: char = '\u{F8FF}';
+
+/// Infinities and NaN reach templates as the strings `"Infinity"`, `"-Infinity"` and
+/// `"NaN"` (the form of PostgreSQL's to_jsonb, and httphooks' for SQLite). Where a
+/// template prints such a value as a number (`{{ instance.ratio }}`), it gets quotes,
+/// so the document stays valid JSON; inside a JSON string it is printed as it is.
+fn place_special_numbers(rendered: String) -> String {
+    if !rendered.contains(SPECIAL) {
+        return rendered;
+    }
+    let mut out = String::with_capacity(rendered.len() + 8);
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = rendered.chars();
+    while let Some(c) = chars.next() {
+        if c == SPECIAL {
+            let value: String = chars.by_ref().take_while(|&c| c != SPECIAL).collect();
+            if in_string {
+                out.push_str(&value);
+            } else {
+                out.push('"');
+                out.push_str(&value);
+                out.push('"');
+            }
+            continue;
+        }
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn json_string_contents(text: &str) -> String {
     let quoted = serde_json::Value::String(text.to_owned()).to_string();
     quoted[1..quoted.len() - 1].to_owned()
@@ -152,9 +195,10 @@ fn format_value(
         (_, ValueKind::String) if value.is_safe() => value.to_string(),
         // minijinja prints booleans the Python way (True); every content type wants true.
         (_, ValueKind::Bool) => value.is_true().to_string(),
-        (Escaping::Json, ValueKind::String) => {
-            json_string_contents(value.as_str().unwrap_or_default())
-        }
+        (Escaping::Json, ValueKind::String) => match value.as_str().unwrap_or_default() {
+            special @ ("Infinity" | "-Infinity" | "NaN") => format!("{SPECIAL}{special}{SPECIAL}"),
+            text => json_string_contents(text),
+        },
         (Escaping::Json, ValueKind::None) => "null".to_owned(),
         (Escaping::Json, ValueKind::Map | ValueKind::Seq) => serde_json::to_string(value)
             .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?,
@@ -183,14 +227,46 @@ impl Object for AnyJson {
 
 /// The variables a template sees for a real event.
 pub fn context_value(context: &serde_json::Value) -> Value {
-    Value::from_serialize(context)
+    json_value(context)
+}
+
+/// A JSON value as a template value. Numbers keep their exact digits: one that an
+/// integer or an f64 holds exactly becomes that number, any other (a PostgreSQL
+/// numeric beyond f64, `1.50` with its scale) prints exactly as it was written.
+fn json_value(value: &serde_json::Value) -> Value {
+    use serde_json::Value as Json;
+    match value {
+        Json::Null => Value::from(()),
+        Json::Bool(b) => Value::from(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let written = n.to_string();
+                match n.as_f64().and_then(serde_json::Number::from_f64) {
+                    Some(exact) if exact.to_string() == written => {
+                        Value::from(exact.as_f64().unwrap_or_default())
+                    }
+                    _ => Value::from_safe_string(written),
+                }
+            }
+        }
+        Json::String(s) => Value::from(s.as_str()),
+        Json::Array(items) => items.iter().map(json_value).collect(),
+        Json::Object(fields) => fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), json_value(v)))
+            .collect(),
+    }
 }
 
 /// The variables for a sample event: JSON columns of `instance` and `old` become
 /// [`AnyJson`], since their keys cannot be known in advance.
 pub fn sample_context(context: &serde_json::Value, json_columns: &[&str]) -> Value {
     let Some(fields) = context.as_object() else {
-        return Value::from_serialize(context);
+        return json_value(context);
     };
     let vars: std::collections::BTreeMap<String, Value> = fields
         .iter()
@@ -203,14 +279,14 @@ pub fn sample_context(context: &serde_json::Value, json_columns: &[&str]) -> Val
                             let v = if json_columns.contains(&column.as_str()) {
                                 Value::from_object(AnyJson)
                             } else {
-                                Value::from_serialize(v)
+                                json_value(v)
                             };
                             (column.clone(), v)
                         })
                         .collect();
                     Value::from(row)
                 }
-                _ => Value::from_serialize(value),
+                _ => json_value(value),
             };
             (key.clone(), value)
         })
@@ -320,6 +396,39 @@ mod tests {
         assert!(
             serde_json::from_str::<serde_json::Value>(&out).is_ok(),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn special_numbers_get_quotes_where_a_number_stands() {
+        let out = render(
+            r#"{"r": {{ instance.r }}, "s": "{{ instance.r }} and {{ instance.n }}", "n": [{{ instance.n }}]}"#,
+            ContentType::Json,
+            json!({"instance": {"r": "Infinity", "n": "NaN"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"{"r": "Infinity", "s": "Infinity and NaN", "n": ["NaN"]}"#
+        );
+    }
+
+    #[test]
+    fn numbers_print_with_their_exact_digits() {
+        let context: serde_json::Value = serde_json::from_str(
+            r#"{"instance": {"big": 123456789012345678901234567890.123456789, "huge": 1e400,
+                "scaled": 1.50, "f": 0.1, "i": -7, "u": 18446744073709551615}}"#,
+        )
+        .unwrap();
+        let out = render(
+            "{{ instance.big }} {{ instance.huge }} {{ instance.scaled }} {{ instance.f }} {{ instance.i }} {{ instance.u }}",
+            ContentType::Json,
+            context,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "123456789012345678901234567890.123456789 1e+400 1.50 0.1 -7 18446744073709551615"
         );
     }
 

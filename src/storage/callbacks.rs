@@ -17,8 +17,22 @@ use super::schema::{httphooks_attempts, httphooks_callback_details, httphooks_ca
 use super::{now, with_conn, Db};
 use crate::error::Result;
 
-/// Added to every lease: slack for the time between claiming and queueing.
-pub const LEASE_MARGIN_MS: i64 = 5000;
+/// A lease lasts `LEASE_TIMEOUTS` × the hook's timeout + `LEASE_MARGIN_MS`; runs renew
+/// the leases of callbacks that wait long, and start no request without its whole
+/// timeout left (see `engine::scheduler`). A run that dies on another host holds its
+/// callbacks until then; on the same host the next run takes them back at once.
+pub const LEASE_TIMEOUTS: i64 = 2;
+pub const LEASE_MARGIN_MS: i64 = 20_000;
+
+/// The lease a claim gets for a hook with this timeout.
+pub fn lease_for(timeout: std::time::Duration) -> std::time::Duration {
+    timeout * LEASE_TIMEOUTS as u32 + std::time::Duration::from_millis(LEASE_MARGIN_MS as u64)
+}
+
+/// The lease in milliseconds as SQL, from an expression giving the hook's timeout.
+pub(super) fn lease_ms_sql(timeout_ms: &str) -> String {
+    format!("(coalesce({timeout_ms}, 10000) * {LEASE_TIMEOUTS} + {LEASE_MARGIN_MS})")
+}
 
 /// Which waiting callbacks a run may claim.
 #[derive(Debug, Clone, Default)]
@@ -26,33 +40,53 @@ pub struct ClaimFilter {
     pub hook_ids: Vec<i64>,
     /// Named callbacks are sent even when their retry time has not come yet.
     pub callback_ids: Vec<i64>,
+    /// Hooks this run claims no more for (their endpoint has all it can take, or
+    /// their environment is missing).
+    pub exclude_hook_ids: Vec<i64>,
+    /// Callbacks this run has already attempted (`--callback`: one attempt each).
+    pub exclude_ids: Vec<i64>,
 }
 
 impl ClaimFilter {
-    /// The SQL condition for due rows. `due_key` is the backend's expression of the due
-    /// index (`next_attempt_at`, or 1970 for a new callback), compared with
-    /// `due_placeholder`, which is bound to [`Self::due_before`]; `null_safe_equals` is
-    /// the backend's NULL-safe `=`. Ids are integers, so inlining them is safe. A
-    /// callback of an ordered hook is due only when no earlier callback of its row is
-    /// still waiting (that one may be in flight, or retrying).
+    /// When a callback is due, as SQL on `httphooks_callbacks` (the one definition;
+    /// claims, `--dry-run` and `callbacks explain` use it): it is waiting; its retry
+    /// time (`due_key`, the backend's expression of the due index, 1970 for a new
+    /// callback) is at or before `due_before` (bound to [`Self::due_before`]); no live
+    /// lease holds it (`now` is the database's clock); its hook is enabled (a disabled
+    /// hook's callbacks are held); and, for an ordered hook, no earlier callback of its
+    /// row is still waiting. `null_safe_equals` is the backend's NULL-safe `=`. Ids
+    /// are integers, so inlining them is safe.
     pub(super) fn sql_condition(
         &self,
         due_key: &str,
-        due_placeholder: &str,
+        due_before: &str,
+        now: &str,
         null_safe_equals: &str,
     ) -> String {
         let mut condition = format!(
-            "{due_key} <= {due_placeholder} \
-             AND (NOT ordered OR NOT EXISTS (SELECT 1 FROM httphooks_callbacks earlier \
+            "httphooks_callbacks.status = 'waiting' AND {due_key} <= {due_before} \
+             AND (httphooks_callbacks.claimed_until IS NULL OR httphooks_callbacks.claimed_until < {now}) \
+             AND EXISTS (SELECT 1 FROM httphooks_hooks h \
+               WHERE h.id = httphooks_callbacks.hook_id AND h.enabled) \
+             AND (NOT httphooks_callbacks.ordered OR NOT EXISTS (SELECT 1 FROM httphooks_callbacks earlier \
                WHERE earlier.status = 'waiting' AND earlier.ordered \
                  AND earlier.hook_id = httphooks_callbacks.hook_id \
                  AND earlier.object_id {null_safe_equals} httphooks_callbacks.object_id \
                  AND earlier.id < httphooks_callbacks.id))"
         );
-        for (column, ids) in [("hook_id", &self.hook_ids), ("id", &self.callback_ids)] {
+        let lists = [
+            ("hook_id IN", &self.hook_ids),
+            ("id IN", &self.callback_ids),
+            ("hook_id NOT IN", &self.exclude_hook_ids),
+            ("id NOT IN", &self.exclude_ids),
+        ];
+        for (test, ids) in lists {
             if !ids.is_empty() {
                 let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                condition.push_str(&format!(" AND {column} IN ({})", list.join(",")));
+                condition.push_str(&format!(
+                    " AND httphooks_callbacks.{test} ({})",
+                    list.join(",")
+                ));
             }
         }
         condition
@@ -72,13 +106,15 @@ impl ClaimFilter {
 }
 
 /// A callback claimed by this run, with the token of an earlier claim whose lease ran
-/// out (that run died with the callback in hand).
+/// out (that run died with the callback in hand) and whether that run had started it.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Claimed {
     #[diesel(embed)]
     pub callback: Callback,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     pub previous_token: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub previous_started: bool,
 }
 
 /// What one attempt (or a decision not to attempt) changes on a callback.
@@ -132,50 +168,84 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
 /// SQLite text form, which PostgreSQL also parses.
 pub(super) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
 
-/// Records the attempt a dead run may have made: it claimed the callback, its lease ran
-/// out, and no outcome was written. It counts as an attempt of unknown outcome.
-pub fn record_unknown_outcome(
-    db: &mut Db,
-    token: &str,
-    callback: &Callback,
-    previous_token: &str,
-) -> Result<()> {
-    let attempt = Attempt {
-        id: 0,
-        callback_id: callback.id,
-        attempt: callback.attempts + 1,
-        // When it was found out; when the dead run sent it (if it did) is unknown.
-        started_at: now(),
-        elapsed_ms: 0,
-        request_method: callback.http_method.clone(),
-        request_url: callback.url.clone(),
-        request_headers: "[]".to_owned(),
-        request_body: callback.payload.clone().unwrap_or_default(),
-        response_status_code: None,
-        response_reason: None,
-        response_headers: None,
-        response_body: None,
-        error_kind: Some("unknown".to_owned()),
-        error_message: Some(format!(
-            "outcome unknown: the send_callbacks run {previous_token} claimed this callback and stopped before recording \
-             what happened; it may have been delivered"
-        )),
-    };
+/// Records the attempts dead runs may have made: each of `claims` was claimed and
+/// marked as started by a run whose lease ran out before it wrote an outcome. Each
+/// counts as an attempt of unknown outcome; the callbacks stay claimed by `token`.
+pub fn record_unknown_outcomes(db: &mut Db, token: &str, claims: &[&Claimed]) -> Result<()> {
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let found_at = now();
+    let attempts: Vec<Attempt> = claims
+        .iter()
+        .map(|claim| {
+            let callback = &claim.callback;
+            let previous = claim.previous_token.as_deref().unwrap_or("?");
+            Attempt {
+                id: 0,
+                callback_id: callback.id,
+                attempt: callback.attempts + 1,
+                // When it was found out; when the dead run sent it (if it did) is unknown.
+                started_at: found_at,
+                elapsed_ms: 0,
+                request_method: callback.http_method.clone(),
+                request_url: callback.url.clone(),
+                request_headers: "[]".to_owned(),
+                request_body: callback.payload.clone().unwrap_or_default(),
+                response_status_code: None,
+                response_reason: None,
+                response_headers: None,
+                response_body: None,
+                error_kind: Some("unknown".to_owned()),
+                error_message: Some(format!(
+                    "outcome unknown: the send_callbacks run {previous} started this callback and stopped before \
+                     recording what happened; it may have been delivered"
+                )),
+            }
+        })
+        .collect();
+    let ids: Vec<i64> = claims.iter().map(|c| c.callback.id).collect();
     db.write_transaction(|db| {
         with_conn!(db, |conn| {
             use httphooks_callbacks::dsl as c;
             diesel::insert_into(httphooks_attempts::table)
-                .values(&attempt)
+                .values(&attempts)
                 .execute(conn)?;
             diesel::update(
                 c::httphooks_callbacks
-                    .filter(c::id.eq(callback.id))
+                    .filter(c::id.eq_any(&ids))
                     .filter(c::claim_token.eq(token)),
             )
             .set(c::attempts.eq(c::attempts + 1))
             .execute(conn)?;
             Ok(())
         })
+    })
+}
+
+/// Renews this run's leases on `ids` and, with `started`, marks them as started (only
+/// where the hook is still enabled). Returns the ids it still holds.
+pub fn renew(db: &mut Db, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    db.renew_claims(token, ids, started)
+}
+
+/// Takes back the claims of a run that is known to be dead: their leases end now, so
+/// the next claim takes them over (recording an unknown outcome where it had started
+/// them). Returns how many.
+pub fn expire_claims_of(db: &mut Db, dead_token: &str) -> Result<usize> {
+    let past = chrono::DateTime::UNIX_EPOCH.naive_utc();
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        Ok(diesel::update(
+            c::httphooks_callbacks
+                .filter(c::status.eq(status::WAITING))
+                .filter(c::claim_token.eq(dead_token)),
+        )
+        .set(c::claimed_until.eq(Some(past)))
+        .execute(conn)?)
     })
 }
 
@@ -194,6 +264,7 @@ pub fn release(db: &mut Db, token: &str, ids: &[i64], note: Option<&str>) -> Res
                 .set((
                     c::claimed_until.eq(None::<NaiveDateTime>),
                     c::claim_token.eq(None::<String>),
+                    c::claim_started.eq(false),
                     c::status_details.eq(note),
                 ))
                 .execute(conn)?,
@@ -201,6 +272,7 @@ pub fn release(db: &mut Db, token: &str, ids: &[i64], note: Option<&str>) -> Res
                 .set((
                     c::claimed_until.eq(None::<NaiveDateTime>),
                     c::claim_token.eq(None::<String>),
+                    c::claim_started.eq(false),
                 ))
                 .execute(conn)?,
         };
@@ -235,29 +307,7 @@ pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
 
 /// Waiting callbacks that a run would claim now, without claiming them (`--dry-run`).
 pub fn peek_due(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>> {
-    let now = now();
-    let due_before = filter.due_before(now);
-    with_conn!(db, |conn| {
-        use httphooks_callback_details::dsl as c;
-        let mut query = c::httphooks_callback_details
-            .select(Callback::as_select())
-            .filter(c::status.eq(status::WAITING))
-            .filter(
-                c::next_attempt_at
-                    .is_null()
-                    .or(c::next_attempt_at.le(due_before)),
-            )
-            .filter(c::claimed_until.is_null().or(c::claimed_until.lt(now)))
-            .order(c::id)
-            .into_boxed();
-        if !filter.hook_ids.is_empty() {
-            query = query.filter(c::hook_id.eq_any(filter.hook_ids.clone()));
-        }
-        if !filter.callback_ids.is_empty() {
-            query = query.filter(c::id.eq_any(filter.callback_ids.clone()));
-        }
-        Ok(query.limit(limit).load(conn)?)
-    })
+    db.peek_due(filter, limit)
 }
 
 pub fn get(db: &mut Db, id: i64) -> Result<Option<Callback>> {
@@ -309,6 +359,7 @@ pub fn retry(db: &mut Db, ids: &[i64]) -> Result<usize> {
                     c::updated_at.eq(Some(now)),
                     c::claimed_until.eq(None::<NaiveDateTime>),
                     c::claim_token.eq(None::<String>),
+                    c::claim_started.eq(false),
                 ))
                 .execute(conn)?,
         )
@@ -332,6 +383,7 @@ pub fn cancel(db: &mut Db, ids: &[i64], reason: &str) -> Result<usize> {
             c::updated_at.eq(Some(now)),
             c::claimed_until.eq(None::<NaiveDateTime>),
             c::claim_token.eq(None::<String>),
+            c::claim_started.eq(false),
         ))
         .execute(conn)?)
     })

@@ -37,6 +37,23 @@ pub fn require(db: &mut Db, name: &str) -> Result<Hook> {
     })
 }
 
+/// The hook a user named by id or by name (a name made of digits is tried as a name
+/// when no hook has that id).
+pub fn require_by_id_or_name(db: &mut Db, given: &str) -> Result<Hook> {
+    let by_id = match given.trim().parse::<i64>() {
+        Ok(id) => find_by_id(db, id)?,
+        Err(_) => None,
+    };
+    match by_id {
+        Some(hook) => Ok(hook),
+        None => find(db, given.trim())?.ok_or_else(|| {
+            Error::invalid(format!(
+                "there is no hook with id or name {given:?}; `httphooks hooks list` shows them (nothing was sent)"
+            ))
+        }),
+    }
+}
+
 pub fn list(db: &mut Db) -> Result<Vec<Hook>> {
     with_conn!(db, |conn| Ok(h::httphooks_hooks
         .select(Hook::as_select())

@@ -14,8 +14,10 @@ pub mod hooks;
 mod migrations;
 pub mod models;
 mod postgres;
+pub mod runs;
 pub mod schema;
 mod sqlite;
+pub mod text;
 pub mod tokens;
 
 pub use migrations::{ensure_migrated, migrate};
@@ -132,13 +134,24 @@ impl Db {
     /// A crash of the machine (SQLite) or of the server (PostgreSQL) can then undo the
     /// last few claims and recorded outcomes; those callbacks are sent again with the
     /// same webhook-id, which at-least-once delivery allows. Never corrupts anything.
-    pub fn commit_without_flush(&mut self) -> Result<()> {
+    /// On SQLite a lock held by another connection is waited for one second at a time
+    /// (the engine retries within its deadline instead of blocking past it).
+    pub fn tune_for_delivery(&mut self) -> Result<()> {
         use diesel::connection::SimpleConnection;
         match self {
-            Db::Sqlite(conn) => conn.batch_execute("PRAGMA synchronous = NORMAL")?,
+            Db::Sqlite(conn) => {
+                conn.batch_execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000")?
+            }
             Db::Postgres(conn) => conn.batch_execute("SET synchronous_commit = off")?,
         }
         Ok(())
+    }
+
+    /// Whether a second connection may write while the first claims (PostgreSQL);
+    /// SQLite has one writer at a time, and two connections would only wait on each
+    /// other.
+    pub fn allows_concurrent_writers(&self) -> bool {
+        matches!(self, Db::Postgres(_))
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -197,18 +210,37 @@ impl Db {
         }
     }
 
-    /// Claims up to `limit` due callbacks for `token`, each with a lease of
-    /// `lease_in_timeouts` × its hook's timeout + 5 s.
+    /// Claims up to `limit` due callbacks for `token`, each with a lease (see
+    /// `callbacks::lease_for`), not yet marked as started.
     pub fn claim(
         &mut self,
         filter: &callbacks::ClaimFilter,
         limit: i64,
         token: &str,
-        lease_in_timeouts: i32,
     ) -> Result<Vec<callbacks::Claimed>> {
         match self {
-            Db::Sqlite(conn) => sqlite::claim(conn, filter, limit, token, lease_in_timeouts),
-            Db::Postgres(conn) => postgres::claim(conn, filter, limit, token, lease_in_timeouts),
+            Db::Sqlite(conn) => sqlite::claim(conn, filter, limit, token),
+            Db::Postgres(conn) => postgres::claim(conn, filter, limit, token),
+        }
+    }
+
+    /// See `callbacks::renew`.
+    pub fn renew_claims(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
+        match self {
+            Db::Sqlite(conn) => sqlite::renew(conn, token, ids, started),
+            Db::Postgres(conn) => postgres::renew(conn, token, ids, started),
+        }
+    }
+
+    /// Due callbacks in claim order, without claiming them.
+    pub fn peek_due(
+        &mut self,
+        filter: &callbacks::ClaimFilter,
+        limit: i64,
+    ) -> Result<Vec<models::Callback>> {
+        match self {
+            Db::Sqlite(conn) => sqlite::peek_due(conn, filter, limit),
+            Db::Postgres(conn) => postgres::peek_due(conn, filter, limit),
         }
     }
 
@@ -347,11 +379,14 @@ pub(crate) fn connection_error(
     fix: &str,
     error: impl std::fmt::Display,
 ) -> Error {
-    Error::environment(format!(
-        "cannot open the {backend} database at {}: {}; check DATABASE_URL and {fix}",
-        redact_url(target),
-        one_line(&error.to_string())
-    ))
+    Error::Database {
+        failure: crate::error::DbFailure::Connection,
+        message: format!(
+            "cannot open the {backend} database at {}: {}; check DATABASE_URL and {fix}",
+            redact_url(target),
+            one_line(&error.to_string())
+        ),
+    }
 }
 
 pub(crate) fn now() -> chrono::NaiveDateTime {

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::schema::{
     httphooks_attempts, httphooks_callback_details, httphooks_hook_versions, httphooks_hooks,
 };
+use super::text::{OptionalRowText, RowJson};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = httphooks_hooks)]
@@ -148,10 +149,14 @@ impl NewHookVersion {
     }
 }
 
-/// A callback with the settings of the hook version it was made with (read from the
-/// `httphooks_callback_details` view; writes go to `httphooks_callbacks`).
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+/// A callback with its content from the hook version it was made with and its
+/// delivery settings from the hook as it is now (read from the
+/// `httphooks_callback_details` view; writes go to `httphooks_callbacks`). Text that
+/// came from application rows is read as bytes (see `storage::text`), so no value an
+/// application stored can make reading a callback fail.
+#[derive(Debug, Clone, Default, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = httphooks_callback_details)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Callback {
     pub id: i64,
     pub hook_id: i64,
@@ -160,6 +165,7 @@ pub struct Callback {
     pub hook_name: String,
     pub event_type: String,
     pub table_name: Option<String>,
+    #[diesel(deserialize_as = OptionalRowText)]
     pub object_id: Option<String>,
     pub url: String,
     pub http_method: String,
@@ -168,6 +174,7 @@ pub struct Callback {
     pub payload_template: Option<String>,
     pub payload: Option<String>,
     /// `{"instance": row, "old": row}` for row events, `{"data": …}` for custom ones.
+    #[diesel(deserialize_as = RowJson)]
     pub event_data: String,
     pub status: String,
     pub status_details: String,
@@ -185,6 +192,14 @@ pub struct Callback {
     pub auth: Option<String>,
     pub signing_secret_env: Option<String>,
     pub ca_file: Option<String>,
+    /// The hook version whose delivery settings this reads (the hook's current one).
+    pub settings_version_id: i64,
+    /// Whether the hook is enabled; None once it was removed.
+    pub hook_enabled: Option<bool>,
+    /// Whether the run holding the claim may have started sending it.
+    pub claim_started: bool,
+    /// The Standard Webhooks `webhook-id` (see [`Callback::webhook_id`]).
+    pub webhook_id: Option<String>,
 }
 
 impl Callback {
@@ -201,10 +216,12 @@ impl Callback {
         self.updated_at.unwrap_or(self.created_at)
     }
 
-    /// The Standard Webhooks `webhook-id`: the same across retries, never reused
-    /// (ids come from a sequence that does not go back).
+    /// The Standard Webhooks `webhook-id`: made with the callback (time-ordered and
+    /// random, so unique across databases), the same across retries.
     pub fn webhook_id(&self) -> String {
-        format!("msg_{}", self.id)
+        self.webhook_id
+            .clone()
+            .unwrap_or_else(|| format!("msg_{}", self.id))
     }
 }
 

@@ -6,8 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::PgConnection;
 
-use super::callbacks::LEASE_MARGIN_MS;
-use super::callbacks::{ClaimFilter, Claimed};
+use super::callbacks::{lease_ms_sql, ClaimFilter, Claimed};
 use super::{connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind};
 use crate::error::Result;
 
@@ -16,14 +15,24 @@ use crate::error::Result;
 const DUE_KEY: &str = "COALESCE(next_attempt_at, TIMESTAMP '1970-01-01')";
 
 pub fn open(url: &str) -> Result<PgConnection> {
-    PgConnection::establish(url).map_err(|e| {
+    let fail = |e: &dyn std::fmt::Display| {
         connection_error(
             "PostgreSQL",
             url,
             "that the server is running and accepts you",
             e,
         )
-    })
+    };
+    let mut conn = PgConnection::establish(url).map_err(|e| fail(&e))?;
+    // A SQL_ASCII database holds any bytes in text, and the server refuses to send
+    // bytes that are not UTF-8 to a UTF-8 client: take them as they are (they are read
+    // as bytes, see storage::text).
+    conn.batch_execute(
+        "SELECT set_config('client_encoding', CASE current_setting('server_encoding') \
+           WHEN 'SQL_ASCII' THEN 'SQL_ASCII' ELSE 'UTF8' END, false)",
+    )
+    .map_err(|e| fail(&e))?;
+    Ok(conn)
 }
 
 #[derive(QueryableByName)]
@@ -92,7 +101,8 @@ pub fn drop_triggers(conn: &mut PgConnection, table: &str) -> Result<()> {
 }
 
 /// Moves up to `limit` of the oldest new callbacks into httphooks_callbacks; returns
-/// how many. One admitter at a time (a transaction-scoped advisory lock), so that
+/// how many. Each gets its webhook-id: the change's time in milliseconds (12 hex
+/// digits) and 80 random bits. One admitter at a time (a transaction-scoped advisory lock), so that
 /// callback ids follow the order the events were made in, which `--ordered` relies on.
 pub fn admit(conn: &mut PgConnection, limit: i64) -> Result<usize> {
     conn.transaction(|conn| {
@@ -103,14 +113,16 @@ pub fn admit(conn: &mut PgConnection, limit: i64) -> Result<usize> {
                  (SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT $1) \
                RETURNING *) \
              INSERT INTO httphooks_callbacks \
-               (hook_id, version_id, event_type, object_id, ordered, event_data, created_at) \
+               (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id) \
              SELECT v.hook_id, m.version_id, m.event_type, m.object_id, v.ordered, \
                (CASE m.event_type \
                  WHEN 'insert' THEN jsonb_build_object('instance', m.row_data, 'old', NULL) \
                  WHEN 'update' THEN jsonb_build_object('instance', m.row_data, 'old', m.old_row_data) \
                  WHEN 'delete' THEN jsonb_build_object('instance', m.row_data, 'old', m.row_data) \
                  ELSE jsonb_build_object('data', m.row_data) END)::text, \
-               m.created_at \
+               m.created_at, \
+               'msg_' || lpad(to_hex((extract(epoch FROM m.created_at) * 1000)::bigint), 12, '0') \
+                 || substr(md5(gen_random_uuid()::text), 1, 20) \
              FROM moved m JOIN httphooks_hook_versions v ON v.id = m.version_id \
              ORDER BY m.id",
         )
@@ -129,6 +141,15 @@ pub fn count_new(conn: &mut PgConnection, since: Option<chrono::NaiveDateTime>) 
     Ok(count.n)
 }
 
+/// The due rule (see `ClaimFilter::sql_condition`) with PostgreSQL's spelling and
+/// clock; binds the due time as $1.
+fn due_condition(filter: &ClaimFilter) -> String {
+    filter.sql_condition(DUE_KEY, "$1", NOW, "IS NOT DISTINCT FROM")
+}
+
+/// The database's clock, in the UTC the timestamps hold.
+const NOW: &str = "(now() AT TIME ZONE 'UTC')";
+
 /// A CTE that locks the due rows (skipping those another run holds) and then updates
 /// them: unlike `IN (SELECT … FOR UPDATE SKIP LOCKED)`, it never claims more than the
 /// limit whatever plan PostgreSQL picks. Leases are set and checked with the database's
@@ -138,26 +159,24 @@ pub fn claim(
     filter: &ClaimFilter,
     limit: i64,
     token: &str,
-    lease_in_timeouts: i32,
 ) -> Result<Vec<Claimed>> {
     // The outer SELECT sees the rows as they were before the UPDATE (one snapshot);
     // only the lease columns differ, and the caller knows its own token.
     let query = diesel::sql_query(format!(
         "WITH due AS ( \
-           SELECT id, claim_token AS previous_token FROM httphooks_callbacks \
-           WHERE status = 'waiting' AND {condition} \
-             AND (claimed_until IS NULL OR claimed_until < (now() AT TIME ZONE 'UTC')) \
+           SELECT id, claim_token AS previous_token, claim_started AS previous_started \
+           FROM httphooks_callbacks WHERE {condition} \
            ORDER BY {DUE_KEY}, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
          claimed AS ( \
            UPDATE httphooks_callbacks c \
-           SET claimed_until = (now() AT TIME ZONE 'UTC') \
-                 + (v.timeout_ms * {lease_in_timeouts} + {LEASE_MARGIN_MS}) * interval '1 millisecond', \
-               claim_token = $3 \
-           FROM due, httphooks_hook_versions v WHERE c.id = due.id AND v.id = c.version_id \
-           RETURNING c.id, due.previous_token) \
-         SELECT d.*, claimed.previous_token \
+           SET claimed_until = {NOW} + {lease} * interval '1 millisecond', \
+               claim_token = $3, claim_started = FALSE \
+           FROM due, httphooks_hooks h WHERE c.id = due.id AND h.id = c.hook_id \
+           RETURNING c.id, due.previous_token, due.previous_started) \
+         SELECT d.*, claimed.previous_token, claimed.previous_started \
          FROM claimed JOIN httphooks_callback_details d ON d.id = claimed.id",
-        condition = filter.sql_condition(DUE_KEY, "$1", "IS NOT DISTINCT FROM"),
+        condition = due_condition(filter),
+        lease = lease_ms_sql("h.timeout_ms"),
     ))
     .bind::<Timestamp, _>(filter.due_before(now()))
     .bind::<BigInt, _>(limit)
@@ -175,6 +194,48 @@ pub fn claim(
     Ok(claimed)
 }
 
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+pub fn renew(conn: &mut PgConnection, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
+    let enabled = if started { " AND h.enabled" } else { "" };
+    let rows: Vec<IdRow> = diesel::sql_query(format!(
+        "UPDATE httphooks_callbacks c \
+         SET claimed_until = {NOW} + {lease} * interval '1 millisecond', \
+             claim_started = c.claim_started OR $2 \
+         FROM httphooks_hooks h \
+         WHERE h.id = c.hook_id AND c.id = ANY($1) AND c.claim_token = $3 \
+           AND c.status = 'waiting'{enabled} \
+         RETURNING c.id",
+        lease = lease_ms_sql("h.timeout_ms"),
+    ))
+    .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
+    .bind::<diesel::sql_types::Bool, _>(started)
+    .bind::<Text, _>(token)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Due callbacks in claim order, without claiming them.
+pub fn peek_due(
+    conn: &mut PgConnection,
+    filter: &ClaimFilter,
+    limit: i64,
+) -> Result<Vec<super::models::Callback>> {
+    Ok(diesel::sql_query(format!(
+        "SELECT d.* FROM httphooks_callback_details d JOIN \
+           (SELECT id, {DUE_KEY} AS due FROM httphooks_callbacks WHERE {} ORDER BY {DUE_KEY}, id LIMIT $2) q \
+         ON q.id = d.id ORDER BY q.due, q.id",
+        due_condition(filter)
+    ))
+    .bind::<Timestamp, _>(filter.due_before(now()))
+    .bind::<BigInt, _>(limit)
+    .load(conn)?)
+}
+
 pub fn apply_outcomes(
     conn: &mut PgConnection,
     token: &str,
@@ -184,7 +245,8 @@ pub fn apply_outcomes(
     Ok(diesel::sql_query(
         "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
          attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = $1, \
-         claimed_until = NULL, claim_token = NULL, payload = COALESCE(v.payload, c.payload) \
+         claimed_until = NULL, claim_token = NULL, claim_started = FALSE, \
+         payload = COALESCE(v.payload, c.payload) \
          FROM jsonb_to_recordset($2::jsonb) AS v(id bigint, status text, details text, attempted int, \
                                                  next_attempt_at timestamp, payload text) \
          WHERE c.id = v.id AND c.claim_token = $3",

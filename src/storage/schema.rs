@@ -1,5 +1,6 @@
 // One schema for both backends: only types that SQLite and PostgreSQL share.
-// Written by hand to match migrations/{sqlite,postgres}.
+// Written by hand to match migrations/{sqlite,postgres}; diesel.toml does not
+// generate it (views and the backends' differences are beyond print-schema).
 
 diesel::table! {
     httphooks_hooks (id) {
@@ -65,6 +66,8 @@ diesel::table! {
         updated_at -> Nullable<Timestamp>,
         claimed_until -> Nullable<Timestamp>,
         claim_token -> Nullable<Text>,
+        claim_started -> Bool,
+        webhook_id -> Nullable<Text>,
     }
 }
 
@@ -98,6 +101,30 @@ diesel::table! {
         auth -> Nullable<Text>,
         signing_secret_env -> Nullable<Text>,
         ca_file -> Nullable<Text>,
+        settings_version_id -> BigInt,
+        hook_enabled -> Nullable<Bool>,
+        claim_started -> Bool,
+        webhook_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    httphooks_runs (id) {
+        id -> BigInt,
+        token -> Text,
+        host -> Text,
+        pid -> Integer,
+        process -> Text,
+        started_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+        claimed -> Integer,
+        sent -> Integer,
+        retried -> Integer,
+        failed -> Integer,
+        held -> Integer,
+        released -> Integer,
+        exit_code -> Nullable<Integer>,
+        stop_reason -> Nullable<Text>,
     }
 }
 
@@ -135,5 +162,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     httphooks_hook_versions,
     httphooks_callbacks,
     httphooks_callback_details,
-    httphooks_attempts
+    httphooks_attempts,
+    httphooks_runs
 );

@@ -118,17 +118,15 @@ fn row_json(row: &str, columns: &[Column]) -> String {
         .unwrap_or_else(|| "json_object()".to_owned())
 }
 
-/// The row's key as the row holds it (admission makes it text).
+/// The row's key as the row holds it (admission makes it text, a BLOB hex).
 fn object_id(row: &str, columns: &[Column]) -> String {
     let keys = primary_key(columns);
     match keys.as_slice() {
         [] => format!("{row}.rowid"),
         [key] => format!("{row}.{}", quote_ident(&key.name)),
+        // json_array() fails on a BLOB: each part is guarded like a row's columns.
         keys => {
-            let parts: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{row}.{}", quote_ident(&k.name)))
-                .collect();
+            let parts: Vec<String> = keys.iter().map(|k| column_value(row, k)).collect();
             format!("json_array({})", parts.join(", "))
         }
     }
@@ -208,60 +206,109 @@ pub fn drop_triggers(conn: &mut SqliteConnection, table: &str) -> Result<()> {
 }
 
 /// Makes the callbacks of the new callbacks up to `?1` (see the view in the migration),
-/// ids in creation order (`--ordered` relies on it). The row data is JSON made by
+/// ids in creation order (`--ordered` relies on it), each with its webhook-id: the
+/// change's time in milliseconds (12 hex digits) and 80 random bits. The row data is JSON made by
 /// json_object() or json(), so it is pasted into the event data as it is (parsing it
 /// again would cost a tenth of the admission).
 const ADMIT: &str = "INSERT INTO httphooks_callbacks \
-    (hook_id, version_id, event_type, object_id, ordered, event_data, created_at) \
-    SELECT hook_id, version_id, event_type, CAST(object_id AS TEXT), ordered, \
+    (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id) \
+    SELECT hook_id, version_id, event_type, \
+      CASE WHEN typeof(object_id) = 'blob' THEN hex(object_id) ELSE CAST(object_id AS TEXT) END, ordered, \
       CASE event_type \
         WHEN 'insert' THEN '{\"instance\":' || row_data || ',\"old\":null}' \
         WHEN 'update' THEN '{\"instance\":' || row_data || ',\"old\":' || coalesce(old_row_data, 'null') || '}' \
         WHEN 'delete' THEN '{\"instance\":' || row_data || ',\"old\":' || row_data || '}' \
         ELSE '{\"data\":' || row_data || '}' END, \
-      strftime('%Y-%m-%d %H:%M:%f', created_at) \
-    FROM httphooks_new_callback_matches WHERE seq <= ?1 ORDER BY seq, hook_id";
+      strftime('%Y-%m-%d %H:%M:%f', created_at), \
+      'msg_' || printf('%012x', CAST((created_at - 2440587.5) * 86400000 AS INTEGER)) \
+        || lower(hex(randomblob(10))) \
+    FROM httphooks_new_callback_matches WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq, hook_id";
 
-#[derive(QueryableByName)]
-struct LastNew {
-    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
-    last: Option<i64>,
-}
+/// The callbacks of a change that admission could not read (say, a value that breaks
+/// SQLite's JSON functions): one failed callback per hook the change may have gone to,
+/// saying why, so that it stops nothing else.
+const QUARANTINE: &str = "INSERT INTO httphooks_callbacks \
+    (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id, \
+     status, status_details, updated_at) \
+    SELECT h.id, v.id, n.event_type, \
+      CASE WHEN typeof(n.object_id) = 'blob' THEN hex(n.object_id) ELSE CAST(n.object_id AS TEXT) END, \
+      v.ordered, '{\"instance\":null,\"old\":null}', strftime('%Y-%m-%d %H:%M:%f', n.created_at), \
+      'msg_' || printf('%012x', CAST((n.created_at - 2440587.5) * 86400000 AS INTEGER)) \
+        || lower(hex(randomblob(10))), \
+      'error', ?2, strftime('%Y-%m-%d %H:%M:%f', 'now') \
+    FROM httphooks_new_callbacks n \
+    JOIN httphooks_hooks h ON h.table_name = n.table_name AND h.enabled \
+      AND instr(h.events, ',' || n.event_type || ',') > 0 \
+    JOIN httphooks_hook_versions v ON v.id = h.version_id \
+    WHERE n.id = ?1";
 
 /// Admits up to `limit` of the oldest new callbacks; returns how many callbacks that
 /// made. Callers hold the write lock (a write transaction), so no trigger adds a row in
-/// between.
+/// between. A batch that fails for what a change holds is admitted change by change,
+/// and a change that cannot be read becomes failed callbacks that say why.
 pub fn admit(conn: &mut SqliteConnection, limit: i64) -> Result<usize> {
-    let last: LastNew = diesel::sql_query(
-        "SELECT max(id) AS last FROM (SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT ?)",
-    )
-    .bind::<BigInt, _>(limit)
-    .get_result(conn)?;
-    let Some(last) = last.last else {
+    let ids: Vec<IdRow> =
+        diesel::sql_query("SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT ?")
+            .bind::<BigInt, _>(limit)
+            .load(conn)?;
+    let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
         return Ok(0);
     };
-    let made = diesel::sql_query(ADMIT)
-        .bind::<BigInt, _>(last)
-        .execute(conn)?;
+    let made = match admit_range(conn, first.id, last.id) {
+        Ok(made) => made,
+        Err(error) if error.db_failure().is_some_and(|f| f.is_transient()) => return Err(error),
+        Err(_) => {
+            let mut made = 0;
+            for id in ids.iter().map(|row| row.id) {
+                made += match admit_range(conn, id, id) {
+                    Ok(made) => made,
+                    Err(error) if error.db_failure().is_some_and(|f| f.is_transient()) => {
+                        return Err(error)
+                    }
+                    Err(error) => diesel::sql_query(QUARANTINE)
+                        .bind::<BigInt, _>(id)
+                        .bind::<Text, _>(format!(
+                            "this change could not be read for delivery ({error}); its row holds a value httphooks cannot turn into JSON"
+                        ))
+                        .execute(conn)?,
+                };
+            }
+            made
+        }
+    };
     diesel::sql_query("DELETE FROM httphooks_new_callbacks WHERE id <= ?")
-        .bind::<BigInt, _>(last)
+        .bind::<BigInt, _>(last.id)
         .execute(conn)?;
     Ok(made)
+}
+
+fn admit_range(conn: &mut SqliteConnection, first: i64, last: i64) -> Result<usize> {
+    Ok(diesel::sql_query(ADMIT)
+        .bind::<BigInt, _>(first)
+        .bind::<BigInt, _>(last)
+        .execute(conn)?)
 }
 
 /// Counts the callbacks that admitting the new callbacks would make, of changes made at
 /// or after `since` (all without it).
 pub fn count_new(conn: &mut SqliteConnection, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
-    let count: super::CountRow = match since {
-        Some(since) => diesel::sql_query(
-            "SELECT count(*) AS n FROM httphooks_new_callback_matches WHERE created_at >= julianday(?)",
-        )
-        .bind::<Timestamp, _>(since)
-        .get_result(conn)?,
-        None => diesel::sql_query("SELECT count(*) AS n FROM httphooks_new_callback_matches")
-            .get_result(conn)?,
+    let count = |conn: &mut SqliteConnection, from: &str| -> Result<i64> {
+        let row: super::CountRow = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM {from} WHERE ? IS NULL OR created_at >= julianday(?)"
+        ))
+        .bind::<diesel::sql_types::Nullable<Timestamp>, _>(since)
+        .bind::<diesel::sql_types::Nullable<Timestamp>, _>(since)
+        .get_result(conn)?;
+        Ok(row.n)
     };
-    Ok(count.n)
+    match count(conn, "httphooks_new_callback_matches") {
+        // A change that cannot be matched (admission will quarantine it) still counts,
+        // once per change: a probe must not fail on it.
+        Err(error) if !error.db_failure().is_some_and(|f| f.is_transient()) => {
+            count(conn, "httphooks_new_callbacks")
+        }
+        other => other,
+    }
 }
 
 #[derive(QueryableByName)]
@@ -270,6 +317,14 @@ struct DueRow {
     id: i64,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     claim_token: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    claim_started: bool,
+}
+
+/// The due rule (see `ClaimFilter::sql_condition`) with SQLite's spelling; binds the
+/// due time, then the current time.
+fn due_condition(filter: &ClaimFilter) -> String {
+    filter.sql_condition(DUE_KEY, "?", "?", "IS")
 }
 
 /// SQLite has one writer at a time: selecting and then updating inside an immediate
@@ -279,7 +334,6 @@ pub fn claim(
     filter: &ClaimFilter,
     limit: i64,
     token: &str,
-    lease_in_timeouts: i32,
 ) -> Result<Vec<Claimed>> {
     let now = now();
     let due_before = filter.due_before(now);
@@ -287,10 +341,9 @@ pub fn claim(
         // New callbacks join the queue as the run needs them.
         admit(conn, limit)?;
         let due: Vec<DueRow> = diesel::sql_query(format!(
-            "SELECT id, claim_token FROM httphooks_callbacks \
-             WHERE status = 'waiting' AND {} AND (claimed_until IS NULL OR claimed_until < ?) \
-             ORDER BY {DUE_KEY}, id LIMIT ?",
-            filter.sql_condition(DUE_KEY, "?", "IS")
+            "SELECT id, claim_token, claim_started FROM httphooks_callbacks \
+             WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?",
+            due_condition(filter)
         ))
         .bind::<Timestamp, _>(due_before)
         .bind::<Timestamp, _>(now)
@@ -302,13 +355,9 @@ pub fn claim(
         let ids: Vec<String> = due.iter().map(|d| d.id.to_string()).collect();
         let ids = ids.join(",");
         diesel::sql_query(format!(
-            "UPDATE httphooks_callbacks SET claim_token = ?, \
-             claimed_until = strftime('%Y-%m-%d %H:%M:%f', ?, '+' || \
-               (((SELECT v.timeout_ms FROM httphooks_hook_versions v WHERE v.id = version_id) \
-                 * {lease} + {margin}) / 1000.0) || ' seconds') \
-             WHERE id IN ({ids})",
-            lease = lease_in_timeouts,
-            margin = super::callbacks::LEASE_MARGIN_MS,
+            "UPDATE httphooks_callbacks SET claim_token = ?, claim_started = 0, \
+             claimed_until = {lease} WHERE id IN ({ids})",
+            lease = lease_until_sql(),
         ))
         .bind::<Text, _>(token)
         .bind::<Timestamp, _>(now)
@@ -321,17 +370,77 @@ pub fn claim(
         Ok(callbacks
             .into_iter()
             .map(|callback| {
-                let previous_token = due
-                    .iter()
-                    .find(|d| d.id == callback.id)
-                    .and_then(|d| d.claim_token.clone());
+                let before = due.iter().find(|d| d.id == callback.id);
                 Claimed {
+                    previous_token: before.and_then(|d| d.claim_token.clone()),
+                    previous_started: before.is_some_and(|d| d.claim_started),
                     callback,
-                    previous_token,
                 }
             })
             .collect())
     })
+}
+
+/// `claimed_until` for a new or renewed lease: the bound time plus the lease of the
+/// callback's hook (as it is now).
+fn lease_until_sql() -> String {
+    format!(
+        "strftime('%Y-%m-%d %H:%M:%f', ?, '+' || ({} / 1000.0) || ' seconds')",
+        super::callbacks::lease_ms_sql(
+            "(SELECT h.timeout_ms FROM httphooks_hooks h WHERE h.id = httphooks_callbacks.hook_id)"
+        )
+    )
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+pub fn renew(
+    conn: &mut SqliteConnection,
+    token: &str,
+    ids: &[i64],
+    started: bool,
+) -> Result<Vec<i64>> {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let enabled = if started {
+        " AND EXISTS (SELECT 1 FROM httphooks_hooks h WHERE h.id = hook_id AND h.enabled)"
+    } else {
+        ""
+    };
+    let rows: Vec<IdRow> = diesel::sql_query(format!(
+        "UPDATE httphooks_callbacks SET claimed_until = {lease}, \
+         claim_started = (claim_started OR ?) \
+         WHERE id IN ({ids}) AND claim_token = ? AND status = 'waiting'{enabled} RETURNING id",
+        lease = lease_until_sql(),
+        ids = list.join(","),
+    ))
+    .bind::<Timestamp, _>(now())
+    .bind::<diesel::sql_types::Bool, _>(started)
+    .bind::<Text, _>(token)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Due callbacks in claim order, without claiming them.
+pub fn peek_due(
+    conn: &mut SqliteConnection,
+    filter: &ClaimFilter,
+    limit: i64,
+) -> Result<Vec<super::models::Callback>> {
+    let now = now();
+    Ok(diesel::sql_query(format!(
+        "SELECT d.* FROM httphooks_callback_details d JOIN \
+           (SELECT id, {DUE_KEY} AS due FROM httphooks_callbacks WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?) q \
+         ON q.id = d.id ORDER BY q.due, q.id",
+        due_condition(filter)
+    ))
+    .bind::<Timestamp, _>(filter.due_before(now))
+    .bind::<Timestamp, _>(now)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?)
 }
 
 pub fn apply_outcomes(
@@ -343,7 +452,7 @@ pub fn apply_outcomes(
     Ok(diesel::sql_query(
         "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
          attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = ?, \
-         claimed_until = NULL, claim_token = NULL, payload = COALESCE(v.payload, c.payload) \
+         claimed_until = NULL, claim_token = NULL, claim_started = 0, payload = COALESCE(v.payload, c.payload) \
          FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.status') AS status, \
                       json_extract(value, '$.details') AS details, json_extract(value, '$.attempted') AS attempted, \
                       json_extract(value, '$.next_attempt_at') AS next_attempt_at, \

@@ -16,7 +16,12 @@ pub const POSTGRES_URL_VAR: &str = "HTTPHOOKS_TEST_POSTGRES_URL";
 
 pub enum Kind {
     Sqlite,
-    Postgres { base_url: String, schema: String },
+    Postgres {
+        base_url: String,
+        schema: String,
+    },
+    /// A whole PostgreSQL database that the test made (and drops) itself.
+    PostgresDatabase,
 }
 
 /// A fresh database for one test: a SQLite file in a temporary directory, or a
@@ -64,7 +69,7 @@ impl TestDb {
     }
 
     pub fn is_postgres(&self) -> bool {
-        matches!(self.kind, Kind::Postgres { .. })
+        matches!(self.kind, Kind::Postgres { .. } | Kind::PostgresDatabase)
     }
 
     /// The binary, run in this test's directory against this database.
@@ -132,7 +137,9 @@ impl TestDb {
             Kind::Sqlite => Client::Sqlite(
                 SqliteConnection::establish(self.url.trim_start_matches("sqlite://")).unwrap(),
             ),
-            Kind::Postgres { .. } => Client::Postgres(PgConnection::establish(&self.url).unwrap()),
+            Kind::Postgres { .. } | Kind::PostgresDatabase => {
+                Client::Postgres(PgConnection::establish(&self.url).unwrap())
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -16,6 +16,8 @@ pub struct Received {
     /// Lower-case names.
     pub headers: HashMap<String, String>,
     pub body: String,
+    /// When the request had arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -34,6 +36,8 @@ pub enum Reply {
     Slow(Duration),
     /// Close the connection without answering.
     Reset,
+    /// Never answer (until the server is dropped).
+    Hang,
 }
 
 type Responder = dyn Fn(&Received) -> Reply + Send + Sync;
@@ -100,8 +104,9 @@ impl Server {
                     let received = Arc::clone(&received);
                     let responder = Arc::clone(&responder);
                     let tls = tls.clone();
+                    let stop = Arc::clone(&stop);
                     thread::spawn(move || match tls {
-                        None => serve(stream, lean, &received, &*responder),
+                        None => serve(stream, lean, &received, &*responder, &stop),
                         Some(config) => {
                             let Ok(connection) = rustls::ServerConnection::new(config) else {
                                 return;
@@ -111,6 +116,7 @@ impl Server {
                                 lean,
                                 &received,
                                 &*responder,
+                                &stop,
                             )
                         }
                     });
@@ -154,6 +160,7 @@ fn serve(
     lean: bool,
     received: &Mutex<Vec<Received>>,
     responder: &Responder,
+    stop: &AtomicBool,
 ) {
     let mut reader = BufReader::new(stream);
     loop {
@@ -191,6 +198,7 @@ fn serve(
             path,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
+            at: Instant::now(),
         };
         let reply = responder(&request);
         let kept = if lean {
@@ -204,6 +212,7 @@ fn serve(
                 path: request.path,
                 headers: HashMap::from([("webhook-id".to_owned(), id)]),
                 body: String::new(),
+                at: request.at,
             }
         } else {
             request
@@ -218,6 +227,12 @@ fn serve(
             }
             // Dropping the stream closes the connection without an answer.
             Reply::Reset => return,
+            Reply::Hang => {
+                while !stop.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(100));
+                }
+                return;
+            }
         };
         let mut response = format!(
             "HTTP/1.1 {status} Whatever\r\nContent-Length: {}\r\n",

@@ -1,26 +1,22 @@
-//! `send_callbacks`: deliver due callbacks (the engine is in `engine.rs`), or with
+//! `send_callbacks`: deliver due callbacks (the engine is `crate::engine`), or with
 //! `--dry-run` print the requests it would send.
 
 use std::process::ExitCode;
 
-mod engine;
-
 use crate::cli::SendArgs;
-use crate::delivery::{prepare, Target};
+use crate::delivery::{prepare, DeliverySettings};
+use crate::engine::{body_of, Engine, Options};
 use crate::error::{Error, Result};
-use crate::payload::{render_body, ContentType, EventContext, Renderer};
+use crate::payload::Renderer;
 use crate::storage::callbacks::{self, ClaimFilter};
-use crate::storage::models::{status, Callback};
+use crate::storage::models::status;
 use crate::storage::{hooks, Db};
 
 pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
-    for id in &args.hook_id {
-        if hooks::find_by_id(&mut db, *id)?.is_none() {
-            return Err(Error::invalid(format!(
-                "there is no hook with id {id}; `httphooks hooks list` shows the ids"
-            )));
-        }
+    let mut hook_ids = Vec::new();
+    for given in &args.hook_id {
+        hook_ids.push(hooks::require_by_id_or_name(&mut db, given)?.id);
     }
     // Runs admit new callbacks as they claim; named callbacks and a dry run need all
     // of them in the queue first.
@@ -31,14 +27,21 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         check_named_callbacks(&mut db, &args.callback)?;
     }
     let filter = ClaimFilter {
-        hook_ids: args.hook_id.clone(),
+        hook_ids,
         callback_ids: args.callback.clone(),
+        ..ClaimFilter::default()
     };
     if args.dry_run {
         return dry_run(&mut db, &filter, args.limit.unwrap_or(1000));
     }
     drop(db);
-    let summary = engine::Engine::new(url, args).run(&filter)?;
+    let options = Options {
+        concurrency: usize::from(args.concurrency),
+        limit: args.limit,
+        max_runtime: args.max_runtime.map(Into::into),
+        quiet: args.quiet,
+    };
+    let summary = Engine::new(url, options).run(&filter)?;
     if !args.quiet {
         println!("{}", summary.line());
     }
@@ -76,35 +79,6 @@ fn check_named_callbacks(db: &mut Db, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// The body a callback sends: stored after its first rendering, rendered now otherwise.
-/// Returns (body, whether it was rendered now).
-fn body_of(
-    renderer: &mut Renderer,
-    callback: &Callback,
-) -> std::result::Result<(String, bool), String> {
-    if let Some(payload) = &callback.payload {
-        return Ok((payload.clone(), false));
-    }
-    let content_type = ContentType::parse(&callback.content_type)
-        .ok_or_else(|| format!("unsupported content type {}", callback.content_type))?;
-    let context = EventContext::from_stored(
-        &callback.event_data,
-        &callback.event_type,
-        callback.table_name.as_deref(),
-        &callback.hook_name,
-        callback.id,
-        callback.object_id.as_deref(),
-        callback.created_at,
-    )?;
-    render_body(
-        renderer,
-        callback.payload_template.as_deref(),
-        content_type,
-        &context,
-    )
-    .map(|body| (body, true))
-}
-
 fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
     let due = callbacks::peek_due(db, filter, limit)?;
     let mut renderer = Renderer::new();
@@ -124,7 +98,11 @@ fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
                 continue;
             }
         };
-        match prepare(&Target::from(callback), &callback.webhook_id(), &body) {
+        match prepare(
+            &DeliverySettings::from(callback),
+            &callback.webhook_id(),
+            &body,
+        ) {
             Ok(prepared) => println!("{}", prepared.as_text()),
             Err(problem) => println!("# would not be sent: {problem}\n"),
         }

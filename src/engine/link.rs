@@ -1,0 +1,101 @@
+//! The engine's database connections: reconnected when lost, and retried with backoff
+//! while the problem may pass (a lost connection, a lock, a full disk) within the
+//! run's deadline, so a database restart pauses delivery instead of ending the run.
+
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::{DbFailure, Error, Result};
+use crate::storage::Db;
+
+/// Without `--max-runtime`, how long a run waits for its database to come back.
+pub const RECONNECT_BUDGET: Duration = Duration::from_secs(60);
+const FIRST_DELAY: Duration = Duration::from_millis(200);
+const LONGEST_DELAY: Duration = Duration::from_secs(5);
+
+/// A connection that is opened again after it was lost.
+pub struct Link {
+    url: Option<String>,
+    db: Option<Db>,
+}
+
+impl Link {
+    pub fn open(url: Option<&str>) -> Result<Link> {
+        Ok(Link {
+            url: url.map(str::to_owned),
+            db: Some(connect(url)?),
+        })
+    }
+
+    /// Runs `op` on the connection (opening it first if it was lost); a connection
+    /// error drops it, so the next call reconnects.
+    pub fn run<T>(&mut self, op: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+        let db = match &mut self.db {
+            Some(db) => db,
+            slot => slot.insert(connect(self.url.as_deref())?),
+        };
+        let result = op(db);
+        if let Err(error) = &result {
+            if error.db_failure() == Some(DbFailure::Connection) {
+                self.db = None;
+            }
+        }
+        result
+    }
+}
+
+/// The delivery engine's sessions (see `Db::tune_for_delivery`).
+fn connect(url: Option<&str>) -> Result<Db> {
+    let mut db = Db::open_migrated(url)?;
+    db.tune_for_delivery()?;
+    Ok(db)
+}
+
+/// When to stop retrying and whether to, and what to say while waiting.
+pub struct RetryPolicy<'a> {
+    /// Give up by then (the run's deadline); without it, [`RECONNECT_BUDGET`] after the
+    /// first failure.
+    pub give_up_at: Option<Instant>,
+    pub stopping: &'a dyn Fn() -> bool,
+    /// Called when a failure will be retried, with the error and how long it waits.
+    pub on_wait: &'a dyn Fn(&Error, Duration),
+    /// Called when an operation succeeds after failures.
+    pub on_recovered: &'a dyn Fn(),
+}
+
+/// Runs `op` on `link`, retrying transient database failures with backoff.
+pub fn retrying<T>(
+    link: &Mutex<Link>,
+    policy: &RetryPolicy,
+    mut op: impl FnMut(&mut Db) -> Result<T>,
+) -> Result<T> {
+    let mut delay = FIRST_DELAY;
+    let mut first_failure: Option<Instant> = None;
+    loop {
+        let result = link.lock().map_err(|_| poisoned())?.run(&mut op);
+        match result {
+            Ok(value) => {
+                if first_failure.is_some() {
+                    (policy.on_recovered)();
+                }
+                return Ok(value);
+            }
+            Err(error) if error.db_failure().is_some_and(DbFailure::is_transient) => {
+                let first = *first_failure.get_or_insert_with(Instant::now);
+                let give_up_at = policy.give_up_at.unwrap_or(first + RECONNECT_BUDGET);
+                if (policy.stopping)() || Instant::now() + delay > give_up_at {
+                    return Err(error);
+                }
+                (policy.on_wait)(&error, delay);
+                thread::sleep(delay);
+                delay = (delay * 2).min(LONGEST_DELAY);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+pub fn poisoned() -> Error {
+    Error::environment("a send_callbacks thread failed; run send_callbacks again")
+}

@@ -1,0 +1,672 @@
+//! The delivery engine: claim due callbacks in batches, send them from a pool of worker
+//! threads over one keep-alive client, and write outcomes back in batches.
+//!
+//! Three kinds of thread:
+//! - the dispatcher (this module's [`Engine::run`]) claims callbacks, renders their
+//!   bodies, marks the ones about to go out as started, and renews leases that run low;
+//! - `concurrency` workers take requests from the [`Scheduler`] (per-endpoint queues
+//!   with adaptive limits) and only do HTTP;
+//! - the recorder (`record.rs`) writes outcomes in batches.
+//!
+//! Where the backend allows concurrent writers (PostgreSQL) the dispatcher and the
+//! recorder have a connection each, so claims and writes overlap. SQLite has one
+//! writer at a time anyway: they share one connection, since two would wait on each
+//! other through SQLite's sleeping busy handler.
+//!
+//! Rules kept here (docs/behaviour.md, "Delivery"):
+//! - No transaction or lock is held while a request is in flight.
+//! - No request starts unless this run still holds its claim with the request's whole
+//!   timeout to spare, so two runs never send the same callback (see `scheduler.rs`).
+//! - A run that dies loses nothing: its claims expire, or the next run on its host
+//!   takes them back at once; callbacks it had marked as started get an attempt of
+//!   unknown outcome and are sent again with the same `webhook-id`.
+//! - A callback whose hook needs a missing environment variable is not sent: it is
+//!   given back with a note, and the run claims no more of that hook.
+//! - SIGTERM or SIGINT and `--max-runtime` stop claiming and starting; requests in
+//!   flight finish (each bounded by its timeout) and are recorded; the rest is given
+//!   back untouched. A second SIGINT/SIGTERM exits at once, leaving claims to expire.
+//! - A database that goes away pauses delivery (nothing is sent that could not be
+//!   recorded); the run reconnects with backoff until its deadline, then goes on.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+mod jobs;
+mod limiter;
+mod link;
+pub mod process;
+mod record;
+pub mod scheduler;
+
+pub use jobs::body_of;
+use jobs::{Preparation, Templates};
+use link::{retrying, Link, RetryPolicy};
+use process::RunIdentity;
+pub use scheduler::EndpointState;
+use scheduler::{Scheduler, START_MARGIN};
+
+use crate::delivery::Deliverer;
+use crate::error::{Error, Result};
+use crate::payload::Renderer;
+use crate::storage::callbacks::{self, lease_for, ClaimFilter, Claimed, Outcome};
+use crate::storage::runs;
+
+/// Callbacks claimed and not yet recorded, per worker.
+const WINDOW_PER_WORKER: usize = 4;
+/// Leases are renewed this long before a request could no longer start under them.
+const RENEW_AHEAD: Duration = Duration::from_secs(10);
+/// How long the dispatcher waits for a change when it has nothing to do.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+
+/// What `send_callbacks` asked for.
+pub struct Options {
+    pub concurrency: usize,
+    pub limit: Option<i64>,
+    pub max_runtime: Option<Duration>,
+    pub quiet: bool,
+}
+
+pub struct Engine {
+    url: Option<String>,
+    options: Options,
+    identity: RunIdentity,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StopReason {
+    /// Nothing more was due.
+    #[default]
+    Done,
+    /// `--limit` callbacks were claimed.
+    Limit,
+    /// `--max-runtime` was reached.
+    Deadline,
+    Signal,
+    /// The database failed for longer than the run could wait.
+    Error,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Done => "done",
+            StopReason::Limit => "limit",
+            StopReason::Deadline => "deadline",
+            StopReason::Signal => "signal",
+            StopReason::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    /// Given back without an attempt (the run stopped first, or the hook was paused).
+    pub released: usize,
+    /// Not sent because the environment lacks what their hook needs.
+    pub held: usize,
+    /// Why held callbacks were not sent (one sentence per problem).
+    pub environment_problems: BTreeSet<String>,
+    pub stop_reason: StopReason,
+    pub elapsed: Duration,
+    /// Each endpoint's concurrency limit at the end.
+    pub endpoints: Vec<EndpointState>,
+}
+
+impl Summary {
+    fn count(&mut self, outcome: &Outcome) {
+        match outcome.status {
+            crate::storage::models::status::SENT => self.sent += 1,
+            crate::storage::models::status::WAITING => self.retried += 1,
+            _ => self.failed += 1,
+        }
+    }
+
+    fn counts(&self) -> String {
+        format!(
+            "sent {}, retried {}, failed {}",
+            self.sent, self.retried, self.failed
+        )
+    }
+
+    pub fn line(&self) -> String {
+        let seconds = self.elapsed.as_secs_f64();
+        let rate = if seconds > 0.0 {
+            self.claimed as f64 / seconds
+        } else {
+            0.0
+        };
+        let mut line = format!(
+            "send_callbacks: claimed {}, {}",
+            self.claimed,
+            self.counts()
+        );
+        if self.held > 0 {
+            line.push_str(&format!(", held {}", self.held));
+        }
+        if self.released > 0 {
+            line.push_str(&format!(", released {}", self.released));
+        }
+        line.push_str(&format!(", elapsed {seconds:.2}s ({rate:.0}/s)"));
+        match self.stop_reason {
+            StopReason::Signal => line.push_str("; stopped by signal"),
+            StopReason::Deadline => line.push_str("; stopped at --max-runtime"),
+            _ => {}
+        }
+        line
+    }
+}
+
+/// The dispatcher's state between rounds.
+struct Dispatch<'a> {
+    filter: ClaimFilter,
+    renderer: Renderer,
+    templates: Templates,
+    /// The endpoint each hook sent to last, to stop claiming for full endpoints.
+    hook_endpoints: HashMap<i64, String>,
+    /// Hooks held for a missing environment variable: never claimed again this run.
+    held_hooks: BTreeSet<i64>,
+    summary: Summary,
+    reports: Sender<Outcome>,
+    scheduler: &'a Scheduler,
+    policy: RetryPolicy<'a>,
+}
+
+impl Engine {
+    pub fn new(url: Option<&str>, options: Options) -> Engine {
+        Engine {
+            url: url.map(str::to_owned),
+            options,
+            identity: RunIdentity::current(),
+        }
+    }
+
+    fn concurrency(&self) -> usize {
+        self.options.concurrency.max(1)
+    }
+
+    fn window(&self) -> usize {
+        self.concurrency() * WINDOW_PER_WORKER
+    }
+
+    pub fn run(&self, filter: &ClaimFilter) -> Result<Summary> {
+        let started = Instant::now();
+        let deadline = self.options.max_runtime.map(|d| started + d);
+        let stop = stop_on_signals()?;
+        let claims_link = Mutex::new(Link::open(self.url.as_deref())?);
+        let writes_apart = claims_link
+            .lock()
+            .map_err(|_| link::poisoned())?
+            .run(|db| Ok(db.allows_concurrent_writers()))?;
+        let own_records_link = match writes_apart {
+            true => Some(Mutex::new(Link::open(self.url.as_deref())?)),
+            false => None,
+        };
+        let records_link = own_records_link.as_ref().unwrap_or(&claims_link);
+        let deliverer = Deliverer::new(self.concurrency(), self.url.as_deref())?;
+        let run_id = self.start_run(&claims_link)?;
+        let progress = self.progress_bar();
+
+        let scheduler = Scheduler::new(self.concurrency(), self.window());
+        scheduler.set_deadline(deadline);
+        let (report_sender, report_receiver) = mpsc::channel::<Outcome>();
+        let stopping = || stop.load(Ordering::SeqCst);
+        let warn_wait = |error: &Error, wait: Duration| {
+            log::warn!("database unavailable, retrying in {wait:?}: {error}");
+        };
+        let recovered = || log::warn!("database available again; going on");
+
+        let (dispatched, recorded) = thread::scope(|scope| {
+            let recorder = scope.spawn(|| {
+                record::record_loop(
+                    records_link,
+                    &self.identity.token,
+                    report_receiver,
+                    &scheduler,
+                    &progress,
+                    record::Limits {
+                        batch: self.concurrency(),
+                        give_up_at: deadline,
+                        stopping: &stopping,
+                    },
+                )
+            });
+            for _ in 0..self.concurrency() {
+                let reports = report_sender.clone();
+                let (deliverer, scheduler) = (&deliverer, &scheduler);
+                scope.spawn(move || worker(deliverer, scheduler, &reports, deadline));
+            }
+            let mut dispatch = Dispatch {
+                filter: filter.clone(),
+                renderer: Renderer::new(),
+                templates: Templates::new(),
+                hook_endpoints: HashMap::new(),
+                held_hooks: BTreeSet::new(),
+                summary: Summary::default(),
+                reports: report_sender,
+                scheduler: &scheduler,
+                policy: RetryPolicy {
+                    give_up_at: deadline,
+                    stopping: &stopping,
+                    on_wait: &warn_wait,
+                    on_recovered: &recovered,
+                },
+            };
+            let result = self.dispatch(&claims_link, &mut dispatch, deadline, &stopping);
+            match result {
+                Ok(StopReason::Done | StopReason::Limit) => scheduler.dispatch_done(),
+                _ => scheduler.close(),
+            }
+            // Workers stop once nothing is left to start; then the recorder drains.
+            drop(dispatch.reports);
+            let recorded = recorder.join().unwrap_or_else(|_| Err(link::poisoned()));
+            (result.map(|reason| (reason, dispatch.summary)), recorded)
+        });
+        progress.finish_and_clear();
+
+        // What was claimed and not started goes back untouched. When the database
+        // could not be written to the end, nothing more is tried: the next run on this
+        // host takes the claims back at once (another host's after the leases).
+        let database_failed = recorded.is_err() || dispatched.is_err();
+        let unstarted: Vec<i64> = scheduler
+            .update(|q| q.take_unstarted())
+            .iter()
+            .map(|job| job.callback.id)
+            .collect();
+        if database_failed {
+            return Err(match (dispatched, recorded) {
+                (Err(error), _) | (_, Err(error)) => error,
+                _ => unreachable!("one of them failed"),
+            });
+        }
+        let give_back = retrying(&claims_link, &dispatch_policy_after(), |db| {
+            callbacks::release(db, &self.identity.token, &unstarted, None)
+        });
+
+        let (stop_reason, mut summary) = dispatched?;
+        let recorded = recorded?;
+        give_back?;
+        summary.sent = recorded.sent;
+        summary.retried = recorded.retried;
+        summary.failed = recorded.failed;
+        summary.released += unstarted.len();
+        summary.stop_reason = if stop.load(Ordering::SeqCst) {
+            StopReason::Signal
+        } else if stop_reason == StopReason::Done && deadline.is_some_and(|d| Instant::now() >= d) {
+            StopReason::Deadline
+        } else {
+            stop_reason
+        };
+        summary.elapsed = started.elapsed();
+        summary.endpoints = scheduler.lock().endpoint_states();
+        let exit_code = if summary.environment_problems.is_empty() {
+            0
+        } else {
+            3
+        };
+        self.end_run(
+            &claims_link,
+            run_id,
+            &summary,
+            exit_code,
+            summary.stop_reason,
+        );
+        Ok(summary)
+    }
+
+    /// Records this run and takes back the claims of runs of this host that died.
+    fn start_run(&self, link: &Mutex<Link>) -> Result<i64> {
+        let mut link = link.lock().map_err(|_| link::poisoned())?;
+        link.run(|db| {
+            let run_id = runs::start(
+                db,
+                &runs::NewRun {
+                    token: self.identity.token.clone(),
+                    host: self.identity.host.clone(),
+                    pid: self.identity.pid as i32,
+                    process: self.identity.process.clone(),
+                    started_at: crate::storage::now(),
+                },
+            )?;
+            for run in runs::unfinished_on(db, &self.identity.host, run_id)? {
+                if self.identity.knows_gone(&run.host, run.pid, &run.process) {
+                    let taken = callbacks::expire_claims_of(db, &run.token)?;
+                    runs::mark_died(db, run.id)?;
+                    if taken > 0 {
+                        log::warn!(
+                            "run {} (pid {}) died holding {taken} callbacks; taking them back",
+                            run.token,
+                            run.pid
+                        );
+                    }
+                }
+            }
+            Ok(run_id)
+        })
+    }
+
+    fn end_run(
+        &self,
+        link: &Mutex<Link>,
+        run_id: i64,
+        summary: &Summary,
+        exit_code: i32,
+        reason: StopReason,
+    ) {
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        let end = runs::RunEnd {
+            ended_at: Some(crate::storage::now()),
+            claimed: count(summary.claimed),
+            sent: count(summary.sent),
+            retried: count(summary.retried),
+            failed: count(summary.failed),
+            held: count(summary.held),
+            released: count(summary.released),
+            exit_code: Some(exit_code),
+            stop_reason: Some(reason.as_str().to_owned()),
+        };
+        let written = retrying(link, &dispatch_policy_after(), |db| {
+            runs::end(db, run_id, &end)
+        });
+        if let Err(error) = written {
+            log::warn!("could not record the end of this run: {error}");
+        }
+    }
+
+    /// Claims, marks and renews until nothing is due, the limit or deadline is
+    /// reached, a signal arrives or the database fails for good.
+    fn dispatch(
+        &self,
+        link: &Mutex<Link>,
+        d: &mut Dispatch,
+        deadline: Option<Instant>,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<StopReason> {
+        let token = self.identity.token.as_str();
+        loop {
+            if stopping() {
+                return Ok(StopReason::Signal);
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Ok(StopReason::Deadline);
+            }
+            if d.scheduler.lock().failed {
+                return Ok(StopReason::Error);
+            }
+            self.renew_expiring(link, d)?;
+            self.mark_ready(link, d)?;
+            let outstanding = d.scheduler.lock().outstanding();
+            let remaining = self
+                .options
+                .limit
+                .map_or(i64::MAX, |limit| limit - d.summary.claimed as i64);
+            if remaining <= 0 {
+                return Ok(StopReason::Limit);
+            }
+            let room = self.window().saturating_sub(outstanding);
+            let batch = (self.concurrency() / 2).max(1);
+            if room < batch && outstanding > 0 {
+                d.scheduler.wait(IDLE_WAIT);
+                continue;
+            }
+            let want = (room.max(1) as i64).min(remaining);
+            self.exclude_full_endpoints(d);
+            let before_claim = Instant::now();
+            let claimed = retrying(link, &d.policy, |db| db.claim(&d.filter, want, token))?;
+            if claimed.is_empty() {
+                if outstanding == 0 {
+                    return Ok(StopReason::Done);
+                }
+                // What is in flight may unblock more (the next callback of an ordered
+                // row), so wait for it before giving up.
+                d.scheduler.wait(IDLE_WAIT);
+                continue;
+            }
+            d.summary.claimed += claimed.len();
+            self.settle_unknown_outcomes(link, d, &claimed)?;
+            self.queue_claimed(link, d, claimed, before_claim)?;
+            self.mark_ready(link, d)?;
+            let excess: Vec<i64> = d
+                .scheduler
+                .update(|q| q.take_excess())
+                .iter()
+                .map(|job| job.callback.id)
+                .collect();
+            if !excess.is_empty() {
+                retrying(link, &d.policy, |db| {
+                    callbacks::release(db, token, &excess, None)
+                })?;
+                d.summary.released += excess.len();
+            }
+        }
+    }
+
+    /// Stops claiming for hooks whose endpoint holds all the claims it may.
+    fn exclude_full_endpoints(&self, d: &mut Dispatch) {
+        let full = d.scheduler.lock().full_endpoints();
+        let mut excluded: BTreeSet<i64> = d.held_hooks.clone();
+        for (hook, endpoint) in &d.hook_endpoints {
+            if full.contains(endpoint) {
+                excluded.insert(*hook);
+            }
+        }
+        d.filter.exclude_hook_ids = excluded.into_iter().collect();
+    }
+
+    /// Claims taken over from runs that died after starting them: record the attempt
+    /// each may have made.
+    fn settle_unknown_outcomes(
+        &self,
+        link: &Mutex<Link>,
+        d: &mut Dispatch,
+        claimed: &[Claimed],
+    ) -> Result<()> {
+        let started: Vec<&Claimed> = claimed
+            .iter()
+            .filter(|c| c.previous_started && c.previous_token.is_some())
+            .collect();
+        if started.is_empty() {
+            return Ok(());
+        }
+        retrying(link, &d.policy, |db| {
+            callbacks::record_unknown_outcomes(db, &self.identity.token, &started)
+        })
+    }
+
+    /// Renders and queues claimed callbacks; gives back those held by the environment.
+    fn queue_claimed(
+        &self,
+        link: &Mutex<Link>,
+        d: &mut Dispatch,
+        claimed: Vec<Claimed>,
+        claimed_at: Instant,
+    ) -> Result<()> {
+        let mut held: HashMap<String, Vec<i64>> = HashMap::new();
+        let named = !d.filter.callback_ids.is_empty();
+        let mut jobs = Vec::new();
+        for claim in claimed {
+            let mut callback = claim.callback;
+            if claim.previous_started && claim.previous_token.is_some() {
+                callback.attempts += 1;
+            }
+            if named {
+                // --callback: one attempt per named callback per run.
+                d.filter.exclude_ids.push(callback.id);
+            }
+            let lease_until = claimed_at
+                + lease_for(Duration::from_millis(
+                    u64::try_from(callback.timeout_ms).unwrap_or(10_000),
+                ));
+            let hook_id = callback.hook_id;
+            match jobs::prepare(&mut d.renderer, &mut d.templates, callback, lease_until) {
+                Preparation::Job(job) => {
+                    d.hook_endpoints.insert(hook_id, job.endpoint.clone());
+                    jobs.push(job);
+                }
+                Preparation::Done(outcome) => {
+                    d.scheduler.update(|q| q.unrecorded += 1);
+                    let _ = d.reports.send(outcome);
+                }
+                Preparation::Held(id, problem) => {
+                    d.held_hooks.insert(hook_id);
+                    held.entry(problem).or_default().push(id);
+                }
+            }
+        }
+        d.scheduler.update(|q| {
+            for job in jobs {
+                q.add_claimed(job);
+            }
+        });
+        for (problem, ids) in held {
+            let note = format!("not sent: {problem}");
+            retrying(link, &d.policy, |db| {
+                callbacks::release(db, &self.identity.token, &ids, Some(&note))
+            })?;
+            d.summary.held += ids.len();
+            d.summary.environment_problems.insert(problem);
+        }
+        Ok(())
+    }
+
+    /// Marks as started what endpoints can start soon, renewing their leases.
+    fn mark_ready(&self, link: &Mutex<Link>, d: &mut Dispatch) -> Result<()> {
+        let to_mark = d.scheduler.update(|q| q.take_to_mark());
+        if to_mark.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = to_mark.iter().map(|job| job.callback.id).collect();
+        let marked_at = Instant::now();
+        let held = retrying(link, &d.policy, |db| {
+            callbacks::renew(db, &self.identity.token, &ids, true)
+        })?;
+        let mut not_held = Vec::new();
+        d.scheduler.update(|q| {
+            for mut job in to_mark {
+                if held.contains(&job.callback.id) {
+                    job.lease_until = marked_at + lease_for(job.timeout);
+                    q.add_ready(job);
+                } else {
+                    not_held.push(job.callback.id);
+                }
+            }
+        });
+        // Taken by another run (then this changes nothing), or its hook was paused
+        // meanwhile: give it back.
+        if !not_held.is_empty() {
+            retrying(link, &d.policy, |db| {
+                callbacks::release(db, &self.identity.token, &not_held, None)
+            })?;
+            d.summary.released += not_held.len();
+        }
+        Ok(())
+    }
+
+    /// Renews the leases of callbacks that have waited long; drops those that another
+    /// run has taken meanwhile.
+    fn renew_expiring(&self, link: &Mutex<Link>, d: &mut Dispatch) -> Result<()> {
+        let now = Instant::now();
+        let expiring = d.scheduler.update(|q| {
+            q.take_expiring(|job| {
+                job.lease_until.saturating_duration_since(now)
+                    < job.timeout + START_MARGIN + RENEW_AHEAD
+            })
+        });
+        if expiring.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = expiring.iter().map(|job| job.callback.id).collect();
+        let renewed_at = Instant::now();
+        let held = retrying(link, &d.policy, |db| {
+            callbacks::renew(db, &self.identity.token, &ids, false)
+        })?;
+        let lost = expiring.len() - held.len();
+        if lost > 0 {
+            log::warn!("{lost} claims were taken over by another run before they were sent");
+        }
+        d.scheduler.update(|q| {
+            for mut job in expiring {
+                if held.contains(&job.callback.id) {
+                    job.lease_until = renewed_at + lease_for(job.timeout);
+                    if job.marked {
+                        q.add_ready(job);
+                    } else {
+                        q.add_claimed(job);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn progress_bar(&self) -> ProgressBar {
+        if self.options.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {pos} callbacks, {msg} [{elapsed}]")
+                .expect("a valid progress template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+}
+
+/// After the workers stopped: a short, bounded retry to give claims back and record
+/// the run's end.
+fn dispatch_policy_after() -> RetryPolicy<'static> {
+    RetryPolicy {
+        give_up_at: Some(Instant::now() + Duration::from_secs(1)),
+        stopping: &|| false,
+        on_wait: &|_, _| {},
+        on_recovered: &|| {},
+    }
+}
+
+/// The first SIGTERM/SIGINT sets the flag; a second one ends the process at once.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGINT] {
+        let registered =
+            signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+                .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
+        registered.map_err(|e| Error::environment(format!("cannot handle signals: {e}")))?;
+    }
+    Ok(stop)
+}
+
+fn worker(
+    deliverer: &Deliverer,
+    scheduler: &Scheduler,
+    reports: &Sender<Outcome>,
+    deadline: Option<Instant>,
+) {
+    while let Some(mut job) = scheduler.next_job() {
+        let rendered = job.rendered_payload.take();
+        let may_start = || {
+            let now = Instant::now();
+            job.may_start(now) && deadline.is_none_or(|d| now < d)
+        };
+        let delivered = deliverer.deliver(&job.callback, &job.prepared, rendered, &may_start);
+        scheduler.update(|q| {
+            q.finished(&job.endpoint, delivered.pressure, Instant::now());
+            q.unrecorded += 1;
+        });
+        if reports.send(delivered.outcome).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The recorder: writes outcomes in batches (every `batch` outcomes or
+//! [`RECORD_DELAY`] after the first of them arrived), each batch in one transaction,
+//! token-checked. While the database is away it pauses the scheduler, so nothing is
+//! sent that could not be recorded, and retries until the run's deadline.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+
+use super::link::{retrying, Link, RetryPolicy};
+use super::scheduler::Scheduler;
+use super::Summary;
+use crate::error::Result;
+use crate::storage::callbacks::{self, Outcome};
+
+/// The longest an outcome waits to be written.
+const RECORD_DELAY: Duration = Duration::from_millis(50);
+
+pub struct Limits<'a> {
+    /// Outcomes per write.
+    pub batch: usize,
+    /// How long to keep trying when the database is away (the run's deadline).
+    pub give_up_at: Option<Instant>,
+    pub stopping: &'a dyn Fn() -> bool,
+}
+
+/// Writes outcomes until every sender is gone. Returns what was recorded.
+pub fn record_loop(
+    link: &Mutex<Link>,
+    token: &str,
+    reports: Receiver<Outcome>,
+    scheduler: &Scheduler,
+    progress: &ProgressBar,
+    limits: Limits,
+) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut first_waiting: Option<Instant> = None;
+    let mut failure = None;
+    let mut finished = false;
+    let pause = |error: &crate::Error, wait: Duration| {
+        scheduler.set_paused(true);
+        log::warn!("cannot record outcomes, pausing delivery and retrying in {wait:?}: {error}");
+    };
+    let resume = || {
+        scheduler.set_paused(false);
+        log::warn!("recording outcomes again; delivery goes on");
+    };
+    let policy = RetryPolicy {
+        give_up_at: limits.give_up_at,
+        stopping: limits.stopping,
+        on_wait: &pause,
+        on_recovered: &resume,
+    };
+    while !finished {
+        let wait = first_waiting.map_or(RECORD_DELAY, |first| {
+            RECORD_DELAY.saturating_sub(first.elapsed())
+        });
+        match reports.recv_timeout(wait) {
+            Ok(outcome) => {
+                first_waiting.get_or_insert_with(Instant::now);
+                outcomes.push(outcome);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => finished = true,
+        }
+        let due = outcomes.len() >= limits.batch
+            || finished
+            || first_waiting.is_some_and(|f| f.elapsed() >= RECORD_DELAY);
+        if outcomes.is_empty() || !due {
+            continue;
+        }
+        if failure.is_none() {
+            match retrying(link, &policy, |db| callbacks::record(db, token, &outcomes)) {
+                Ok(_) => {
+                    for outcome in &outcomes {
+                        summary.count(outcome);
+                    }
+                    progress.inc(outcomes.len() as u64);
+                    progress.set_message(format!(
+                        "{} ({:.0}/s)",
+                        summary.counts(),
+                        progress.per_sec()
+                    ));
+                }
+                // What could not be written keeps its claim; a later run takes it over
+                // when the lease expires, recording an attempt of unknown outcome.
+                Err(error) => {
+                    scheduler.fail();
+                    failure = Some(error);
+                }
+            }
+        }
+        let written = outcomes.len();
+        scheduler.update(|q| q.unrecorded = q.unrecorded.saturating_sub(written));
+        outcomes.clear();
+        first_waiting = None;
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(summary),
+    }
+}

@@ -1,0 +1,559 @@
+//! Which claimed callback goes out next. Callbacks queue per endpoint (scheme, host,
+//! port of the hook's URL); each endpoint has an adaptive limit on requests in flight
+//! ([`Limiter`]); a free worker takes the endpoint with the fewest requests in flight.
+//! Endpoints showing overload share at most half the workers while others have work,
+//! so a dead or slow receiver only ever uses its own share of the run.
+//!
+//! A callback moves through three places here:
+//! - `claimed`: this run holds its lease, but has not said it may start. A run that
+//!   dies now has not sent it, and the next run takes it over silently.
+//! - `ready`: marked as started in the database (in batches, with a fresh lease), so a
+//!   run that dies from here on may have sent it: the next run records an attempt of
+//!   unknown outcome. Only as many as the endpoint can start soon are marked.
+//! - in flight, until the worker reports the outcome.
+//!
+//! No request starts unless the lease leaves it its whole timeout plus
+//! [`START_MARGIN`]; jobs that wait long get their leases renewed by the dispatcher,
+//! and any whose renewal finds the claim taken by another run are dropped unsent.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::limiter::Limiter;
+use crate::delivery::{Prepared, Pressure};
+use crate::storage::models::Callback;
+
+/// A request needs this much lease beyond its timeout to start: time to record it.
+pub const START_MARGIN: Duration = Duration::from_secs(3);
+
+/// One claimed callback with its request.
+pub struct Job {
+    pub callback: Callback,
+    pub prepared: Prepared,
+    /// The body, when it was rendered by this run (it is stored with the outcome).
+    pub rendered_payload: Option<String>,
+    pub endpoint: String,
+    /// The earliest this run's lease may end, by the local clock.
+    pub lease_until: Instant,
+    /// The longest one request of this callback may take.
+    pub timeout: Duration,
+    /// Marked as started in the database (it may be sent from now on).
+    pub marked: bool,
+}
+
+impl Job {
+    /// Whether the lease leaves room for a whole request and its recording.
+    pub fn may_start(&self, now: Instant) -> bool {
+        self.lease_until.saturating_duration_since(now) >= self.timeout + START_MARGIN
+    }
+}
+
+/// The endpoint a URL sends to: scheme, host and port.
+pub fn endpoint_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => format!(
+            "{}://{}:{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default(),
+            parsed.port_or_known_default().unwrap_or_default()
+        ),
+        Err(_) => url.to_owned(),
+    }
+}
+
+struct Endpoint {
+    claimed: VecDeque<Job>,
+    ready: VecDeque<Job>,
+    in_flight: usize,
+    limiter: Limiter,
+}
+
+impl Endpoint {
+    /// Claimed callbacks it may hold before the run stops claiming for it: its share
+    /// of the run's claims (`fair_share`), or twice its limit if that is more.
+    fn claim_cap(&self, fair_share: usize) -> usize {
+        (self.limiter.limit() * 2).max(fair_share).max(2)
+    }
+}
+
+/// What a worker gets.
+pub enum Next {
+    Job(Box<Job>),
+    Wait,
+    Done,
+}
+
+/// An endpoint's state, for reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointState {
+    pub endpoint: String,
+    pub limit: usize,
+    pub latency: Option<Duration>,
+}
+
+/// The queues, without locking; [`Scheduler`] shares it between threads.
+pub struct Queues {
+    endpoints: BTreeMap<String, Endpoint>,
+    concurrency: usize,
+    turn: usize,
+    /// No request starts any more (a signal, a fatal error).
+    closed: bool,
+    /// Outcomes can no longer be recorded: the run must end.
+    pub failed: bool,
+    /// No request starts from then on (`--max-runtime`).
+    pub deadline: Option<Instant>,
+    /// No request starts until outcomes can be recorded again.
+    paused: bool,
+    /// The dispatcher claims nothing more.
+    dispatch_done: bool,
+    /// Ready jobs whose lease ran short before they started, for the dispatcher.
+    stale: Vec<Job>,
+    /// Outcomes handed to the recorder and not yet written.
+    pub unrecorded: usize,
+    /// How many callbacks the run keeps claimed at most.
+    window: usize,
+}
+
+impl Queues {
+    pub fn new(concurrency: usize, window: usize) -> Queues {
+        Queues {
+            window,
+            endpoints: BTreeMap::new(),
+            concurrency: concurrency.max(1),
+            turn: 0,
+            closed: false,
+            failed: false,
+            deadline: None,
+            paused: false,
+            dispatch_done: false,
+            stale: Vec::new(),
+            unrecorded: 0,
+        }
+    }
+
+    fn endpoint(&mut self, key: &str) -> &mut Endpoint {
+        let concurrency = self.concurrency;
+        self.endpoints
+            .entry(key.to_owned())
+            .or_insert_with(|| Endpoint {
+                claimed: VecDeque::new(),
+                ready: VecDeque::new(),
+                in_flight: 0,
+                limiter: Limiter::new(concurrency),
+            })
+    }
+
+    /// The next job a worker may start, if any.
+    pub fn next(&mut self, now: Instant) -> Next {
+        if self.closed || self.deadline.is_some_and(|deadline| now >= deadline) {
+            return Next::Done;
+        }
+        if !self.paused {
+            let struggling_in_flight: usize = self
+                .endpoints
+                .values()
+                .filter(|e| e.limiter.struggling())
+                .map(|e| e.in_flight)
+                .sum();
+            let struggling_share = (self.concurrency / 2).max(1);
+            loop {
+                let eligible: Vec<(&String, &Endpoint)> = self
+                    .endpoints
+                    .iter()
+                    .filter(|(_, e)| !e.ready.is_empty() && e.in_flight < e.limiter.limit())
+                    .collect();
+                let healthy_waiting = eligible.iter().any(|(_, e)| !e.limiter.struggling());
+                let mut allowed: Vec<(&String, &Endpoint)> = eligible
+                    .into_iter()
+                    .filter(|(_, e)| {
+                        !(e.limiter.struggling()
+                            && healthy_waiting
+                            && struggling_in_flight >= struggling_share)
+                    })
+                    .collect();
+                // Fewest in flight first; among equals, endpoints take turns.
+                if !allowed.is_empty() {
+                    let shift = self.turn % allowed.len();
+                    allowed.rotate_left(shift);
+                }
+                let chosen = allowed
+                    .into_iter()
+                    .min_by_key(|(_, e)| e.in_flight)
+                    .map(|(key, _)| key.clone());
+                let Some(key) = chosen else { break };
+                self.turn = self.turn.wrapping_add(1);
+                let endpoint = self.endpoint(&key);
+                let job = endpoint
+                    .ready
+                    .pop_front()
+                    .expect("eligible endpoints have work");
+                if !job.may_start(now) {
+                    self.stale.push(job);
+                    continue;
+                }
+                endpoint.in_flight += 1;
+                return Next::Job(Box::new(job));
+            }
+        }
+        let nothing_left = self
+            .endpoints
+            .values()
+            .all(|e| e.claimed.is_empty() && e.ready.is_empty())
+            && self.stale.is_empty();
+        if self.dispatch_done && nothing_left {
+            Next::Done
+        } else {
+            Next::Wait
+        }
+    }
+
+    /// A worker finished a request to `endpoint`.
+    pub fn finished(&mut self, endpoint: &str, pressure: Pressure, now: Instant) {
+        let endpoint = self.endpoint(endpoint);
+        let in_flight = endpoint.in_flight;
+        endpoint.in_flight = in_flight.saturating_sub(1);
+        match pressure {
+            Pressure::Answered(latency) => endpoint.limiter.on_answer(latency, in_flight, now),
+            Pressure::Overloaded => endpoint.limiter.on_overload(now),
+            Pressure::Neutral => {}
+        }
+    }
+
+    pub fn add_claimed(&mut self, job: Job) {
+        let key = job.endpoint.clone();
+        self.endpoint(&key).claimed.push_back(job);
+    }
+
+    pub fn add_ready(&mut self, mut job: Job) {
+        job.marked = true;
+        let key = job.endpoint.clone();
+        self.endpoint(&key).ready.push_back(job);
+    }
+
+    /// How many more callbacks of `endpoint` may be marked ready now: what it can
+    /// start, plus as many again so workers never wait for the next batch.
+    pub fn ready_room(&mut self, endpoint: &str) -> usize {
+        let total: usize = self
+            .endpoints
+            .values()
+            .map(|e| e.in_flight + e.ready.len())
+            .sum();
+        let global = (self.concurrency * 2).saturating_sub(total);
+        let endpoint = self.endpoint(endpoint);
+        (endpoint.limiter.limit() * 2)
+            .saturating_sub(endpoint.in_flight + endpoint.ready.len())
+            .min(global)
+    }
+
+    /// Claimed jobs to mark ready now, taken out of the queues.
+    pub fn take_to_mark(&mut self) -> Vec<Job> {
+        let keys: Vec<String> = self.endpoints.keys().cloned().collect();
+        let mut taken = Vec::new();
+        for key in keys {
+            let room = self.ready_room(&key);
+            let endpoint = self.endpoint(&key);
+            let n = room.min(endpoint.claimed.len());
+            taken.extend(endpoint.claimed.drain(..n));
+        }
+        taken
+    }
+
+    /// Jobs that `needs_renewal` picks, taken out of the queues (with every stale one);
+    /// the dispatcher renews their leases and puts them back.
+    pub fn take_expiring(&mut self, needs_renewal: impl Fn(&Job) -> bool) -> Vec<Job> {
+        let mut taken = std::mem::take(&mut self.stale);
+        for endpoint in self.endpoints.values_mut() {
+            for queue in [&mut endpoint.claimed, &mut endpoint.ready] {
+                let (expiring, keep): (VecDeque<Job>, VecDeque<Job>) =
+                    queue.drain(..).partition(&needs_renewal);
+                *queue = keep;
+                taken.extend(expiring);
+            }
+        }
+        taken
+    }
+
+    /// An endpoint's share of the claims.
+    fn fair_share(&self) -> usize {
+        self.window / self.endpoints.len().max(1)
+    }
+
+    /// Claimed jobs beyond what their endpoints may hold, taken out (to release).
+    pub fn take_excess(&mut self) -> Vec<Job> {
+        let mut taken = Vec::new();
+        let share = self.fair_share();
+        for endpoint in self.endpoints.values_mut() {
+            let cap = endpoint.claim_cap(share);
+            if endpoint.claimed.len() > cap {
+                taken.extend(endpoint.claimed.drain(cap..));
+            }
+        }
+        taken
+    }
+
+    /// Endpoints that hold as many claimed callbacks as they may: claim none for them.
+    pub fn full_endpoints(&self) -> Vec<String> {
+        let share = self.fair_share();
+        self.endpoints
+            .iter()
+            .filter(|(_, e)| e.claimed.len() >= e.claim_cap(share))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Claimed callbacks not yet recorded.
+    pub fn outstanding(&self) -> usize {
+        self.endpoints
+            .values()
+            .map(|e| e.claimed.len() + e.ready.len() + e.in_flight)
+            .sum::<usize>()
+            + self.stale.len()
+            + self.unrecorded
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.endpoints.values().map(|e| e.in_flight).sum()
+    }
+
+    /// Every job not started, taken out (to release at the end).
+    pub fn take_unstarted(&mut self) -> Vec<Job> {
+        let mut taken = std::mem::take(&mut self.stale);
+        for endpoint in self.endpoints.values_mut() {
+            taken.extend(endpoint.claimed.drain(..));
+            taken.extend(endpoint.ready.drain(..));
+        }
+        taken
+    }
+
+    pub fn endpoint_states(&self) -> Vec<EndpointState> {
+        self.endpoints
+            .iter()
+            .map(|(key, e)| EndpointState {
+                endpoint: key.clone(),
+                limit: e.limiter.limit(),
+                latency: e.limiter.latency(),
+            })
+            .collect()
+    }
+}
+
+/// [`Queues`] shared by the dispatcher, the workers and the recorder; every change
+/// wakes whoever waits.
+pub struct Scheduler {
+    queues: Mutex<Queues>,
+    changed: Condvar,
+}
+
+/// How long a waiting worker sleeps before looking again (deadlines need no wake-up:
+/// the dispatcher closes the queues).
+const WORKER_WAIT: Duration = Duration::from_millis(200);
+
+impl Scheduler {
+    pub fn new(concurrency: usize, window: usize) -> Scheduler {
+        Scheduler {
+            queues: Mutex::new(Queues::new(concurrency, window)),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The queues, to change; call [`Self::notify`] after a change.
+    pub fn lock(&self) -> MutexGuard<'_, Queues> {
+        // A worker that panicked cannot have left the queues half-changed in a way
+        // that matters more than stopping: go on with them.
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn notify(&self) {
+        self.changed.notify_all();
+    }
+
+    /// Changes the queues and wakes whoever waits.
+    pub fn update<T>(&self, change: impl FnOnce(&mut Queues) -> T) -> T {
+        let result = change(&mut self.lock());
+        self.notify();
+        result
+    }
+
+    /// Blocks until a job may start (Some) or no more will come (None).
+    pub fn next_job(&self) -> Option<Job> {
+        let mut queues = self.lock();
+        loop {
+            match queues.next(Instant::now()) {
+                Next::Job(job) => return Some(*job),
+                Next::Done => return None,
+                Next::Wait => {
+                    queues = self
+                        .changed
+                        .wait_timeout(queues, WORKER_WAIT)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for any change (the dispatcher, between rounds).
+    pub fn wait(&self, timeout: Duration) {
+        let queues = self.lock();
+        let _ = self.changed.wait_timeout(queues, timeout);
+    }
+
+    pub fn close(&self) {
+        self.update(|q| q.closed = true);
+    }
+
+    /// Outcomes cannot be recorded: start nothing more, and end the run.
+    pub fn fail(&self) {
+        self.update(|q| {
+            q.failed = true;
+            q.closed = true;
+        });
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.update(|q| q.paused = paused);
+    }
+
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        self.update(|q| q.deadline = deadline);
+    }
+
+    pub fn dispatch_done(&self) {
+        self.update(|q| q.dispatch_done = true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::http::Request;
+
+    fn job(id: i64, endpoint: &str, lease: Duration) -> Job {
+        let callback = Callback {
+            id,
+            ..Callback::default()
+        };
+        Job {
+            callback,
+            prepared: Prepared {
+                request: Request {
+                    method: "POST".into(),
+                    url: format!("{endpoint}/x"),
+                    headers: Vec::new(),
+                    body: None,
+                    timeout: Duration::from_secs(1),
+                    ca_file: None,
+                },
+                webhook_id: String::new(),
+                oauth: None,
+                signing_keys: None,
+                auth_description: None,
+            },
+            rendered_payload: None,
+            endpoint: endpoint.to_owned(),
+            lease_until: Instant::now() + lease,
+            timeout: Duration::from_secs(1),
+            marked: false,
+        }
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    fn start(queues: &mut Queues) -> Option<String> {
+        match queues.next(Instant::now()) {
+            Next::Job(job) => Some(job.endpoint),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn endpoints_are_scheme_host_and_port() {
+        assert_eq!(
+            endpoint_of("https://a.example/x?y"),
+            "https://a.example:443"
+        );
+        assert_eq!(
+            endpoint_of("http://a.example:8080/"),
+            "http://a.example:8080"
+        );
+    }
+
+    #[test]
+    fn a_dead_endpoint_keeps_one_worker_and_the_others_get_the_rest() {
+        let mut queues = Queues::new(16, 64);
+        for id in 0..128 {
+            let endpoint = if id % 2 == 0 {
+                "http://dead:80"
+            } else {
+                "http://ok:80"
+            };
+            queues.add_claimed(job(id, endpoint, LONG));
+        }
+        for job in queues.take_to_mark() {
+            queues.add_ready(job);
+        }
+        // Both start at one request at a time.
+        let first: Vec<_> = (0..3).filter_map(|_| start(&mut queues)).collect();
+        assert_eq!(first.len(), 2, "{first:?}");
+        // The healthy one answers and grows; the dead one never answers.
+        let now = Instant::now();
+        for _ in 0..40 {
+            queues.finished(
+                "http://ok:80",
+                Pressure::Answered(Duration::from_millis(1)),
+                now,
+            );
+            for job in queues.take_to_mark() {
+                queues.add_ready(job);
+            }
+            while let Some(endpoint) = start(&mut queues) {
+                assert_eq!(endpoint, "http://ok:80", "the dead one is at its limit");
+                if queues.in_flight() >= 16 {
+                    break;
+                }
+            }
+            if queues.in_flight() >= 16 {
+                break;
+            }
+        }
+        assert_eq!(queues.in_flight(), 16);
+        assert!(
+            queues
+                .full_endpoints()
+                .contains(&"http://dead:80".to_owned()),
+            "no more claims for the dead endpoint"
+        );
+        let excess = queues.take_excess();
+        assert!(
+            !excess.is_empty() && excess.iter().all(|j| j.endpoint == "http://dead:80"),
+            "what it holds beyond its share goes back"
+        );
+    }
+
+    #[test]
+    fn a_job_whose_lease_ran_short_does_not_start() {
+        let mut queues = Queues::new(4, 16);
+        queues.add_ready(job(1, "http://a:80", Duration::from_secs(2)));
+        assert!(start(&mut queues).is_none());
+        let stale = queues.take_expiring(|_| false);
+        assert_eq!(stale.len(), 1, "handed to the dispatcher for renewal");
+        queues.dispatch_done = true;
+        assert!(matches!(queues.next(Instant::now()), Next::Done));
+    }
+
+    #[test]
+    fn closed_queues_start_nothing_and_give_back_what_was_not_started() {
+        let mut queues = Queues::new(4, 16);
+        queues.add_claimed(job(1, "http://a:80", LONG));
+        queues.add_ready(job(2, "http://a:80", LONG));
+        queues.closed = true;
+        assert!(matches!(queues.next(Instant::now()), Next::Done));
+        let ids: Vec<i64> = queues
+            .take_unstarted()
+            .iter()
+            .map(|j| j.callback.id)
+            .collect();
+        assert_eq!(ids, vec![1, 2]);
+    }
+}
