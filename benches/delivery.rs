@@ -73,7 +73,15 @@ fn options() -> Options {
 }
 
 fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_httphooks"))
+    match std::env::var("BENCH_WRAP") {
+        Ok(wrap) if !wrap.is_empty() => {
+            let mut parts = wrap.split_whitespace();
+            let mut command = Command::new(parts.next().unwrap());
+            command.args(parts).arg(env!("CARGO_BIN_EXE_httphooks"));
+            command
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_httphooks")),
+    }
 }
 
 fn run(db: &TestDb, args: &[&str]) -> (Duration, String) {
@@ -90,6 +98,8 @@ fn run(db: &TestDb, args: &[&str]) -> (Duration, String) {
         "{args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // Whatever the sender logged (RUST_LOG), for whoever runs the benchmark.
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
     (
         elapsed,
         String::from_utf8_lossy(&output.stdout).trim().to_owned(),

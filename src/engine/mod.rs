@@ -59,7 +59,9 @@ use crate::storage::callbacks::{self, lease_for, ClaimFilter, Claimed, Outcome};
 use crate::storage::runs;
 
 /// Callbacks claimed and not yet recorded, per worker.
-const WINDOW_PER_WORKER: usize = 4;
+const WINDOW_PER_WORKER: usize = 16;
+/// Outcomes written per transaction, per worker (or after `record::RECORD_DELAY`).
+const RECORD_PER_WORKER: usize = 8;
 /// Leases are renewed this long before a request could no longer start under them.
 const RENEW_AHEAD: Duration = Duration::from_secs(10);
 /// How long the dispatcher waits for a change when it has nothing to do.
@@ -181,6 +183,39 @@ struct Dispatch<'a> {
     reports: Sender<Outcome>,
     scheduler: &'a Scheduler,
     policy: RetryPolicy<'a>,
+    pace: Pace,
+}
+
+/// How many ready requests workers need so that they never wait for the next claim:
+/// what they finish during two claims, from the measured rate and claim time. With
+/// slow receivers (the usual case) that is a few per worker; with a receiver on the
+/// same machine, more. It bounds what a run that dies may have sent unrecorded.
+#[derive(Default)]
+struct Pace {
+    claim_seconds: Option<f64>,
+    rate: Option<f64>,
+    last: Option<(Instant, u64)>,
+}
+
+impl Pace {
+    fn claimed(&mut self, took: Duration, scheduler: &Scheduler) {
+        let smooth = |old: Option<f64>, new: f64| Some(old.map_or(new, |o| o + (new - o) * 0.3));
+        self.claim_seconds = smooth(self.claim_seconds, took.as_secs_f64());
+        let mut queues = scheduler.lock();
+        let now = Instant::now();
+        if let Some((then, finished)) = self.last {
+            let seconds = now.duration_since(then).as_secs_f64();
+            if seconds > 0.0 {
+                let rate = (queues.finished_total - finished) as f64 / seconds;
+                self.rate = smooth(self.rate, rate);
+            }
+        }
+        self.last = Some((now, queues.finished_total));
+        let needed = 2.0 * self.rate.unwrap_or(0.0) * self.claim_seconds.unwrap_or(0.0);
+        let per_slot = (needed / queues.concurrency() as f64).ceil() as usize + 1;
+        queues.ready_per_slot =
+            per_slot.clamp(scheduler::MIN_READY_PER_SLOT, scheduler::MAX_READY_PER_SLOT);
+    }
 }
 
 impl Engine {
@@ -236,7 +271,7 @@ impl Engine {
                     &scheduler,
                     &progress,
                     record::Limits {
-                        batch: self.concurrency(),
+                        batch: self.concurrency() * RECORD_PER_WORKER,
                         give_up_at: deadline,
                         stopping: &stopping,
                     },
@@ -262,6 +297,7 @@ impl Engine {
                     on_wait: &warn_wait,
                     on_recovered: &recovered,
                 },
+                pace: Pace::default(),
             };
             let result = self.dispatch(&claims_link, &mut dispatch, deadline, &stopping);
             match result {
@@ -310,6 +346,14 @@ impl Engine {
         };
         summary.elapsed = started.elapsed();
         summary.endpoints = scheduler.lock().endpoint_states();
+        for endpoint in &summary.endpoints {
+            log::info!(
+                "endpoint {}: limit {}, latency {:?}",
+                endpoint.endpoint,
+                endpoint.limit,
+                endpoint.latency
+            );
+        }
         let exit_code = if summary.environment_problems.is_empty() {
             0
         } else {
@@ -414,29 +458,36 @@ impl Engine {
             if remaining <= 0 {
                 return Ok(StopReason::Limit);
             }
-            let room = self.window().saturating_sub(outstanding);
-            let batch = (self.concurrency() / 2).max(1);
+            // Claim in batches, as the window has room.
+            let batch = self.concurrency();
+            let window = self.window();
+            let room = window.saturating_sub(outstanding);
             if room < batch && outstanding > 0 {
-                d.scheduler.wait(IDLE_WAIT);
+                d.scheduler
+                    .wait_until(IDLE_WAIT, |q| q.outstanding() + batch <= window);
                 continue;
             }
-            let want = (room.max(1) as i64).min(remaining);
             self.exclude_full_endpoints(d);
+            let marks = d.scheduler.lock().start_marks(&d.hook_endpoints);
+            let want = (room.max(1) as i64).min(remaining);
             let before_claim = Instant::now();
-            let claimed = retrying(link, &d.policy, |db| db.claim(&d.filter, want, token))?;
+            let claimed = retrying(link, &d.policy, |db| {
+                db.write_transaction(|db| db.claim(&d.filter, want, &self.identity.token, &marks))
+            })?;
+            d.pace.claimed(before_claim.elapsed(), d.scheduler);
             if claimed.is_empty() {
                 if outstanding == 0 {
                     return Ok(StopReason::Done);
                 }
                 // What is in flight may unblock more (the next callback of an ordered
                 // row), so wait for it before giving up.
-                d.scheduler.wait(IDLE_WAIT);
+                d.scheduler
+                    .wait_until(IDLE_WAIT, |q| q.outstanding() < outstanding);
                 continue;
             }
             d.summary.claimed += claimed.len();
             self.settle_unknown_outcomes(link, d, &claimed)?;
             self.queue_claimed(link, d, claimed, before_claim)?;
-            self.mark_ready(link, d)?;
             let excess: Vec<i64> = d
                 .scheduler
                 .update(|q| q.take_excess())
@@ -495,6 +546,11 @@ impl Engine {
         let mut held: HashMap<String, Vec<i64>> = HashMap::new();
         let named = !d.filter.callback_ids.is_empty();
         let mut jobs = Vec::new();
+        let marked: Vec<i64> = claimed
+            .iter()
+            .filter(|c| c.marked)
+            .map(|c| c.callback.id)
+            .collect();
         for claim in claimed {
             let mut callback = claim.callback;
             if claim.previous_started && claim.previous_token.is_some() {
@@ -515,7 +571,7 @@ impl Engine {
                     jobs.push(job);
                 }
                 Preparation::Done(outcome) => {
-                    d.scheduler.update(|q| q.unrecorded += 1);
+                    d.scheduler.lock().unrecorded += 1;
                     let _ = d.reports.send(outcome);
                 }
                 Preparation::Held(id, problem) => {
@@ -526,7 +582,11 @@ impl Engine {
         }
         d.scheduler.update(|q| {
             for job in jobs {
-                q.add_claimed(job);
+                if marked.contains(&job.callback.id) {
+                    q.add_ready(job);
+                } else {
+                    q.add_claimed(job);
+                }
             }
         });
         for (problem, ids) in held {
@@ -548,6 +608,7 @@ impl Engine {
         }
         let ids: Vec<i64> = to_mark.iter().map(|job| job.callback.id).collect();
         let marked_at = Instant::now();
+        log::debug!("marking {} ready", ids.len());
         let held = retrying(link, &d.policy, |db| {
             callbacks::renew(db, &self.identity.token, &ids, true)
         })?;
@@ -661,10 +722,7 @@ fn worker(
             job.may_start(now) && deadline.is_none_or(|d| now < d)
         };
         let delivered = deliverer.deliver(&job.callback, &job.prepared, rendered, &may_start);
-        scheduler.update(|q| {
-            q.finished(&job.endpoint, delivered.pressure, Instant::now());
-            q.unrecorded += 1;
-        });
+        scheduler.finished(&job.endpoint, delivered.pressure);
         if reports.send(delivered.outcome).is_err() {
             return;
         }

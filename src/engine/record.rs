@@ -94,7 +94,7 @@ pub fn record_loop(
             }
         }
         let written = outcomes.len();
-        scheduler.update(|q| q.unrecorded = q.unrecorded.saturating_sub(written));
+        scheduler.recorded(written);
         outcomes.clear();
         first_waiting = None;
     }

@@ -16,13 +16,20 @@
 //! [`START_MARGIN`]; jobs that wait long get their leases renewed by the dispatcher,
 //! and any whose renewal finds the claim taken by another run are dropped unsent.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::limiter::Limiter;
 use crate::delivery::{Prepared, Pressure};
+use crate::storage::callbacks::StartMarks;
 use crate::storage::models::Callback;
+
+/// Marked (in flight or ready) callbacks per request an endpoint may have in flight:
+/// enough ready ones that workers never wait for the next claim. The dispatcher sets
+/// it between these bounds from how fast requests finish and how long a claim takes.
+pub const MIN_READY_PER_SLOT: usize = 2;
+pub const MAX_READY_PER_SLOT: usize = 16;
 
 /// A request needs this much lease beyond its timeout to start: time to record it.
 pub const START_MARGIN: Duration = Duration::from_secs(3);
@@ -113,12 +120,18 @@ pub struct Queues {
     pub unrecorded: usize,
     /// How many callbacks the run keeps claimed at most.
     window: usize,
+    /// See [`MIN_READY_PER_SLOT`].
+    pub ready_per_slot: usize,
+    /// Requests finished so far, for the dispatcher's estimate of the rate.
+    pub finished_total: u64,
 }
 
 impl Queues {
     pub fn new(concurrency: usize, window: usize) -> Queues {
         Queues {
             window,
+            ready_per_slot: MIN_READY_PER_SLOT,
+            finished_total: 0,
             endpoints: BTreeMap::new(),
             concurrency: concurrency.max(1),
             turn: 0,
@@ -210,6 +223,7 @@ impl Queues {
 
     /// A worker finished a request to `endpoint`.
     pub fn finished(&mut self, endpoint: &str, pressure: Pressure, now: Instant) {
+        self.finished_total += 1;
         let endpoint = self.endpoint(endpoint);
         let in_flight = endpoint.in_flight;
         endpoint.in_flight = in_flight.saturating_sub(1);
@@ -232,23 +246,59 @@ impl Queues {
     }
 
     /// How many more callbacks of `endpoint` may be marked ready now: what it can
-    /// start, plus as many again so workers never wait for the next batch.
-    pub fn ready_room(&mut self, endpoint: &str) -> usize {
+    /// start, plus as many again so workers never wait for the next batch; and, for the
+    /// whole run, twice the concurrency.
+    fn ready_room(&self, endpoint: &str) -> usize {
+        let own = match self.endpoints.get(endpoint) {
+            Some(e) => (e.limiter.limit() * self.ready_per_slot)
+                .saturating_sub(e.in_flight + e.ready.len()),
+            None => 2,
+        };
+        own.min(self.global_ready_room())
+    }
+
+    pub fn global_ready_room(&self) -> usize {
         let total: usize = self
             .endpoints
             .values()
             .map(|e| e.in_flight + e.ready.len())
             .sum();
-        let global = (self.concurrency * 2).saturating_sub(total);
-        let endpoint = self.endpoint(endpoint);
-        (endpoint.limiter.limit() * 2)
-            .saturating_sub(endpoint.in_flight + endpoint.ready.len())
-            .min(global)
+        (self.concurrency * self.ready_per_slot).saturating_sub(total)
     }
 
-    /// Claimed jobs to mark ready now, taken out of the queues.
+    /// What the next claim may mark as started at once: as many as the run may have
+    /// marked, except callbacks of hooks whose endpoint has all it may (`hook_endpoints`
+    /// says which endpoint each known hook sends to).
+    pub fn start_marks(&self, hook_endpoints: &HashMap<i64, String>) -> StartMarks {
+        StartMarks {
+            up_to: self.global_ready_room() as i64,
+            except_hooks: hook_endpoints
+                .iter()
+                .filter(|(_, endpoint)| self.ready_room(endpoint) == 0)
+                .map(|(hook, _)| *hook)
+                .collect(),
+        }
+    }
+
+    /// Endpoints whose ready jobs ran below their limit while claimed ones wait.
+    fn wants_marks(endpoint: &Endpoint) -> bool {
+        !endpoint.claimed.is_empty() && endpoint.ready.len() <= endpoint.limiter.limit()
+    }
+
+    /// Whether the dispatcher has marking to do.
+    pub fn needs_marking(&self) -> bool {
+        self.endpoints.values().any(Self::wants_marks)
+    }
+
+    /// Claimed jobs to mark ready now (in batches: for endpoints whose ready jobs ran
+    /// low), taken out of the queues.
     pub fn take_to_mark(&mut self) -> Vec<Job> {
-        let keys: Vec<String> = self.endpoints.keys().cloned().collect();
+        let keys: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter(|(_, e)| Self::wants_marks(e))
+            .map(|(key, _)| key.clone())
+            .collect();
         let mut taken = Vec::new();
         for key in keys {
             let room = self.ready_room(&key);
@@ -312,6 +362,19 @@ impl Queues {
             + self.unrecorded
     }
 
+    /// Whether some endpoint has a ready job and room to start it.
+    fn has_startable(&self) -> bool {
+        !self.paused
+            && self
+                .endpoints
+                .values()
+                .any(|e| !e.ready.is_empty() && e.in_flight < e.limiter.limit())
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
     pub fn in_flight(&self) -> usize {
         self.endpoints.values().map(|e| e.in_flight).sum()
     }
@@ -338,40 +401,39 @@ impl Queues {
     }
 }
 
-/// [`Queues`] shared by the dispatcher, the workers and the recorder; every change
-/// wakes whoever waits.
+/// [`Queues`] shared by the dispatcher, the workers and the recorder. Workers wait on
+/// one condition and wake each other one at a time while work remains (waking them
+/// all for every change cost a fifth of the throughput); the dispatcher waits on its
+/// own.
 pub struct Scheduler {
     queues: Mutex<Queues>,
-    changed: Condvar,
+    work: Condvar,
+    dispatcher: Condvar,
 }
 
-/// How long a waiting worker sleeps before looking again (deadlines need no wake-up:
-/// the dispatcher closes the queues).
+/// How long a waiting worker sleeps before looking again.
 const WORKER_WAIT: Duration = Duration::from_millis(200);
 
 impl Scheduler {
     pub fn new(concurrency: usize, window: usize) -> Scheduler {
         Scheduler {
             queues: Mutex::new(Queues::new(concurrency, window)),
-            changed: Condvar::new(),
+            work: Condvar::new(),
+            dispatcher: Condvar::new(),
         }
     }
 
-    /// The queues, to change; call [`Self::notify`] after a change.
+    /// The queues, to read or change.
     pub fn lock(&self) -> MutexGuard<'_, Queues> {
         // A worker that panicked cannot have left the queues half-changed in a way
         // that matters more than stopping: go on with them.
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn notify(&self) {
-        self.changed.notify_all();
-    }
-
-    /// Changes the queues and wakes whoever waits.
+    /// The dispatcher changes the queues (new work); a worker wakes for it.
     pub fn update<T>(&self, change: impl FnOnce(&mut Queues) -> T) -> T {
         let result = change(&mut self.lock());
-        self.notify();
+        self.work.notify_one();
         result
     }
 
@@ -380,11 +442,19 @@ impl Scheduler {
         let mut queues = self.lock();
         loop {
             match queues.next(Instant::now()) {
-                Next::Job(job) => return Some(*job),
-                Next::Done => return None,
+                Next::Job(job) => {
+                    if queues.has_startable() {
+                        self.work.notify_one();
+                    }
+                    return Some(*job);
+                }
+                Next::Done => {
+                    self.work.notify_all();
+                    return None;
+                }
                 Next::Wait => {
                     queues = self
-                        .changed
+                        .work
                         .wait_timeout(queues, WORKER_WAIT)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
@@ -393,34 +463,67 @@ impl Scheduler {
         }
     }
 
-    /// Waits up to `timeout` for any change (the dispatcher, between rounds).
-    pub fn wait(&self, timeout: Duration) {
+    /// A worker finished a request; its outcome goes to the recorder. The dispatcher
+    /// is woken only when there is marking to do (room for claims comes from the
+    /// recorder).
+    pub fn finished(&self, endpoint: &str, pressure: Pressure) {
+        let mut queues = self.lock();
+        queues.finished(endpoint, pressure, Instant::now());
+        queues.unrecorded += 1;
+        let wake = queues.needs_marking();
+        drop(queues);
+        if wake {
+            self.dispatcher.notify_one();
+        }
+    }
+
+    /// The recorder wrote `count` outcomes.
+    pub fn recorded(&self, count: usize) {
+        let mut queues = self.lock();
+        queues.unrecorded = queues.unrecorded.saturating_sub(count);
+        drop(queues);
+        self.dispatcher.notify_one();
+    }
+
+    /// The dispatcher waits up to `timeout` until `ready` holds, or there is marking
+    /// or renewing to do, or the run ends. Checked under the lock, so no wake-up is
+    /// missed between looking and waiting.
+    pub fn wait_until(&self, timeout: Duration, ready: impl Fn(&Queues) -> bool) {
         let queues = self.lock();
-        let _ = self.changed.wait_timeout(queues, timeout);
+        let _ = self.dispatcher.wait_timeout_while(queues, timeout, |q| {
+            !(ready(q) || q.needs_marking() || !q.stale.is_empty() || q.closed)
+        });
+    }
+
+    /// A change everyone must see.
+    fn broadcast(&self, change: impl FnOnce(&mut Queues)) {
+        change(&mut self.lock());
+        self.work.notify_all();
+        self.dispatcher.notify_all();
     }
 
     pub fn close(&self) {
-        self.update(|q| q.closed = true);
+        self.broadcast(|q| q.closed = true);
     }
 
     /// Outcomes cannot be recorded: start nothing more, and end the run.
     pub fn fail(&self) {
-        self.update(|q| {
+        self.broadcast(|q| {
             q.failed = true;
             q.closed = true;
         });
     }
 
     pub fn set_paused(&self, paused: bool) {
-        self.update(|q| q.paused = paused);
+        self.broadcast(|q| q.paused = paused);
     }
 
     pub fn set_deadline(&self, deadline: Option<Instant>) {
-        self.update(|q| q.deadline = deadline);
+        self.broadcast(|q| q.deadline = deadline);
     }
 
     pub fn dispatch_done(&self) {
-        self.update(|q| q.dispatch_done = true);
+        self.broadcast(|q| q.dispatch_done = true);
     }
 }
 

@@ -34,6 +34,10 @@ pub(super) fn lease_ms_sql(timeout_ms: &str) -> String {
     format!("(coalesce({timeout_ms}, 10000) * {LEASE_TIMEOUTS} + {LEASE_MARGIN_MS})")
 }
 
+/// A claim admits this many times as many new callbacks as it claims: admitting costs
+/// per statement about as much as per row, so most claims then find nothing to admit.
+pub const ADMIT_AHEAD: i64 = 4;
+
 /// Which waiting callbacks a run may claim.
 #[derive(Debug, Clone, Default)]
 pub struct ClaimFilter {
@@ -115,6 +119,19 @@ pub struct Claimed {
     pub previous_token: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     pub previous_started: bool,
+    /// Marked as started by this claim (see [`StartMarks`]).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub marked: bool,
+}
+
+/// Which claimed callbacks a claim marks as started at once (in the same statement):
+/// the first `up_to` in claim order whose hook is not in `except_hooks` (hooks whose
+/// endpoint has all the ready requests it may). The rest are marked later, in batches,
+/// when their endpoint can start them.
+#[derive(Debug, Clone, Default)]
+pub struct StartMarks {
+    pub up_to: i64,
+    pub except_hooks: Vec<i64>,
 }
 
 /// What one attempt (or a decision not to attempt) changes on a callback.

@@ -211,16 +211,18 @@ impl Db {
     }
 
     /// Claims up to `limit` due callbacks for `token`, each with a lease (see
-    /// `callbacks::lease_for`), not yet marked as started.
+    /// `callbacks::lease_for`), marking some as started (`marks`). Call it inside
+    /// [`Db::write_transaction`].
     pub fn claim(
         &mut self,
         filter: &callbacks::ClaimFilter,
         limit: i64,
         token: &str,
+        marks: &callbacks::StartMarks,
     ) -> Result<Vec<callbacks::Claimed>> {
         match self {
-            Db::Sqlite(conn) => sqlite::claim(conn, filter, limit, token),
-            Db::Postgres(conn) => postgres::claim(conn, filter, limit, token),
+            Db::Sqlite(conn) => sqlite::claim(conn, filter, limit, token, marks),
+            Db::Postgres(conn) => postgres::claim(conn, filter, limit, token, marks),
         }
     }
 

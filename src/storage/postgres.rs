@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::PgConnection;
 
-use super::callbacks::{lease_ms_sql, ClaimFilter, Claimed};
+use super::callbacks::{lease_ms_sql, ClaimFilter, Claimed, StartMarks};
 use super::{connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind};
 use crate::error::Result;
 
@@ -122,7 +122,8 @@ pub fn admit(conn: &mut PgConnection, limit: i64) -> Result<usize> {
                  ELSE jsonb_build_object('data', m.row_data) END)::text, \
                m.created_at, \
                'msg_' || lpad(to_hex((extract(epoch FROM m.created_at) * 1000)::bigint), 12, '0') \
-                 || substr(md5(gen_random_uuid()::text), 1, 20) \
+                 || lpad(to_hex((random() * 1099511627776)::bigint), 10, '0') \
+                 || lpad(to_hex((random() * 1099511627776)::bigint), 10, '0') \
              FROM moved m JOIN httphooks_hook_versions v ON v.id = m.version_id \
              ORDER BY m.id",
         )
@@ -152,44 +153,63 @@ const NOW: &str = "(now() AT TIME ZONE 'UTC')";
 
 /// A CTE that locks the due rows (skipping those another run holds) and then updates
 /// them: unlike `IN (SELECT … FOR UPDATE SKIP LOCKED)`, it never claims more than the
-/// limit whatever plan PostgreSQL picks. Leases are set and checked with the database's
+/// limit whatever plan PostgreSQL picks. The callbacks to mark as started are picked
+/// with an aggregate: a window function there made PostgreSQL read the whole backlog. Leases are set and checked with the database's
 /// clock, so runs on hosts whose clocks differ still agree on when a lease ran out.
 pub fn claim(
     conn: &mut PgConnection,
     filter: &ClaimFilter,
     limit: i64,
     token: &str,
+    marks: &StartMarks,
 ) -> Result<Vec<Claimed>> {
     // The outer SELECT sees the rows as they were before the UPDATE (one snapshot);
     // only the lease columns differ, and the caller knows its own token.
+    // Which claims to mark as started: all of them when nothing stands in the way (the
+    // usual case), else the first `up_to` of hooks not excepted, picked with an
+    // aggregate (a window function there made PostgreSQL read the whole backlog).
+    let (picked, picked_from, mark) = if marks.except_hooks.is_empty() && marks.up_to >= limit {
+        ("", "", "TRUE")
+    } else {
+        (
+            "picked AS ( \
+               SELECT (array_agg(id ORDER BY due_at, id))[1:$4] AS ids \
+               FROM due WHERE NOT (hook_id = ANY($5))), ",
+            ", picked",
+            "coalesce(due.id = ANY(picked.ids), FALSE)",
+        )
+    };
     let query = diesel::sql_query(format!(
         "WITH due AS ( \
-           SELECT id, claim_token AS previous_token, claim_started AS previous_started \
+           SELECT id, hook_id, {DUE_KEY} AS due_at, \
+                  claim_token AS previous_token, claim_started AS previous_started \
            FROM httphooks_callbacks WHERE {condition} \
            ORDER BY {DUE_KEY}, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         {picked} \
          claimed AS ( \
            UPDATE httphooks_callbacks c \
            SET claimed_until = {NOW} + {lease} * interval '1 millisecond', \
-               claim_token = $3, claim_started = FALSE \
-           FROM due, httphooks_hooks h WHERE c.id = due.id AND h.id = c.hook_id \
-           RETURNING c.id, due.previous_token, due.previous_started) \
-         SELECT d.*, claimed.previous_token, claimed.previous_started \
+               claim_token = $3, claim_started = {mark} \
+           FROM due{picked_from}, httphooks_hooks h WHERE c.id = due.id AND h.id = c.hook_id \
+           RETURNING c.id, due.previous_token, due.previous_started, c.claim_started AS mark) \
+         SELECT d.*, claimed.previous_token, claimed.previous_started, claimed.mark AS marked \
          FROM claimed JOIN httphooks_callback_details d ON d.id = claimed.id",
         condition = due_condition(filter),
         lease = lease_ms_sql("h.timeout_ms"),
     ))
     .bind::<Timestamp, _>(filter.due_before(now()))
     .bind::<BigInt, _>(limit)
-    .bind::<Text, _>(token);
+    .bind::<Text, _>(token)
+    .bind::<BigInt, _>(marks.up_to)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(&marks.except_hooks);
     // New callbacks join the queue as runs need them.
-    admit(conn, limit)?;
+    admit(conn, limit * super::callbacks::ADMIT_AHEAD)?;
     // Read the due index in order and stop at the limit, whatever the statistics say:
     // on a freshly filled table they predict a handful of rows, and PostgreSQL would
-    // sort the whole backlog on every claim (40 ms instead of 0.3 ms at 100,000).
-    let mut claimed: Vec<Claimed> = conn.transaction(|conn| {
-        conn.batch_execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")?;
-        query.load(conn)
-    })?;
+    // sort the whole backlog on every claim (40 ms instead of 0.3 ms at 100,000). The
+    // settings last until the caller's transaction ends, which holds only the claim.
+    conn.batch_execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")?;
+    let mut claimed: Vec<Claimed> = query.load(conn)?;
     claimed.sort_by_key(|c| (c.callback.next_attempt_at, c.callback.id));
     Ok(claimed)
 }

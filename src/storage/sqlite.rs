@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::SqliteConnection;
 
-use super::callbacks::{ClaimFilter, Claimed};
+use super::callbacks::{ClaimFilter, Claimed, StartMarks};
 use super::{
     connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind, Watched,
     ROW_EVENTS,
@@ -315,6 +315,8 @@ pub fn count_new(conn: &mut SqliteConnection, since: Option<chrono::NaiveDateTim
 struct DueRow {
     #[diesel(sql_type = BigInt)]
     id: i64,
+    #[diesel(sql_type = BigInt)]
+    hook_id: i64,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     claim_token: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -327,21 +329,23 @@ fn due_condition(filter: &ClaimFilter) -> String {
     filter.sql_condition(DUE_KEY, "?", "?", "IS")
 }
 
-/// SQLite has one writer at a time: selecting and then updating inside an immediate
-/// transaction is atomic against other `send_callbacks` runs.
+/// SQLite has one writer at a time: selecting and then updating inside the caller's
+/// write transaction (`Db::write_transaction`, BEGIN IMMEDIATE) is atomic against other
+/// `send_callbacks` runs.
 pub fn claim(
     conn: &mut SqliteConnection,
     filter: &ClaimFilter,
     limit: i64,
     token: &str,
+    marks: &StartMarks,
 ) -> Result<Vec<Claimed>> {
     let now = now();
     let due_before = filter.due_before(now);
-    conn.immediate_transaction(|conn| {
+    {
         // New callbacks join the queue as the run needs them.
-        admit(conn, limit)?;
+        admit(conn, limit * super::callbacks::ADMIT_AHEAD)?;
         let due: Vec<DueRow> = diesel::sql_query(format!(
-            "SELECT id, claim_token, claim_started FROM httphooks_callbacks \
+            "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
              WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?",
             due_condition(filter)
         ))
@@ -354,10 +358,18 @@ pub fn claim(
         }
         let ids: Vec<String> = due.iter().map(|d| d.id.to_string()).collect();
         let ids = ids.join(",");
+        let marked: Vec<i64> = due
+            .iter()
+            .filter(|d| !marks.except_hooks.contains(&d.hook_id))
+            .take(usize::try_from(marks.up_to).unwrap_or(0))
+            .map(|d| d.id)
+            .collect();
+        let marked_list: Vec<String> = marked.iter().map(i64::to_string).collect();
         diesel::sql_query(format!(
-            "UPDATE httphooks_callbacks SET claim_token = ?, claim_started = 0, \
-             claimed_until = {lease} WHERE id IN ({ids})",
+            "UPDATE httphooks_callbacks SET claim_token = ?, \
+             claim_started = id IN ({marked}), claimed_until = {lease} WHERE id IN ({ids})",
             lease = lease_until_sql(),
+            marked = marked_list.join(","),
         ))
         .bind::<Text, _>(token)
         .bind::<Timestamp, _>(now)
@@ -374,11 +386,12 @@ pub fn claim(
                 Claimed {
                     previous_token: before.and_then(|d| d.claim_token.clone()),
                     previous_started: before.is_some_and(|d| d.claim_started),
+                    marked: marked.contains(&callback.id),
                     callback,
                 }
             })
             .collect())
-    })
+    }
 }
 
 /// `claimed_until` for a new or renewed lease: the bound time plus the lease of the
