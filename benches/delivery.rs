@@ -11,6 +11,15 @@
 //!    callbacks/s and the sender's peak RSS, and checks that every callback arrived once.
 //! 3. monitor_callbacks and delete_old_callbacks over `--monitor-rows` callbacks.
 //!
+//! Two more scenarios, for the engine's fairness and adaptive limits:
+//!
+//!   cargo bench --bench delivery -- --scenario hanging [--n 2000] [--latency-ms 20]
+//!       One endpoint never answers, one is healthy (answering after --latency-ms):
+//!       the healthy one's rate with the hanging one beside it, against its rate alone.
+//!   cargo bench --bench delivery -- --scenario slowdown [--n 600]
+//!       A receiver that takes 10 ms plus 10 ms per request it is already serving:
+//!       how many requests it is given at once over time (the limiter settling).
+//!
 //! PostgreSQL runs in a schema of its own in the database named by
 //! HTTPHOOKS_TEST_POSTGRES_URL.
 
@@ -34,6 +43,7 @@ const MONITOR_ERRORS: [&str; 5] = [
 ];
 
 struct Options {
+    scenario: String,
     postgres: bool,
     n: usize,
     latency_ms: u64,
@@ -43,6 +53,7 @@ struct Options {
 
 fn options() -> Options {
     let mut options = Options {
+        scenario: "standard".to_owned(),
         postgres: false,
         n: 100_000,
         latency_ms: 0,
@@ -58,6 +69,7 @@ fn options() -> Options {
         let value = args.get(i + 1).cloned().unwrap_or_default();
         match args[i].as_str() {
             "--backend" => options.postgres = value == "postgres",
+            "--scenario" => options.scenario = value,
             "--n" => options.n = value.parse().expect("--n N"),
             "--latency-ms" => options.latency_ms = value.parse().expect("--latency-ms MS"),
             "--concurrency" => options.concurrency = value.parse().expect("--concurrency N"),
@@ -181,6 +193,11 @@ fn main() {
         TestDb::sqlite()
     };
     let db = db.migrated();
+    match options.scenario.as_str() {
+        "hanging" => return hanging(&db, &options),
+        "slowdown" => return slowdown(&db, &options),
+        _ => {}
+    }
     let backend = if options.postgres {
         "PostgreSQL"
     } else {
@@ -367,4 +384,162 @@ fn main() {
             total as f64 / elapsed.as_secs_f64()
         );
     }
+}
+
+/// A table `name` with a hook to `url` (extra flags after), and `rows` rows inserted
+/// in one statement.
+fn hooked_table(db: &TestDb, name: &str, url: &str, flags: &[&str]) {
+    db.sql(&format!(
+        "CREATE TABLE {name} ({}, v INTEGER)",
+        db.id_column()
+    ));
+    let mut args = vec![
+        "hooks", "add", name, "--table", name, "--events", "insert", "--url", url,
+    ];
+    args.extend(flags);
+    run(db, &args);
+}
+
+fn insert(db: &TestDb, tables: &[&str], rows: usize) {
+    let mut client = db.connect();
+    let statements: Vec<String> = tables
+        .iter()
+        .map(|t| format!("INSERT INTO {t} (v) VALUES (1)"))
+        .collect();
+    let one_of_each = statements.join("; ");
+    let mut sql = String::from("BEGIN;");
+    for _ in 0..rows {
+        sql.push_str(&one_of_each);
+        sql.push(';');
+    }
+    sql.push_str("COMMIT;");
+    client.sql(&sql);
+}
+
+/// Seconds from `started` until the last request `server` received.
+fn last_arrival(server: &Server, started: Instant) -> f64 {
+    server
+        .received()
+        .iter()
+        .map(|r| r.at.duration_since(started).as_secs_f64())
+        .fold(0.0, f64::max)
+}
+
+/// One endpoint never answers, the other is healthy: the healthy one's rate beside
+/// it, against its rate alone (same rows, same run settings).
+fn hanging(db: &TestDb, options: &Options) {
+    let n = options.n.min(20_000);
+    let latency = options.latency_ms;
+    let healthy = Server::start_lean(move |_| match latency {
+        0 => Reply::Status(200),
+        ms => Reply::Slow(Duration::from_millis(ms)),
+    });
+    let dead = Server::start_lean(|_| Reply::Hang);
+    hooked_table(db, "alone", &healthy.url("/alone"), &[]);
+    hooked_table(db, "healthy", &healthy.url("/healthy"), &[]);
+    hooked_table(db, "dead", &dead.url("/dead"), &["--timeout", "10s"]);
+    let concurrency = options.concurrency.to_string();
+    println!(
+        "scenario hanging: {n} callbacks to a healthy endpoint ({latency} ms), concurrency {concurrency}"
+    );
+
+    insert(db, &["alone"], n);
+    let started = Instant::now();
+    run(db, &["send_callbacks", "--concurrency", &concurrency]);
+    let alone = last_arrival(&healthy, started);
+    let alone_rate = n as f64 / alone;
+    println!("alone: {n} in {alone:.2}s = {alone_rate:.0}/s");
+
+    insert(db, &["healthy", "dead"], n);
+    let before = healthy.received().len();
+    let deadline = format!("{}s", (alone * 3.0).ceil() as u64 + 12);
+    let started = Instant::now();
+    let (elapsed, summary) = run(
+        db,
+        &[
+            "send_callbacks",
+            "--concurrency",
+            &concurrency,
+            "--max-runtime",
+            &deadline,
+        ],
+    );
+    let beside = healthy.received()[before..]
+        .iter()
+        .map(|r| r.at.duration_since(started).as_secs_f64())
+        .fold(0.0, f64::max);
+    let delivered = healthy.received().len() - before;
+    assert_eq!(delivered, n, "every healthy callback arrived once");
+    let beside_rate = n as f64 / beside;
+    println!("{summary}");
+    println!(
+        "beside a hanging endpoint: {n} in {beside:.2}s = {beside_rate:.0}/s ({:.0}% of its rate alone); \
+         the hanging endpoint got {} requests; the run took {:.1}s (--max-runtime {deadline})",
+        100.0 * beside_rate / alone_rate,
+        dead.received().len(),
+        elapsed.as_secs_f64()
+    );
+}
+
+/// A receiver that slows down under load: 10 ms plus 10 ms per request it is already
+/// serving. Prints, every half second, how many requests it was serving (what the
+/// endpoint's limit let through) and their latency.
+fn slowdown(db: &TestDb, options: &Options) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let n = options.n.min(5_000);
+    let serving = Arc::new(AtomicUsize::new(0));
+    let samples: Arc<Mutex<Vec<(Instant, usize, u64)>>> = Arc::default();
+    let receiver = {
+        let (serving, samples) = (Arc::clone(&serving), Arc::clone(&samples));
+        Server::start_lean(move |_| {
+            let now_serving = serving.fetch_add(1, Ordering::SeqCst) + 1;
+            let latency = 10 + 10 * now_serving as u64;
+            std::thread::sleep(Duration::from_millis(latency));
+            serving.fetch_sub(1, Ordering::SeqCst);
+            samples
+                .lock()
+                .unwrap()
+                .push((Instant::now(), now_serving, latency));
+            Reply::Status(200)
+        })
+    };
+    hooked_table(db, "slow", &receiver.url("/slow"), &[]);
+    insert(db, &["slow"], n);
+    let concurrency = options.concurrency.to_string();
+    println!("scenario slowdown: {n} callbacks, concurrency {concurrency}, receiver 10 ms + 10 ms per request it serves");
+    let started = Instant::now();
+    let (elapsed, summary) = run(db, &["send_callbacks", "--concurrency", &concurrency]);
+    println!("{summary}");
+    println!("| time | requests at once (max) | latency (mean) | answered in the interval |");
+    println!("| --- | --- | --- | --- |");
+    let samples = samples.lock().unwrap();
+    let step = 0.5;
+    let mut t = 0.0;
+    while t < elapsed.as_secs_f64() {
+        let window: Vec<&(Instant, usize, u64)> = samples
+            .iter()
+            .filter(|(at, _, _)| {
+                let s = at.duration_since(started).as_secs_f64();
+                s >= t && s < t + step
+            })
+            .collect();
+        if !window.is_empty() {
+            let most = window.iter().map(|w| w.1).max().unwrap();
+            let mean = window.iter().map(|w| w.2).sum::<u64>() as f64 / window.len() as f64;
+            println!(
+                "| {t:.1}–{:.1}s | {most} | {mean:.0} ms | {} |",
+                t + step,
+                window.len()
+            );
+        }
+        t += step;
+    }
+    let fixed = options.concurrency as f64 * 1000.0 / (10.0 + 10.0 * options.concurrency as f64);
+    println!(
+        "delivered {n} in {:.1}s = {:.0}/s; a fixed {concurrency} at once would get {fixed:.0}/s at {} ms each",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        10 + 10 * options.concurrency
+    );
 }

@@ -292,7 +292,7 @@ fn a_database_locked_past_the_deadline_ends_the_run_with_the_reason_and_loses_no
     ]);
     std::thread::sleep(Duration::from_millis(300));
     let mut locker = db.connect();
-    locker.sql("BEGIN IMMEDIATE");
+    locker.sql("PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE");
     let locked_at = Instant::now();
     let (code, out, err) = finish(run);
     let took = locked_at.elapsed();

@@ -186,35 +186,18 @@ struct Dispatch<'a> {
     pace: Pace,
 }
 
-/// How many ready requests workers need so that they never wait for the next claim:
-/// what they finish during two claims, from the measured rate and claim time. With
-/// slow receivers (the usual case) that is a few per worker; with a receiver on the
-/// same machine, more. It bounds what a run that dies may have sent unrecorded.
+/// How long claims take (smoothed): endpoints keep enough requests ready to cover two.
 #[derive(Default)]
 struct Pace {
     claim_seconds: Option<f64>,
-    rate: Option<f64>,
-    last: Option<(Instant, u64)>,
 }
 
 impl Pace {
     fn claimed(&mut self, took: Duration, scheduler: &Scheduler) {
-        let smooth = |old: Option<f64>, new: f64| Some(old.map_or(new, |o| o + (new - o) * 0.3));
-        self.claim_seconds = smooth(self.claim_seconds, took.as_secs_f64());
-        let mut queues = scheduler.lock();
-        let now = Instant::now();
-        if let Some((then, finished)) = self.last {
-            let seconds = now.duration_since(then).as_secs_f64();
-            if seconds > 0.0 {
-                let rate = (queues.finished_total - finished) as f64 / seconds;
-                self.rate = smooth(self.rate, rate);
-            }
-        }
-        self.last = Some((now, queues.finished_total));
-        let needed = 2.0 * self.rate.unwrap_or(0.0) * self.claim_seconds.unwrap_or(0.0);
-        let per_slot = (needed / queues.concurrency() as f64).ceil() as usize + 1;
-        queues.ready_per_slot =
-            per_slot.clamp(scheduler::MIN_READY_PER_SLOT, scheduler::MAX_READY_PER_SLOT);
+        let took = took.as_secs_f64();
+        let smoothed = self.claim_seconds.map_or(took, |s| s + (took - s) * 0.3);
+        self.claim_seconds = Some(smoothed);
+        scheduler.lock().claim_time = Duration::from_secs_f64(smoothed);
     }
 }
 
@@ -272,6 +255,7 @@ impl Engine {
                     &progress,
                     record::Limits {
                         batch: self.concurrency() * RECORD_PER_WORKER,
+                        round: self.concurrency(),
                         give_up_at: deadline,
                         stopping: &stopping,
                     },
@@ -437,7 +421,6 @@ impl Engine {
         deadline: Option<Instant>,
         stopping: &dyn Fn() -> bool,
     ) -> Result<StopReason> {
-        let token = self.identity.token.as_str();
         loop {
             if stopping() {
                 return Ok(StopReason::Signal);
@@ -463,13 +446,18 @@ impl Engine {
             let window = self.window();
             let room = window.saturating_sub(outstanding);
             if room < batch && outstanding > 0 {
+                d.scheduler.room_wanted.store(true, Ordering::SeqCst);
                 d.scheduler
                     .wait_until(IDLE_WAIT, |q| q.outstanding() + batch <= window);
                 continue;
             }
+            d.scheduler.room_wanted.store(false, Ordering::SeqCst);
             self.exclude_full_endpoints(d);
             let marks = d.scheduler.lock().start_marks(&d.hook_endpoints);
-            let want = (room.max(1) as i64).min(remaining);
+            // What can be marked now, and a worker's round more to queue.
+            let want = (room.max(1) as i64)
+                .min(marks.up_to + batch as i64)
+                .min(remaining);
             let before_claim = Instant::now();
             let claimed = retrying(link, &d.policy, |db| {
                 db.write_transaction(|db| db.claim(&d.filter, want, &self.identity.token, &marks))
@@ -485,21 +473,29 @@ impl Engine {
                     .wait_until(IDLE_WAIT, |q| q.outstanding() < outstanding);
                 continue;
             }
+            // While hooks are excluded, the next claim goes on where this one ended;
+            // a claim that comes up short starts again from the head of the queue.
+            d.filter.after = match claimed.last() {
+                Some(last)
+                    if !d.filter.exclude_hook_ids.is_empty() && claimed.len() as i64 == want =>
+                {
+                    let due_at = last
+                        .callback
+                        .next_attempt_at
+                        .unwrap_or(chrono::DateTime::UNIX_EPOCH.naive_utc());
+                    Some((due_at, last.callback.id))
+                }
+                _ => None,
+            };
             d.summary.claimed += claimed.len();
+            log::debug!(
+                "claimed {} ({} marked) in {:?}; {outstanding} were outstanding",
+                claimed.len(),
+                claimed.iter().filter(|c| c.marked).count(),
+                before_claim.elapsed(),
+            );
             self.settle_unknown_outcomes(link, d, &claimed)?;
             self.queue_claimed(link, d, claimed, before_claim)?;
-            let excess: Vec<i64> = d
-                .scheduler
-                .update(|q| q.take_excess())
-                .iter()
-                .map(|job| job.callback.id)
-                .collect();
-            if !excess.is_empty() {
-                retrying(link, &d.policy, |db| {
-                    callbacks::release(db, token, &excess, None)
-                })?;
-                d.summary.released += excess.len();
-            }
         }
     }
 
@@ -512,7 +508,12 @@ impl Engine {
                 excluded.insert(*hook);
             }
         }
-        d.filter.exclude_hook_ids = excluded.into_iter().collect();
+        let excluded: Vec<i64> = excluded.into_iter().collect();
+        if excluded != d.filter.exclude_hook_ids {
+            // Hooks claimable again may have callbacks anywhere in the queue.
+            d.filter.after = None;
+        }
+        d.filter.exclude_hook_ids = excluded;
     }
 
     /// Claims taken over from runs that died after starting them: record the attempt

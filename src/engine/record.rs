@@ -1,8 +1,10 @@
-//! The recorder: writes outcomes in batches (every `batch` outcomes or
-//! [`RECORD_DELAY`] after the first of them arrived), each batch in one transaction,
+//! The recorder: writes outcomes in batches (every `batch` outcomes, [`ROUND_DELAY`]
+//! after the first of a worker's round arrived, [`RECORD_DELAY`] after any, or at once
+//! while the dispatcher waits for the room they take), each batch in one transaction,
 //! token-checked. While the database is away it pauses the scheduler, so nothing is
 //! sent that could not be recorded, and retries until the run's deadline.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,10 +19,18 @@ use crate::storage::callbacks::{self, Outcome};
 
 /// The longest an outcome waits to be written.
 const RECORD_DELAY: Duration = Duration::from_millis(50);
+/// Once a worker's round of outcomes is there, they wait at most this long: slow
+/// receivers' outcomes are written soon after they come (a run that dies has less
+/// sent and not recorded), fast ones' in big batches.
+const ROUND_DELAY: Duration = Duration::from_millis(10);
+/// How often to look again while the dispatcher waits for room.
+const EAGER_DELAY: Duration = Duration::from_millis(2);
 
 pub struct Limits<'a> {
-    /// Outcomes per write.
+    /// Outcomes per write at most.
     pub batch: usize,
+    /// A worker's round: written after [`ROUND_DELAY`].
+    pub round: usize,
     /// How long to keep trying when the database is away (the run's deadline).
     pub give_up_at: Option<Instant>,
     pub stopping: &'a dyn Fn() -> bool,
@@ -55,9 +65,17 @@ pub fn record_loop(
         on_recovered: &resume,
     };
     while !finished {
-        let wait = first_waiting.map_or(RECORD_DELAY, |first| {
-            RECORD_DELAY.saturating_sub(first.elapsed())
-        });
+        // While the dispatcher waits for the room unrecorded outcomes take, write
+        // whatever is there at once.
+        let eager = scheduler.room_wanted.load(Ordering::SeqCst);
+        let wait = match (eager, first_waiting) {
+            (true, _) => EAGER_DELAY,
+            (false, None) => RECORD_DELAY,
+            (false, Some(first)) if outcomes.len() >= limits.round => {
+                ROUND_DELAY.saturating_sub(first.elapsed())
+            }
+            (false, Some(first)) => RECORD_DELAY.saturating_sub(first.elapsed()),
+        };
         match reports.recv_timeout(wait) {
             Ok(outcome) => {
                 first_waiting.get_or_insert_with(Instant::now);
@@ -66,9 +84,12 @@ pub fn record_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => finished = true,
         }
+        let waited = first_waiting.map_or(Duration::ZERO, |f| f.elapsed());
         let due = outcomes.len() >= limits.batch
             || finished
-            || first_waiting.is_some_and(|f| f.elapsed() >= RECORD_DELAY);
+            || eager
+            || waited >= RECORD_DELAY
+            || (outcomes.len() >= limits.round && waited >= ROUND_DELAY);
         if outcomes.is_empty() || !due {
             continue;
         }

@@ -26,10 +26,12 @@ use crate::storage::callbacks::StartMarks;
 use crate::storage::models::Callback;
 
 /// Marked (in flight or ready) callbacks per request an endpoint may have in flight:
-/// enough ready ones that workers never wait for the next claim. The dispatcher sets
-/// it between these bounds from how fast requests finish and how long a claim takes.
-pub const MIN_READY_PER_SLOT: usize = 2;
-pub const MAX_READY_PER_SLOT: usize = 16;
+/// enough ready ones that its workers never wait for the next claim, i.e. what they
+/// finish during two claims (from the endpoint's latency and the time a claim takes),
+/// between these bounds. Receivers that take milliseconds get the minimum; one on the
+/// same machine, answering in a fraction of a millisecond, more.
+const MIN_READY_PER_SLOT: usize = 2;
+const MAX_READY_PER_SLOT: usize = 16;
 
 /// A request needs this much lease beyond its timeout to start: time to record it.
 pub const START_MARGIN: Duration = Duration::from_secs(3);
@@ -77,10 +79,11 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    /// Claimed callbacks it may hold before the run stops claiming for it: its share
-    /// of the run's claims (`fair_share`), or twice its limit if that is more.
-    fn claim_cap(&self, fair_share: usize) -> usize {
-        (self.limiter.limit() * 2).max(fair_share).max(2)
+    /// Claimed callbacks (not yet marked) it may hold before the run stops claiming
+    /// for it: as many as it may have marked, at least a worker's round, so that a slow
+    /// endpoint keeps no more of the backlog from other runs than it can send soon.
+    fn claim_cap(&self, per_slot: usize, concurrency: usize) -> usize {
+        (self.limiter.limit() * per_slot).max(concurrency)
     }
 }
 
@@ -120,18 +123,15 @@ pub struct Queues {
     pub unrecorded: usize,
     /// How many callbacks the run keeps claimed at most.
     window: usize,
-    /// See [`MIN_READY_PER_SLOT`].
-    pub ready_per_slot: usize,
-    /// Requests finished so far, for the dispatcher's estimate of the rate.
-    pub finished_total: u64,
+    /// How long a claim takes (smoothed), measured by the dispatcher.
+    pub claim_time: Duration,
 }
 
 impl Queues {
     pub fn new(concurrency: usize, window: usize) -> Queues {
         Queues {
             window,
-            ready_per_slot: MIN_READY_PER_SLOT,
-            finished_total: 0,
+            claim_time: Duration::ZERO,
             endpoints: BTreeMap::new(),
             concurrency: concurrency.max(1),
             turn: 0,
@@ -223,7 +223,6 @@ impl Queues {
 
     /// A worker finished a request to `endpoint`.
     pub fn finished(&mut self, endpoint: &str, pressure: Pressure, now: Instant) {
-        self.finished_total += 1;
         let endpoint = self.endpoint(endpoint);
         let in_flight = endpoint.in_flight;
         endpoint.in_flight = in_flight.saturating_sub(1);
@@ -245,33 +244,47 @@ impl Queues {
         self.endpoint(&key).ready.push_back(job);
     }
 
-    /// How many more callbacks of `endpoint` may be marked ready now: what it can
-    /// start, plus as many again so workers never wait for the next batch; and, for the
-    /// whole run, twice the concurrency.
+    /// Marked callbacks per request in flight for `endpoint` (see
+    /// [`MIN_READY_PER_SLOT`]).
+    fn ready_per_slot(&self, endpoint: &Endpoint) -> usize {
+        let per_slot = match endpoint.limiter.latency() {
+            Some(latency) if !latency.is_zero() => {
+                (2.0 * self.claim_time.as_secs_f64() / latency.as_secs_f64()).ceil() as usize + 1
+            }
+            _ => MIN_READY_PER_SLOT,
+        };
+        per_slot.clamp(MIN_READY_PER_SLOT, MAX_READY_PER_SLOT)
+    }
+
+    /// How many more callbacks of `endpoint` may be marked ready now; and, for the
+    /// whole run, no more than the window.
     fn ready_room(&self, endpoint: &str) -> usize {
         let own = match self.endpoints.get(endpoint) {
-            Some(e) => (e.limiter.limit() * self.ready_per_slot)
+            Some(e) => (e.limiter.limit() * self.ready_per_slot(e))
                 .saturating_sub(e.in_flight + e.ready.len()),
-            None => 2,
+            None => MIN_READY_PER_SLOT,
         };
         own.min(self.global_ready_room())
     }
 
-    pub fn global_ready_room(&self) -> usize {
+    fn global_ready_room(&self) -> usize {
         let total: usize = self
             .endpoints
             .values()
             .map(|e| e.in_flight + e.ready.len())
             .sum();
-        (self.concurrency * self.ready_per_slot).saturating_sub(total)
+        (self.concurrency * MAX_READY_PER_SLOT)
+            .min(self.window)
+            .saturating_sub(total)
     }
 
-    /// What the next claim may mark as started at once: as many as the run may have
-    /// marked, except callbacks of hooks whose endpoint has all it may (`hook_endpoints`
-    /// says which endpoint each known hook sends to).
+    /// What the next claim may mark as started at once: what the endpoints have room
+    /// for, except callbacks of hooks whose endpoint has all it may (`hook_endpoints`
+    /// says which endpoint each known hook sends to; unknown ones get a little).
     pub fn start_marks(&self, hook_endpoints: &HashMap<i64, String>) -> StartMarks {
+        let known: usize = self.endpoints.keys().map(|key| self.ready_room(key)).sum();
         StartMarks {
-            up_to: self.global_ready_room() as i64,
+            up_to: (known + self.concurrency).min(self.global_ready_room()) as i64,
             except_hooks: hook_endpoints
                 .iter()
                 .filter(|(_, endpoint)| self.ready_room(endpoint) == 0)
@@ -324,30 +337,13 @@ impl Queues {
         taken
     }
 
-    /// An endpoint's share of the claims.
-    fn fair_share(&self) -> usize {
-        self.window / self.endpoints.len().max(1)
-    }
-
-    /// Claimed jobs beyond what their endpoints may hold, taken out (to release).
-    pub fn take_excess(&mut self) -> Vec<Job> {
-        let mut taken = Vec::new();
-        let share = self.fair_share();
-        for endpoint in self.endpoints.values_mut() {
-            let cap = endpoint.claim_cap(share);
-            if endpoint.claimed.len() > cap {
-                taken.extend(endpoint.claimed.drain(cap..));
-            }
-        }
-        taken
-    }
-
     /// Endpoints that hold as many claimed callbacks as they may: claim none for them.
     pub fn full_endpoints(&self) -> Vec<String> {
-        let share = self.fair_share();
         self.endpoints
             .iter()
-            .filter(|(_, e)| e.claimed.len() >= e.claim_cap(share))
+            .filter(|(_, e)| {
+                e.claimed.len() >= e.claim_cap(self.ready_per_slot(e), self.concurrency)
+            })
             .map(|(key, _)| key.clone())
             .collect()
     }
@@ -409,6 +405,8 @@ pub struct Scheduler {
     queues: Mutex<Queues>,
     work: Condvar,
     dispatcher: Condvar,
+    /// The dispatcher waits for room in the window: the recorder writes at once.
+    pub room_wanted: std::sync::atomic::AtomicBool,
 }
 
 /// How long a waiting worker sleeps before looking again.
@@ -420,6 +418,7 @@ impl Scheduler {
             queues: Mutex::new(Queues::new(concurrency, window)),
             work: Condvar::new(),
             dispatcher: Condvar::new(),
+            room_wanted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -626,11 +625,6 @@ mod tests {
                 .full_endpoints()
                 .contains(&"http://dead:80".to_owned()),
             "no more claims for the dead endpoint"
-        );
-        let excess = queues.take_excess();
-        assert!(
-            !excess.is_empty() && excess.iter().all(|j| j.endpoint == "http://dead:80"),
-            "what it holds beyond its share goes back"
         );
     }
 

@@ -49,6 +49,11 @@ pub struct ClaimFilter {
     pub exclude_hook_ids: Vec<i64>,
     /// Callbacks this run has already attempted (`--callback`: one attempt each).
     pub exclude_ids: Vec<i64>,
+    /// Only callbacks after this (due time, id) in claim order: where the last claim
+    /// ended, while hooks are excluded, so that claims do not step again over the
+    /// excluded hooks' callbacks at the head of the queue. (Each backend adds this to
+    /// the due rule in the form its planner turns into an index range.)
+    pub after: Option<(NaiveDateTime, i64)>,
 }
 
 impl ClaimFilter {
@@ -184,6 +189,12 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
 /// How timestamps are written inside JSON for the backends to read back: diesel's
 /// SQLite text form, which PostgreSQL also parses.
 pub(super) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
+
+/// A timestamp as an SQL literal both backends compare with their timestamps: text in
+/// SQLite, cast on PostgreSQL by comparison with a timestamp expression.
+pub(super) fn timestamp_literal(time: NaiveDateTime) -> String {
+    format!("'{}'", time.format(TIMESTAMP_FORMAT))
+}
 
 /// Records the attempts dead runs may have made: each of `claims` was claimed and
 /// marked as started by a run whose lease ran out before it wrote an outcome. Each

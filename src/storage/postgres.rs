@@ -145,7 +145,15 @@ pub fn count_new(conn: &mut PgConnection, since: Option<chrono::NaiveDateTime>) 
 /// The due rule (see `ClaimFilter::sql_condition`) with PostgreSQL's spelling and
 /// clock; binds the due time as $1.
 fn due_condition(filter: &ClaimFilter) -> String {
-    filter.sql_condition(DUE_KEY, "$1", NOW, "IS NOT DISTINCT FROM")
+    let mut condition = filter.sql_condition(DUE_KEY, "$1", NOW, "IS NOT DISTINCT FROM");
+    if let Some((due_at, id)) = filter.after {
+        // Literals: the timestamp is formatted by us, the id is an integer.
+        condition.push_str(&format!(
+            " AND ({DUE_KEY}, httphooks_callbacks.id) > ({}::timestamp, {id})",
+            super::callbacks::timestamp_literal(due_at)
+        ));
+    }
+    condition
 }
 
 /// The database's clock, in the UTC the timestamps hold.

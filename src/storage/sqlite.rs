@@ -344,15 +344,44 @@ pub fn claim(
     {
         // New callbacks join the queue as the run needs them.
         admit(conn, limit * super::callbacks::ADMIT_AHEAD)?;
-        let due: Vec<DueRow> = diesel::sql_query(format!(
-            "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
-             WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?",
-            due_condition(filter)
-        ))
-        .bind::<Timestamp, _>(due_before)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(conn)?;
+        let due: Vec<DueRow> = match filter.after {
+            None => diesel::sql_query(format!(
+                "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
+                 WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?",
+                due_condition(filter)
+            ))
+            .bind::<Timestamp, _>(due_before)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(conn)?,
+            // After a position: SQLite seeks an expression index with a row value only
+            // on its first column, so the rest of the position's due time and the later
+            // ones are two index ranges.
+            Some((due_at, id)) => {
+                let columns = format!("id, hook_id, claim_token, claim_started, {DUE_KEY} AS due");
+                let condition = due_condition(filter);
+                diesel::sql_query(format!(
+                    "SELECT id, hook_id, claim_token, claim_started FROM ( \
+                       SELECT * FROM (SELECT {columns} FROM httphooks_callbacks \
+                         WHERE {condition} AND {DUE_KEY} = ? AND id > ? ORDER BY id LIMIT ?) \
+                       UNION ALL \
+                       SELECT * FROM (SELECT {columns} FROM httphooks_callbacks \
+                         WHERE {condition} AND {DUE_KEY} > ? ORDER BY {DUE_KEY}, id LIMIT ?)) \
+                     ORDER BY due, id LIMIT ?"
+                ))
+                .bind::<Timestamp, _>(due_before)
+                .bind::<Timestamp, _>(now)
+                .bind::<Timestamp, _>(due_at)
+                .bind::<BigInt, _>(id)
+                .bind::<BigInt, _>(limit)
+                .bind::<Timestamp, _>(due_before)
+                .bind::<Timestamp, _>(now)
+                .bind::<Timestamp, _>(due_at)
+                .bind::<BigInt, _>(limit)
+                .bind::<BigInt, _>(limit)
+                .load(conn)?
+            }
+        };
         if due.is_empty() {
             return Ok(Vec::new());
         }
