@@ -59,9 +59,9 @@ use crate::storage::callbacks::{self, lease_for, ClaimFilter, Claimed, Outcome};
 use crate::storage::runs;
 
 /// Callbacks claimed and not yet recorded, per worker.
-const WINDOW_PER_WORKER: usize = 16;
+const WINDOW_PER_WORKER: usize = 32;
 /// Outcomes written per transaction, per worker (or after `record::RECORD_DELAY`).
-const RECORD_PER_WORKER: usize = 8;
+const RECORD_PER_WORKER: usize = 16;
 /// Leases are renewed this long before a request could no longer start under them.
 const RENEW_AHEAD: Duration = Duration::from_secs(10);
 /// How long the dispatcher waits for a change when it has nothing to do.
