@@ -3,10 +3,13 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The version and the database backends this binary was built with.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (backends: sqlite, postgres)");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "httphooks",
-    version,
+    version = VERSION,
     about = "Turns database changes into reliable HTTP callbacks, delivered by a cron job.",
     after_help = "Exit codes: 0 done; 1 the checked condition was found (monitor threshold exceeded); \
                   2 invalid usage or input (nothing written); 3 environment failure (database, \
@@ -42,6 +45,15 @@ pub enum Command {
     Callbacks(CallbacksCommand),
     /// Enqueue a custom event for a hook (an insert helper for scripts).
     Enqueue(EnqueueArgs),
+    /// Every hook's queue, errors, latency and endpoint, and the recent runs, on one screen.
+    Status(FormatArg),
+    /// Print a shell completion script (see README: Installing).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
@@ -85,6 +97,14 @@ pub struct SendArgs {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// At the end of the run, write Prometheus metrics (node_exporter textfile format)
+    /// to this file, atomically.
+    #[arg(
+        long = "metrics-file",
+        visible_alias = "metrics_file",
+        value_name = "PATH"
+    )]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -103,10 +123,15 @@ impl MonitoredStatus {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Checks: --status (the seed's count), --lag, --no-run-since; any \
+                  combination, at least one. Exit 1 when a check fails; with --nagios, \
+                  Nagios plugin output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)."
+)]
 pub struct MonitorArgs {
     /// The status to count.
-    #[arg(long, value_enum)]
-    pub status: MonitoredStatus,
+    #[arg(long, value_enum, required_unless_present_any = ["lag", "no_run_since"])]
+    pub status: Option<MonitoredStatus>,
     /// Exit 1 when the count is greater than this.
     #[arg(long = "callbacks_limit", visible_alias = "callbacks-limit", default_value_t = 10, value_name = "N",
           value_parser = clap::value_parser!(i64).range(0..))]
@@ -115,7 +140,30 @@ pub struct MonitorArgs {
     #[arg(long = "minutes_ago", visible_alias = "minutes-ago", value_name = "M",
           value_parser = clap::value_parser!(i64).range(0..))]
     pub minutes_ago: Option<i64>,
+    /// Exit 1 when the oldest due callback has waited longer than this (a stopped cron,
+    /// a stuck run, a dead endpoint).
+    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
+    pub lag: Option<i64>,
+    /// Exit 1 when no send_callbacks run finished in this time (a dead man's switch).
+    #[arg(long = "no-run-since", visible_alias = "no_run_since", value_name = "MINUTES",
+          value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
+    pub no_run_since: Option<i64>,
+    /// Nagios plugin output: one status line with performance data, exit 0/1/2/3.
+    #[arg(long)]
+    pub nagios: bool,
+    /// --nagios with one check: WARNING above this (in the check's unit: callbacks or minutes).
+    #[arg(long, requires = "nagios", value_name = "N", value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
+    pub warning: Option<i64>,
+    /// --nagios with one check: CRITICAL above this (default: the check's own limit).
+    #[arg(long, requires = "nagios", value_name = "N", value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
+    pub critical: Option<i64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
+
+/// The longest span in minutes a flag takes: 100 years.
+pub const MAX_MINUTES: i64 = 100 * 366 * 24 * 60;
 
 #[derive(Debug, Args)]
 pub struct DeleteOldArgs {
@@ -312,6 +360,12 @@ pub enum CallbacksCommand {
     },
     /// Show one callback with its attempts.
     Show {
+        id: i64,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Why a callback is or is not being sent now, and the command that changes it.
+    Explain {
         id: i64,
         #[command(flatten)]
         format: FormatArg,

@@ -31,6 +31,9 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
             list(&mut db, &filter, format.format)
         }
         CallbacksCommand::Show { id, format } => show(&mut db, id, format.format),
+        CallbacksCommand::Explain { id, format } => {
+            return super::explain::run(&mut db, id, format.format)
+        }
         CallbacksCommand::Retry { ids } => {
             require_existing(&mut db, &ids)?;
             let changed = callbacks::retry(&mut db, &ids)?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::DeleteOldArgs;
 use crate::error::Result;
-use crate::storage::{callbacks, hooks, Db};
+use crate::storage::{callbacks, hooks, runs, Db};
 
 pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
@@ -35,13 +35,15 @@ pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
         after = last;
     }
     hooks::prune_unused_versions(&mut db)?;
+    // The record of runs ages with the callbacks they sent.
+    let runs_deleted = runs::delete_ended_before(&mut db, before)?;
     let kept = if args.include_waiting {
         ""
     } else {
         " (waiting ones kept)"
     };
     println!(
-        "deleted {deleted} callbacks created more than {} days ago{kept} in {:.2}s (longest batch {} ms)",
+        "deleted {deleted} callbacks created more than {} days ago{kept} and {runs_deleted} run records in {:.2}s (longest batch {} ms)",
         args.days,
         started.elapsed().as_secs_f64(),
         longest.as_millis()

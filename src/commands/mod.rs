@@ -2,17 +2,22 @@
 
 use std::process::ExitCode;
 
+use clap::CommandFactory;
+
 use crate::cli::{Cli, Command};
 use crate::error::Result;
 
 pub mod callbacks;
 pub mod delete_old_callbacks;
 pub mod enqueue;
+mod explain;
 pub mod hooks;
+mod metrics_file;
 pub mod migrate;
 pub mod monitor_callbacks;
 mod output;
 pub mod send_callbacks;
+pub mod status;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let url = cli.database_url.as_deref();
@@ -24,5 +29,35 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hooks(command) => hooks::run(url, *command),
         Command::Callbacks(command) => callbacks::run(url, command),
         Command::Enqueue(args) => enqueue::run(url, &args),
+        Command::Status(args) => status::run(url, &args),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "httphooks", &mut script);
+            print_bytes(&script)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| {
+                    crate::error::Error::environment(format!(
+                        "cannot render the man page: {e}; report this"
+                    ))
+                })?;
+            print_bytes(&page)
+        }
+    }
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`) is not an error.
+fn print_bytes(bytes: &[u8]) -> Result<ExitCode> {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(crate::error::Error::environment(format!(
+                "cannot write to stdout: {e}; check where the output goes"
+            )))
+        }
+        _ => Ok(ExitCode::SUCCESS),
     }
 }

@@ -13,6 +13,19 @@ use crate::storage::models::status;
 use crate::storage::{hooks, Db};
 
 pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
+    if let Some(path) = &args.metrics_file {
+        let directory = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => std::path::Path::new("."),
+        };
+        if !directory.is_dir() || path.is_dir() {
+            return Err(Error::invalid(format!(
+                "--metrics-file {}: {} is not a directory; give a file in an existing directory (nothing was sent)",
+                path.display(),
+                directory.display()
+            )));
+        }
+    }
     let mut db = Db::open_migrated(url)?;
     let mut hook_ids = Vec::new();
     for given in &args.hook_id {
@@ -44,6 +57,9 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     let summary = Engine::new(url, options).run(&filter)?;
     if !args.quiet {
         println!("{}", summary.line());
+    }
+    if let Some(path) = &args.metrics_file {
+        super::metrics_file::write(path, &mut Db::open_migrated(url)?, &summary)?;
     }
     if !summary.environment_problems.is_empty() {
         let problems: Vec<&str> = summary

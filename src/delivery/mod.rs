@@ -395,6 +395,7 @@ impl Deliverer {
         Delivered {
             outcome: Outcome {
                 callback_id: callback.id,
+                hook_id: callback.hook_id,
                 rendered_payload,
                 status,
                 status_details,
@@ -493,6 +494,7 @@ fn describe_response(response: &Response) -> (String, bool, Option<Duration>, bo
 pub fn render_failure(callback: &Callback, problem: &str) -> Outcome {
     Outcome {
         callback_id: callback.id,
+        hook_id: callback.hook_id,
         rendered_payload: None,
         status: status::ERROR,
         status_details: format!(

@@ -28,7 +28,7 @@
 //! - A database that goes away pauses delivery (nothing is sent that could not be
 //!   recorded); the run reconnects with backoff until its deadline, then goes on.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -49,7 +49,7 @@ pub use jobs::body_of;
 use jobs::{Preparation, Templates};
 use link::{retrying, Link, RetryPolicy};
 use process::RunIdentity;
-pub use scheduler::EndpointState;
+pub use scheduler::{endpoint_of, EndpointState};
 use scheduler::{Scheduler, START_MARGIN};
 
 use crate::delivery::Deliverer;
@@ -124,14 +124,46 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Each endpoint's concurrency limit at the end.
     pub endpoints: Vec<EndpointState>,
+    /// What the run did per hook and saw per endpoint (recorded with the run).
+    pub hook_stats: BTreeMap<i64, runs::HookStats>,
+    pub endpoint_stats: BTreeMap<String, runs::EndpointStats>,
 }
 
 impl Summary {
     fn count(&mut self, outcome: &Outcome) {
+        let hook = self.hook_stats.entry(outcome.hook_id).or_default();
         match outcome.status {
-            crate::storage::models::status::SENT => self.sent += 1,
-            crate::storage::models::status::WAITING => self.retried += 1,
-            _ => self.failed += 1,
+            crate::storage::models::status::SENT => {
+                self.sent += 1;
+                hook.sent += 1;
+            }
+            crate::storage::models::status::WAITING => {
+                self.retried += 1;
+                hook.retried += 1;
+            }
+            _ => {
+                self.failed += 1;
+                hook.failed += 1;
+            }
+        }
+        for attempt in &outcome.attempts {
+            let succeeded = attempt
+                .response_status_code
+                .is_some_and(|code| (200..300).contains(&code));
+            if succeeded {
+                let at = attempt.started_at
+                    + chrono::Duration::milliseconds(
+                        attempt.elapsed_ms.clamp(0, i64::from(i32::MAX)),
+                    );
+                hook.last_success_at = hook.last_success_at.max(Some(at));
+            }
+            let endpoint = self
+                .endpoint_stats
+                .entry(scheduler::endpoint_of(&attempt.request_url))
+                .or_default();
+            endpoint.requests += 1;
+            endpoint.failures += i32::from(!succeeded);
+            endpoint.latency.observe(attempt.elapsed_ms);
         }
     }
 
@@ -320,6 +352,8 @@ impl Engine {
         summary.sent = recorded.sent;
         summary.retried = recorded.retried;
         summary.failed = recorded.failed;
+        summary.hook_stats = recorded.hook_stats;
+        summary.endpoint_stats = recorded.endpoint_stats;
         summary.released += unstarted.len();
         summary.stop_reason = if stop.load(Ordering::SeqCst) {
             StopReason::Signal
@@ -330,6 +364,14 @@ impl Engine {
         };
         summary.elapsed = started.elapsed();
         summary.endpoints = scheduler.lock().endpoint_states();
+        for endpoint in &summary.endpoints {
+            let limit = i32::try_from(endpoint.limit).unwrap_or(i32::MAX);
+            let stats = summary
+                .endpoint_stats
+                .entry(endpoint.endpoint.clone())
+                .or_default();
+            stats.concurrency_limit = limit;
+        }
         for endpoint in &summary.endpoints {
             log::info!(
                 "endpoint {}: limit {}, latency {:?}",
@@ -405,7 +447,10 @@ impl Engine {
             stop_reason: Some(reason.as_str().to_owned()),
         };
         let written = retrying(link, &dispatch_policy_after(), |db| {
-            runs::end(db, run_id, &end)
+            db.write_transaction(|db| {
+                runs::record_stats(db, run_id, &summary.hook_stats, &summary.endpoint_stats)?;
+                runs::end(db, run_id, &end)
+            })
         });
         if let Err(error) = written {
             log::warn!("could not record the end of this run: {error}");

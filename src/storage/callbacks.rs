@@ -143,6 +143,8 @@ pub struct StartMarks {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub callback_id: i64,
+    /// For the run's statistics per hook.
+    pub hook_id: i64,
     /// The body rendered for the first attempt, stored so retries send the same bytes.
     pub rendered_payload: Option<String>,
     pub status: &'static str,

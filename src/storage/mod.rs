@@ -10,6 +10,7 @@ use crate::error::{one_line, Error, Result};
 
 pub mod callbacks;
 pub mod enqueue;
+pub mod health;
 pub mod hooks;
 mod migrations;
 pub mod models;

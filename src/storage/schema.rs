@@ -163,5 +163,30 @@ diesel::allow_tables_to_appear_in_same_query!(
     httphooks_callbacks,
     httphooks_callback_details,
     httphooks_attempts,
-    httphooks_runs
+    httphooks_runs,
+    httphooks_run_hooks,
+    httphooks_run_endpoints
 );
+
+diesel::table! {
+    httphooks_run_hooks (run_id, hook_id) {
+        run_id -> BigInt,
+        hook_id -> BigInt,
+        sent -> Integer,
+        retried -> Integer,
+        failed -> Integer,
+        last_success_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    httphooks_run_endpoints (run_id, endpoint) {
+        run_id -> BigInt,
+        endpoint -> Text,
+        requests -> Integer,
+        failures -> Integer,
+        concurrency_limit -> Integer,
+        latency_counts -> Text,
+        latency_sum_ms -> BigInt,
+    }
+}

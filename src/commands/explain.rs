@@ -1,0 +1,222 @@
+//! `callbacks explain ID`: why a callback is or is not being sent now, in a sentence or
+//! two, with the command that changes it. The checks follow the due rule's order: a
+//! finished callback, a paused or removed hook, a live claim, an earlier callback of
+//! an ordered row, a retry time to come, a missing environment variable; else it is due.
+
+use std::process::ExitCode;
+
+use chrono::NaiveDateTime;
+use serde_json::json;
+
+use super::output::print_json;
+use crate::cli::Format;
+use crate::delivery::{prepare, DeliverySettings};
+use crate::error::{Error, Result};
+use crate::storage::models::{status, Callback};
+use crate::storage::{callbacks, health, now, runs, Db};
+
+/// Why, as a state name (the JSON `state`), the sentences, and the command that would
+/// change it.
+struct Explanation {
+    state: &'static str,
+    why: String,
+    command: Option<String>,
+}
+
+pub fn run(db: &mut Db, id: i64, format: Format) -> Result<ExitCode> {
+    let Some(callback) = callbacks::get(db, id)? else {
+        return Err(Error::invalid(format!(
+            "no callback has id {id}; `httphooks callbacks list` shows them"
+        )));
+    };
+    let explanation = explain(db, &callback)?;
+    match format {
+        Format::Json => print_json(&json!({
+            "id": callback.id,
+            "hook_name": callback.hook_name,
+            "status": callback.status,
+            "state": explanation.state,
+            "explanation": explanation.why,
+            "command": explanation.command,
+        })),
+        Format::Table => {
+            println!(
+                "callback {} (hook {}, {}): {}",
+                callback.id, callback.hook_name, callback.event_type, explanation.why
+            );
+            if let Some(command) = &explanation.command {
+                println!("  → {command}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
+    let id = callback.id;
+    let now = now();
+    let after_attempts = || match callback.attempts {
+        0 => "before any attempt".to_owned(),
+        n => format!(
+            "after attempt {n}/{} ({})",
+            callback.max_attempts, callback.status_details
+        ),
+    };
+    if callback.status == status::SENT {
+        return Ok(Explanation {
+            state: "sent",
+            why: format!(
+                "it was delivered{} ({}); nothing more will be sent.",
+                at(callback.updated_at),
+                callback.status_details
+            ),
+            command: Some(format!(
+                "httphooks callbacks retry {id} --force   # send it again"
+            )),
+        });
+    }
+    if callback.status == status::ERROR {
+        return Ok(Explanation {
+            state: "failed",
+            why: format!(
+                "it failed for good{}: {}.",
+                at(callback.updated_at),
+                callback.status_details.trim_end_matches('.')
+            ),
+            command: Some(format!(
+                "httphooks callbacks retry {id}   # queue it again with a fresh set of attempts"
+            )),
+        });
+    }
+    match callback.hook_enabled {
+        None => {
+            return Ok(Explanation {
+                state: "held",
+                why: "it is held: its hook was removed, so no run sends it.".to_owned(),
+                command: Some(format!("httphooks callbacks cancel {id}")),
+            })
+        }
+        Some(false) => {
+            return Ok(Explanation {
+                state: "held",
+                why: format!(
+                    "it is held: hook {} is disabled (paused), and a paused hook's callbacks wait until it is enabled.",
+                    callback.hook_name
+                ),
+                command: Some(format!(
+                    "httphooks hooks enable {}   # or: httphooks callbacks cancel {id}",
+                    callback.hook_name
+                )),
+            })
+        }
+        Some(true) => {}
+    }
+    if let (Some(until), Some(token)) = (callback.claimed_until, &callback.claim_token) {
+        if until > now {
+            let run = runs::by_token(db, token)?;
+            let who = match &run {
+                Some(run) => format!(
+                    "run {} on host {} (pid {}, started {} UTC)",
+                    run.id,
+                    run.host,
+                    run.pid,
+                    run.started_at.format("%Y-%m-%d %H:%M:%S")
+                ),
+                None => format!("run {token}"),
+            };
+            let sending = if callback.claim_started {
+                "may be sending it now"
+            } else {
+                "has it queued"
+            };
+            return Ok(Explanation {
+                state: "claimed",
+                why: format!(
+                    "it is claimed: {who} {sending}; the claim's lease ends {} UTC, after which another run takes it over if that run died.",
+                    until.format("%Y-%m-%d %H:%M:%S")
+                ),
+                command: None,
+            });
+        }
+    }
+    if let Some(earlier) = health::ordered_behind(db, id)? {
+        return Ok(Explanation {
+            state: "ordered",
+            why: format!(
+                "it waits behind callback {earlier}: hook {} is ordered, and callbacks of the same row go one at a time, oldest first.",
+                callback.hook_name
+            ),
+            command: Some(format!(
+                "httphooks callbacks explain {earlier}   # or cancel it: httphooks callbacks cancel {earlier}"
+            )),
+        });
+    }
+    if let Some(next) = callback.next_attempt_at.filter(|next| *next > now) {
+        return Ok(Explanation {
+            state: "backing_off",
+            why: format!(
+                "it is backing off until {} UTC (in {}) {}.",
+                next.format("%Y-%m-%d %H:%M:%S"),
+                span(next - now),
+                after_attempts()
+            ),
+            command: Some(format!(
+                "httphooks send_callbacks --callback {id}   # send it now"
+            )),
+        });
+    }
+    if let Err(problem) = prepare(
+        &DeliverySettings::from(callback),
+        &callback.webhook_id(),
+        "",
+    ) {
+        return Ok(Explanation {
+            state: "held",
+            why: format!(
+                "it is due, but in this environment it would be held: {}; send_callbacks holds it until its environment has the variable.",
+                problem.problem
+            ),
+            command: Some(format!(
+                "export {}=…   # in send_callbacks' environment (cron, systemd unit)",
+                problem.variable
+            )),
+        });
+    }
+    let since = callback.next_attempt_at.unwrap_or(callback.created_at);
+    let last_run = runs::last_finished(db)?;
+    let last = match last_run.and_then(|run| run.ended_at) {
+        Some(ended) => format!(
+            "the last send_callbacks run finished {} ago",
+            span(now - ended)
+        ),
+        None => "no send_callbacks run has finished yet".to_owned(),
+    };
+    Ok(Explanation {
+        state: "due",
+        why: format!(
+            "it is due since {} UTC ({} ago) {}; the next send_callbacks run sends it ({last}).",
+            since.format("%Y-%m-%d %H:%M:%S"),
+            span(now - since),
+            after_attempts()
+        ),
+        command: Some(format!(
+            "httphooks send_callbacks --callback {id}   # send it now"
+        )),
+    })
+}
+
+fn at(time: Option<NaiveDateTime>) -> String {
+    time.map(|t| format!(" at {} UTC", t.format("%Y-%m-%d %H:%M:%S")))
+        .unwrap_or_default()
+}
+
+/// A span as people say it: 42s, 5m 3s, 2h 10m, 3d 4h.
+pub(crate) fn span(span: chrono::TimeDelta) -> String {
+    let seconds = span.num_seconds().max(0);
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}

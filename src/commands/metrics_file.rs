@@ -1,0 +1,248 @@
+//! `send_callbacks --metrics-file PATH`: the run and the queue in Prometheus' text
+//! format, for node_exporter's textfile collector. Written at the end of each run to a
+//! temporary file beside PATH and renamed over it, so the collector never reads half.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::engine::Summary;
+use crate::error::{Error, Result};
+use crate::storage::runs::{Latency, LATENCY_BUCKETS_MS};
+use crate::storage::{health, hooks, now, runs, Db};
+
+pub fn write(path: &Path, db: &mut Db, summary: &Summary) -> Result<()> {
+    let text = render(db, summary)?;
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::invalid(format!("--metrics-file {} names no file; give a path such as /var/lib/node_exporter/textfile/httphooks.prom", path.display())))?;
+    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    let failed = |e: std::io::Error| {
+        Error::environment(format!(
+            "cannot write the metrics file {}: {e}; check that its directory exists and is writable",
+            path.display()
+        ))
+    };
+    std::fs::write(&temporary, text).map_err(failed)?;
+    std::fs::rename(&temporary, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        failed(e)
+    })
+}
+
+fn render(db: &mut Db, summary: &Summary) -> Result<String> {
+    let now = now();
+    let all = hooks::list(db)?;
+    let names: BTreeMap<i64, String> = all.iter().map(|h| (h.id, h.name.clone())).collect();
+    let enabled: BTreeMap<i64, bool> = all.iter().map(|h| (h.id, h.enabled)).collect();
+    let name = |id: &i64| names.get(id).cloned().unwrap_or_else(|| id.to_string());
+    let waiting = health::waiting_by_hook(db, now)?;
+    let oldest_due = health::oldest_due_since(db, &[])?;
+    let successes = runs::last_successes(db)?;
+    let mut out = String::new();
+
+    family(
+        &mut out,
+        "httphooks_run_callbacks",
+        "gauge",
+        "Callbacks the last run finished, per hook and outcome (sent, retried, failed).",
+    );
+    for (hook, stats) in &summary.hook_stats {
+        for (outcome, count) in [
+            ("sent", stats.sent),
+            ("retried", stats.retried),
+            ("failed", stats.failed),
+        ] {
+            sample(
+                &mut out,
+                "httphooks_run_callbacks",
+                &[("hook", &name(hook)), ("outcome", outcome)],
+                f64::from(count),
+            );
+        }
+    }
+    family(
+        &mut out,
+        "httphooks_run_duration_seconds",
+        "gauge",
+        "How long the last run took.",
+    );
+    sample(
+        &mut out,
+        "httphooks_run_duration_seconds",
+        &[],
+        summary.elapsed.as_secs_f64(),
+    );
+    family(
+        &mut out,
+        "httphooks_run_end_timestamp_seconds",
+        "gauge",
+        "When the last run ended (Unix time).",
+    );
+    sample(
+        &mut out,
+        "httphooks_run_end_timestamp_seconds",
+        &[],
+        unix_seconds(now),
+    );
+
+    family(&mut out, "httphooks_queue_callbacks", "gauge", "Waiting callbacks per hook at the end of the run: due, backing_off (retry time to come), held (hook paused).");
+    for (id, hook_name) in &names {
+        let queue = waiting.get(id).copied().unwrap_or_default();
+        let paused = !enabled.get(id).copied().unwrap_or(true);
+        let (due, backing_off, held) = if paused {
+            (0, 0, queue.total)
+        } else {
+            (queue.total - queue.backing_off, queue.backing_off, 0)
+        };
+        for (state, count) in [("due", due), ("backing_off", backing_off), ("held", held)] {
+            sample(
+                &mut out,
+                "httphooks_queue_callbacks",
+                &[("hook", hook_name), ("state", state)],
+                count as f64,
+            );
+        }
+    }
+    family(
+        &mut out,
+        "httphooks_oldest_due_seconds",
+        "gauge",
+        "How long the longest-waiting due callback has waited (0 when none is due).",
+    );
+    let lag = oldest_due.map_or(0.0, |since| {
+        (now - since).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    sample(&mut out, "httphooks_oldest_due_seconds", &[], lag);
+
+    family(
+        &mut out,
+        "httphooks_last_success_timestamp_seconds",
+        "gauge",
+        "When each hook last got a 2xx (Unix time), over the runs on record.",
+    );
+    for (hook, at) in &successes {
+        sample(
+            &mut out,
+            "httphooks_last_success_timestamp_seconds",
+            &[("hook", &name(hook))],
+            unix_seconds(*at),
+        );
+    }
+
+    family(
+        &mut out,
+        "httphooks_endpoint_concurrency_limit",
+        "gauge",
+        "Each endpoint's adaptive concurrency limit at the end of the last run.",
+    );
+    for (endpoint, stats) in &summary.endpoint_stats {
+        sample(
+            &mut out,
+            "httphooks_endpoint_concurrency_limit",
+            &[("endpoint", endpoint)],
+            f64::from(stats.concurrency_limit),
+        );
+    }
+    family(
+        &mut out,
+        "httphooks_request_duration_seconds",
+        "histogram",
+        "Request durations in the last run, per endpoint.",
+    );
+    for (endpoint, stats) in &summary.endpoint_stats {
+        histogram(
+            &mut out,
+            "httphooks_request_duration_seconds",
+            endpoint,
+            &stats.latency,
+        );
+    }
+    Ok(out)
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    let _ = writeln!(out, "{name}{} {}", label_set(labels), number(value));
+}
+
+fn histogram(out: &mut String, name: &str, endpoint: &str, latency: &Latency) {
+    let mut cumulative = 0;
+    for (bound, count) in LATENCY_BUCKETS_MS.iter().zip(&latency.counts) {
+        cumulative += count;
+        let le = number(*bound as f64 / 1000.0);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{} {cumulative}",
+            label_set(&[("endpoint", endpoint), ("le", &le)])
+        );
+    }
+    let total = latency.total();
+    let _ = writeln!(
+        out,
+        "{name}_bucket{} {total}",
+        label_set(&[("endpoint", endpoint), ("le", "+Inf")])
+    );
+    let _ = writeln!(
+        out,
+        "{name}_sum{} {}",
+        label_set(&[("endpoint", endpoint)]),
+        number(latency.sum_ms as f64 / 1000.0)
+    );
+    let _ = writeln!(
+        out,
+        "{name}_count{} {total}",
+        label_set(&[("endpoint", endpoint)])
+    );
+}
+
+/// `{a="x",b="y"}` with the format's escapes (backslash, double quote, newline).
+fn label_set(labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(key, value)| {
+            let escaped = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{key}=\"{escaped}\"")
+        })
+        .collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        format!("{value}")
+    }
+}
+
+fn unix_seconds(time: chrono::NaiveDateTime) -> f64 {
+    time.and_utc().timestamp_millis() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(
+            label_set(&[("hook", "a\"b\\c\nd")]),
+            r#"{hook="a\"b\\c\nd"}"#
+        );
+        assert_eq!(label_set(&[]), "");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(0.005), "0.005");
+    }
+}

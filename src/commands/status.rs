@@ -1,0 +1,226 @@
+//! `status`: the whole installation on one screen: per hook its queue (due, backing
+//! off, held), recent errors, the oldest due callback's age, the last success, its
+//! endpoint's latency and concurrency limit; then the recent runs. Indexed reads only
+//! (see `storage::health`), so it stays fast on a big table; it writes nothing.
+
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+
+use super::explain::span;
+use super::output::{optional_timestamp, print_json, print_table, timestamp};
+use crate::cli::{Format, FormatArg};
+use crate::engine::endpoint_of;
+use crate::error::Result;
+use crate::storage::runs::{self, EndpointSeen, Run};
+use crate::storage::{health, hooks, now, Db};
+
+/// Runs shown under the hooks.
+const RECENT_RUNS: i64 = 5;
+
+pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
+    let mut db = Db::open_migrated(url)?;
+    let now = now();
+    let all = hooks::list(&mut db)?;
+    let waiting = health::waiting_by_hook(&mut db, now)?;
+    let errors_hour = health::errors_by_hook(&mut db, now - chrono::Duration::hours(1))?;
+    let errors_day = health::errors_by_hook(&mut db, now - chrono::Duration::days(1))?;
+    let successes = runs::last_successes(&mut db)?;
+    let last_hour = runs::endpoints_since(&mut db, now - chrono::Duration::hours(1))?;
+    let last_day = runs::endpoints_since(&mut db, now - chrono::Duration::days(1))?;
+    let new = db.count_new_callbacks(None)?;
+    let recent = runs::recent(&mut db, RECENT_RUNS)?;
+
+    let mut hook_rows = Vec::new();
+    for hook in &all {
+        let queue = waiting.get(&hook.id).copied().unwrap_or_default();
+        // A paused hook's callbacks are all held; nothing of it is due.
+        let (due, backing_off, held) = if hook.enabled {
+            (queue.total - queue.backing_off, queue.backing_off, 0)
+        } else {
+            (0, 0, queue.total)
+        };
+        let oldest_due = if due > 0 {
+            health::oldest_due_since(&mut db, &[hook.id])?
+                .map(|since| (now - since).num_seconds().max(0))
+        } else {
+            None
+        };
+        let endpoint = endpoint_of(&hook.target_url);
+        let hour = last_hour.get(&endpoint).cloned().unwrap_or_default();
+        let limit = last_day.get(&endpoint).map(|seen| seen.concurrency_limit);
+        hook_rows.push(json!({
+                "id": hook.id,
+                "name": hook.name,
+                "enabled": hook.enabled,
+                "table_name": hook.table_name,
+                "endpoint": endpoint,
+                "waiting": {"due": due, "backing_off": backing_off, "held": held},
+                "errors": {
+                    "last_hour": errors_hour.get(&hook.id).copied().unwrap_or(0),
+                    "last_day": errors_day.get(&hook.id).copied().unwrap_or(0),
+                },
+                "oldest_due_seconds": oldest_due,
+                "last_success_at": optional_timestamp(&successes.get(&hook.id).copied()),
+                "latency_ms": latency_json(&hour),
+                "concurrency_limit": limit,
+        }));
+    }
+    match args.format {
+        Format::Json => print_json(&json!({
+            "hooks": hook_rows,
+            "new_callbacks": new,
+            "runs": recent.iter().map(run_json).collect::<Vec<_>>(),
+        })),
+        Format::Table => print_tables(&hook_rows, new, &recent, now),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn latency_json(seen: &EndpointSeen) -> Value {
+    let quantile = |q| seen.latency.quantile(q).map(bound_json);
+    json!({
+        "requests": seen.requests,
+        "failures": seen.failures,
+        "p50": quantile(0.5),
+        "p95": quantile(0.95),
+    })
+}
+
+/// A bucket bound; beyond the last one it is "> 10000".
+fn bound_json(ms: i64) -> Value {
+    if ms == i64::MAX {
+        json!(format!(
+            "> {}",
+            runs::LATENCY_BUCKETS_MS[runs::LATENCY_BUCKETS_MS.len() - 1]
+        ))
+    } else {
+        json!(ms)
+    }
+}
+
+fn run_json(run: &Run) -> Value {
+    json!({
+        "id": run.id,
+        "host": run.host,
+        "pid": run.pid,
+        "started_at": timestamp(&run.started_at),
+        "ended_at": optional_timestamp(&run.ended_at),
+        "claimed": run.claimed,
+        "sent": run.sent,
+        "retried": run.retried,
+        "failed": run.failed,
+        "held": run.held,
+        "released": run.released,
+        "exit_code": run.exit_code,
+        "stop_reason": run.stop_reason,
+    })
+}
+
+fn print_tables(hooks: &[Value], new: i64, recent: &[Run], now: chrono::NaiveDateTime) {
+    let cell = |value: &Value| match value {
+        Value::Null => "-".to_owned(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> = hooks
+        .iter()
+        .map(|h| {
+            let since = |value: &Value| {
+                value
+                    .as_i64()
+                    .map(|s| span(chrono::Duration::seconds(s)))
+                    .unwrap_or_else(|| "-".to_owned())
+            };
+            let last_success = h["last_success_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| format!("{} ago", span(now - t.naive_utc())))
+                .unwrap_or_else(|| "-".to_owned());
+            let latency = &h["latency_ms"];
+            let ms = |v: &Value| match v {
+                Value::Null => "-".to_owned(),
+                Value::String(text) => format!("{text}ms"),
+                other => format!("≤{other}ms"),
+            };
+            vec![
+                cell(&h["name"]),
+                if h["enabled"] == json!(true) {
+                    "enabled"
+                } else {
+                    "paused"
+                }
+                .to_owned(),
+                cell(&h["waiting"]["due"]),
+                cell(&h["waiting"]["backing_off"]),
+                cell(&h["waiting"]["held"]),
+                format!("{}/{}", h["errors"]["last_hour"], h["errors"]["last_day"]),
+                since(&h["oldest_due_seconds"]),
+                last_success,
+                format!("{} / {}", ms(&latency["p50"]), ms(&latency["p95"])),
+                cell(&h["concurrency_limit"]),
+                cell(&h["endpoint"]),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "HOOK",
+            "STATE",
+            "DUE",
+            "BACKING_OFF",
+            "HELD",
+            "ERRORS_1H/24H",
+            "OLDEST_DUE",
+            "LAST_SUCCESS",
+            "P50/P95_1H",
+            "LIMIT",
+            "ENDPOINT",
+        ],
+        &rows,
+    );
+    if new > 0 {
+        println!(
+            "\n{new} new change(s) not admitted yet (the next run or `callbacks list` admits them)"
+        );
+    }
+    println!();
+    if recent.is_empty() {
+        println!("no send_callbacks run yet");
+        return;
+    }
+    let rows: Vec<Vec<String>> = recent
+        .iter()
+        .map(|run| {
+            let ended = run
+                .ended_at
+                .map(|e| format!("{} ago", span(now - e)))
+                .unwrap_or_else(|| "running".to_owned());
+            let took = run
+                .ended_at
+                .map(|e| span(e - run.started_at))
+                .unwrap_or_else(|| span(now - run.started_at));
+            vec![
+                run.id.to_string(),
+                ended,
+                took,
+                format!("{}:{}", run.host, run.pid),
+                run.claimed.to_string(),
+                run.sent.to_string(),
+                run.retried.to_string(),
+                run.failed.to_string(),
+                run.stop_reason.clone().unwrap_or_else(|| "-".to_owned()),
+                run.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "RUN", "ENDED", "TOOK", "HOST:PID", "CLAIMED", "SENT", "RETRIED", "FAILED", "STOP",
+            "EXIT",
+        ],
+        &rows,
+    );
+}

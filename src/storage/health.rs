@@ -1,0 +1,146 @@
+//! How the queue is doing, for `status`, `monitor_callbacks` and the metrics file.
+//! Only indexed reads: the due index for waiting callbacks, the errors index for recent
+//! errors, the primary key for new callbacks; nothing here writes.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::Timestamp;
+
+use super::callbacks::{self, ClaimFilter};
+use super::models::status;
+use super::schema::httphooks_callbacks::dsl as c;
+use super::{with_conn, Db};
+use crate::error::Result;
+
+/// Waiting callbacks of one hook.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waiting {
+    pub total: i64,
+    /// Waiting for their retry time.
+    pub backing_off: i64,
+}
+
+/// Waiting callbacks per hook, split at `now` into due and backing off.
+pub fn waiting_by_hook(db: &mut Db, now: NaiveDateTime) -> Result<BTreeMap<i64, Waiting>> {
+    let (all, later): (Vec<(i64, i64)>, Vec<(i64, i64)>) = with_conn!(db, |conn| {
+        let all = c::httphooks_callbacks
+            .filter(c::status.eq(status::WAITING))
+            .group_by(c::hook_id)
+            .select((c::hook_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        let later = c::httphooks_callbacks
+            .filter(c::status.eq(status::WAITING))
+            .filter(c::next_attempt_at.gt(now))
+            .group_by(c::hook_id)
+            .select((c::hook_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        Ok::<_, crate::Error>((all, later))
+    })?;
+    let mut waiting: BTreeMap<i64, Waiting> = all
+        .into_iter()
+        .map(|(hook, total)| {
+            (
+                hook,
+                Waiting {
+                    total,
+                    backing_off: 0,
+                },
+            )
+        })
+        .collect();
+    for (hook, backing_off) in later {
+        waiting.entry(hook).or_default().backing_off = backing_off;
+    }
+    Ok(waiting)
+}
+
+/// Callbacks per hook that became errors at or after `since` (the errors index).
+pub fn errors_by_hook(db: &mut Db, since: NaiveDateTime) -> Result<BTreeMap<i64, i64>> {
+    let rows: Vec<(i64, i64)> = with_conn!(db, |conn| c::httphooks_callbacks
+        .filter(c::status.eq(status::ERROR))
+        .filter(c::updated_at.ge(since))
+        .group_by(c::hook_id)
+        .select((c::hook_id, diesel::dsl::count_star()))
+        .load(conn))?;
+    Ok(rows.into_iter().collect())
+}
+
+#[derive(QueryableByName)]
+struct CreatedAt {
+    #[diesel(sql_type = Timestamp)]
+    created_at: NaiveDateTime,
+}
+
+/// Since when the longest-waiting due callback has been due (of these hooks; of all
+/// enabled hooks without them): a new callback from its creation, a retried one from
+/// its retry time. Held callbacks (hook disabled, ordered behind another, claimed) are
+/// not due. Changes not admitted yet count from when they were made, for all hooks.
+pub fn oldest_due_since(db: &mut Db, hook_ids: &[i64]) -> Result<Option<NaiveDateTime>> {
+    let mut filter = ClaimFilter {
+        hook_ids: hook_ids.to_vec(),
+        ..ClaimFilter::default()
+    };
+    // Claim order puts every new callback (oldest first) before every retried one;
+    // look at the first of each.
+    let first = callbacks::peek_due(db, &filter, 1)?;
+    let mut oldest = first
+        .first()
+        .map(|c| c.next_attempt_at.unwrap_or(c.created_at));
+    if first.first().is_some_and(|c| c.next_attempt_at.is_none()) {
+        filter.after = Some((chrono::DateTime::UNIX_EPOCH.naive_utc(), i64::MAX));
+        let retried = callbacks::peek_due(db, &filter, 1)?;
+        if let Some(due) = retried.first().and_then(|c| c.next_attempt_at) {
+            oldest = oldest.min(Some(due));
+        }
+    }
+    if hook_ids.is_empty() {
+        let new: Vec<CreatedAt> = with_conn!(db, |conn| diesel::sql_query(
+            "SELECT created_at FROM httphooks_new_callbacks ORDER BY id LIMIT 1"
+        )
+        .load(conn))?;
+        if let Some(new) = new.first() {
+            oldest = Some(oldest.map_or(new.created_at, |o| o.min(new.created_at)));
+        }
+    }
+    Ok(oldest)
+}
+
+/// The earliest waiting callback an ordered callback waits behind (same hook and row),
+/// if any. Keys are compared in SQL: they may hold bytes that are not UTF-8.
+pub fn ordered_behind(db: &mut Db, callback_id: i64) -> Result<Option<i64>> {
+    let this = diesel::alias!(super::schema::httphooks_callbacks as this);
+    with_conn!(db, |conn| {
+        let Some((hook_id, keyless, ordered)) = c::httphooks_callbacks
+            .filter(c::id.eq(callback_id))
+            .select((c::hook_id, c::object_id.is_null(), c::ordered))
+            .first::<(i64, bool, bool)>(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        if !ordered {
+            return Ok(None);
+        }
+        let earlier = c::httphooks_callbacks
+            .select(c::id)
+            .filter(c::status.eq(status::WAITING))
+            .filter(c::ordered)
+            .filter(c::hook_id.eq(hook_id))
+            .filter(c::id.lt(callback_id))
+            .into_boxed();
+        let earlier = if keyless {
+            earlier.filter(c::object_id.is_null())
+        } else {
+            earlier.filter(
+                c::object_id.eq_any(
+                    this.select(this.field(c::object_id))
+                        .filter(this.field(c::id).eq(callback_id))
+                        .filter(this.field(c::object_id).is_not_null()),
+                ),
+            )
+        };
+        Ok(earlier.order(c::id).first(conn).optional()?)
+    })
+}
