@@ -8,6 +8,11 @@ use crate::storage::{callbacks, Db};
 
 pub fn run(url: Option<&str>, args: &MonitorArgs) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
+    // Broken capture turns the check red whatever the counts: changes are being lost.
+    let broken = super::capture::broken_lines(&mut db)?;
+    for line in &broken {
+        println!("ALERT: {line}");
+    }
     let status = args.status.as_str();
     let since = args
         .minutes_ago
@@ -24,7 +29,7 @@ pub fn run(url: Option<&str>, args: &MonitorArgs) -> Result<ExitCode> {
         if exceeded { "ALERT" } else { "OK" },
         args.callbacks_limit
     );
-    Ok(if exceeded {
+    Ok(if exceeded || !broken.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
