@@ -434,3 +434,43 @@ fn postgres_a_least_privilege_role_makes_callbacks() {
     assert_eq!(sales_body["object_id"], "7");
     assert_eq!(sales_body["object_type"], qualified.as_str());
 }
+
+/// A database migrated by the previous httphooks, whose trigger matched hooks by table
+/// name: `migrate` fills the tables' identities and capture goes on.
+#[test]
+fn postgres_migrate_fills_table_identities_of_an_older_schema() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let db = db.migrated();
+    db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT)");
+    db.add_hook("h", "t", "insert", URL, &[]);
+    let previous = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/postgres/2026-11-23-000002_new_callbacks/up.sql"
+    ))
+    .unwrap();
+    let start = previous
+        .find("CREATE OR REPLACE FUNCTION httphooks_capture()")
+        .unwrap();
+    let end = start + previous[start..].find("$$;").unwrap() + 3;
+    db.connect().sql(&format!(
+        "DROP INDEX httphooks_hooks_table_oid; \
+         ALTER TABLE httphooks_hooks DROP COLUMN table_oid, DROP COLUMN key_columns, \
+           DROP COLUMN capture_verified_at; \
+         DELETE FROM httphooks_schema_migrations WHERE version = '20261130000004'; \
+         {}",
+        &previous[start..end]
+    ));
+    let (code, _, err) = db.run(&["callbacks", "list"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(db.ok(&["migrate"]).contains("applied 1 migration"));
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_hooks WHERE table_oid = 't'::regclass::oid::bigint AND capture_verified_at IS NOT NULL"),
+        1
+    );
+    db.sql("INSERT INTO t (id, a) VALUES (1, 'x')");
+    assert_eq!(callbacks(&db), 1);
+    let (code, out, _) = db.run(&["monitor_callbacks", "--status", "error"]);
+    assert_eq!(code, 0, "{out}");
+}

@@ -498,7 +498,7 @@ fn validate(
                 Error::invalid(format!(
                     "there is no table {table:?} in the {} database; create it first or check the name{}",
                     db.backend_name(),
-                    if db.allows_concurrent_writers() {
+                    if matches!(db, Db::Postgres(_)) {
                         " (a table of another schema is named schema.table)"
                     } else {
                         ""
@@ -665,10 +665,12 @@ fn check_key(
             }
             key
         }
-        None if primary.is_empty() => return Err(Error::invalid(format!(
+        None if primary.is_empty() => {
+            return Err(Error::invalid(format!(
             "table {} has no primary key; name the columns that identify a row with --key COL,…",
             table.name
-        ))),
+        )))
+        }
         None => primary.clone(),
     };
     for other in hooks::hooks_on_table(db, &table.name)? {
