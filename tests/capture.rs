@@ -209,6 +209,11 @@ on_both_backends!(
         ]);
         assert_eq!(code, 2);
         assert!(err.contains("\"nope\", which is not a column"), "{err}");
+        let (code, _, err) = db.run(&[
+            "hooks", "add", "e", "--events", "a.b", "--url", URL, "--key", "a",
+        ]);
+        assert_eq!(code, 2);
+        assert!(err.contains("give --table too"), "{err}");
         assert_eq!(hooks(&db), 0, "nothing was written");
         db.sql("INSERT INTO k (a, b, v) VALUES (0, 'w', 'no trigger')");
         assert_eq!(callbacks(&db), 0, "no trigger was installed");

@@ -508,6 +508,11 @@ fn validate(
             Some(check_key(db, found, draft.key.as_deref(), editing)?)
         }
         None => {
+            if draft.key.is_some() {
+                return Err(Error::invalid(
+                    "--key names a table's key columns; give --table too, or omit --key for custom events",
+                ));
+            }
             if let Some(row_event) = events.iter().find(|e| ROW_EVENTS.contains(&e.as_str())) {
                 return Err(Error::invalid(format!(
                     "the {row_event} event needs --table; hooks without a table take custom events only"
