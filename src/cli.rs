@@ -203,8 +203,21 @@ pub enum HooksCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Re-create triggers after a table's columns changed (all tables, or one hook's).
-    Sync { name: Option<String> },
+    /// Re-create triggers after a table's columns changed: every watched table, or the
+    /// one a hook watches, or a table named directly. Goes on past tables that are gone
+    /// and then exits 3.
+    Sync {
+        #[arg(value_name = "HOOK_OR_TABLE")]
+        name: Option<String>,
+    },
+    /// Print the SQL that creates a watched table's triggers for its current columns,
+    /// or with --drop the SQL that drops them (for a migration that changes the table).
+    Triggers {
+        table: String,
+        /// Print the SQL that drops the triggers instead.
+        #[arg(long)]
+        drop: bool,
+    },
     /// Build the request a real event would produce and show it (--dry-run) or send it
     /// once; nothing is written to the callbacks table.
     Test(HookTestArgs),
@@ -254,6 +267,10 @@ pub struct HookDefinition {
     /// Read the payload template from a file.
     #[arg(long = "template-file", value_name = "FILE")]
     pub template_file: Option<std::path::PathBuf>,
+    /// Comma-separated columns that identify a row (object_id), for a table without a
+    /// primary key; every hook of a table must use the same key.
+    #[arg(long, value_delimiter = ',', value_name = "COL,…")]
+    pub key: Option<Vec<String>>,
     /// Comma-separated columns: an update fires only if one of them changed.
     #[arg(long = "when-changed", value_delimiter = ',', value_name = "COL,…")]
     pub when_changed: Option<Vec<String>>,

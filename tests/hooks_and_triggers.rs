@@ -497,6 +497,9 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
          {first_view} \
          DELETE FROM httphooks_schema_migrations WHERE version > '20261123000001'; \
          ALTER TABLE httphooks_hook_versions DROP COLUMN ordered; \
+         ALTER TABLE httphooks_hooks DROP COLUMN table_oid; \
+         ALTER TABLE httphooks_hooks DROP COLUMN key_columns; \
+         ALTER TABLE httphooks_hooks DROP COLUMN capture_verified_at; \
          CREATE TRIGGER httphooks_t_insert AFTER INSERT ON t BEGIN \
            INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, event_data) \
            VALUES (1, 1, 'insert', '{{}}'); END;"
@@ -504,7 +507,7 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
     let (code, _, err) = db.run(&["callbacks", "list"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
-    assert!(db.ok(&["migrate"]).contains("applied 2 migration"));
+    assert!(db.ok(&["migrate"]).contains("applied 3 migration"));
     db.sql("INSERT INTO t (v) VALUES (7)");
     let data = json(
         &db.text("SELECT event_data AS v FROM httphooks_callbacks")

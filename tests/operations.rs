@@ -24,7 +24,7 @@ on_both_backends!(migrate_is_idempotent_and_required, |db| {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
     assert_eq!(err.lines().count(), 1);
-    let migrations = 3;
+    let migrations = 5;
     assert!(db
         .ok(&["migrate"])
         .contains(&format!("applied {migrations} migration")));

@@ -9,6 +9,7 @@ use crate::storage::{callbacks, hooks, runs, Db};
 
 pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
+    super::capture::warn(&mut db);
     // Old new callbacks (cron stopped for days) are old waiting callbacks too.
     callbacks::admit_all(&mut db)?;
     let before = chrono::Utc::now().naive_utc() - chrono::Duration::days(args.days);

@@ -13,6 +13,7 @@ pub fn run(url: Option<&str>, args: &EnqueueArgs) -> Result<ExitCode> {
         ))
     })?;
     let mut db = Db::open_migrated(url)?;
+    super::capture::warn(&mut db);
     let made = crate::enqueue(&mut db, &args.hook, &args.event, &data)?;
     if made == 0 {
         println!("hook {} is disabled: no callback was made", args.hook);

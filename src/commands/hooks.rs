@@ -13,8 +13,9 @@ use crate::delivery::headers::{parse_header_args, stored_pairs};
 use crate::delivery::{prepare, shown_headers, Deliverer, DeliverySettings};
 use crate::error::{Error, Result};
 use crate::payload::{render_sample, ContentType, EventContext, Renderer};
+use crate::storage::capture::{self, State};
 use crate::storage::models::{join_events, Hook, HookFields};
-use crate::storage::{callbacks, hooks, Column, Db, ROW_EVENTS};
+use crate::storage::{callbacks, hooks, Column, Db, Table, ROW_EVENTS};
 
 const METHODS: [&str; 5] = ["POST", "PUT", "PATCH", "DELETE", "GET"];
 const MIN_TIMEOUT: Duration = Duration::from_millis(100);
@@ -22,6 +23,13 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn run(url: Option<&str>, command: HooksCommand) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
+    // sync and triggers are how capture is repaired: they say what they find themselves.
+    if !matches!(
+        command,
+        HooksCommand::Sync { .. } | HooksCommand::Triggers { .. }
+    ) {
+        super::capture::warn(&mut db);
+    }
     match command {
         HooksCommand::Add(args) => add(&mut db, &args),
         HooksCommand::List(format) => list(&mut db, format.format),
@@ -31,6 +39,7 @@ pub fn run(url: Option<&str>, command: HooksCommand) -> Result<ExitCode> {
         HooksCommand::Disable { name } => set_enabled(&mut db, &name, false),
         HooksCommand::Remove { name, force } => remove(&mut db, &name, force),
         HooksCommand::Sync { name } => sync(&mut db, name.as_deref()),
+        HooksCommand::Triggers { table, drop } => triggers(&mut db, &table, drop),
         HooksCommand::Test(args) => return test(&mut db, url, &args),
     }?;
     Ok(ExitCode::SUCCESS)
@@ -64,6 +73,7 @@ fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| "application/json".to_owned()),
         template: read_template(def)?,
+        key: def.key.clone(),
         when_changed: def.when_changed.clone(),
         timeout: def
             .timeout
@@ -76,7 +86,7 @@ fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
         signing_secret_env: def.signing_secret_env.clone(),
         ca_file: ca_file_from_flag(def)?,
     };
-    let fields = validate(db, &draft, def.sample_data.as_deref())?;
+    let fields = validate(db, &draft, def.sample_data.as_deref(), None)?;
     let hook = hooks::create(db, &fields)?;
     println!(
         "created hook {} (id {}){}",
@@ -131,6 +141,9 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
     } else if let Some(template) = read_template(def)? {
         draft.template = Some(template);
     }
+    if def.key.is_some() {
+        draft.key = def.key.clone();
+    }
     if args.no_when_changed {
         draft.when_changed = None;
     } else if def.when_changed.is_some() {
@@ -158,7 +171,7 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
     if let Some(max_attempts) = def.max_attempts {
         draft.max_attempts = max_attempts;
     }
-    let fields = validate(db, &draft, def.sample_data.as_deref())?;
+    let fields = validate(db, &draft, def.sample_data.as_deref(), Some(hook.id))?;
     let hook = hooks::update(db, &hook, &fields)?;
     println!(
         "updated hook {} (id {}); callbacks already made keep their content and go out with the new settings",
@@ -199,32 +212,93 @@ fn remove(db: &mut Db, name: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// Re-creates the triggers of every watched table, or of the one a hook watches, or of
+/// a table named directly, each table in a transaction of its own: a table that is gone
+/// is reported and the others are still synced; then exit 3.
 fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
-    let tables = match name {
-        Some(name) => {
-            let hook = hooks::require(db, name)?;
-            let table = hook.table_name.ok_or_else(|| {
+    let mut tables = capture::inspect(db)?;
+    if let Some(name) = name {
+        let wanted = match hooks::find(db, name)? {
+            Some(hook) => hook.table_name.ok_or_else(|| {
                 Error::invalid(format!(
                     "hook {name} has no table (it takes custom events); nothing to sync"
                 ))
-            })?;
-            vec![table]
+            })?,
+            None => name.to_owned(),
+        };
+        tables.retain(|t| t.stored_name == wanted || t.name() == wanted);
+        if tables.is_empty() {
+            return Err(Error::invalid(format!(
+                "there is no hook or watched table named {name:?}; `httphooks hooks list` shows them"
+            )));
         }
-        None => hooks::watched_tables(db)?,
-    };
-    db.write_transaction(
-        |db| match hooks::reinstall_triggers(db, Some(&tables))?.first() {
-            Some(table) => Err(Error::invalid(format!(
-                "table {table} no longer exists; remove its hooks with `httphooks hooks remove`"
-            ))),
-            None => Ok(()),
-        },
-    )?;
-    for table in &tables {
-        println!("re-created the triggers of table {table}");
     }
     if tables.is_empty() {
         println!("no table has hooks; nothing to sync");
+        return Ok(());
+    }
+    let mut gone = Vec::new();
+    for table in &tables {
+        let hook_names: Vec<&str> = table.hooks.iter().map(|h| h.name.as_str()).collect();
+        if table.state != State::Gone && capture::restore(db, table)? {
+            if let Some(to) = table.renamed_to() {
+                println!(
+                    "table {} was renamed to {to}; its hooks now watch {to}",
+                    table.stored_name
+                );
+            }
+            println!(
+                "re-created the triggers of table {} (hooks {})",
+                table.name(),
+                hook_names.join(", ")
+            );
+        } else {
+            for hook in &hook_names {
+                eprintln!(
+                    "httphooks: hook {hook}: table {} no longer exists; re-create it or remove the hook with `httphooks hooks remove {hook}`",
+                    table.name()
+                );
+            }
+            gone.push(table.name().to_owned());
+        }
+    }
+    if gone.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::environment(format!(
+            "could not sync {} of {} watched table(s) because they no longer exist ({}); re-create them or remove their hooks",
+            gone.len(),
+            tables.len(),
+            gone.join(", ")
+        )))
+    }
+}
+
+/// `hooks triggers TABLE [--drop]`: the SQL that creates (or drops) a watched table's
+/// triggers, for a migration that changes the table. Writes nothing.
+fn triggers(db: &mut Db, name: &str, drop: bool) -> Result<()> {
+    let table = capture::inspect(db)?
+        .into_iter()
+        .find(|t| t.stored_name == name || t.name() == name)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "no hook watches a table named {name:?}; `httphooks hooks list` shows the watched tables"
+            ))
+        })?;
+    let Some(found) = &table.table else {
+        return Err(Error::invalid(format!(
+            "table {name} no longer exists; re-create it or remove its hooks with `httphooks hooks remove`"
+        )));
+    };
+    let statements = if drop {
+        db.drop_trigger_sql(found)
+    } else {
+        let mut statements = db.drop_trigger_sql(found);
+        statements.extend(db.trigger_sql(found, &hooks::watched_by(&table.hooks)));
+        statements
+    };
+    for statement in statements {
+        println!("{statement}");
     }
     Ok(())
 }
@@ -299,6 +373,7 @@ fn hook_json(hook: &Hook) -> Value {
         "enabled": hook.enabled,
         "ordered": hook.ordered,
         "when_changed": hook.when_changed.as_ref().map(|_| hook.when_changed_list()),
+        "key": hook.key_list(),
         "timeout": humantime::format_duration(Duration::from_millis(hook.timeout_ms as u64)).to_string(),
         "max_attempts": hook.max_attempts,
         "auth": Auth::parse(hook.auth.as_deref()).map(|auth| serde_json::to_value(auth).expect("serializes")),
@@ -331,6 +406,7 @@ struct Draft {
     headers: String,
     content_type: String,
     template: Option<String>,
+    key: Option<Vec<String>>,
     when_changed: Option<Vec<String>>,
     timeout: Duration,
     max_attempts: i32,
@@ -352,6 +428,7 @@ impl From<&Hook> for Draft {
             headers: hook.headers.clone(),
             content_type: hook.content_type.clone(),
             template: hook.payload_template.clone(),
+            key: hook.key_list(),
             when_changed: hook.when_changed.as_ref().map(|_| hook.when_changed_list()),
             timeout: Duration::from_millis(hook.timeout_ms as u64),
             max_attempts: hook.max_attempts,
@@ -374,7 +451,12 @@ fn valid_event_name(event: &str) -> bool {
 
 /// Checks everything a hook definition holds and returns the fields to store, with the
 /// table's columns for its triggers. Nothing is written here.
-fn validate(db: &mut Db, draft: &Draft, sample_data: Option<&str>) -> Result<HookFields> {
+fn validate(
+    db: &mut Db,
+    draft: &Draft,
+    sample_data: Option<&str>,
+    editing: Option<i64>,
+) -> Result<HookFields> {
     let name = draft.name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(|c| c.is_control() || c == ',') {
         return Err(Error::invalid(
@@ -400,7 +482,7 @@ fn validate(db: &mut Db, draft: &Draft, sample_data: Option<&str>) -> Result<Hoo
         ));
     }
 
-    let columns = match &draft.table {
+    let table = match &draft.table {
         Some(table) => {
             if table.to_ascii_lowercase().starts_with("httphooks_") {
                 return Err(Error::invalid(
@@ -412,15 +494,25 @@ fn validate(db: &mut Db, draft: &Draft, sample_data: Option<&str>) -> Result<Hoo
                     "a table hook takes only insert, update and delete, not {custom:?}; omit --table for custom events"
                 )));
             }
-            let columns = db.table_columns(table)?.ok_or_else(|| {
+            let found = db.find_table(table)?.ok_or_else(|| {
                 Error::invalid(format!(
-                    "there is no table {table:?} in the {} database; create it first or check the name",
-                    db.backend_name()
+                    "there is no table {table:?} in the {} database; create it first or check the name{}",
+                    db.backend_name(),
+                    if matches!(db, Db::Postgres(_)) {
+                        " (a table of another schema is named schema.table)"
+                    } else {
+                        ""
+                    }
                 ))
             })?;
-            Some(columns)
+            Some(check_key(db, found, draft.key.as_deref(), editing)?)
         }
         None => {
+            if draft.key.is_some() {
+                return Err(Error::invalid(
+                    "--key names a table's key columns; give --table too, or omit --key for custom events",
+                ));
+            }
             if let Some(row_event) = events.iter().find(|e| ROW_EVENTS.contains(&e.as_str())) {
                 return Err(Error::invalid(format!(
                     "the {row_event} event needs --table; hooks without a table take custom events only"
@@ -468,7 +560,7 @@ fn validate(db: &mut Db, draft: &Draft, sample_data: Option<&str>) -> Result<Hoo
                 .map(|c| c.trim().to_owned())
                 .filter(|c| !c.is_empty())
                 .collect();
-            let Some(columns) = &columns else {
+            let Some(columns) = &table else {
                 return Err(Error::invalid(
                     "--when-changed needs --table: it filters a table's updates",
                 ));
@@ -481,6 +573,7 @@ fn validate(db: &mut Db, draft: &Draft, sample_data: Option<&str>) -> Result<Hoo
             if list.is_empty() {
                 return Err(Error::invalid("--when-changed needs at least one column"));
             }
+            let columns = &columns.columns;
             if let Some(unknown) = list
                 .iter()
                 .find(|c| !columns.iter().any(|col| &col.name == *c))
@@ -509,13 +602,13 @@ fn validate(db: &mut Db, draft: &Draft, sample_data: Option<&str>) -> Result<Hoo
         name,
         &events,
         content_type,
-        columns.as_deref(),
+        table.as_ref().map(|t| t.columns.as_slice()),
         sample_data,
     )?;
 
     let fields = HookFields {
         name: name.to_owned(),
-        table_name: draft.table.clone(),
+        table_name: table.as_ref().map(|t| t.name.clone()),
         events: join_events(&events),
         target_url: draft.url.trim().to_owned(),
         http_method: method,
@@ -530,8 +623,77 @@ fn validate(db: &mut Db, draft: &Draft, sample_data: Option<&str>) -> Result<Hoo
         auth: draft.auth.clone(),
         signing_secret_env: draft.signing_secret_env.clone(),
         ca_file: draft.ca_file.clone(),
+        table_oid: table.as_ref().and_then(|t| t.oid),
+        key_columns: match (&table, &draft.key) {
+            (Some(_), Some(key)) => {
+                Some(serde_json::to_string(&key_names(key)).expect("strings serialize"))
+            }
+            _ => None,
+        },
     };
     Ok(fields)
+}
+
+fn key_names(given: &[String]) -> Vec<String> {
+    given
+        .iter()
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// The table keyed as the hook's `object_id` will be: by `--key` (columns that must
+/// exist), else by its primary key; a table without one needs `--key`. Every hook of a
+/// table must use the same key (one trigger serves them all).
+fn check_key(
+    db: &mut Db,
+    table: Table,
+    given: Option<&[String]>,
+    editing: Option<i64>,
+) -> Result<Table> {
+    let primary = table.key_names();
+    let key = match given.map(key_names) {
+        Some(key) if key.is_empty() => {
+            return Err(Error::invalid(
+                "--key needs at least one column (e.g. --key id or --key order_id,line)",
+            ))
+        }
+        Some(key) => {
+            if let Some(unknown) = key
+                .iter()
+                .find(|k| !table.columns.iter().any(|c| &c.name == *k))
+            {
+                return Err(Error::invalid(format!(
+                    "--key names {unknown:?}, which is not a column of table {}; check the spelling",
+                    table.name
+                )));
+            }
+            key
+        }
+        None if primary.is_empty() => {
+            return Err(Error::invalid(format!(
+            "table {} has no primary key; name the columns that identify a row with --key COL,…",
+            table.name
+        )))
+        }
+        None => primary.clone(),
+    };
+    for other in hooks::hooks_on_table(db, &table.name)? {
+        if Some(other.id) == editing {
+            continue;
+        }
+        let theirs = other.key_list().unwrap_or_else(|| primary.clone());
+        if theirs != key {
+            return Err(Error::invalid(format!(
+                "hook {} identifies rows of table {} by ({}), and all hooks of a table must use the same key; give --key {}",
+                other.name,
+                table.name,
+                theirs.join(", "),
+                theirs.join(",")
+            )));
+        }
+    }
+    Ok(table.keyed_by(Some(&key)))
 }
 
 /// Renders the template (or default payload) against a sample for every event the hook

@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command};
 use crate::error::Result;
 
 pub mod callbacks;
+mod capture;
 pub mod delete_old_callbacks;
 pub mod enqueue;
 mod explain;

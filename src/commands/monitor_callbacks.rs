@@ -126,6 +126,20 @@ fn checks(url: Option<&str>, args: &MonitorArgs) -> Result<Vec<Check>> {
     let mut db = Db::open_migrated(url)?;
     let now = now();
     let mut checks = Vec::new();
+    // Broken capture turns the check red whatever else it finds: changes are being lost.
+    let broken = super::capture::broken_lines(&mut db)?;
+    if !broken.is_empty() {
+        checks.push(Check {
+            label: "capture_broken",
+            value: Some(broken.len() as f64),
+            seconds: false,
+            warning: None,
+            critical: 0,
+            text: broken.join("; "),
+            json: json!({"check": "capture", "problems": broken}),
+            failed_anyway: true,
+        });
+    }
     if let Some(status) = args.status {
         let status = status.as_str();
         let since = args.minutes_ago.map(|m| minutes_before(now, m));

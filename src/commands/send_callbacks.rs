@@ -27,6 +27,18 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         }
     }
     let mut db = Db::open_migrated(url)?;
+    // Capture first: a table rebuilt or altered since the last run gets its triggers
+    // back (a dry run changes nothing, so it only warns). A failure here (say, no right
+    // to create triggers) is reported and delivery goes on.
+    if args.dry_run {
+        for line in super::capture::broken_lines(&mut db)? {
+            eprintln!("httphooks: warning: {line}");
+        }
+    } else if let Err(error) = super::capture::restore(&mut db) {
+        eprintln!(
+            "httphooks: warning: could not check or restore the watched tables' triggers ({error}); run `httphooks hooks sync` as the tables' owner"
+        );
+    }
     let mut hook_ids = Vec::new();
     for given in &args.hook_id {
         hook_ids.push(hooks::require_by_id_or_name(&mut db, given)?.id);

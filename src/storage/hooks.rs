@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use super::models::{Hook, HookFields, NewHookVersion};
 use super::schema::httphooks_hook_versions;
 use super::schema::httphooks_hooks::dsl as h;
-use super::{with_conn, Db, Watched, ROW_EVENTS};
+use super::{with_conn, Db, Table, Watched, ROW_EVENTS};
 use crate::error::{Error, Result};
 
 pub fn find(db: &mut Db, name: &str) -> Result<Option<Hook>> {
@@ -61,7 +61,7 @@ pub fn list(db: &mut Db) -> Result<Vec<Hook>> {
         .load(conn)?))
 }
 
-fn hooks_on_table(db: &mut Db, table: &str) -> Result<Vec<Hook>> {
+pub(crate) fn hooks_on_table(db: &mut Db, table: &str) -> Result<Vec<Hook>> {
     with_conn!(db, |conn| {
         Ok(h::httphooks_hooks
             .select(Hook::as_select())
@@ -71,7 +71,7 @@ fn hooks_on_table(db: &mut Db, table: &str) -> Result<Vec<Hook>> {
 }
 
 /// What the enabled hooks among `hooks` listen to.
-fn watched_by(hooks: &[Hook]) -> Watched {
+pub(crate) fn watched_by(hooks: &[Hook]) -> Watched {
     let enabled: Vec<&Hook> = hooks.iter().filter(|h| h.enabled).collect();
     let listens = |hook: &Hook, event: &str| hook.event_list().iter().any(|e| e == event);
     let events = ROW_EVENTS
@@ -92,19 +92,80 @@ fn watched_by(hooks: &[Hook]) -> Watched {
     }
 }
 
-/// Makes the triggers of `table` match its hooks as they are now (none without hooks).
-/// Returns false when the table no longer exists (its triggers went with it).
-fn refresh_triggers(db: &mut Db, table: &str) -> Result<bool> {
+/// The key the hooks of a table identify its rows by: the `--key` columns they name
+/// (all hooks of a table agree, see `commands::hooks`), None for the primary key.
+pub fn key_of(hooks: &[Hook]) -> Option<Vec<String>> {
+    hooks.iter().find_map(Hook::key_list)
+}
+
+/// The table a table's hooks watch, with their key: by identity first, so that a
+/// renamed PostgreSQL table is still found, then by name (a re-created table).
+pub(crate) fn locate(db: &mut Db, hooks: &[Hook], name: &str) -> Result<Option<Table>> {
+    let by_identity = match hooks.iter().find_map(|hook| hook.table_oid) {
+        Some(oid) => db.table_by_oid(oid)?,
+        None => None,
+    };
+    let table = match by_identity {
+        Some(table) => Some(table),
+        None => db.find_table(name)?,
+    };
+    Ok(table.map(|table| table.keyed_by(key_of(hooks).as_deref())))
+}
+
+/// Gives the hooks of a renamed table its new name, with a new version each so that
+/// new callbacks carry it.
+pub(crate) fn adopt_name(db: &mut Db, hooks: &[Hook], table: &Table) -> Result<()> {
+    for hook in hooks {
+        let mut fields = HookFields::from(hook);
+        fields.table_name = Some(table.name.clone());
+        fields.table_oid = table.oid;
+        with_conn!(db, |conn| {
+            diesel::update(h::httphooks_hooks.filter(h::id.eq(hook.id)))
+                .set((
+                    h::table_name.eq(&fields.table_name),
+                    h::table_oid.eq(fields.table_oid),
+                ))
+                .execute(conn)
+        })?;
+        new_version(db, hook.id, &fields)?;
+    }
+    Ok(())
+}
+
+/// Records that the capture of these hooks was found (or made) intact now.
+pub(crate) fn mark_verified(db: &mut Db, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    with_conn!(db, |conn| {
+        diesel::update(h::httphooks_hooks.filter(h::id.eq_any(ids)))
+            .set(h::capture_verified_at.eq(super::now()))
+            .execute(conn)
+    })?;
+    Ok(())
+}
+
+/// Makes the triggers of `table` match its hooks as they are now (none without hooks),
+/// following a rename (the hooks take the new name). Returns the table, or None when
+/// it no longer exists (its triggers went with it).
+pub(crate) fn refresh_triggers(db: &mut Db, table: &str) -> Result<Option<Table>> {
     let hooks = hooks_on_table(db, table)?;
     if hooks.is_empty() {
-        db.drop_triggers(table)?;
-        return Ok(true);
+        if let Some(found) = db.find_table(table)? {
+            db.drop_triggers(&found)?;
+            return Ok(Some(found));
+        }
+        return Ok(None);
     }
-    let Some(columns) = db.table_columns(table)? else {
-        return Ok(false);
+    let Some(found) = locate(db, &hooks, table)? else {
+        return Ok(None);
     };
-    db.install_triggers(table, &columns, &watched_by(&hooks))?;
-    Ok(true)
+    if found.name != table || hooks.iter().any(|hook| hook.table_oid != found.oid) {
+        adopt_name(db, &hooks, &found)?;
+    }
+    db.install_triggers(&found, &watched_by(&hooks))?;
+    mark_verified(db, &hooks.iter().map(|hook| hook.id).collect::<Vec<_>>())?;
+    Ok(Some(found))
 }
 
 /// Re-creates the triggers of `tables` (every watched table without it) from their
@@ -116,7 +177,7 @@ pub fn reinstall_triggers(db: &mut Db, tables: Option<&[String]>) -> Result<Vec<
     };
     let mut missing = Vec::new();
     for table in tables {
-        if !refresh_triggers(db, &table)? {
+        if refresh_triggers(db, &table)?.is_none() {
             missing.push(table);
         }
     }
@@ -274,6 +335,9 @@ mod tests {
             created_at: chrono::NaiveDateTime::default(),
             updated_at: chrono::NaiveDateTime::default(),
             version_id: Some(1),
+            table_oid: None,
+            key_columns: None,
+            capture_verified_at: None,
         }
     }
 

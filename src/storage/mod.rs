@@ -9,6 +9,7 @@ use diesel::{PgConnection, SqliteConnection};
 use crate::error::{one_line, Error, Result};
 
 pub mod callbacks;
+pub mod capture;
 pub mod enqueue;
 pub mod health;
 pub mod hooks;
@@ -164,31 +165,68 @@ impl Db {
 
     /// The columns of an application table, or None when there is no such table.
     pub fn table_columns(&mut self, table: &str) -> Result<Option<Vec<Column>>> {
+        Ok(self.find_table(table)?.map(|t| t.columns))
+    }
+
+    /// An application table by the name a user gives or a hook stores (on PostgreSQL
+    /// `schema.table` for one outside the schema httphooks works in), or None.
+    pub fn find_table(&mut self, name: &str) -> Result<Option<Table>> {
         match self {
-            Db::Sqlite(conn) => sqlite::table_columns(conn, table),
-            Db::Postgres(conn) => postgres::table_columns(conn, table),
+            Db::Sqlite(conn) => sqlite::find_table(conn, name),
+            Db::Postgres(conn) => postgres::find_table(conn, name),
         }
     }
 
-    /// (Re-)creates the triggers that turn row changes on `table` into callbacks. SQLite
-    /// triggers record only what `watched` says; the PostgreSQL trigger reads the hooks
-    /// when it fires.
-    pub fn install_triggers(
-        &mut self,
-        table: &str,
-        columns: &[Column],
-        watched: &Watched,
-    ) -> Result<()> {
+    /// The table with this identity whatever it is called now (PostgreSQL; SQLite
+    /// tables have no identity but their name, so None there).
+    pub fn table_by_oid(&mut self, oid: i64) -> Result<Option<Table>> {
         match self {
-            Db::Sqlite(conn) => sqlite::install_triggers(conn, table, columns, watched),
-            Db::Postgres(conn) => postgres::install_triggers(conn, table, columns),
+            Db::Sqlite(_) => Ok(None),
+            Db::Postgres(conn) => postgres::table_by_oid(conn, oid),
         }
     }
 
-    pub fn drop_triggers(&mut self, table: &str) -> Result<()> {
+    /// The SQL that creates the triggers turning row changes on `table` into callbacks
+    /// (after dropping any it has). SQLite triggers record only what `watched` says; the
+    /// PostgreSQL trigger reads the hooks when it fires.
+    pub fn trigger_sql(&self, table: &Table, watched: &Watched) -> Vec<String> {
         match self {
-            Db::Sqlite(conn) => sqlite::drop_triggers(conn, table),
-            Db::Postgres(conn) => postgres::drop_triggers(conn, table),
+            Db::Sqlite(_) => sqlite::trigger_sql(table, watched),
+            Db::Postgres(_) => postgres::trigger_sql(table),
+        }
+    }
+
+    /// The SQL that drops the triggers of `table`.
+    pub fn drop_trigger_sql(&self, table: &Table) -> Vec<String> {
+        match self {
+            Db::Sqlite(_) => sqlite::drop_trigger_sql(&table.name),
+            Db::Postgres(_) => postgres::drop_trigger_sql(table),
+        }
+    }
+
+    /// (Re-)creates the triggers of `table`.
+    pub fn install_triggers(&mut self, table: &Table, watched: &Watched) -> Result<()> {
+        use diesel::connection::SimpleConnection;
+        let mut statements = self.drop_trigger_sql(table);
+        statements.extend(self.trigger_sql(table, watched));
+        with_conn!(self, |conn| conn.batch_execute(&statements.join("\n")))?;
+        Ok(())
+    }
+
+    pub fn drop_triggers(&mut self, table: &Table) -> Result<()> {
+        use diesel::connection::SimpleConnection;
+        let statements = self.drop_trigger_sql(table);
+        with_conn!(self, |conn| conn.batch_execute(&statements.join("\n")))?;
+        Ok(())
+    }
+
+    /// Whether the table's triggers are the ones [`Db::install_triggers`] would make
+    /// now: a cheap look at the catalog (SQLite compares the stored trigger SQL, so a
+    /// column added, renamed or dropped since makes them stale).
+    pub fn capture_state(&mut self, table: &Table, watched: &Watched) -> Result<CaptureState> {
+        match self {
+            Db::Sqlite(conn) => sqlite::capture_state(conn, table, watched),
+            Db::Postgres(conn) => postgres::capture_state(conn, table),
         }
     }
 
@@ -304,6 +342,55 @@ pub struct Watched {
 pub(crate) struct CountRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub n: i64,
+}
+
+/// An application table as httphooks finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// The name hooks store and messages show: on PostgreSQL schema-qualified
+    /// (`sales.orders`) when the table is not in the schema httphooks works in.
+    pub name: String,
+    /// PostgreSQL: how DDL names it (quoted, qualified where needed).
+    pub sql_name: String,
+    /// PostgreSQL: the table's oid, which renames keep.
+    pub oid: Option<i64>,
+    /// Its columns; `primary_key` marks the key that `object_id` is made of (the
+    /// table's primary key, or the hooks' `--key` columns, see [`Table::keyed_by`]).
+    pub columns: Vec<Column>,
+}
+
+impl Table {
+    /// The table with `key` (column names) as the key triggers record, in place of
+    /// its primary key; None keeps the primary key.
+    pub fn keyed_by(mut self, key: Option<&[String]>) -> Table {
+        if let Some(key) = key {
+            for column in &mut self.columns {
+                column.primary_key = key
+                    .iter()
+                    .position(|k| k == &column.name)
+                    .map_or(0, |p| p as i32 + 1);
+            }
+        }
+        self
+    }
+
+    /// The names of the key columns, in key order.
+    pub fn key_names(&self) -> Vec<String> {
+        primary_key(&self.columns)
+            .into_iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+}
+
+/// What a table's triggers are, compared with what httphooks would install now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureState {
+    Intact,
+    /// No trigger of httphooks' on the table.
+    Missing,
+    /// Triggers that do not match the table's columns, key or hooks.
+    Stale,
 }
 
 /// What httphooks knows of an application table's column.

@@ -35,6 +35,12 @@ pub struct Hook {
     pub updated_at: NaiveDateTime,
     /// The current version: what new callbacks are made with.
     pub version_id: Option<i64>,
+    /// PostgreSQL: the watched table's oid, which a rename keeps.
+    pub table_oid: Option<i64>,
+    /// A JSON array of the columns that identify a row (`--key`); None: the primary key.
+    pub key_columns: Option<String>,
+    /// When httphooks last found the table's triggers intact.
+    pub capture_verified_at: Option<NaiveDateTime>,
 }
 
 impl Hook {
@@ -47,6 +53,13 @@ impl Hook {
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default()
+    }
+
+    /// The key columns named with `--key`, None for the primary key.
+    pub fn key_list(&self) -> Option<Vec<String>> {
+        self.key_columns
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
     }
 }
 
@@ -83,6 +96,8 @@ pub struct HookFields {
     pub auth: Option<String>,
     pub signing_secret_env: Option<String>,
     pub ca_file: Option<String>,
+    pub table_oid: Option<i64>,
+    pub key_columns: Option<String>,
 }
 
 impl From<&Hook> for HookFields {
@@ -104,6 +119,8 @@ impl From<&Hook> for HookFields {
             auth: hook.auth.clone(),
             signing_secret_env: hook.signing_secret_env.clone(),
             ca_file: hook.ca_file.clone(),
+            table_oid: hook.table_oid,
+            key_columns: hook.key_columns.clone(),
         }
     }
 }

@@ -7,7 +7,9 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::PgConnection;
 
 use super::callbacks::{lease_ms_sql, ClaimFilter, Claimed, StartMarks};
-use super::{connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind};
+use super::{
+    connection_error, now, primary_key, quote_literal, CaptureState, Column, ColumnKind, Table,
+};
 use crate::error::Result;
 
 /// The expression of the due index (see the migration): it must be written the same
@@ -36,6 +38,16 @@ pub fn open(url: &str) -> Result<PgConnection> {
 }
 
 #[derive(QueryableByName)]
+struct TableRow {
+    #[diesel(sql_type = BigInt)]
+    oid: i64,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    sql_name: String,
+}
+
+#[derive(QueryableByName)]
 struct TableInfo {
     #[diesel(sql_type = Text)]
     name: String,
@@ -45,27 +57,57 @@ struct TableInfo {
     pk: i32,
 }
 
-pub fn table_columns(conn: &mut PgConnection, table: &str) -> Result<Option<Vec<Column>>> {
-    // Tables are looked up in the first schema of the search_path, where the
-    // trigger's TG_TABLE_NAME will match them.
-    let rows: Vec<TableInfo> = diesel::sql_query(
+/// The name a table is shown and stored under: bare in the schema httphooks works in
+/// (the first of the search_path), schema-qualified elsewhere.
+const TABLE_ROW: &str = "SELECT c.oid::bigint AS oid, \
+      CASE WHEN n.nspname = current_schema() THEN c.relname::text \
+           ELSE n.nspname || '.' || c.relname END AS name, \
+      c.oid::regclass::text AS sql_name \
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+    WHERE c.relkind IN ('r', 'p') AND c.oid = ";
+
+/// A table by name: the whole name as one identifier first (so `My Table` and
+/// `order` work as they are), then `schema.table` split at its first dot. to_regclass
+/// looks names up along the search_path and returns NULL, not an error, for none.
+pub fn find_table(conn: &mut PgConnection, name: &str) -> Result<Option<Table>> {
+    let rows: Vec<TableRow> = diesel::sql_query(format!(
+        "{TABLE_ROW} coalesce(to_regclass(quote_ident($1)), \
+           CASE WHEN position('.' IN $1) > 1 THEN to_regclass(quote_ident(split_part($1, '.', 1)) \
+             || '.' || quote_ident(substr($1, position('.' IN $1) + 1))) END)"
+    ))
+    .bind::<Text, _>(name)
+    .load(conn)?;
+    with_columns(conn, rows)
+}
+
+pub fn table_by_oid(conn: &mut PgConnection, oid: i64) -> Result<Option<Table>> {
+    let rows: Vec<TableRow> = diesel::sql_query(format!("{TABLE_ROW} $1::bigint::oid"))
+        .bind::<BigInt, _>(oid)
+        .load(conn)?;
+    with_columns(conn, rows)
+}
+
+fn with_columns(conn: &mut PgConnection, rows: Vec<TableRow>) -> Result<Option<Table>> {
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let columns: Vec<TableInfo> = diesel::sql_query(
         "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS declared, \
                 COALESCE((SELECT k.position FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position) \
                           WHERE k.attnum = a.attnum), 0)::int AS pk \
-         FROM pg_class c \
-         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-         LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
-         WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
-           AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
+         FROM pg_attribute a \
+         LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
+         WHERE a.attrelid = $1::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped \
          ORDER BY a.attnum",
     )
-    .bind::<Text, _>(table)
+    .bind::<BigInt, _>(row.oid)
     .load(conn)?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(
-        rows.into_iter()
+    Ok(Some(Table {
+        name: row.name,
+        sql_name: row.sql_name,
+        oid: Some(row.oid),
+        columns: columns
+            .into_iter()
             .map(|r| Column {
                 always_integer: false,
                 kind: ColumnKind::from_declared(&r.declared),
@@ -73,31 +115,65 @@ pub fn table_columns(conn: &mut PgConnection, table: &str) -> Result<Option<Vec<
                 primary_key: r.pk,
             })
             .collect(),
-    ))
+    }))
 }
 
-pub fn install_triggers(conn: &mut PgConnection, table: &str, columns: &[Column]) -> Result<()> {
-    // The key columns as the trigger's arguments (see httphooks_capture()).
-    let keys: Vec<String> = primary_key(columns)
+/// The key columns are the trigger's arguments (see httphooks_capture()).
+fn trigger_arguments(table: &Table) -> Vec<String> {
+    primary_key(&table.columns)
         .iter()
-        .map(|c| quote_literal(&c.name))
-        .collect();
-    let table = quote_ident(table);
-    conn.batch_execute(&format!(
-        "DROP TRIGGER IF EXISTS httphooks_capture ON {table}; \
-         CREATE TRIGGER httphooks_capture AFTER INSERT OR UPDATE OR DELETE ON {table} \
-         FOR EACH ROW EXECUTE FUNCTION httphooks_capture({});",
-        keys.join(", ")
-    ))?;
-    Ok(())
+        .map(|c| c.name.clone())
+        .collect()
 }
 
-pub fn drop_triggers(conn: &mut PgConnection, table: &str) -> Result<()> {
-    conn.batch_execute(&format!(
-        "DROP TRIGGER IF EXISTS httphooks_capture ON {}",
-        quote_ident(table)
-    ))?;
-    Ok(())
+pub fn trigger_sql(table: &Table) -> Vec<String> {
+    let arguments: Vec<String> = trigger_arguments(table)
+        .iter()
+        .map(|a| quote_literal(a))
+        .collect();
+    vec![format!(
+        "CREATE TRIGGER httphooks_capture AFTER INSERT OR UPDATE OR DELETE ON {} \
+         FOR EACH ROW EXECUTE FUNCTION httphooks_capture({});",
+        table.sql_name,
+        arguments.join(", ")
+    )]
+}
+
+pub fn drop_trigger_sql(table: &Table) -> Vec<String> {
+    vec![format!(
+        "DROP TRIGGER IF EXISTS httphooks_capture ON {};",
+        table.sql_name
+    )]
+}
+
+#[derive(QueryableByName)]
+struct TriggerRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    intact: bool,
+}
+
+/// The trigger is intact when it is httphooks' function, enabled, AFTER each row's
+/// INSERT, UPDATE and DELETE (tgtype 1 + 4 + 8 + 16), with the key as arguments (each
+/// followed by a NUL byte in tgargs).
+pub fn capture_state(conn: &mut PgConnection, table: &Table) -> Result<CaptureState> {
+    let mut arguments = Vec::new();
+    for argument in trigger_arguments(table) {
+        arguments.extend_from_slice(argument.as_bytes());
+        arguments.push(0);
+    }
+    let rows: Vec<TriggerRow> = diesel::sql_query(
+        "SELECT (t.tgfoid = 'httphooks_capture()'::regprocedure AND t.tgenabled <> 'D' \
+                 AND t.tgtype = 29 AND t.tgargs = $2) AS intact \
+         FROM pg_trigger t WHERE t.tgrelid = $1::bigint::oid AND t.tgname = 'httphooks_capture'",
+    )
+    .bind::<BigInt, _>(table.oid.unwrap_or(0))
+    .bind::<diesel::sql_types::Binary, _>(arguments)
+    .load(conn)?;
+    Ok(match rows.first() {
+        None => CaptureState::Missing,
+        Some(row) if row.intact => CaptureState::Intact,
+        Some(_) => CaptureState::Stale,
+    })
 }
 
 /// Moves up to `limit` of the oldest new callbacks into httphooks_callbacks; returns

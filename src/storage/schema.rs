@@ -24,6 +24,9 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         version_id -> Nullable<BigInt>,
+        table_oid -> Nullable<BigInt>,
+        key_columns -> Nullable<Text>,
+        capture_verified_at -> Nullable<Timestamp>,
     }
 }
 

@@ -7,8 +7,8 @@ use diesel::SqliteConnection;
 
 use super::callbacks::{ClaimFilter, Claimed, StartMarks};
 use super::{
-    connection_error, now, primary_key, quote_ident, quote_literal, Column, ColumnKind, Watched,
-    ROW_EVENTS,
+    connection_error, now, primary_key, quote_ident, quote_literal, CaptureState, Column,
+    ColumnKind, Table, Watched, ROW_EVENTS,
 };
 use crate::error::Result;
 
@@ -46,7 +46,16 @@ struct TableInfo {
     without_rowid: i32,
 }
 
-pub fn table_columns(conn: &mut SqliteConnection, table: &str) -> Result<Option<Vec<Column>>> {
+pub fn find_table(conn: &mut SqliteConnection, table: &str) -> Result<Option<Table>> {
+    Ok(table_columns(conn, table)?.map(|columns| Table {
+        name: table.to_owned(),
+        sql_name: quote_ident(table),
+        oid: None,
+        columns,
+    }))
+}
+
+fn table_columns(conn: &mut SqliteConnection, table: &str) -> Result<Option<Vec<Column>>> {
     let rows: Vec<TableInfo> = diesel::sql_query(
         "SELECT p.name AS name, p.type AS declared, p.pk AS pk, l.wr AS without_rowid \
          FROM sqlite_master m, pragma_table_info(m.name) p, pragma_table_list(m.name) l \
@@ -118,11 +127,12 @@ fn row_json(row: &str, columns: &[Column]) -> String {
         .unwrap_or_else(|| "json_object()".to_owned())
 }
 
-/// The row's key as the row holds it (admission makes it text, a BLOB hex).
+/// The row's key as the row holds it (admission makes it text, a BLOB hex); NULL for a
+/// table without a key (hooks made before `--key` existed), as on PostgreSQL.
 fn object_id(row: &str, columns: &[Column]) -> String {
     let keys = primary_key(columns);
     match keys.as_slice() {
-        [] => format!("{row}.rowid"),
+        [] => "NULL".to_owned(),
         [key] => format!("{row}.{}", quote_ident(&key.name)),
         // json_array() fails on a BLOB: each part is guarded like a row's columns.
         keys => {
@@ -137,7 +147,7 @@ fn object_id(row: &str, columns: &[Column]) -> String {
 /// goes to is decided on admission (see the migration). An update trigger fires only
 /// when a watched column changed (`watched.update_columns`). Everything here must work
 /// in any SQLite an application may run it with (JSON1 of 3.38, julianday).
-fn trigger_sql(table: &str, columns: &[Column], event: &str, watched: &Watched) -> String {
+fn event_trigger_sql(table: &str, columns: &[Column], event: &str, watched: &Watched) -> String {
     let row = if event == "delete" { "OLD" } else { "NEW" };
     let old_row = if event == "update" {
         row_json("OLD", columns)
@@ -178,31 +188,61 @@ fn trigger_sql(table: &str, columns: &[Column], event: &str, watched: &Watched) 
     )
 }
 
-/// Makes the table's triggers those `watched` needs: one per event its enabled hooks
-/// listen to.
-pub fn install_triggers(
-    conn: &mut SqliteConnection,
-    table: &str,
-    columns: &[Column],
-    watched: &Watched,
-) -> Result<()> {
-    drop_triggers(conn, table)?;
-    for event in ROW_EVENTS {
-        if watched.events.iter().any(|e| e == event) {
-            conn.batch_execute(&trigger_sql(table, columns, event, watched))?;
-        }
-    }
-    Ok(())
+/// The triggers `watched` needs: one per event the table's enabled hooks listen to.
+pub fn trigger_sql(table: &Table, watched: &Watched) -> Vec<String> {
+    ROW_EVENTS
+        .iter()
+        .filter(|event| watched.events.iter().any(|e| e == *event))
+        .map(|event| event_trigger_sql(&table.name, &table.columns, event, watched))
+        .collect()
 }
 
-pub fn drop_triggers(conn: &mut SqliteConnection, table: &str) -> Result<()> {
-    for event in ROW_EVENTS {
-        conn.batch_execute(&format!(
-            "DROP TRIGGER IF EXISTS {}",
-            trigger_name(table, event)
-        ))?;
-    }
-    Ok(())
+pub fn drop_trigger_sql(table: &str) -> Vec<String> {
+    ROW_EVENTS
+        .iter()
+        .map(|event| format!("DROP TRIGGER IF EXISTS {};", trigger_name(table, event)))
+        .collect()
+}
+
+#[derive(QueryableByName)]
+struct TriggerRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    sql: Option<String>,
+}
+
+/// Compares the SQL SQLite keeps for the table's triggers with what `trigger_sql`
+/// makes now: SQLite rewrites a trigger when a column is renamed, drops it with its
+/// table (a rebuild), and an added column is missing from it.
+pub fn capture_state(
+    conn: &mut SqliteConnection,
+    table: &Table,
+    watched: &Watched,
+) -> Result<CaptureState> {
+    let names: Vec<String> = ROW_EVENTS
+        .iter()
+        .map(|event| quote_literal(&format!("httphooks_{}_{event}", table.name)))
+        .collect();
+    let mut found: Vec<String> = diesel::sql_query(format!(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({}) ORDER BY name",
+        names.join(", ")
+    ))
+    .load::<TriggerRow>(conn)?
+    .into_iter()
+    .map(|row| row.sql.unwrap_or_default())
+    .collect();
+    let mut expected: Vec<String> = trigger_sql(table, watched)
+        .into_iter()
+        .map(|sql| sql.trim_end_matches(';').to_owned())
+        .collect();
+    found.sort();
+    expected.sort();
+    Ok(if found == expected {
+        CaptureState::Intact
+    } else if found.is_empty() {
+        CaptureState::Missing
+    } else {
+        CaptureState::Stale
+    })
 }
 
 /// Makes the callbacks of the new callbacks up to `?1` (see the view in the migration),

@@ -1,0 +1,107 @@
+//! What each command does about capture when it opens the database (SPEC §2: capture
+//! never stops silently): `send_callbacks` restores it, `monitor_callbacks` fails while
+//! it is broken, every other command warns. All of them but the read-only ones give a
+//! renamed table's hooks its new name, and say so.
+
+use crate::error::Result;
+use crate::storage::capture::{self, State, TableCapture};
+use crate::storage::Db;
+
+/// Warns on stderr about broken capture and adopts renames. Never fails the command:
+/// a check that cannot run is logged and the command goes on.
+pub fn warn(db: &mut Db) {
+    if let Err(error) = try_warn(db) {
+        log::warn!("could not check the watched tables' triggers: {error}");
+    }
+}
+
+fn try_warn(db: &mut Db) -> Result<()> {
+    for mut table in capture::inspect(db)? {
+        adopt_rename(db, &mut table)?;
+        if table.broken() {
+            eprintln!("httphooks: warning: {}", fix_line(&table));
+        }
+    }
+    Ok(())
+}
+
+/// `send_callbacks`: re-creates missing or stale triggers, reports tables that are
+/// gone, and records when capture was found intact.
+pub fn restore(db: &mut Db) -> Result<()> {
+    let mut tables = capture::inspect(db)?;
+    for table in &mut tables {
+        adopt_rename(db, table)?;
+        match table.state {
+            State::Intact => {}
+            State::Gone => eprintln!("httphooks: warning: {}", fix_line(table)),
+            State::Missing | State::Stale => {
+                if capture::restore(db, table)? {
+                    table.state = State::Intact;
+                    eprintln!(
+                        "httphooks: warning: capture of table {} was broken for hook(s) {} ({}); \
+                         its triggers are restored, but changes made since {} may have made no callbacks",
+                        table.name(),
+                        table.hook_names(),
+                        table.problem(),
+                        table.since()
+                    );
+                } else {
+                    table.state = State::Gone;
+                    eprintln!("httphooks: warning: {}", fix_line(table));
+                }
+            }
+        }
+    }
+    let intact: Vec<&TableCapture> = tables.iter().filter(|t| !t.broken()).collect();
+    capture::mark_verified(db, &intact)
+}
+
+/// `monitor_callbacks` and dry runs: one line per table whose capture is broken;
+/// writes nothing.
+pub fn broken_lines(db: &mut Db) -> Result<Vec<String>> {
+    Ok(capture::inspect(db)?
+        .iter()
+        .filter(|table| table.broken())
+        .map(fix_line)
+        .collect())
+}
+
+fn adopt_rename(db: &mut Db, table: &mut TableCapture) -> Result<()> {
+    let Some(to) = table.renamed_to().map(str::to_owned) else {
+        return Ok(());
+    };
+    let from = table.stored_name.clone();
+    capture::adopt_rename(db, table)?;
+    eprintln!(
+        "httphooks: table {from} was renamed to {to}; its hooks ({}) now watch {to}",
+        table
+            .hooks
+            .iter()
+            .map(|hook| hook.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+/// One sentence naming the hooks, the table, since when, and the fix.
+fn fix_line(table: &TableCapture) -> String {
+    match table.state {
+        State::Gone => format!(
+            "table {} of hook(s) {} no longer exists, so nothing was captured for them since {} at the latest; \
+             re-create the table, or remove the hooks with `httphooks hooks remove NAME`",
+            table.name(),
+            table.hook_names(),
+            table.since()
+        ),
+        _ => format!(
+            "capture of table {} is broken for hook(s) {} ({}; last found intact at {}); \
+             restore it with `httphooks hooks sync {}` (the next send_callbacks does it too)",
+            table.name(),
+            table.hook_names(),
+            table.problem(),
+            table.since(),
+            table.name()
+        ),
+    }
+}
