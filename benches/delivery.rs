@@ -366,6 +366,18 @@ fn main() {
             ],
         );
         println!("monitor_callbacks --minutes_ago: {line}");
+        // The operator's view over the same rows: status and the other monitor checks.
+        let median_of = |args: &[&str]| {
+            let mut times: Vec<Duration> = (0..5).map(|_| run(&db, args).0).collect();
+            times.sort();
+            times[2].as_secs_f64() * 1000.0
+        };
+        println!(
+            "status over {} rows (whole process): median {:.1} ms; monitor_callbacks --lag 10 --no-run-since 10: median {:.1} ms",
+            m + n,
+            median_of(&["status"]),
+            median_of(&["monitor_callbacks", "--lag", "10", "--no-run-since", "10"])
+        );
 
         let age = if options.postgres {
             "created_at - INTERVAL '40 days'"

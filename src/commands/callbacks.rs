@@ -16,7 +16,7 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
     super::capture::warn(&mut db);
     // Operators see and change every callback made so far, including new ones.
-    callbacks::admit_all(&mut db)?;
+    super::output::admit_all(&mut db)?;
     match command {
         CallbacksCommand::List {
             status,

@@ -11,7 +11,7 @@ pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
     super::capture::warn(&mut db);
     // Old new callbacks (cron stopped for days) are old waiting callbacks too.
-    callbacks::admit_all(&mut db)?;
+    super::output::admit_all(&mut db)?;
     let before = chrono::Utc::now().naive_utc() - chrono::Duration::days(args.days);
     let started = std::time::Instant::now();
     let mut deleted = 0;
@@ -19,6 +19,7 @@ pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     // long senders and triggers may have waited on it.
     let mut longest = std::time::Duration::ZERO;
     let mut after = 0;
+    let bar = super::output::progress("callbacks deleted");
     loop {
         let batch_started = std::time::Instant::now();
         let batch = callbacks::delete_old_batch(
@@ -34,7 +35,9 @@ pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
         };
         deleted += batch_deleted;
         after = last;
+        bar.set_position(deleted as u64);
     }
+    bar.finish_and_clear();
     hooks::prune_unused_versions(&mut db)?;
     // The record of runs ages with the callbacks they sent.
     let runs_deleted = runs::delete_ended_before(&mut db, before)?;

@@ -50,3 +50,30 @@ pub fn clip(text: &str, max: usize) -> String {
         format!("{cut}…")
     }
 }
+
+/// A spinner on stderr for long work (`label` names what it counts), shown only on a
+/// terminal: cron mail and logs get the summary line alone.
+pub fn progress(label: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} {{pos}} {label} [{{elapsed}}]"
+    )) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// Admits every new callback, with a spinner when there are many.
+pub fn admit_all(db: &mut crate::storage::Db) -> crate::error::Result<usize> {
+    let bar = progress("new callbacks admitted");
+    let admitted = crate::storage::callbacks::admit_all_reporting(db, &mut |total| {
+        bar.set_position(total as u64)
+    });
+    bar.finish_and_clear();
+    admitted
+}

@@ -46,7 +46,7 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     // Runs admit new callbacks as they claim; named callbacks and a dry run need all
     // of them in the queue first.
     if args.dry_run || !args.callback.is_empty() {
-        callbacks::admit_all(&mut db)?;
+        super::output::admit_all(&mut db)?;
     }
     if !args.callback.is_empty() {
         check_named_callbacks(&mut db, &args.callback)?;

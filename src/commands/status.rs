@@ -13,7 +13,7 @@ use crate::cli::{Format, FormatArg};
 use crate::engine::endpoint_of;
 use crate::error::Result;
 use crate::storage::runs::{self, EndpointSeen, Run};
-use crate::storage::{health, hooks, now, Db};
+use crate::storage::{capture, health, hooks, now, Db};
 
 /// Runs shown under the hooks.
 const RECENT_RUNS: i64 = 5;
@@ -30,6 +30,18 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
     let last_day = runs::endpoints_since(&mut db, now - chrono::Duration::days(1))?;
     let new = db.count_new_callbacks(None)?;
     let recent = runs::recent(&mut db, RECENT_RUNS)?;
+    let capture: Vec<Value> = capture::inspect(&mut db)?
+        .iter()
+        .map(|table| {
+            json!({
+                "table_name": table.name(),
+                "hooks": table.hooks.iter().map(|h| h.name.clone()).collect::<Vec<_>>(),
+                "intact": !table.broken(),
+                "state": table.problem(),
+                "since": table.broken().then(|| table.since()),
+            })
+        })
+        .collect();
 
     let mut hook_rows = Vec::new();
     for hook in &all {
@@ -70,9 +82,10 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
         Format::Json => print_json(&json!({
             "hooks": hook_rows,
             "new_callbacks": new,
+            "capture": capture,
             "runs": recent.iter().map(run_json).collect::<Vec<_>>(),
         })),
-        Format::Table => print_tables(&hook_rows, new, &recent, now),
+        Format::Table => print_tables(&hook_rows, new, &capture, &recent, now),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -117,7 +130,13 @@ fn run_json(run: &Run) -> Value {
     })
 }
 
-fn print_tables(hooks: &[Value], new: i64, recent: &[Run], now: chrono::NaiveDateTime) {
+fn print_tables(
+    hooks: &[Value],
+    new: i64,
+    capture: &[Value],
+    recent: &[Run],
+    now: chrono::NaiveDateTime,
+) {
     let cell = |value: &Value| match value {
         Value::Null => "-".to_owned(),
         Value::String(text) => text.clone(),
@@ -185,6 +204,21 @@ fn print_tables(hooks: &[Value], new: i64, recent: &[Run], now: chrono::NaiveDat
         );
     }
     println!();
+    for table in capture {
+        let table_name = cell(&table["table_name"]);
+        if table["intact"] == json!(true) {
+            println!("capture of table {table_name}: its triggers are intact");
+        } else {
+            println!(
+                "capture of table {table_name}: BROKEN, {} since {}; `httphooks hooks sync {table_name}` restores it",
+                cell(&table["state"]),
+                cell(&table["since"])
+            );
+        }
+    }
+    if !capture.is_empty() {
+        println!();
+    }
     if recent.is_empty() {
         println!("no send_callbacks run yet");
         return;

@@ -453,11 +453,17 @@ pub fn cancel_waiting_for_hook(db: &mut Db, hook_id: i64, reason: &str) -> Resul
 /// Admits every new callback (see `Db::admit_new_callbacks`) in bounded transactions,
 /// so that what a command does next sees them in the queue.
 pub fn admit_all(db: &mut Db) -> Result<usize> {
+    admit_all_reporting(db, &mut |_| {})
+}
+
+/// [`admit_all`], telling `progress` the running total after each batch.
+pub fn admit_all_reporting(db: &mut Db, progress: &mut dyn FnMut(usize)) -> Result<usize> {
     const BATCH: i64 = 10_000;
     let mut total = 0;
     loop {
         let admitted = db.write_transaction(|db| db.admit_new_callbacks(BATCH))?;
         total += admitted;
+        progress(total);
         if admitted < BATCH as usize {
             return Ok(total);
         }

@@ -24,7 +24,8 @@ pub struct Waiting {
 
 /// Waiting callbacks per hook, split at `now` into due and backing off.
 pub fn waiting_by_hook(db: &mut Db, now: NaiveDateTime) -> Result<BTreeMap<i64, Waiting>> {
-    let (all, later): (Vec<(i64, i64)>, Vec<(i64, i64)>) = with_conn!(db, |conn| {
+    type Counts = Vec<(i64, i64)>;
+    let (all, later): (Counts, Counts) = with_conn!(db, |conn| {
         let all = c::httphooks_callbacks
             .filter(c::status.eq(status::WAITING))
             .group_by(c::hook_id)
