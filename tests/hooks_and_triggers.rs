@@ -491,6 +491,8 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
          DROP VIEW httphooks_new_callback_matches; \
          DROP TABLE httphooks_new_callbacks; \
          DROP TABLE httphooks_runs; \
+         DROP TABLE httphooks_run_hooks; \
+         DROP TABLE httphooks_run_endpoints; \
          DROP VIEW httphooks_callback_details; \
          ALTER TABLE httphooks_callbacks DROP COLUMN claim_started; \
          ALTER TABLE httphooks_callbacks DROP COLUMN webhook_id; \
@@ -507,7 +509,7 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
     let (code, _, err) = db.run(&["callbacks", "list"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
-    assert!(db.ok(&["migrate"]).contains("applied 3 migration"));
+    assert!(db.ok(&["migrate"]).contains("applied 4 migration"));
     db.sql("INSERT INTO t (v) VALUES (7)");
     let data = json(
         &db.text("SELECT event_data AS v FROM httphooks_callbacks")
