@@ -13,7 +13,7 @@ use crate::storage::models::status;
 use crate::storage::{hooks, Db};
 
 pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
-    let mut db = Db::open_migrated(url)?;
+    let mut db = Db::open_creating_default(url)?;
     let mut hook_ids = Vec::new();
     for given in &args.hook_id {
         hook_ids.push(hooks::require_by_id_or_name(&mut db, given)?.id);
@@ -38,7 +38,12 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     let options = Options {
         concurrency: usize::from(args.concurrency),
         limit: args.limit,
-        max_runtime: args.max_runtime.map(Into::into),
+        // Beyond a century a deadline means none, and adding it to the clock could
+        // overflow.
+        max_runtime: args
+            .max_runtime
+            .map(Into::into)
+            .filter(|d: &std::time::Duration| d.as_secs() < 100 * 365 * 86_400),
         quiet: args.quiet,
     };
     let summary = Engine::new(url, options).run(&filter)?;

@@ -308,6 +308,9 @@ pub fn release(db: &mut Db, token: &str, ids: &[i64], note: Option<&str>) -> Res
     })
 }
 
+/// The `callbacks list --status` that selects waiting callbacks of disabled hooks.
+pub const HELD: &str = "held";
+
 /// The filters of `callbacks list`.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -323,8 +326,15 @@ pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
             .select(Callback::as_select())
             .order(c::id.desc())
             .into_boxed();
-        if let Some(status) = &filter.status {
-            query = query.filter(c::status.eq(status.clone()));
+        match filter.status.as_deref() {
+            // Held: waiting, but their hook is disabled (a pause; see `ClaimFilter`).
+            Some(HELD) => {
+                query = query
+                    .filter(c::status.eq(status::WAITING))
+                    .filter(c::hook_enabled.eq(false));
+            }
+            Some(status) => query = query.filter(c::status.eq(status.to_owned())),
+            None => {}
         }
         if let Some(hook) = &filter.hook_name {
             query = query.filter(c::hook_name.eq(hook.clone()));

@@ -43,8 +43,9 @@ impl TestDb {
         }
     }
 
-    /// None (after saying so loudly) when PostgreSQL is not configured; under CI=true a
-    /// missing PostgreSQL fails the test instead.
+    /// None when PostgreSQL is not configured (build.rs then marks the PostgreSQL tests
+    /// ignored, so this is reached only with `--ignored`); under CI=true a missing
+    /// PostgreSQL fails the test instead.
     pub fn postgres() -> Option<TestDb> {
         let Ok(base_url) = std::env::var(POSTGRES_URL_VAR) else {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -279,6 +280,10 @@ macro_rules! on_both_backends {
                 body(TestDb::sqlite());
             }
             #[test]
+            #[cfg_attr(
+                no_postgres,
+                ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+            )]
             fn postgres() {
                 let body: fn(TestDb) = $body;
                 if let Some(db) = TestDb::postgres() {
