@@ -254,7 +254,7 @@ on_both_backends!(invalid_definitions_exit_2_and_write_nothing, |db| {
         ),
         (
             vec!["--template", "{\"total\": {{ instance.totl }}}"],
-            "does not exist",
+            "instance.totl: table order has no column totl (columns: id,",
         ),
         (
             vec![

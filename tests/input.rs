@@ -203,6 +203,8 @@ on_both_backends!(numbers_at_their_limits_never_panic, |db| {
         "99999999999999",
         "1e400",
         "10years",
+        "18446744073709551615s",
+        "584542046090years",
         "",
         "x",
     ];
@@ -423,8 +425,7 @@ on_both_backends!(retries_go_to_the_new_url_and_attempts_keep_counting, |db| {
 
 /// Runs the binary in `dir` without DATABASE_URL, as on a machine where it is unset.
 fn in_dir(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let output = assert_cmd::Command::cargo_bin("httphooks")
-        .unwrap()
+    let output = common::httphooks()
         .current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("RUST_LOG")

@@ -28,11 +28,11 @@ pub fn run(url: Option<&str>, args: &EnqueueArgs) -> Result<ExitCode> {
 /// refused now (exit 2, nothing enqueued) rather than failing later in a cron run.
 fn check_renders(db: &mut Db, args: &EnqueueArgs, data: &serde_json::Value) -> Result<()> {
     // An unknown hook, a table hook or an event it does not take is reported by
-    // `enqueue` itself.
+    // `enqueue` itself; a disabled hook makes no callback to render.
     let Some(hook) = hooks::find(db, &args.hook)? else {
         return Ok(());
     };
-    if hook.table_name.is_some() || !hook.event_list().contains(&args.event) {
+    if !hook.enabled || hook.table_name.is_some() || !hook.event_list().contains(&args.event) {
         return Ok(());
     }
     let Some(content_type) = ContentType::parse(&hook.content_type) else {

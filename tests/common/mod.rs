@@ -75,7 +75,7 @@ impl TestDb {
 
     /// The binary, run in this test's directory against this database.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("httphooks").unwrap();
+        let mut cmd = httphooks();
         cmd.current_dir(self.dir.path())
             .env("DATABASE_URL", &self.url)
             .env_remove("RUST_LOG");
@@ -84,7 +84,7 @@ impl TestDb {
 
     /// The binary as a child process, for tests that signal or overlap runs.
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
-        std::process::Command::new(env!("CARGO_BIN_EXE_httphooks"))
+        std::process::Command::new(binary())
             .current_dir(self.dir.path())
             .env("DATABASE_URL", &self.url)
             .env_remove("RUST_LOG")
@@ -292,6 +292,21 @@ macro_rules! on_both_backends {
             }
         }
     };
+}
+
+/// The binary under test: this build's, or the copy HTTPHOOKS_TEST_BIN names (where
+/// several worktrees share one target directory, whose `debug/httphooks` is whichever
+/// was built last).
+pub fn binary() -> PathBuf {
+    std::env::var_os("HTTPHOOKS_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_httphooks")),
+        PathBuf::from,
+    )
+}
+
+/// The binary as a command, without a database chosen.
+pub fn httphooks() -> Command {
+    Command::new(binary())
 }
 
 /// Parses the JSON a command printed.
