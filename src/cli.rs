@@ -365,7 +365,8 @@ pub struct HookEditArgs {
 pub enum CallbacksCommand {
     /// List callbacks, newest first.
     List {
-        #[arg(long, value_parser = ["waiting", "sent", "error"])]
+        /// waiting, sent or error; held lists the waiting callbacks of disabled hooks.
+        #[arg(long, value_parser = ["waiting", "held", "sent", "error"])]
         status: Option<String>,
         /// Only callbacks of the hook with this name.
         #[arg(long)]
@@ -391,6 +392,9 @@ pub enum CallbacksCommand {
     Retry {
         #[arg(required = true)]
         ids: Vec<i64>,
+        /// Send callbacks that were already sent once more.
+        #[arg(long)]
+        force: bool,
     },
     /// Cancel waiting callbacks (they become errors and are not sent).
     Cancel {

@@ -507,7 +507,9 @@ on_both_backends!(
         assert_eq!(failed["status"], "error");
         let details = failed["status_details"].as_str().unwrap();
         assert!(
-            details.starts_with("hook nested (table items):") && details.contains("does not exist"),
+            details.starts_with("hook nested (table items):")
+                && details
+                    .contains("instance.meta.city: instance.meta has no key city (keys: country)"),
             "{details}"
         );
         assert_eq!(json(&server.received()[0].body)["city"], "Bonn");

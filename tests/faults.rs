@@ -251,6 +251,10 @@ on_both_backends!(a_huge_response_body_is_cut_at_64_kib, |db| {
 });
 
 #[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
 fn a_lost_database_connection_pauses_delivery_and_the_run_goes_on() {
     let Some(mut db) = TestDb::postgres() else {
         return;

@@ -254,7 +254,7 @@ on_both_backends!(invalid_definitions_exit_2_and_write_nothing, |db| {
         ),
         (
             vec!["--template", "{\"total\": {{ instance.totl }}}"],
-            "does not exist",
+            "instance.totl: table order has no column totl (columns: id,",
         ),
         (
             vec![
@@ -496,6 +496,7 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
          DROP VIEW httphooks_callback_details; \
          ALTER TABLE httphooks_callbacks DROP COLUMN claim_started; \
          ALTER TABLE httphooks_callbacks DROP COLUMN webhook_id; \
+         ALTER TABLE httphooks_callbacks DROP COLUMN attempts_before_retry; \
          {first_view} \
          DELETE FROM httphooks_schema_migrations WHERE version > '20261123000001'; \
          ALTER TABLE httphooks_hook_versions DROP COLUMN ordered; \

@@ -40,8 +40,7 @@ on_both_backends!(migrate_is_idempotent_and_required, |db| {
 fn the_default_database_is_a_sqlite_file_in_the_current_directory() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        assert_cmd::Command::cargo_bin("httphooks")
-            .unwrap()
+        common::httphooks()
             .current_dir(dir.path())
             .env_remove("DATABASE_URL")
             .args(args)
@@ -71,8 +70,7 @@ fn the_default_database_is_a_sqlite_file_in_the_current_directory() {
 #[test]
 fn an_unreachable_database_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    let output = assert_cmd::Command::cargo_bin("httphooks")
-        .unwrap()
+    let output = common::httphooks()
         .current_dir(dir.path())
         .args([
             "--database-url",
@@ -90,8 +88,7 @@ fn an_unreachable_database_exits_3() {
     );
     assert!(!err.contains(":pw@"), "the password is not shown: {err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    let output = assert_cmd::Command::cargo_bin("httphooks")
-        .unwrap()
+    let output = common::httphooks()
         .args(["--database-url", "mysql://root@127.0.0.1/test", "migrate"])
         .output()
         .unwrap();

@@ -359,7 +359,27 @@ fn parse_with_prometheus_client(path: &std::path::Path) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-on_both_backends!(the_metrics_file_is_what_prometheus_reads, |db| {
+#[test]
+#[cfg_attr(
+    no_prometheus_parser,
+    ignore = "install Prometheus' Python client (python3-prometheus-client) to check the metrics file"
+)]
+fn the_metrics_file_is_what_prometheus_reads_sqlite() {
+    the_metrics_file_is_what_prometheus_reads(TestDb::sqlite());
+}
+
+#[test]
+#[cfg_attr(
+    any(no_prometheus_parser, no_postgres),
+    ignore = "needs Prometheus' Python client and HTTPHOOKS_TEST_POSTGRES_URL"
+)]
+fn the_metrics_file_is_what_prometheus_reads_postgres() {
+    if let Some(db) = TestDb::postgres() {
+        the_metrics_file_is_what_prometheus_reads(db);
+    }
+}
+
+fn the_metrics_file_is_what_prometheus_reads(db: TestDb) {
     let db = db.migrated();
     let ok = Server::start(|_| Reply::Slow(std::time::Duration::from_millis(30)));
     let failing = Server::answering(503);
@@ -430,7 +450,7 @@ on_both_backends!(the_metrics_file_is_what_prometheus_reads, |db| {
         db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE attempts = 0"),
         2
     );
-});
+}
 
 #[test]
 fn completions_man_page_and_version_come_from_the_command_line_definitions() {

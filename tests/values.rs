@@ -137,6 +137,10 @@ fn sqlite_values_of_every_storage_class_are_captured_and_delivered() {
 }
 
 #[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
 fn postgres_type_families_are_captured_and_delivered() {
     let Some(db) = TestDb::postgres() else {
         return;
@@ -218,6 +222,10 @@ fn postgres_type_families_are_captured_and_delivered() {
 /// A PostgreSQL database created with SQL_ASCII stores any byte in text: a value that
 /// is not UTF-8 becomes escaped bytes, and nothing else is affected.
 #[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
 fn postgres_sql_ascii_text_that_is_not_utf8_is_delivered_as_escaped_bytes() {
     use diesel::connection::SimpleConnection;
     use diesel::prelude::*;

@@ -9,7 +9,7 @@ use crate::cli::{CallbacksCommand, Format};
 use crate::delivery::headers::stored_pairs;
 use crate::error::{Error, Result};
 use crate::storage::callbacks::{self, ListFilter};
-use crate::storage::models::{Attempt, Callback};
+use crate::storage::models::{status, Attempt, Callback};
 use crate::storage::Db;
 
 pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
@@ -35,8 +35,11 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
         CallbacksCommand::Explain { id, format } => {
             return super::explain::run(&mut db, id, format.format)
         }
-        CallbacksCommand::Retry { ids } => {
+        CallbacksCommand::Retry { ids, force } => {
             require_existing(&mut db, &ids)?;
+            if !force {
+                refuse_sent(&mut db, &ids)?;
+            }
             let changed = callbacks::retry(&mut db, &ids)?;
             println!("{changed} callback(s) waiting again, due now");
             Ok(())
@@ -77,6 +80,35 @@ fn require_existing(db: &mut Db, ids: &[i64]) -> Result<()> {
     }
 }
 
+/// A callback that was delivered is sent again only when asked for with --force: a
+/// retry by mistake would deliver it twice.
+fn refuse_sent(db: &mut Db, ids: &[i64]) -> Result<()> {
+    let mut sent = Vec::new();
+    for id in ids {
+        if callbacks::get(db, *id)?.is_some_and(|c| c.status == status::SENT) {
+            sent.push(id.to_string());
+        }
+    }
+    if sent.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "callback {} was already sent; pass --force to send it again (nothing was changed)",
+            sent.join(", ")
+        )))
+    }
+}
+
+/// Why a waiting callback is not being sent, when its hook holds it.
+fn held(c: &Callback) -> Option<String> {
+    (c.status == status::WAITING && c.hook_enabled == Some(false)).then(|| {
+        format!(
+            "hook {} is disabled; `httphooks hooks enable {}` sends it",
+            c.hook_name, c.hook_name
+        )
+    })
+}
+
 fn list(db: &mut Db, filter: &ListFilter, format: Format) -> Result<()> {
     let found = callbacks::list(db, filter)?;
     match format {
@@ -90,10 +122,17 @@ fn list(db: &mut Db, filter: &ListFilter, format: Format) -> Result<()> {
                         c.hook_name.clone(),
                         c.event_type.clone(),
                         c.object_id.clone().unwrap_or_else(|| "-".into()),
-                        c.status.clone(),
+                        // One word, so that columns stay where scripts expect them.
+                        match held(c) {
+                            Some(_) => callbacks::HELD.to_owned(),
+                            None => c.status.clone(),
+                        },
                         c.attempts.to_string(),
                         timestamp(&c.created_at),
-                        clip(&c.status_details, 60),
+                        match held(c) {
+                            Some(_) => clip(&format!("hook disabled; {}", c.status_details), 60),
+                            None => clip(&c.status_details, 60),
+                        },
                     ]
                 })
                 .collect();
@@ -124,7 +163,14 @@ fn show(db: &mut Db, id: i64, format: Format) -> Result<()> {
     fields.insert("headers".into(), Value::Object(headers));
     fields.insert(
         "attempts_log".into(),
-        Value::Array(attempts.iter().map(attempt_json).collect()),
+        // `callbacks retry` restarts the count of attempts (a fresh budget); the
+        // history's numbers keep counting (SPEC §4).
+        Value::Array(
+            attempts
+                .iter()
+                .map(|a| attempt_json(a.attempt, a))
+                .collect(),
+        ),
     );
     match format {
         Format::Json => print_json(&document),
@@ -139,12 +185,18 @@ fn print_callback(document: &Value) {
         if key == "attempts_log" || key == "payload" {
             continue;
         }
+        if key == "held" {
+            continue;
+        }
         let shown = match value {
             Value::String(text) => text.clone(),
             Value::Null => "-".to_owned(),
             other => other.to_string(),
         };
-        println!("{key}: {shown}");
+        match (key.as_str(), fields["held"].as_str()) {
+            ("status", Some(why)) => println!("{key}: {shown} (held: {why})"),
+            _ => println!("{key}: {shown}"),
+        }
     }
     println!(
         "payload:\n  {}",
@@ -215,17 +267,18 @@ fn callback_json(c: &Callback) -> Value {
         "next_attempt_at": optional_timestamp(&c.due_at()),
         "created_at": timestamp(&c.created_at),
         "updated_at": timestamp(&c.changed_at()),
+        "held": held(c),
     })
 }
 
-fn attempt_json(a: &Attempt) -> Value {
+fn attempt_json(number: i32, a: &Attempt) -> Value {
     let parse = |text: &Option<String>| -> Value {
         text.as_deref()
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or(Value::Null)
     };
     let mut document = json!({
-        "attempt": a.attempt,
+        "attempt": number,
         "started_at": timestamp(&a.started_at),
         "elapsed_ms": a.elapsed_ms,
         "request": {

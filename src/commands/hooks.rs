@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::output::{clip, print_json, print_table, timestamp};
 use crate::cli::{Format, HookAddArgs, HookDefinition, HookEditArgs, HookTestArgs, HooksCommand};
 use crate::delivery::auth::Auth;
-use crate::delivery::headers::{parse_header_args, stored_pairs};
+use crate::delivery::headers::{literal_dollar_warnings, parse_header_args, stored_pairs};
 use crate::delivery::{prepare, shown_headers, Deliverer, DeliverySettings};
 use crate::error::{Error, Result};
 use crate::payload::{render_sample, ContentType, EventContext, Renderer};
@@ -87,6 +87,7 @@ fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
         ca_file: ca_file_from_flag(def)?,
     };
     let fields = validate(db, &draft, def.sample_data.as_deref(), None)?;
+    warn_about_literal_dollars(def)?;
     let hook = hooks::create(db, &fields)?;
     println!(
         "created hook {} (id {}){}",
@@ -172,6 +173,7 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
         draft.max_attempts = max_attempts;
     }
     let fields = validate(db, &draft, def.sample_data.as_deref(), Some(hook.id))?;
+    warn_about_literal_dollars(def)?;
     let hook = hooks::update(db, &hook, &fields)?;
     println!(
         "updated hook {} (id {}); callbacks already made keep their content and go out with the new settings",
@@ -384,6 +386,16 @@ fn hook_json(hook: &Hook) -> Value {
     })
 }
 
+/// The headers given are saved as they are; a `$VAR` among them most likely meant
+/// `${VAR}`, so say so (on stderr, where it does not disturb scripts).
+fn warn_about_literal_dollars(def: &HookDefinition) -> Result<()> {
+    let given = parse_header_args(&def.headers).map_err(Error::Invalid)?;
+    for warning in literal_dollar_warnings(&given) {
+        eprintln!("httphooks: warning: {warning}");
+    }
+    Ok(())
+}
+
 fn read_template(def: &HookDefinition) -> Result<Option<String>> {
     if let Some(path) = &def.template_file {
         return std::fs::read_to_string(path).map(Some).map_err(|e| {
@@ -522,18 +534,7 @@ fn validate(
         }
     };
 
-    let url = url::Url::parse(draft.url.trim()).map_err(|e| {
-        Error::invalid(format!(
-            "{:?} is not a valid URL ({e}); give an absolute http:// or https:// URL",
-            draft.url
-        ))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::invalid(format!(
-            "{:?} is not an http(s) URL with a host; give an absolute http:// or https:// URL",
-            draft.url
-        )));
-    }
+    check_url("--url", &draft.url)?;
 
     let method = draft.method.trim().to_ascii_uppercase();
     if !METHODS.contains(&method.as_str()) {
@@ -756,6 +757,30 @@ fn check_template(
     Ok(())
 }
 
+/// An absolute http(s) URL with a host that the HTTP client can send as it is: checked
+/// with the parser ureq itself uses, so a URL it would refuse at every attempt (a space
+/// in the path) is refused here instead, once.
+fn check_url(flag: &str, given: &str) -> Result<()> {
+    let text = given.trim();
+    let url = url::Url::parse(text).map_err(|e| {
+        Error::invalid(format!(
+            "{flag} {given:?} is not a valid URL ({e}); give an absolute http:// or https:// URL"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::invalid(format!(
+            "{flag} {given:?} is not an http(s) URL with a host; give an absolute http:// or https:// URL"
+        )));
+    }
+    if let Err(e) = text.parse::<ureq::http::Uri>() {
+        return Err(Error::invalid(format!(
+            "{flag} {given:?} cannot be sent by the HTTP client ({e}); percent-encode spaces and other special characters (a space is %20, as in {})",
+            url.as_str()
+        )));
+    }
+    Ok(())
+}
+
 fn check_variable_name(flag: &str, name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -813,14 +838,7 @@ fn auth_from_flags(def: &HookDefinition) -> Result<Option<Option<String>>> {
         },
         Some(_) => {
             let token_url = given("--token-url", &def.token_url)?;
-            let parsed = url::Url::parse(&token_url)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"));
-            if parsed.is_none() {
-                return Err(Error::invalid(format!(
-                    "--token-url {token_url:?} is not an absolute http(s) URL; fix it"
-                )));
-            }
+            check_url("--token-url", &token_url)?;
             Auth::OAuth2 {
                 token_url,
                 client_id_env: given("--client-id-env", &def.client_id_env)?,
@@ -925,6 +943,9 @@ fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Result<ExitCode>
     .map_err(|problem| {
         Error::invalid(format!("hook {}: {problem}; fix the template", hook.name))
     })?;
+    if let Some(to) = &args.to {
+        check_url("--to", to)?;
+    }
     let target_url = args.to.clone().unwrap_or_else(|| hook.target_url.clone());
     let target = DeliverySettings {
         url: &target_url,

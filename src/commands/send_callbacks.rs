@@ -26,7 +26,7 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
             )));
         }
     }
-    let mut db = Db::open_migrated(url)?;
+    let mut db = Db::open_creating_default(url)?;
     // Capture first: a table rebuilt or altered since the last run gets its triggers
     // back (a dry run changes nothing, so it only warns). A failure here (say, no right
     // to create triggers) is reported and delivery goes on.
@@ -63,7 +63,12 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     let options = Options {
         concurrency: usize::from(args.concurrency),
         limit: args.limit,
-        max_runtime: args.max_runtime.map(Into::into),
+        // Beyond a century a deadline means none, and adding it to the clock could
+        // overflow.
+        max_runtime: args
+            .max_runtime
+            .map(Into::into)
+            .filter(|d: &std::time::Duration| d.as_secs() < 100 * 365 * 86_400),
         quiet: args.quiet,
     };
     let summary = Engine::new(url, options).run(&filter)?;

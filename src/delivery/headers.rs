@@ -61,8 +61,9 @@ impl Header {
     }
 }
 
-/// Parses `--header` arguments: each is `Name: value` lines, or a JSON object.
-/// Returns the headers as the JSON object text that hooks store.
+/// Parses `--header` arguments: each is one `Name: value`, or a JSON object of them.
+/// Returns the headers as the JSON object text that hooks store. A line break inside
+/// an argument is refused, not split: it would smuggle in another header.
 pub fn parse_header_args(args: &[String]) -> Result<String, String> {
     let mut headers = Map::new();
     for arg in args {
@@ -81,19 +82,37 @@ pub fn parse_header_args(args: &[String]) -> Result<String, String> {
             }
             continue;
         }
-        for line in trimmed.split('\n').map(|l| l.trim_end_matches('\r')) {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| format!("header {line:?} must be written as 'Name: value'"))?;
-            let (name, value) = (name.trim(), value.trim());
-            check_header(name, value)?;
-            headers.insert(name.to_owned(), Value::String(value.to_owned()));
-        }
+        let (name, value) = trimmed
+            .split_once(':')
+            .ok_or_else(|| format!("header {trimmed:?} must be written as 'Name: value'"))?;
+        let (name, value) = (name.trim(), value.trim());
+        check_header(name, value)?;
+        headers.insert(name.to_owned(), Value::String(value.to_owned()));
     }
     Ok(Value::Object(headers).to_string())
+}
+
+/// Warnings for values that say `$VAR` without braces: sent literally, which is rarely
+/// what was meant (`${VAR}` reads the environment).
+pub fn literal_dollar_warnings(stored: &str) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (name, value) in stored_pairs(stored) {
+        let mut rest = value.as_str();
+        while let Some(at) = rest.find('$') {
+            let after = &rest[at + 1..];
+            let variable: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !variable.is_empty() && !variable.starts_with(|c: char| c.is_ascii_digit()) {
+                warnings.push(format!(
+                    "the value of header {name} holds ${variable}, which is sent literally; write ${{{variable}}} to read the environment variable at send time"
+                ));
+            }
+            rest = after;
+        }
+    }
+    warnings
 }
 
 fn is_token_char(c: char) -> bool {
@@ -115,9 +134,16 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
     if lower == "content-type" {
         return Err("set the content type with --content-type, not as a header".to_owned());
     }
-    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+    if value.chars().any(|c| c == '\r' || c == '\n') {
         return Err(format!(
-            "the value of header {name} holds a line break or NUL; remove it"
+            "the value of header {name} holds a line break (CR or LF), which would start another header; remove it and give each header its own --header"
+        ));
+    }
+    // What the HTTP client itself refuses (other control characters): refused now,
+    // not at every attempt.
+    if ureq::http::HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "the value of header {name} holds a control character the HTTP client cannot send; remove it"
         ));
     }
     env_references(value).map(|_| ())
@@ -187,9 +213,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_and_json_objects_are_accepted() {
+    fn single_headers_and_json_objects_are_accepted() {
         let stored = parse_header_args(&[
-            "X-One: 1\nX-Two: a: b".into(),
+            "X-One: 1".into(),
+            "X-Two: a: b".into(),
             r#"{"X-Three": "${TOKEN}"}"#.into(),
         ])
         .unwrap();
@@ -208,10 +235,24 @@ mod tests {
             "X: ${1BAD}",
             "X: ${OPEN",
             "Content-Type: a/b",
+            "X-A: one\r\nX-Injected: two",
+            "X-A: one\nX-Injected: two",
+            "X-A: bell\u{7}",
+            "X-\u{e9}: accented name",
         ] {
             assert!(parse_header_args(&[bad.into()]).is_err(), "{bad} passed");
         }
         assert!(parse_header_args(&[r#"{"X": "a\r\nInjected: 1"}"#.into()]).is_err());
+    }
+
+    #[test]
+    fn a_dollar_without_braces_is_warned_about() {
+        let stored = parse_header_args(&["Authorization: Bearer $TOKEN".into()]).unwrap();
+        let warnings = literal_dollar_warnings(&stored);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("${TOKEN}"), "{}", warnings[0]);
+        let stored = parse_header_args(&["X: ${TOKEN} costs $5".into()]).unwrap();
+        assert!(literal_dollar_warnings(&stored).is_empty());
     }
 
     #[test]

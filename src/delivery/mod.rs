@@ -363,7 +363,11 @@ impl Deliverer {
             .iter()
             .enumerate()
             .map(|(n, exchange)| {
-                attempt_record(callback.id, callback.attempts + 1 + n as i32, exchange)
+                attempt_record(
+                    callback.id,
+                    callback.next_attempt_number() + n as i32,
+                    exchange,
+                )
             })
             .collect();
         let attempt_number = callback.attempts + attempts.len() as i32;

@@ -4,12 +4,12 @@
 use chrono::{NaiveDateTime, SecondsFormat};
 use serde_json::{json, Map, Value};
 
+mod explain;
 mod form;
 mod template;
 mod xml;
 
 pub use form::flatten_form;
-use template::{context_value, sample_context};
 pub use template::{sample_value, Renderer};
 
 use crate::storage::Column;
@@ -109,6 +109,22 @@ impl EventContext {
         }
     }
 
+    /// A custom event with its data, as `enqueue` makes it (the callback id is not
+    /// known yet).
+    pub fn custom(hook: &str, event_type: &str, data: Value) -> EventContext {
+        EventContext {
+            event_type: event_type.to_owned(),
+            table: None,
+            hook: hook.to_owned(),
+            callback_id: 0,
+            object_id: None,
+            occurred_at: chrono::Utc::now().naive_utc(),
+            instance: None,
+            old: None,
+            data: Some(data),
+        }
+    }
+
     pub fn time_rfc3339(&self) -> String {
         self.occurred_at
             .and_utc()
@@ -169,11 +185,9 @@ pub fn render_body(
     context: &EventContext,
 ) -> Result<String, String> {
     let document = match template {
-        Some(template) => renderer.render(
-            template,
-            content_type,
-            context_value(&context.template_context()),
-        )?,
+        Some(template) => {
+            renderer.render(template, content_type, &context.template_context(), &[])?
+        }
         None => default_document(content_type, context)?,
     };
     encode(document, content_type)
@@ -197,7 +211,8 @@ pub fn render_sample(
         Some(template) => renderer.render(
             template,
             content_type,
-            sample_context(&context.template_context(), &json_columns),
+            &context.template_context(),
+            &json_columns,
         )?,
         None => default_document(content_type, context)?,
     };
@@ -231,7 +246,12 @@ pub fn check_document(document: &str, content_type: ContentType) -> Result<(), S
     match content_type {
         ContentType::Json | ContentType::Form => serde_json::from_str::<Value>(document)
             .map(|_| ())
-            .map_err(|e| format!("the rendered template is not valid JSON ({e})")),
+            .map_err(|e| {
+                format!(
+                    "the rendered template is not valid JSON ({e}), here: {}",
+                    explain::around(document, e.line(), e.column())
+                )
+            }),
         ContentType::Xml => xml::check_well_formed(document)
             .map_err(|e| format!("the rendered template is not well-formed XML ({e})")),
         ContentType::Text => Ok(()),

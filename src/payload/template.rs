@@ -9,6 +9,7 @@ use std::sync::Arc;
 use minijinja::value::{Object, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
 
+use super::explain::explain_undefined;
 use super::ContentType;
 use crate::storage::ColumnKind;
 
@@ -59,15 +60,35 @@ impl Renderer {
         self.compiled(template, content_type).map(|_| ())
     }
 
+    /// Renders `template` with the variables `context` holds. `any_json` names the
+    /// columns of a sample row whose JSON structure is unknown (see [`AnyJson`]).
     pub fn render(
         &mut self,
         template: &str,
         content_type: ContentType,
-        context: Value,
+        context: &serde_json::Value,
+        any_json: &[&str],
     ) -> Result<String, String> {
         let env = self.compiled(template, content_type)?;
         let compiled = env.get_template(template).map_err(|e| describe(&e))?;
-        let rendered = compiled.render(context).map_err(|e| describe(&e))?;
+        let variables = if any_json.is_empty() {
+            json_value(context)
+        } else {
+            sample_context(context, any_json)
+        };
+        let rendered = compiled.render(variables).map_err(|e| {
+            // Name the value that does not exist and what does, which the template
+            // engine cannot: it only knows that something printed is undefined.
+            let explained = (e.kind() == ErrorKind::UndefinedError)
+                .then(|| e.range())
+                .flatten()
+                .and_then(|range| explain_undefined(template, range.start, context, any_json));
+            match (explained, e.line()) {
+                (Some(explained), Some(line)) => format!("{explained} (template line {line})"),
+                (Some(explained), None) => explained,
+                (None, _) => describe(&e),
+            }
+        })?;
         Ok(match Escaping::from(content_type) {
             Escaping::Json => place_special_numbers(rendered),
             _ => rendered,
@@ -225,11 +246,6 @@ impl Object for AnyJson {
     }
 }
 
-/// The variables a template sees for a real event.
-pub fn context_value(context: &serde_json::Value) -> Value {
-    json_value(context)
-}
-
 /// A JSON value as a template value. Numbers keep their exact digits: one that an
 /// integer or an f64 holds exactly becomes that number, any other (a PostgreSQL
 /// numeric beyond f64, `1.50` with its scale) prints exactly as it was written.
@@ -264,7 +280,7 @@ fn json_value(value: &serde_json::Value) -> Value {
 
 /// The variables for a sample event: JSON columns of `instance` and `old` become
 /// [`AnyJson`], since their keys cannot be known in advance.
-pub fn sample_context(context: &serde_json::Value, json_columns: &[&str]) -> Value {
+fn sample_context(context: &serde_json::Value, json_columns: &[&str]) -> Value {
     let Some(fields) = context.as_object() else {
         return json_value(context);
     };
@@ -319,7 +335,7 @@ mod tests {
         content_type: ContentType,
         context: serde_json::Value,
     ) -> Result<String, String> {
-        Renderer::new().render(template, content_type, context_value(&context))
+        Renderer::new().render(template, content_type, &context, &[])
     }
 
     #[test]
@@ -368,8 +384,10 @@ mod tests {
             json!({"instance": {"id": 1}}),
         )
         .unwrap_err();
-        assert!(error.contains("does not exist"), "{error}");
-        assert!(error.contains("line 2"), "{error}");
+        assert_eq!(
+            error,
+            "instance.nope: instance has no key nope (keys: id) (template line 2)"
+        );
     }
 
     #[test]
@@ -385,12 +403,13 @@ mod tests {
 
     #[test]
     fn json_columns_of_a_sample_accept_any_key() {
-        let context = sample_context(&json!({"instance": {"profile": {}, "id": 1}}), &["profile"]);
+        let context = json!({"instance": {"profile": {}, "id": 1}});
         let out = Renderer::new()
             .render(
                 r#"{"a": "{{ instance.profile.x.y }}", "b": {{ instance.profile }}}"#,
                 ContentType::Json,
-                context,
+                &context,
+                &["profile"],
             )
             .unwrap();
         assert!(

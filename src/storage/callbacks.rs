@@ -214,7 +214,7 @@ pub fn record_unknown_outcomes(db: &mut Db, token: &str, claims: &[&Claimed]) ->
             Attempt {
                 id: 0,
                 callback_id: callback.id,
-                attempt: callback.attempts + 1,
+                attempt: callback.next_attempt_number(),
                 // When it was found out; when the dead run sent it (if it did) is unknown.
                 started_at: found_at,
                 elapsed_ms: 0,
@@ -310,6 +310,9 @@ pub fn release(db: &mut Db, token: &str, ids: &[i64], note: Option<&str>) -> Res
     })
 }
 
+/// The `callbacks list --status` that selects waiting callbacks of disabled hooks.
+pub const HELD: &str = "held";
+
 /// The filters of `callbacks list`.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -325,8 +328,15 @@ pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
             .select(Callback::as_select())
             .order(c::id.desc())
             .into_boxed();
-        if let Some(status) = &filter.status {
-            query = query.filter(c::status.eq(status.clone()));
+        match filter.status.as_deref() {
+            // Held: waiting, but their hook is disabled (a pause; see `ClaimFilter`).
+            Some(HELD) => {
+                query = query
+                    .filter(c::status.eq(status::WAITING))
+                    .filter(c::hook_enabled.eq(false));
+            }
+            Some(status) => query = query.filter(c::status.eq(status.to_owned())),
+            None => {}
         }
         if let Some(hook) = &filter.hook_name {
             query = query.filter(c::hook_name.eq(hook.clone()));
@@ -384,6 +394,8 @@ pub fn retry(db: &mut Db, ids: &[i64]) -> Result<usize> {
                 .set((
                     c::status.eq(status::WAITING),
                     c::status_details.eq("retry requested by operator"),
+                    // A fresh budget; the history's numbers go on.
+                    c::attempts_before_retry.eq(c::attempts_before_retry + c::attempts),
                     c::attempts.eq(0),
                     c::next_attempt_at.eq(Some(now)),
                     c::updated_at.eq(Some(now)),

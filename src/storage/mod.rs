@@ -84,6 +84,27 @@ impl Target {
     }
 }
 
+/// Whether `url` names a SQLite file that does not exist yet (connecting creates it).
+pub fn would_create_sqlite_file(url: Option<&str>) -> bool {
+    matches!(Target::parse(url), Ok(Target::Sqlite(path)) if path != ":memory:" && !Path::new(&path).exists())
+}
+
+/// Tells the operator on stderr that a new SQLite database file was made, with its full
+/// path: a command run in an unexpected directory is noticed at once.
+pub fn say_created(path: &str) {
+    eprintln!(
+        "httphooks: created new database {} (set DATABASE_URL to use another)",
+        shown_path(path)
+    );
+}
+
+/// A SQLite path as messages show it: absolute, so the operator sees where it was.
+fn shown_path(path: &str) -> String {
+    std::path::absolute(path)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.to_owned())
+}
+
 /// The URL with any password replaced, for messages.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -103,7 +124,8 @@ impl Db {
             Target::Sqlite(path) => {
                 if !create && path != ":memory:" && !Path::new(&path).exists() {
                     return Err(Error::environment(format!(
-                        "there is no httphooks database at {path}; create it with `httphooks migrate` or point DATABASE_URL at yours"
+                        "there is no httphooks database at {}; set DATABASE_URL (or --database-url) to your database, or create one there with `httphooks migrate`",
+                        shown_path(&path)
                     )));
                 }
                 sqlite::open(&path).map(Db::Sqlite)
@@ -113,25 +135,27 @@ impl Db {
     }
 
     /// Connects and checks that the schema is current: what every command but
-    /// `migrate` does first.
-    /// The default SQLite file is created and migrated on first use (SPEC §1); any
-    /// other database must have been migrated with `httphooks migrate`.
+    /// `migrate` does first. It never creates a database, so that a command run in the
+    /// wrong directory fails (exit 3) instead of reporting on an empty one (SPEC §1).
     pub fn open_migrated(url: Option<&str>) -> Result<Db> {
-        let default_target = Target::parse(url)? == Target::Sqlite(DEFAULT_SQLITE_FILE.to_owned());
-        if default_target
-            && url.is_none_or(|u| u.trim().is_empty())
-            && !Path::new(DEFAULT_SQLITE_FILE).exists()
-        {
-            let mut db = Db::connect(url, true)?;
-            migrate(&mut db)?;
-            log::info!("created {DEFAULT_SQLITE_FILE} and its httphooks tables");
-            return Ok(db);
-        }
         let mut db = Db::connect(url, false)?;
         ensure_migrated(&mut db)?;
         Ok(db)
     }
 
+    /// As [`Db::open_migrated`], but the default SQLite file (no database URL given)
+    /// is created and migrated on first use, saying so on stderr: what the main job,
+    /// `send_callbacks`, does (SPEC §1).
+    pub fn open_creating_default(url: Option<&str>) -> Result<Db> {
+        let default_target = url.is_none_or(|u| u.trim().is_empty());
+        if default_target && !Path::new(DEFAULT_SQLITE_FILE).exists() {
+            let mut db = Db::connect(url, true)?;
+            migrate(&mut db)?;
+            say_created(DEFAULT_SQLITE_FILE);
+            return Ok(db);
+        }
+        Db::open_migrated(url)
+    }
     /// For the delivery engine's connections: commit without waiting for the disk.
     /// A crash of the machine (SQLite) or of the server (PostgreSQL) can then undo the
     /// last few claims and recorded outcomes; those callbacks are sent again with the

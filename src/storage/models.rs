@@ -217,6 +217,15 @@ pub struct Callback {
     pub claim_started: bool,
     /// The Standard Webhooks `webhook-id` (see [`Callback::webhook_id`]).
     pub webhook_id: Option<String>,
+    /// Attempts made before the last `callbacks retry` (which restarts `attempts`).
+    pub attempts_before_retry: i32,
+}
+
+impl Callback {
+    /// The number the next attempt gets in the callback's history.
+    pub fn next_attempt_number(&self) -> i32 {
+        self.attempts_before_retry + self.attempts + 1
+    }
 }
 
 impl Callback {

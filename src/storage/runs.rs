@@ -116,8 +116,7 @@ pub fn delete_ended_before(db: &mut Db, before: NaiveDateTime) -> Result<usize> 
                 .select(r::id)
                 .filter(r::ended_at.is_not_null())
                 .filter(r::ended_at.lt(before));
-            diesel::delete(rh::httphooks_run_hooks.filter(rh::run_id.eq_any(old)))
-                .execute(conn)?;
+            diesel::delete(rh::httphooks_run_hooks.filter(rh::run_id.eq_any(old))).execute(conn)?;
             diesel::delete(re::httphooks_run_endpoints.filter(re::run_id.eq_any(old)))
                 .execute(conn)?;
             Ok(diesel::delete(

@@ -71,6 +71,7 @@ diesel::table! {
         claim_token -> Nullable<Text>,
         claim_started -> Bool,
         webhook_id -> Nullable<Text>,
+        attempts_before_retry -> Integer,
     }
 }
 
@@ -108,6 +109,7 @@ diesel::table! {
         hook_enabled -> Nullable<Bool>,
         claim_started -> Bool,
         webhook_id -> Nullable<Text>,
+        attempts_before_retry -> Integer,
     }
 }
 

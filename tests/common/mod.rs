@@ -43,8 +43,9 @@ impl TestDb {
         }
     }
 
-    /// None (after saying so loudly) when PostgreSQL is not configured; under CI=true a
-    /// missing PostgreSQL fails the test instead.
+    /// None when PostgreSQL is not configured (build.rs then marks the PostgreSQL tests
+    /// ignored, so this is reached only with `--ignored`); under CI=true a missing
+    /// PostgreSQL fails the test instead.
     pub fn postgres() -> Option<TestDb> {
         let Ok(base_url) = std::env::var(POSTGRES_URL_VAR) else {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -74,7 +75,7 @@ impl TestDb {
 
     /// The binary, run in this test's directory against this database.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("httphooks").unwrap();
+        let mut cmd = httphooks();
         cmd.current_dir(self.dir.path())
             .env("DATABASE_URL", &self.url)
             .env_remove("RUST_LOG");
@@ -83,7 +84,7 @@ impl TestDb {
 
     /// The binary as a child process, for tests that signal or overlap runs.
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
-        std::process::Command::new(env!("CARGO_BIN_EXE_httphooks"))
+        std::process::Command::new(binary())
             .current_dir(self.dir.path())
             .env("DATABASE_URL", &self.url)
             .env_remove("RUST_LOG")
@@ -279,6 +280,10 @@ macro_rules! on_both_backends {
                 body(TestDb::sqlite());
             }
             #[test]
+            #[cfg_attr(
+                no_postgres,
+                ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+            )]
             fn postgres() {
                 let body: fn(TestDb) = $body;
                 if let Some(db) = TestDb::postgres() {
@@ -287,6 +292,21 @@ macro_rules! on_both_backends {
             }
         }
     };
+}
+
+/// The binary under test: this build's, or the copy HTTPHOOKS_TEST_BIN names (where
+/// several worktrees share one target directory, whose `debug/httphooks` is whichever
+/// was built last).
+pub fn binary() -> PathBuf {
+    std::env::var_os("HTTPHOOKS_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_httphooks")),
+        PathBuf::from,
+    )
+}
+
+/// The binary as a command, without a database chosen.
+pub fn httphooks() -> Command {
+    Command::new(binary())
 }
 
 /// Parses the JSON a command printed.

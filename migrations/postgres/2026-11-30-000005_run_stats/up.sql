@@ -28,3 +28,28 @@ CREATE TABLE httphooks_run_endpoints (
     PRIMARY KEY (run_id, endpoint)
 );
 CREATE INDEX httphooks_runs_ended ON httphooks_runs (ended_at);
+
+-- Attempts made before the last `callbacks retry`, which grants a fresh budget
+-- (`attempts` counts from 0 again): attempt numbers in the history keep counting.
+ALTER TABLE httphooks_callbacks ADD COLUMN attempts_before_retry INTEGER NOT NULL DEFAULT 0;
+DROP VIEW httphooks_callback_details;
+CREATE VIEW httphooks_callback_details AS
+SELECT c.id, c.hook_id, c.version_id, coalesce(h.name, v.name) AS hook_name, c.event_type,
+       v.table_name, c.object_id,
+       CASE WHEN h.id IS NULL THEN v.target_url ELSE h.target_url END AS url,
+       CASE WHEN h.id IS NULL THEN v.http_method ELSE h.http_method END AS http_method,
+       CASE WHEN h.id IS NULL THEN v.headers ELSE h.headers END AS headers,
+       v.content_type, v.payload_template, c.payload, c.event_data, c.status,
+       c.status_details, c.attempts,
+       CASE WHEN h.id IS NULL THEN v.max_attempts ELSE h.max_attempts END AS max_attempts,
+       CASE WHEN h.id IS NULL THEN v.timeout_ms ELSE h.timeout_ms END AS timeout_ms,
+       c.next_attempt_at, c.created_at, c.updated_at, c.claimed_until, c.claim_token,
+       CASE WHEN h.id IS NULL THEN v.auth ELSE h.auth END AS auth,
+       CASE WHEN h.id IS NULL THEN v.signing_secret_env ELSE h.signing_secret_env END AS signing_secret_env,
+       CASE WHEN h.id IS NULL THEN v.ca_file ELSE h.ca_file END AS ca_file,
+       coalesce(h.version_id, v.id) AS settings_version_id,
+       h.enabled AS hook_enabled, c.claim_started, c.webhook_id,
+       c.attempts_before_retry
+FROM httphooks_callbacks c
+JOIN httphooks_hook_versions v ON v.id = c.version_id
+LEFT JOIN httphooks_hooks h ON h.id = c.hook_id;
