@@ -5,22 +5,15 @@ use std::process::ExitCode;
 
 use crate::cli::DeleteOldArgs;
 use crate::error::Result;
-use crate::storage::{callbacks, hooks, runs, Db};
+use crate::storage::{before_now, callbacks, hooks, runs, Db};
 
 pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
     super::capture::warn(&mut db);
     // Old new callbacks (cron stopped for days) are old waiting callbacks too.
     super::output::admit_all(&mut db)?;
-    // No callback was made before year 1, and every backend stores that date (SQLite
-    // compares timestamps as text, where negative years sort wrongly): DAYS that reach
-    // further back delete nothing, without overflowing.
-    let year_one = chrono::NaiveDate::from_ymd_opt(1, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .expect("a valid date");
-    let before = chrono::Duration::try_days(args.days)
-        .and_then(|age| chrono::Utc::now().naive_utc().checked_sub_signed(age))
-        .map_or(year_one, |before| before.max(year_one));
+    // DAYS that reach back before the year 1 delete nothing, without overflowing.
+    let before = before_now(chrono::Duration::try_days(args.days));
     let started = std::time::Instant::now();
     let mut deleted = 0;
     // Each batch is its own short transaction; report the longest, which bounds how

@@ -5,12 +5,11 @@
 
 use std::process::ExitCode;
 
-use chrono::NaiveDateTime;
 use serde_json::json;
 
 use crate::cli::{Format, MonitorArgs};
 use crate::error::{Error, Result};
-use crate::storage::{callbacks, health, now, runs, Db};
+use crate::storage::{before_now, callbacks, health, now, runs, Db};
 
 /// One check's result.
 struct Check {
@@ -142,7 +141,9 @@ fn checks(url: Option<&str>, args: &MonitorArgs) -> Result<Vec<Check>> {
     }
     if let Some(status) = args.status {
         let status = status.as_str();
-        let since = args.minutes_ago.map(|m| minutes_before(now, m));
+        let since = args
+            .minutes_ago
+            .map(|m| before_now(chrono::Duration::try_minutes(m)));
         let count = callbacks::count_by_status(&mut db, status, since)?;
         let window = match args.minutes_ago {
             Some(minutes) => format!(" in the last {minutes} minutes"),
@@ -251,16 +252,6 @@ fn json_of(checks: &[Check], state: &str) -> serde_json::Value {
         })
         .collect();
     json!({"state": state, "checks": list})
-}
-
-/// `now` minus `minutes`, no earlier than the year 1 (which every backend stores).
-pub(crate) fn minutes_before(now: NaiveDateTime, minutes: i64) -> NaiveDateTime {
-    let year_one = chrono::NaiveDate::from_ymd_opt(1, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .unwrap_or(NaiveDateTime::MIN);
-    chrono::Duration::try_minutes(minutes)
-        .and_then(|span| now.checked_sub_signed(span))
-        .map_or(year_one, |t| t.max(year_one))
 }
 
 fn minutes_text(seconds: f64) -> String {
