@@ -415,13 +415,17 @@ fn postgres_a_least_privilege_role_makes_callbacks() {
             "SELECT httphooks_enqueue('grades', 'attempt.submitted', '{\"score\": 9}'::jsonb)",
         )
         .unwrap();
-    // Nothing the role may do redirects the functions: they name their schema.
-    let pinned = db.count(
-        "SELECT COUNT(*) AS n FROM pg_proc WHERE proname IN ('httphooks_capture', 'httphooks_enqueue') \
-         AND pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
-         AND prosecdef AND proconfig::text LIKE '%search_path%pg_temp%'",
-    );
-    assert_eq!(pinned, 2);
+    // Nothing the role may do redirects the functions: they name their schema. Only
+    // the narrow helpers run with httphooks' rights, never the trigger function itself.
+    let pinned = |security_definer: bool| {
+        db.count(&format!(
+            "SELECT COUNT(*) AS n FROM pg_proc WHERE proname LIKE 'httphooks\\_%' \
+             AND pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
+             AND prosecdef = {security_definer} AND proconfig::text LIKE '%search_path%pg_temp%'"
+        ))
+    };
+    assert_eq!(pinned(true), 3, "enqueue, matching_versions, version_table");
+    assert_eq!(pinned(false), 1, "capture");
 
     let (code, out, err) = db.run(&["send_callbacks"]);
     assert_eq!(code, 0, "{err}");
@@ -461,6 +465,8 @@ fn postgres_migrate_fills_table_identities_of_an_older_schema() {
     let end = start + previous[start..].find("$$;").unwrap() + 3;
     db.connect().sql(&format!(
         "DROP INDEX httphooks_hooks_table_oid; \
+         DROP POLICY httphooks_changes_of_writable_tables ON httphooks_new_callbacks; \
+         ALTER TABLE httphooks_new_callbacks DISABLE ROW LEVEL SECURITY; \
          ALTER TABLE httphooks_hooks DROP COLUMN table_oid, DROP COLUMN key_columns, \
            DROP COLUMN capture_verified_at; \
          DELETE FROM httphooks_schema_migrations WHERE version = '20261130000004'; \
@@ -478,4 +484,85 @@ fn postgres_migrate_fills_table_identities_of_an_older_schema() {
     assert_eq!(callbacks(&db), 1);
     let (code, out, _) = db.run(&["monitor_callbacks", "--status", "error"]);
     assert_eq!(code, 0, "{out}");
+}
+
+/// The hostile case of `SECURITY DEFINER`: a role that owns a watched table gives it a
+/// column of its own type with its own cast to json, which to_jsonb calls. The cast
+/// must run with that role's rights, not httphooks' (a superuser here); and no role
+/// may insert changes of a table it cannot write.
+#[test]
+fn postgres_capture_never_runs_the_applications_code_with_httphooks_rights() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let db = db.migrated();
+    let common::Kind::Postgres { base_url, schema } = &db.kind else {
+        unreachable!()
+    };
+    let owner = Role {
+        base_url: base_url.clone(),
+        name: format!("{schema}_own"),
+    };
+    let stranger = Role {
+        base_url: base_url.clone(),
+        name: format!("{schema}_stranger"),
+    };
+    let (own, other) = (&owner.name, &stranger.name);
+    let own_schema = format!("{schema}_owned");
+    db.connect().sql(&format!(
+        "CREATE ROLE {own} LOGIN; CREATE ROLE {other} LOGIN; \
+         CREATE SCHEMA {own_schema} AUTHORIZATION {own}; \
+         GRANT USAGE ON SCHEMA {schema} TO {own}, {other}"
+    ));
+    let as_role = |role: &str| {
+        let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+        diesel::PgConnection::establish(&url).unwrap()
+    };
+    let mut as_owner = as_role(own);
+    as_owner
+        .batch_execute(&format!(
+            "CREATE TABLE {own_schema}.t (id INTEGER PRIMARY KEY, v TEXT); \
+             CREATE TABLE {own_schema}.proof (who TEXT)"
+        ))
+        .unwrap();
+    let server = Server::answering(200);
+    let table = format!("{own_schema}.t");
+    db.add_hook("owned", &table, "insert", &server.url("/owned"), &[]);
+    as_owner
+        .batch_execute(&format!(
+            "CREATE TYPE {own_schema}.e AS ENUM ('a', 'b'); \
+             CREATE FUNCTION {own_schema}.to_json_as_who(value {own_schema}.e) RETURNS json LANGUAGE sql AS \
+               $$ INSERT INTO {own_schema}.proof VALUES (current_user) RETURNING to_json(value::text) $$; \
+             CREATE CAST ({own_schema}.e AS json) WITH FUNCTION {own_schema}.to_json_as_who({own_schema}.e); \
+             ALTER TABLE {own_schema}.t ADD COLUMN x {own_schema}.e; \
+             INSERT INTO {own_schema}.t VALUES (1, 'v', 'a')"
+        ))
+        .unwrap();
+    let who = db.text(&format!(
+        "SELECT string_agg(DISTINCT who, ',') AS v FROM {own_schema}.proof"
+    ));
+    assert_eq!(
+        who.as_deref(),
+        Some(own.as_str()),
+        "the cast ran as the table's owner only"
+    );
+    db.ok(&["send_callbacks"]);
+    assert_eq!(server.received().len(), 1, "the change was captured");
+
+    // A role without rights on the table cannot make (forge) a change of it.
+    let version = db.count("SELECT version_id AS n FROM httphooks_hooks WHERE name = 'owned'");
+    let forged = as_role(other)
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.httphooks_new_callbacks (version_id, event_type, row_data) \
+             VALUES ({version}, 'insert', '{{\"id\": 666}}')"
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(forged.contains("row-level security"), "{forged}");
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_new_callbacks"),
+        0
+    );
+    db.connect()
+        .sql(&format!("DROP SCHEMA {own_schema} CASCADE"));
 }
