@@ -415,3 +415,32 @@ pub struct EnqueueArgs {
     #[arg(long, default_value = "{}")]
     pub data: String,
 }
+
+/// Reports a command line clap refused. A Nagios check (`--nagios` anywhere) says
+/// UNKNOWN on one line and exits 3, as the plugin guidelines ask for bad arguments;
+/// everything else gets clap's message and exit 2 (0 for --help and --version).
+pub fn usage_error(error: clap::Error) -> std::process::ExitCode {
+    let nagios = std::env::args_os().any(|arg| arg == "--nagios");
+    let is_usage_error = !matches!(
+        error.kind(),
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+    );
+    if nagios && is_usage_error {
+        let rendered = error.render().to_string();
+        // The message, without the usage and hints clap adds, on one line.
+        let message: Vec<&str> = rendered
+            .lines()
+            .map(str::trim)
+            .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+            .filter(|line| !line.is_empty())
+            .collect();
+        let message = message.join(" ");
+        println!(
+            "HTTPHOOKS UNKNOWN - {}; see `httphooks monitor_callbacks --help`",
+            message.trim_start_matches("error: ")
+        );
+        return std::process::ExitCode::from(3);
+    }
+    let _ = error.print();
+    std::process::ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+}

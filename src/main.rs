@@ -3,8 +3,17 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`| head`) would panic;
+    // a command-line tool should end quietly instead.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     httphooks::logging::init();
-    let cli = httphooks::cli::Cli::parse();
+    let cli = match httphooks::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return httphooks::cli::usage_error(error),
+    };
     match httphooks::commands::run(cli) {
         Ok(code) => code,
         Err(error) => {

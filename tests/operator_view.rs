@@ -304,6 +304,18 @@ on_both_backends!(monitor_checks_lag_runs_and_speaks_nagios, |db| {
         "{out}"
     );
 
+    // Bad arguments, whether clap or the check finds them, are UNKNOWN on one line.
+    for bad in [
+        &[][..],
+        &["--status", "bogus"][..],
+        &["--lag", "5", "--critical", "-1"][..],
+        &["--lag", "5", "--warning", "10"][..],
+    ] {
+        let (code, out) = nagios(bad);
+        assert_eq!(code, 3, "{bad:?}: {out}");
+        assert!(out.starts_with("HTTPHOOKS UNKNOWN - "), "{bad:?}: {out}");
+    }
+
     // A run makes the dead man's switch green again.
     db.ok(&["send_callbacks"]);
     let (code, out, _) = db.run(&[

@@ -11,6 +11,44 @@ use crate::error::{Error, Result};
 use crate::storage::runs::{Latency, LATENCY_BUCKETS_MS};
 use crate::storage::{health, hooks, now, runs, Db};
 
+/// What it first writes: a file that does not start so was not written by httphooks.
+const FIRST_LINE: &str = "# HELP httphooks_";
+
+/// Before a run: PATH can be written and replacing it loses nothing (it is new, empty,
+/// or a metrics file httphooks wrote), so a typo never overwrites, say, the database.
+pub fn check_path(path: &Path) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::invalid(format!(
+            "--metrics-file {}: {why} (nothing was sent)",
+            path.display()
+        )))
+    };
+    if path.is_dir() {
+        return refuse(
+            "that is a directory; give the path of a file in it, such as httphooks.prom".to_owned(),
+        );
+    }
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !directory.is_dir() {
+        return refuse(format!(
+            "{} is not a directory; give a file in an existing directory",
+            directory.display()
+        ));
+    }
+    if let Ok(mut file) = std::fs::File::open(path) {
+        use std::io::Read;
+        let mut start = vec![0; FIRST_LINE.len()];
+        let read = file.read(&mut start).unwrap_or(0);
+        if read > 0 && start[..read] != FIRST_LINE.as_bytes()[..read] {
+            return refuse("the file exists and is not a metrics file httphooks wrote; give another path, or remove it first".to_owned());
+        }
+    }
+    Ok(())
+}
+
 pub fn write(path: &Path, db: &mut Db, summary: &Summary) -> Result<()> {
     let text = render(db, summary)?;
     let file_name = path

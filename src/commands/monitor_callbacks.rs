@@ -216,6 +216,14 @@ fn checks(url: Option<&str>, args: &MonitorArgs) -> Result<Vec<Check>> {
             failed_anyway: ended.is_none(),
         });
     }
+    for check in &checks {
+        if let Some(warning) = check.warning.filter(|w| *w > check.critical) {
+            return Err(Error::invalid(format!(
+                "--warning {warning} is above the critical threshold {}; give a warning threshold at or below it",
+                check.critical
+            )));
+        }
+    }
     Ok(checks)
 }
 

@@ -14,17 +14,7 @@ use crate::storage::{hooks, Db};
 
 pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     if let Some(path) = &args.metrics_file {
-        let directory = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => std::path::Path::new("."),
-        };
-        if !directory.is_dir() || path.is_dir() {
-            return Err(Error::invalid(format!(
-                "--metrics-file {}: {} is not a directory; give a file in an existing directory (nothing was sent)",
-                path.display(),
-                directory.display()
-            )));
-        }
+        super::metrics_file::check_path(path)?;
     }
     let mut db = Db::open_creating_default(url)?;
     // Capture first: a table rebuilt or altered since the last run gets its triggers

@@ -107,13 +107,30 @@ fn shown_path(path: &str) -> String {
 
 /// The URL with any password replaced, for messages.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    // libpq also takes the password as a parameter (`?password=…`).
+    let secret =
+        |key: &str| key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("sslpassword");
+    if parsed.query_pairs().any(|(key, _)| secret(&key)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if secret(&key) {
+                    "***".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 impl Db {
@@ -506,6 +523,23 @@ pub(crate) fn connection_error(
 /// `span` before now, never earlier than the year 1: no callback is older, every
 /// backend stores that date, and SQLite, which compares timestamps as text, would sort
 /// negative years wrongly. A span too large to represent (None) means the year 1 too.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_are_shown_without_passwords() {
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        let shown = super::redact_url("postgres://h/db?user=u&password=secret&sslmode=require");
+        assert!(
+            !shown.contains("secret") && shown.contains("sslmode=require"),
+            "{shown}"
+        );
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}
+
 pub(crate) fn before_now(span: Option<chrono::TimeDelta>) -> chrono::NaiveDateTime {
     let year_one = chrono::NaiveDate::from_ymd_opt(1, 1, 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
