@@ -277,6 +277,10 @@ on_both_backends!(
 /// ALTER TABLE … RENAME keeps the table's identity: capture goes on, and the next
 /// command gives the hooks the new name and says so.
 #[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
 fn postgres_capture_follows_a_renamed_table() {
     let Some(db) = TestDb::postgres() else {
         return;
@@ -328,6 +332,10 @@ impl Drop for Role {
 /// its writes make callbacks that are delivered, in the httphooks schema and in
 /// another one named schema-qualified; with the README's grant it can enqueue.
 #[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
 fn postgres_a_least_privilege_role_makes_callbacks() {
     let Some(db) = TestDb::postgres() else {
         return;
@@ -447,6 +455,10 @@ fn postgres_a_least_privilege_role_makes_callbacks() {
 /// A database migrated by the previous httphooks, whose trigger matched hooks by table
 /// name: `migrate` fills the tables' identities and capture goes on.
 #[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
 fn postgres_migrate_fills_table_identities_of_an_older_schema() {
     let Some(db) = TestDb::postgres() else {
         return;
@@ -491,6 +503,10 @@ fn postgres_migrate_fills_table_identities_of_an_older_schema() {
 /// must run with that role's rights, not httphooks' (a superuser here); and no role
 /// may insert changes of a table it cannot write.
 #[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
 fn postgres_capture_never_runs_the_applications_code_with_httphooks_rights() {
     let Some(db) = TestDb::postgres() else {
         return;

@@ -322,6 +322,55 @@ fn a_database_locked_past_the_deadline_ends_the_run_with_the_reason_and_loses_no
     );
 }
 
+/// SQLite: a lock held for a few seconds when the run starts costs it nothing: it
+/// waits (within its deadline) and delivers everything.
+#[test]
+fn a_lock_held_when_the_run_starts_is_waited_out() {
+    let db = TestDb::sqlite().migrated();
+    let server = Server::answering(200);
+    backlog(&db, &server, 50, &[]);
+    let mut locker = db.connect();
+    locker.sql("PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE");
+    let run = db.spawn(&["send_callbacks", "--max-runtime", "20s"]);
+    std::thread::sleep(Duration::from_secs(3));
+    locker.sql("COMMIT");
+    let (code, out, err) = finish(run);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("sent 50"), "{out}{err}");
+}
+
+/// PostgreSQL: a migration (or any long transaction) holds an exclusive lock on the
+/// queue. The run does not wait past its deadline for it: it ends with exit 3 naming
+/// the lock, and the next run delivers everything.
+#[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
+fn postgres_a_table_lock_does_not_hold_a_run_past_its_deadline() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let db = db.migrated();
+    let server = Server::answering(200);
+    backlog(&db, &server, 50, &[]);
+    db.admit();
+    let mut locker = db.connect();
+    locker.sql("BEGIN; LOCK TABLE httphooks_callbacks IN ACCESS EXCLUSIVE MODE");
+    let started = Instant::now();
+    let (code, out, err) = db.run(&["send_callbacks", "--max-runtime", "3s"]);
+    let took = started.elapsed();
+    locker.sql("COMMIT");
+    assert!(
+        took < Duration::from_secs(6),
+        "it kept its deadline: {took:?}"
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("locked"), "{err}");
+    assert!(db.ok(&["send_callbacks"]).contains("sent 50"));
+    assert_eq!(deliveries(&server).len(), 50);
+}
+
 /// Two tables, each with a hook to its own receiver, and `n` rows in each, inserted
 /// interleaved so that due order alternates between the two hooks.
 fn two_hooks(db: &TestDb, a: (&Server, &[&str]), b: (&Server, &[&str]), n: usize) {
@@ -451,6 +500,34 @@ on_both_backends!(a_dead_endpoint_does_not_starve_a_healthy_one, |db| {
         deliveries(&dead).len() <= 4,
         "{:?}",
         deliveries(&dead).len()
+    );
+});
+
+// More dead endpoints than workers: while nothing has answered, endpoints share half
+// the workers, so the healthy one is served before any dead request times out, and
+// dead endpoints never fill the run's window of claims.
+on_both_backends!(many_dead_endpoints_do_not_starve_a_healthy_one, |db| {
+    let db = db.migrated();
+    let healthy = Server::start(|_| Reply::Slow(Duration::from_millis(5)));
+    let dead: Vec<Server> = (0..24).map(|_| Server::start(|_| Reply::Hang)).collect();
+    db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
+    db.add_hook("healthy", "t", "insert", &healthy.url("/"), &[]);
+    for (n, server) in dead.iter().enumerate() {
+        let name = format!("dead{n}");
+        db.add_hook(&name, "t", "insert", &server.url("/"), &["--timeout", "3s"]);
+    }
+    let mut client = db.connect();
+    for v in 0..60 {
+        client.sql(&format!("INSERT INTO t (v) VALUES ({v})"));
+    }
+    let started = Instant::now();
+    let out = db.ok(&["send_callbacks", "--max-runtime", "4s"]);
+    assert_eq!(deliveries(&healthy).len(), 60, "{out}");
+    let last = healthy.received().iter().map(|r| r.at).max().unwrap();
+    assert!(
+        last.duration_since(started) < Duration::from_millis(2500),
+        "the healthy endpoint finished after {:?}, when the dead ones first timed out",
+        last.duration_since(started)
     );
 });
 

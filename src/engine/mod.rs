@@ -265,7 +265,19 @@ impl Engine {
         };
         let records_link = own_records_link.as_ref().unwrap_or(&claims_link);
         let deliverer = Deliverer::new(self.concurrency(), self.url.as_deref())?;
-        let run_id = self.start_run(&claims_link)?;
+        let stopping_early = || stop.load(Ordering::SeqCst);
+        let warn_locked = |error: &Error, wait: Duration| {
+            log::warn!("cannot record the start of this run, retrying in {wait:?}: {error}");
+        };
+        let run_id = self.start_run(
+            &claims_link,
+            &RetryPolicy {
+                give_up_at: deadline,
+                stopping: &stopping_early,
+                on_wait: &warn_locked,
+                on_recovered: &|| {},
+            },
+        )?;
         let progress = self.progress_bar();
 
         let scheduler = Scheduler::new(self.concurrency(), self.window());
@@ -395,34 +407,37 @@ impl Engine {
         Ok(summary)
     }
 
-    /// Records this run and takes back the claims of runs of this host that died.
-    fn start_run(&self, link: &Mutex<Link>) -> Result<i64> {
-        let mut link = link.lock().map_err(|_| link::poisoned())?;
-        link.run(|db| {
-            let run_id = runs::start(
-                db,
-                &runs::NewRun {
-                    token: self.identity.token.clone(),
-                    host: self.identity.host.clone(),
-                    pid: self.identity.pid as i32,
-                    process: self.identity.process.clone(),
-                    started_at: crate::storage::now(),
-                },
-            )?;
-            for run in runs::unfinished_on(db, &self.identity.host, run_id)? {
-                if self.identity.knows_gone(&run.host, run.pid, &run.process) {
-                    let taken = callbacks::expire_claims_of(db, &run.token)?;
-                    runs::mark_died(db, run.id)?;
-                    if taken > 0 {
-                        log::warn!(
-                            "run {} (pid {}) died holding {taken} callbacks; taking them back",
-                            run.token,
-                            run.pid
-                        );
+    /// Records this run and takes back the claims of runs of this host that died; in
+    /// one transaction, retried while the database is locked or away (until the
+    /// deadline), so that a passing lock does not cost the run.
+    fn start_run(&self, link: &Mutex<Link>, policy: &RetryPolicy) -> Result<i64> {
+        retrying(link, policy, |db| {
+            db.write_transaction(|db| {
+                let run_id = runs::start(
+                    db,
+                    &runs::NewRun {
+                        token: self.identity.token.clone(),
+                        host: self.identity.host.clone(),
+                        pid: self.identity.pid as i32,
+                        process: self.identity.process.clone(),
+                        started_at: crate::storage::now(),
+                    },
+                )?;
+                for run in runs::unfinished_on(db, &self.identity.host, run_id)? {
+                    if self.identity.knows_gone(&run.host, run.pid, &run.process) {
+                        let taken = callbacks::expire_claims_of(db, &run.token)?;
+                        runs::mark_died(db, run.id)?;
+                        if taken > 0 {
+                            log::warn!(
+                                "run {} (pid {}) died holding {taken} callbacks; taking them back",
+                                run.token,
+                                run.pid
+                            );
+                        }
                     }
                 }
-            }
-            Ok(run_id)
+                Ok(run_id)
+            })
         })
     }
 

@@ -2,7 +2,9 @@
 //! port of the hook's URL); each endpoint has an adaptive limit on requests in flight
 //! ([`Limiter`]); a free worker takes the endpoint with the fewest requests in flight.
 //! Endpoints showing overload share at most half the workers while others have work,
-//! so a dead or slow receiver only ever uses its own share of the run.
+//! and so do endpoints that have not answered yet in this run (a dead one is only
+//! found out when its first requests time out), so a dead or slow receiver, or many of
+//! them, only ever use their share of the run.
 //!
 //! A callback moves through three places here:
 //! - `claimed`: this run holds its lease, but has not said it may start. A run that
@@ -76,14 +78,28 @@ struct Endpoint {
     ready: VecDeque<Job>,
     in_flight: usize,
     limiter: Limiter,
+    /// It answered a request in this run (any answer, within the timeout).
+    answered: bool,
 }
 
 impl Endpoint {
+    /// Whether it takes from the shared half of the workers: it shows overload, or
+    /// it has not answered yet.
+    fn in_shared_half(&self) -> bool {
+        !self.answered || self.limiter.struggling()
+    }
+
     /// Claimed callbacks (not yet marked) it may hold before the run stops claiming
-    /// for it: as many as it may have marked, at least a worker's round, so that a slow
-    /// endpoint keeps no more of the backlog from other runs than it can send soon.
+    /// for it: as many as it may have marked, and for an endpoint that answers well at
+    /// least a worker's round, so that a slow endpoint keeps no more of the backlog from
+    /// other runs than it can send soon, and many dead ones do not fill the window.
     fn claim_cap(&self, per_slot: usize, concurrency: usize) -> usize {
-        (self.limiter.limit() * per_slot).max(concurrency)
+        let cap = self.limiter.limit() * per_slot;
+        if self.in_shared_half() {
+            cap.max(MIN_READY_PER_SLOT)
+        } else {
+            cap.max(concurrency)
+        }
     }
 }
 
@@ -106,7 +122,6 @@ pub struct EndpointState {
 pub struct Queues {
     endpoints: BTreeMap<String, Endpoint>,
     concurrency: usize,
-    turn: usize,
     /// No request starts any more (a signal, a fatal error).
     closed: bool,
     /// Outcomes can no longer be recorded: the run must end.
@@ -134,7 +149,6 @@ impl Queues {
             claim_time: Duration::ZERO,
             endpoints: BTreeMap::new(),
             concurrency: concurrency.max(1),
-            turn: 0,
             closed: false,
             failed: false,
             deadline: None,
@@ -154,6 +168,7 @@ impl Queues {
                 ready: VecDeque::new(),
                 in_flight: 0,
                 limiter: Limiter::new(concurrency),
+                answered: false,
             })
     }
 
@@ -163,39 +178,38 @@ impl Queues {
             return Next::Done;
         }
         if !self.paused {
-            let struggling_in_flight: usize = self
+            let shared_in_flight: usize = self
                 .endpoints
                 .values()
-                .filter(|e| e.limiter.struggling())
+                .filter(|e| e.in_shared_half())
                 .map(|e| e.in_flight)
                 .sum();
-            let struggling_share = (self.concurrency / 2).max(1);
+            let shared_half = (self.concurrency / 2).max(1);
             loop {
                 let eligible: Vec<(&String, &Endpoint)> = self
                     .endpoints
                     .iter()
                     .filter(|(_, e)| !e.ready.is_empty() && e.in_flight < e.limiter.limit())
                     .collect();
-                let healthy_waiting = eligible.iter().any(|(_, e)| !e.limiter.struggling());
-                let mut allowed: Vec<(&String, &Endpoint)> = eligible
+                let healthy_waiting = eligible.iter().any(|(_, e)| !e.in_shared_half());
+                // Endpoints that never answered keep to the half even before anything
+                // healthy has work: at the start of a run every endpoint is new.
+                let allowed: Vec<(&String, &Endpoint)> = eligible
                     .into_iter()
                     .filter(|(_, e)| {
-                        !(e.limiter.struggling()
-                            && healthy_waiting
-                            && struggling_in_flight >= struggling_share)
+                        !(e.in_shared_half()
+                            && (healthy_waiting || !e.answered)
+                            && shared_in_flight >= shared_half)
                     })
                     .collect();
-                // Fewest in flight first; among equals, endpoints take turns.
-                if !allowed.is_empty() {
-                    let shift = self.turn % allowed.len();
-                    allowed.rotate_left(shift);
-                }
+                // Fewest in flight first; among equals, the oldest work (callback ids
+                // follow creation), so that while nothing has answered yet the half of
+                // the workers goes to endpoints in the order their callbacks were made.
                 let chosen = allowed
                     .into_iter()
-                    .min_by_key(|(_, e)| e.in_flight)
+                    .min_by_key(|(_, e)| (e.in_flight, e.ready.front().map(|j| j.callback.id)))
                     .map(|(key, _)| key.clone());
                 let Some(key) = chosen else { break };
-                self.turn = self.turn.wrapping_add(1);
                 let endpoint = self.endpoint(&key);
                 let job = endpoint
                     .ready
@@ -227,9 +241,12 @@ impl Queues {
         let in_flight = endpoint.in_flight;
         endpoint.in_flight = in_flight.saturating_sub(1);
         match pressure {
-            Pressure::Answered(latency) => endpoint.limiter.on_answer(latency, in_flight, now),
+            Pressure::Answered(latency) => {
+                endpoint.answered = true;
+                endpoint.limiter.on_answer(latency, in_flight, now)
+            }
             Pressure::Overloaded => endpoint.limiter.on_overload(now),
-            Pressure::Neutral => {}
+            Pressure::Neutral => endpoint.answered = true,
         }
     }
 
@@ -625,6 +642,55 @@ mod tests {
                 .full_endpoints()
                 .contains(&"http://dead:80".to_owned()),
             "no more claims for the dead endpoint"
+        );
+    }
+
+    #[test]
+    fn many_dead_endpoints_share_half_the_workers_from_the_start() {
+        let mut queues = Queues::new(16, 64);
+        // 24 endpoints that will never answer and one that will; callbacks made in
+        // rows, the healthy endpoint's first in each.
+        for id in 0..480 {
+            let endpoint = match id % 2 {
+                0 => "http://ok:80".to_owned(),
+                _ => format!("http://dead{}:80", id / 2 % 24),
+            };
+            queues.add_claimed(job(id, &endpoint, LONG));
+        }
+        for job in queues.take_to_mark() {
+            queues.add_ready(job);
+        }
+        // Nobody has answered yet: half the workers, in the order callbacks were made.
+        let first: Vec<String> = (0..16).filter_map(|_| start(&mut queues)).collect();
+        assert_eq!(first.len(), 8, "{first:?}");
+        assert_eq!(first[0], "http://ok:80");
+        // The healthy one answers: the other half is its to use; the dead ones never
+        // get more than the shared half.
+        let now = Instant::now();
+        let mut ok_in_flight = 1;
+        for _ in 0..200 {
+            if ok_in_flight > 0 {
+                let answered = Pressure::Answered(Duration::from_millis(1));
+                queues.finished("http://ok:80", answered, now);
+                ok_in_flight -= 1;
+            }
+            for job in queues.take_to_mark() {
+                queues.add_ready(job);
+            }
+            // 16 workers.
+            while queues.in_flight() < 16 {
+                let Some(endpoint) = start(&mut queues) else {
+                    break;
+                };
+                if endpoint == "http://ok:80" {
+                    ok_in_flight += 1;
+                }
+            }
+        }
+        assert_eq!(queues.in_flight(), 16);
+        assert!(
+            ok_in_flight >= 8,
+            "the healthy endpoint has {ok_in_flight} of 16"
         );
     }
 

@@ -185,7 +185,12 @@ impl Db {
             Db::Sqlite(conn) => {
                 conn.batch_execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000")?
             }
-            Db::Postgres(conn) => conn.batch_execute("SET synchronous_commit = off")?,
+            // A lock on httphooks' tables (a long transaction, a migration) must not
+            // hold a run past its deadline: statements give up waiting after a second
+            // and the run retries them until its deadline, like SQLite's busy timeout.
+            Db::Postgres(conn) => {
+                conn.batch_execute("SET synchronous_commit = off; SET lock_timeout = '1s'")?
+            }
         }
         Ok(())
     }
