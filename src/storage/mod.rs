@@ -528,6 +528,19 @@ pub(crate) fn connection_error(
 /// `span` before now, never earlier than the year 1: no callback is older, every
 /// backend stores that date, and SQLite, which compares timestamps as text, would sort
 /// negative years wrongly. A span too large to represent (None) means the year 1 too.
+
+pub(crate) fn before_now(span: Option<chrono::TimeDelta>) -> chrono::NaiveDateTime {
+    let year_one = chrono::NaiveDate::from_ymd_opt(1, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or(chrono::NaiveDateTime::MIN);
+    span.and_then(|span| now().checked_sub_signed(span))
+        .map_or(year_one, |time| time.max(year_one))
+}
+
+pub(crate) fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -543,16 +556,4 @@ mod tests {
         );
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
     }
-}
-
-pub(crate) fn before_now(span: Option<chrono::TimeDelta>) -> chrono::NaiveDateTime {
-    let year_one = chrono::NaiveDate::from_ymd_opt(1, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .unwrap_or(chrono::NaiveDateTime::MIN);
-    span.and_then(|span| now().checked_sub_signed(span))
-        .map_or(year_one, |time| time.max(year_one))
-}
-
-pub(crate) fn now() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc()
 }
