@@ -528,7 +528,6 @@ pub(crate) fn connection_error(
 /// `span` before now, never earlier than the year 1: no callback is older, every
 /// backend stores that date, and SQLite, which compares timestamps as text, would sort
 /// negative years wrongly. A span too large to represent (None) means the year 1 too.
-
 pub(crate) fn before_now(span: Option<chrono::TimeDelta>) -> chrono::NaiveDateTime {
     let year_one = chrono::NaiveDate::from_ymd_opt(1, 1, 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
