@@ -531,6 +531,34 @@ on_both_backends!(many_dead_endpoints_do_not_starve_a_healthy_one, |db| {
     );
 });
 
+// An operator cannot retry or cancel a callback a run may have on the wire: that would
+// send it twice, or send it with no record.
+on_both_backends!(
+    a_callback_in_flight_is_neither_retried_nor_cancelled,
+    |db| {
+        let db = db.migrated();
+        let slow = Server::start(|_| Reply::Slow(Duration::from_secs(3)));
+        backlog(&db, &slow, 1, &["--timeout", "10s"]);
+        let run = db.spawn(&["send_callbacks"]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while slow.received().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for command in ["retry", "cancel"] {
+            let (code, _, err) = db.run(&["callbacks", command, "1"]);
+            assert_eq!(code, 2, "{command}: {err}");
+            assert!(
+                err.contains("is being sent by a send_callbacks run right now"),
+                "{err}"
+            );
+        }
+        let (code, out, err) = finish(run);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(slow.received().len(), 1, "sent once");
+        assert_eq!(status_count(&db, "sent"), 1);
+    }
+);
+
 on_both_backends!(retry_after_lengthens_a_wait_but_never_shortens_it, |db| {
     let db = db.migrated();
     let asked = |value: &'static str| {

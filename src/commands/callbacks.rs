@@ -37,6 +37,7 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
         }
         CallbacksCommand::Retry { ids, force } => {
             require_existing(&mut db, &ids)?;
+            refuse_in_flight(&mut db, &ids)?;
             if !force {
                 refuse_sent(&mut db, &ids)?;
             }
@@ -46,6 +47,7 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
         }
         CallbacksCommand::Cancel { ids } => {
             require_existing(&mut db, &ids)?;
+            refuse_in_flight(&mut db, &ids)?;
             let changed = callbacks::cancel(&mut db, &ids, "cancelled by operator")?;
             let skipped = ids.len() - changed;
             println!(
@@ -82,6 +84,31 @@ fn require_existing(db: &mut Db, ids: &[i64]) -> Result<()> {
 
 /// A callback that was delivered is sent again only when asked for with --force: a
 /// retry by mistake would deliver it twice.
+/// A callback a run holds right now may be on the wire: putting it back (or cancelling
+/// it) would have it sent twice, or sent unrecorded. Refuses the whole command then.
+fn refuse_in_flight(db: &mut Db, ids: &[i64]) -> Result<()> {
+    let now = crate::storage::now();
+    let mut held = Vec::new();
+    for id in ids {
+        let claimed = callbacks::get(db, *id)?.is_some_and(|c| {
+            c.status == status::WAITING
+                && c.claim_token.is_some()
+                && c.claimed_until.is_some_and(|until| until > now)
+        });
+        if claimed {
+            held.push(id.to_string());
+        }
+    }
+    if held.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "callback {} is being sent by a send_callbacks run right now; try again when that run has recorded it (`httphooks callbacks explain {}` says which run) (nothing was changed)",
+        held.join(", "),
+        held[0]
+    )))
+}
+
 fn refuse_sent(db: &mut Db, ids: &[i64]) -> Result<()> {
     let mut sent = Vec::new();
     for id in ids {
