@@ -41,6 +41,10 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
+    // More seconds than a u64 holds is still a (very long) number of seconds: the cap.
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::MAX);
+    }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     Some(
         (date.with_timezone(&chrono::Utc) - now)
@@ -144,6 +148,8 @@ mod tests {
             RETRY_AFTER_CAP
         );
         assert_eq!(parse_retry_after("soon", chrono::Utc::now()), None);
+        let huge = parse_retry_after("99999999999999999999999", chrono::Utc::now());
+        assert_eq!(backoff(1, huge), RETRY_AFTER_CAP);
         let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .unwrap()
             .to_utc();
