@@ -326,3 +326,54 @@ fn sqlite_a_change_that_cannot_be_read_fails_alone() {
         "0",
     ]);
 }
+
+/// A change whose time another program wrote out of range (a word, a negative number,
+/// a BLOB, infinity) is taken as made when it is admitted: it stops nothing.
+#[test]
+fn sqlite_a_change_with_a_time_out_of_range_is_delivered() {
+    let db = TestDb::sqlite().migrated();
+    let server = Server::answering(200);
+    db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)");
+    db.add_hook("t", "t", "insert", &server.url("/t"), &[]);
+    for (id, time) in [(1, "'yesterday'"), (2, "-1"), (3, "1e308"), (4, "x'00'")] {
+        db.sql(&format!(
+            "INSERT INTO httphooks_new_callbacks (table_name, event_type, object_id, row_data, created_at)
+             VALUES ('t', 'insert', {id}, '{{\"id\": {id}}}', {time})"
+        ));
+    }
+    db.sql("INSERT INTO t (v) VALUES (5)");
+    let out = summary_of(&db);
+    assert!(out.contains("sent 5"), "{out}");
+    assert_eq!(server.received().len(), 5);
+    let ids: std::collections::HashSet<String> = server
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 5, "each has its own webhook-id");
+}
+
+#[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
+fn postgres_a_change_with_a_time_out_of_range_is_delivered() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let db = db.migrated();
+    let server = Server::answering(200);
+    db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)");
+    db.add_hook("t", "t", "insert", &server.url("/t"), &[]);
+    for (id, time) in [(1, "infinity"), (2, "-infinity"), (3, "294276-12-31")] {
+        db.sql(&format!(
+            "INSERT INTO httphooks_new_callbacks (version_id, event_type, object_id, row_data, created_at)
+             SELECT version_id, 'insert', '{id}', '{{\"id\": {id}}}', '{time}' FROM httphooks_hooks"
+        ));
+    }
+    db.sql("INSERT INTO t (id, v) VALUES (4, 5)");
+    let out = summary_of(&db);
+    assert!(out.contains("sent 4"), "{out}");
+    assert_eq!(db.ok(&["callbacks", "list"]).lines().count(), 5);
+}

@@ -196,11 +196,13 @@ pub fn admit(conn: &mut PgConnection, limit: i64) -> Result<usize> {
                  WHEN 'update' THEN jsonb_build_object('instance', m.row_data, 'old', m.old_row_data) \
                  WHEN 'delete' THEN jsonb_build_object('instance', m.row_data, 'old', m.row_data) \
                  ELSE jsonb_build_object('data', m.row_data) END)::text, \
-               m.created_at, \
-               'msg_' || lpad(to_hex((extract(epoch FROM m.created_at) * 1000)::bigint), 12, '0') \
+               m.made_at, \
+               'msg_' || lpad(to_hex((extract(epoch FROM m.made_at) * 1000)::bigint), 12, '0') \
                  || lpad(to_hex((random() * 1099511627776)::bigint), 10, '0') \
                  || lpad(to_hex((random() * 1099511627776)::bigint), 10, '0') \
-             FROM moved m JOIN httphooks_hook_versions v ON v.id = m.version_id \
+             FROM (SELECT moved.*, CASE WHEN created_at BETWEEN '1970-01-01' AND '100000-01-01' \
+                     THEN created_at ELSE now() AT TIME ZONE 'UTC' END AS made_at FROM moved) m \
+             JOIN httphooks_hook_versions v ON v.id = m.version_id \
              ORDER BY m.id",
         )
         .bind::<BigInt, _>(limit)

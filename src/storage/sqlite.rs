@@ -259,10 +259,11 @@ const ADMIT: &str = "INSERT INTO httphooks_callbacks \
         WHEN 'update' THEN '{\"instance\":' || row_data || ',\"old\":' || coalesce(old_row_data, 'null') || '}' \
         WHEN 'delete' THEN '{\"instance\":' || row_data || ',\"old\":' || row_data || '}' \
         ELSE '{\"data\":' || row_data || '}' END, \
-      strftime('%Y-%m-%d %H:%M:%f', created_at), \
-      'msg_' || printf('%012x', CAST((created_at - 2440587.5) * 86400000 AS INTEGER)) \
+      strftime('%Y-%m-%d %H:%M:%f', made_at), \
+      'msg_' || printf('%012x', CAST((made_at - 2440587.5) * 86400000 AS INTEGER)) \
         || lower(hex(randomblob(10))) \
-    FROM httphooks_new_callback_matches WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq, hook_id";
+    FROM (SELECT *, coalesce(julianday(created_at), julianday('now')) AS made_at \
+          FROM httphooks_new_callback_matches WHERE seq BETWEEN ?1 AND ?2) ORDER BY seq, hook_id";
 
 /// The callbacks of a change that admission could not read (say, a value that breaks
 /// SQLite's JSON functions): one failed callback per hook the change may have gone to,
@@ -272,8 +273,9 @@ const QUARANTINE: &str = "INSERT INTO httphooks_callbacks \
      status, status_details, updated_at) \
     SELECT h.id, v.id, n.event_type, \
       CASE WHEN typeof(n.object_id) = 'blob' THEN hex(n.object_id) ELSE CAST(n.object_id AS TEXT) END, \
-      v.ordered, '{\"instance\":null,\"old\":null}', strftime('%Y-%m-%d %H:%M:%f', n.created_at), \
-      'msg_' || printf('%012x', CAST((n.created_at - 2440587.5) * 86400000 AS INTEGER)) \
+      v.ordered, '{\"instance\":null,\"old\":null}', \
+      strftime('%Y-%m-%d %H:%M:%f', coalesce(julianday(n.created_at), julianday('now'))), \
+      'msg_' || printf('%012x', CAST((coalesce(julianday(n.created_at), julianday('now')) - 2440587.5) * 86400000 AS INTEGER)) \
         || lower(hex(randomblob(10))), \
       'error', ?2, strftime('%Y-%m-%d %H:%M:%f', 'now') \
     FROM httphooks_new_callbacks n \
