@@ -220,8 +220,13 @@ fn print_callback(document: &Value) {
             Value::Null => "-".to_owned(),
             other => other.to_string(),
         };
+        let in_all = fields["attempts_log"].as_array().map_or(0, Vec::len);
         match (key.as_str(), fields["held"].as_str()) {
             ("status", Some(why)) => println!("{key}: {shown} (held: {why})"),
+            // `callbacks retry` restarts the count; the history keeps all of them.
+            ("attempts", _) if value.as_u64().is_some_and(|n| (n as usize) < in_all) => {
+                println!("{key}: {shown} since the last retry ({in_all} in all)")
+            }
             _ => println!("{key}: {shown}"),
         }
     }

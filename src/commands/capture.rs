@@ -34,15 +34,15 @@ pub fn restore(db: &mut Db) -> Result<()> {
         match table.state {
             State::Intact => {}
             State::Gone => eprintln!("httphooks: warning: {}", fix_line(table)),
-            State::Missing | State::Stale => {
+            State::Missing | State::Stale | State::Recreated => {
+                let problem = table.problem();
                 if capture::restore(db, table)? {
                     table.state = State::Intact;
                     eprintln!(
-                        "httphooks: warning: capture of table {} was broken for hook(s) {} ({}); \
+                        "httphooks: warning: capture of table {} was broken for hook(s) {} ({problem}); \
                          its triggers are restored, but changes made since {} may have made no callbacks",
                         table.name(),
                         table.hook_names(),
-                        table.problem(),
                         table.since()
                     );
                 } else {
@@ -85,7 +85,7 @@ fn adopt_rename(db: &mut Db, table: &mut TableCapture) -> Result<()> {
 }
 
 /// One sentence naming the hooks, the table, since when, and the fix.
-fn fix_line(table: &TableCapture) -> String {
+pub fn fix_line(table: &TableCapture) -> String {
     match table.state {
         State::Gone => format!(
             "table {} of hook(s) {} no longer exists, so nothing was captured for them since {} at the latest; \

@@ -254,6 +254,14 @@ fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
                 table.name(),
                 hook_names.join(", ")
             );
+            if table.broken() {
+                eprintln!(
+                    "httphooks: warning: capture of table {} was broken ({}): changes made since {} may have made no callbacks",
+                    table.name(),
+                    table.problem(),
+                    table.since()
+                );
+            }
         } else {
             for hook in &hook_names {
                 eprintln!(

@@ -96,6 +96,13 @@ fn check_named_callbacks(db: &mut Db, ids: &[i64]) -> Result<()> {
                 "httphooks: callback {id} is {}, not waiting, so it is not sent; `httphooks callbacks retry {id}` queues it again",
                 c.status
             ),
+            Some(c) if c.hook_enabled == Some(false) => eprintln!(
+                "httphooks: callback {id} is held: hook {} is disabled; `httphooks hooks enable {}` sends it",
+                c.hook_name, c.hook_name
+            ),
+            Some(c) if c.claim_token.is_some() && c.claimed_until.is_some_and(|until| until > crate::storage::now()) => eprintln!(
+                "httphooks: callback {id} is being sent by another send_callbacks run right now; `httphooks callbacks explain {id}` says which"
+            ),
             Some(_) => {}
         }
     }

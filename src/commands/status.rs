@@ -39,6 +39,7 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
                 "intact": !table.broken(),
                 "state": table.problem(),
                 "since": table.broken().then(|| table.since()),
+                "fix": table.broken().then(|| super::capture::fix_line(table)),
             })
         })
         .collect();
@@ -209,11 +210,7 @@ fn print_tables(
         if table["intact"] == json!(true) {
             println!("capture of table {table_name}: its triggers are intact");
         } else {
-            println!(
-                "capture of table {table_name}: BROKEN, {} since {}; `httphooks hooks sync {table_name}` restores it",
-                cell(&table["state"]),
-                cell(&table["since"])
-            );
+            println!("BROKEN: {}", cell(&table["fix"]));
         }
     }
     if !capture.is_empty() {

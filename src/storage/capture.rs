@@ -28,6 +28,9 @@ pub enum State {
     Intact,
     Missing,
     Stale,
+    /// A table of that name exists, but not the one the hooks were made for (it was
+    /// dropped and created again): the hooks get none of its changes.
+    Recreated,
     /// The table no longer exists.
     Gone,
 }
@@ -79,6 +82,7 @@ impl TableCapture {
             State::Intact => "its triggers are intact",
             State::Missing => "its triggers are missing",
             State::Stale => "its triggers do not match its columns, key or hooks",
+            State::Recreated => "the table was dropped and created again, without its triggers",
             State::Gone => "the table no longer exists",
         }
     }
@@ -96,7 +100,7 @@ pub fn inspect(db: &mut Db) -> Result<Vec<TableCapture>> {
             None => State::Gone,
             // A PostgreSQL trigger matches hooks by the table's oid: hooks that hold
             // another (the table was re-created) get none of its changes.
-            Some(table) if hooks.iter().any(|hook| hook.table_oid != table.oid) => State::Stale,
+            Some(table) if hooks.iter().any(|hook| hook.table_oid != table.oid) => State::Recreated,
             Some(table) => match db.capture_state(table, &watched_by(&hooks))? {
                 CaptureState::Intact => State::Intact,
                 CaptureState::Missing => State::Missing,

@@ -139,6 +139,20 @@ impl Db {
     pub fn connect(url: Option<&str>, create: bool) -> Result<Db> {
         match Target::parse(url)? {
             Target::Sqlite(path) => {
+                if path.trim().is_empty() {
+                    return Err(Error::invalid(
+                        "the SQLite URL names no file; give one, as in sqlite://httphooks.sqlite3 or sqlite:///var/lib/app/db.sqlite3",
+                    ));
+                }
+                let directory = Path::new(&path)
+                    .parent()
+                    .filter(|parent| !parent.as_os_str().is_empty());
+                if let Some(directory) = directory.filter(|d| !d.is_dir()) {
+                    return Err(Error::environment(format!(
+                        "the directory {} of the SQLite database does not exist; create it, or point DATABASE_URL (or --database-url) elsewhere",
+                        shown_path(&directory.to_string_lossy())
+                    )));
+                }
                 if !create && path != ":memory:" && !Path::new(&path).exists() {
                     return Err(Error::environment(format!(
                         "there is no httphooks database at {}; set DATABASE_URL (or --database-url) to your database, or create one there with `httphooks migrate`",
