@@ -53,7 +53,7 @@ on_both_backends!(
         let good = hook("good");
         assert_eq!(
             good["waiting"],
-            serde_json::json!({"due": 0, "backing_off": 0, "held": 0})
+            serde_json::json!({"due": 0, "backing_off": 0, "claimed": 0, "held": 0})
         );
         assert!(good["last_success_at"].is_string(), "{good}");
         assert_eq!(good["latency_ms"]["requests"], 3, "{good}");
@@ -76,6 +76,22 @@ on_both_backends!(
         assert_eq!(runs[0]["retried"], 3);
         assert_eq!(runs[0]["stop_reason"], "done");
         assert_eq!(runs[0]["exit_code"], 0);
+
+        // An ordered hook's second change of a row waits behind the first: held, not due.
+        db.add_hook("ord", "t", "update", &ok.url("/o"), &["--ordered"]);
+        db.sql("UPDATE t SET v = v + 10 WHERE v = 0");
+        db.sql("UPDATE t SET v = v + 10 WHERE v = 10");
+        db.admit();
+        let status = json(&db.ok(&["status", "--format", "json"]));
+        let ord = status["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == "ord")
+            .unwrap()
+            .clone();
+        assert_eq!(ord["waiting"]["due"], 1, "{ord}");
+        assert_eq!(ord["waiting"]["held"], 1, "{ord}");
 
         let table = db.ok(&["status"]);
         for expected in ["good", "flaky", "paused", "BACKING_OFF", "RUN", "intact"] {

@@ -125,16 +125,29 @@ fn render(db: &mut Db, summary: &Summary) -> Result<String> {
         unix_seconds(now),
     );
 
-    family(&mut out, "httphooks_queue_callbacks", "gauge", "Waiting callbacks per hook at the end of the run: due, backing_off (retry time to come), held (hook paused).");
+    family(&mut out, "httphooks_queue_callbacks", "gauge", "Waiting callbacks per hook at the end of the run: due, backing_off (retry time to come), claimed (by another run), held (hook paused, environment missing, ordered behind another).");
     for (id, hook_name) in &names {
         let queue = waiting.get(id).copied().unwrap_or_default();
         let paused = !enabled.get(id).copied().unwrap_or(true);
-        let (due, backing_off, held) = if paused {
-            (0, 0, queue.total)
+        // Held: the hook is paused, this run lacked its environment, or ordered
+        // callbacks wait behind earlier ones of their row.
+        let (due, backing_off, claimed, held) = if paused || summary.held_hooks.contains(id) {
+            (0, queue.backing_off, 0, queue.total - queue.backing_off)
         } else {
-            (queue.total - queue.backing_off, queue.backing_off, 0)
+            (
+                queue.due(),
+                queue.backing_off,
+                queue.claimed,
+                queue.ordered_behind,
+            )
         };
-        for (state, count) in [("due", due), ("backing_off", backing_off), ("held", held)] {
+        let states = [
+            ("due", due),
+            ("backing_off", backing_off),
+            ("claimed", claimed),
+            ("held", held),
+        ];
+        for (state, count) in states {
             sample(
                 &mut out,
                 "httphooks_queue_callbacks",

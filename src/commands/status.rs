@@ -48,10 +48,15 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
     for hook in &all {
         let queue = waiting.get(&hook.id).copied().unwrap_or_default();
         // A paused hook's callbacks are all held; nothing of it is due.
-        let (due, backing_off, held) = if hook.enabled {
-            (queue.total - queue.backing_off, queue.backing_off, 0)
+        let (due, backing_off, claimed, held) = if hook.enabled {
+            (
+                queue.due(),
+                queue.backing_off,
+                queue.claimed,
+                queue.ordered_behind,
+            )
         } else {
-            (0, 0, queue.total)
+            (0, 0, 0, queue.total)
         };
         let oldest_due = if due > 0 {
             health::oldest_due_since(&mut db, &[hook.id])?
@@ -68,7 +73,7 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
                 "enabled": hook.enabled,
                 "table_name": hook.table_name,
                 "endpoint": endpoint,
-                "waiting": {"due": due, "backing_off": backing_off, "held": held},
+                "waiting": {"due": due, "backing_off": backing_off, "claimed": claimed, "held": held},
                 "errors": {
                     "last_hour": errors_hour.get(&hook.id).copied().unwrap_or(0),
                     "last_day": errors_day.get(&hook.id).copied().unwrap_or(0),
@@ -173,6 +178,7 @@ fn print_tables(
                 .to_owned(),
                 cell(&h["waiting"]["due"]),
                 cell(&h["waiting"]["backing_off"]),
+                cell(&h["waiting"]["claimed"]),
                 cell(&h["waiting"]["held"]),
                 format!("{}/{}", h["errors"]["last_hour"], h["errors"]["last_day"]),
                 since(&h["oldest_due_seconds"]),
@@ -189,6 +195,7 @@ fn print_tables(
             "STATE",
             "DUE",
             "BACKING_OFF",
+            "CLAIMED",
             "HELD",
             "ERRORS_1H/24H",
             "OLDEST_DUE",

@@ -127,6 +127,8 @@ pub struct Summary {
     /// What the run did per hook and saw per endpoint (recorded with the run).
     pub hook_stats: BTreeMap<i64, runs::HookStats>,
     pub endpoint_stats: BTreeMap<String, runs::EndpointStats>,
+    /// Hooks whose callbacks this run held for a missing environment variable.
+    pub held_hooks: BTreeSet<i64>,
 }
 
 impl Summary {
@@ -335,6 +337,7 @@ impl Engine {
             // Workers stop once nothing is left to start; then the recorder drains.
             drop(dispatch.reports);
             let recorded = recorder.join().unwrap_or_else(|_| Err(link::poisoned()));
+            dispatch.summary.held_hooks = std::mem::take(&mut dispatch.held_hooks);
             (result.map(|reason| (reason, dispatch.summary)), recorded)
         });
         progress.finish_and_clear();

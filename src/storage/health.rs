@@ -20,25 +20,61 @@ pub struct Waiting {
     pub total: i64,
     /// Waiting for their retry time.
     pub backing_off: i64,
+    /// Held by a run right now (being sent, or about to be).
+    pub claimed: i64,
+    /// Of an ordered hook, behind an earlier callback of the same row.
+    pub ordered_behind: i64,
 }
+
+impl Waiting {
+    /// What a run could send now: neither backing off, claimed nor behind another.
+    pub fn due(&self) -> i64 {
+        (self.total - self.backing_off - self.claimed - self.ordered_behind).max(0)
+    }
+}
+
+#[derive(QueryableByName)]
+struct HookCount {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    hook_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Ordered callbacks behind an earlier waiting one of their row, per hook (the ordered
+/// index serves it). Written in SQL both backends speak: no parameters, `=` or both
+/// NULL for the row key.
+const ORDERED_BEHIND: &str = "SELECT c.hook_id, COUNT(*) AS n FROM httphooks_callbacks c \
+    WHERE c.status = 'waiting' AND c.ordered AND EXISTS (SELECT 1 FROM httphooks_callbacks e \
+      WHERE e.status = 'waiting' AND e.ordered AND e.hook_id = c.hook_id AND e.id < c.id \
+        AND (e.object_id = c.object_id OR (e.object_id IS NULL AND c.object_id IS NULL))) \
+    GROUP BY c.hook_id";
 
 /// Waiting callbacks per hook, split at `now` into due and backing off.
 pub fn waiting_by_hook(db: &mut Db, now: NaiveDateTime) -> Result<BTreeMap<i64, Waiting>> {
     type Counts = Vec<(i64, i64)>;
-    let (all, later): (Counts, Counts) = with_conn!(db, |conn| {
-        let all = c::httphooks_callbacks
-            .filter(c::status.eq(status::WAITING))
-            .group_by(c::hook_id)
-            .select((c::hook_id, diesel::dsl::count_star()))
-            .load(conn)?;
-        let later = c::httphooks_callbacks
-            .filter(c::status.eq(status::WAITING))
-            .filter(c::next_attempt_at.gt(now))
-            .group_by(c::hook_id)
-            .select((c::hook_id, diesel::dsl::count_star()))
-            .load(conn)?;
-        Ok::<_, crate::Error>((all, later))
-    })?;
+    let (all, later, claimed, behind): (Counts, Counts, Counts, Vec<HookCount>) =
+        with_conn!(db, |conn| {
+            let all = c::httphooks_callbacks
+                .filter(c::status.eq(status::WAITING))
+                .group_by(c::hook_id)
+                .select((c::hook_id, diesel::dsl::count_star()))
+                .load(conn)?;
+            let later = c::httphooks_callbacks
+                .filter(c::status.eq(status::WAITING))
+                .filter(c::next_attempt_at.gt(now))
+                .group_by(c::hook_id)
+                .select((c::hook_id, diesel::dsl::count_star()))
+                .load(conn)?;
+            let claimed = c::httphooks_callbacks
+                .filter(c::status.eq(status::WAITING))
+                .filter(c::claimed_until.gt(now))
+                .group_by(c::hook_id)
+                .select((c::hook_id, diesel::dsl::count_star()))
+                .load(conn)?;
+            let behind = diesel::sql_query(ORDERED_BEHIND).load(conn)?;
+            Ok::<_, crate::Error>((all, later, claimed, behind))
+        })?;
     let mut waiting: BTreeMap<i64, Waiting> = all
         .into_iter()
         .map(|(hook, total)| {
@@ -46,13 +82,19 @@ pub fn waiting_by_hook(db: &mut Db, now: NaiveDateTime) -> Result<BTreeMap<i64, 
                 hook,
                 Waiting {
                     total,
-                    backing_off: 0,
+                    ..Waiting::default()
                 },
             )
         })
         .collect();
     for (hook, backing_off) in later {
         waiting.entry(hook).or_default().backing_off = backing_off;
+    }
+    for (hook, claimed) in claimed {
+        waiting.entry(hook).or_default().claimed = claimed;
+    }
+    for row in behind {
+        waiting.entry(row.hook_id).or_default().ordered_behind = row.n;
     }
     Ok(waiting)
 }
