@@ -90,15 +90,15 @@ impl Endpoint {
     }
 
     /// Claimed callbacks (not yet marked) it may hold before the run stops claiming
-    /// for it: as many as it may have marked, and for an endpoint that answers well at
-    /// least a worker's round, so that a slow endpoint keeps no more of the backlog from
-    /// other runs than it can send soon, and many dead ones do not fill the window.
+    /// for it: as many as it may have marked, and once it has answered at least a
+    /// worker's round, so that a slow endpoint keeps no more of the backlog from other
+    /// runs than it can send soon, and many dead ones do not fill the window.
     fn claim_cap(&self, per_slot: usize, concurrency: usize) -> usize {
         let cap = self.limiter.limit() * per_slot;
-        if self.in_shared_half() {
-            cap.max(MIN_READY_PER_SLOT)
-        } else {
+        if self.answered {
             cap.max(concurrency)
+        } else {
+            cap.max(MIN_READY_PER_SLOT)
         }
     }
 }
