@@ -53,3 +53,7 @@ SELECT c.id, c.hook_id, c.version_id, coalesce(h.name, v.name) AS hook_name, c.e
 FROM httphooks_callbacks c
 JOIN httphooks_hook_versions v ON v.id = c.version_id
 LEFT JOIN httphooks_hooks h ON h.id = c.hook_id;
+
+-- Recent errors per hook (`status`, the metrics file) from the errors index alone.
+DROP INDEX httphooks_callbacks_errors;
+CREATE INDEX httphooks_callbacks_errors ON httphooks_callbacks (updated_at, hook_id) WHERE status = 'error';
