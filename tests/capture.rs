@@ -93,7 +93,7 @@ fn sqlite_rebuild_and_drop_column_with_the_documented_steps_lose_no_write() {
     assert!(!create_sql.contains("'b'"), "{create_sql}");
 }
 
-on_both_backends!(
+on_every_backend!(
     a_rebuilt_table_fails_monitor_until_send_callbacks_restores_its_triggers,
     |db| {
         let db = db.migrated();
@@ -142,7 +142,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(
+on_every_backend!(
     a_table_that_is_gone_is_reported_and_the_others_go_on,
     |db| {
         let db = db.migrated();
@@ -189,7 +189,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(
+on_every_backend!(
     a_table_without_primary_key_needs_key_and_object_ids_agree,
     |db| {
         let db = db.migrated();

@@ -17,7 +17,7 @@ fn with_rows(db: &TestDb, rows: usize) {
     }
 }
 
-on_both_backends!(migrate_is_idempotent_and_required, |db| {
+on_every_backend!(migrate_is_idempotent_and_required, |db| {
     // An application database without httphooks' tables is refused.
     db.sql("CREATE TABLE app (id INTEGER)");
     let (code, _, err) = db.run(&["hooks", "list"]);
@@ -95,7 +95,7 @@ fn an_unreachable_database_exits_3() {
     assert_eq!(output.status.code(), Some(2));
 }
 
-on_both_backends!(
+on_every_backend!(
     monitor_exits_1_only_when_the_count_exceeds_the_limit,
     |db| {
         let db = db.migrated();
@@ -170,7 +170,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(
+on_every_backend!(
     new_callbacks_count_as_waiting_before_any_command_sees_them,
     |db| {
         let db = db.migrated();
@@ -230,7 +230,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(delete_old_callbacks_keeps_waiting_ones_unless_asked, |db| {
+on_every_backend!(delete_old_callbacks_keeps_waiting_ones_unless_asked, |db| {
     let db = db.migrated();
     let server = Server::answering(200);
     db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
@@ -272,7 +272,7 @@ on_both_backends!(delete_old_callbacks_keeps_waiting_ones_unless_asked, |db| {
     assert_eq!(db.run(&["delete_old_callbacks", "many"]).0, 2);
 });
 
-on_both_backends!(callbacks_list_show_cancel_and_retry, |db| {
+on_every_backend!(callbacks_list_show_cancel_and_retry, |db| {
     let db = db.migrated();
     with_rows(&db, 3);
     let listed = json(&db.ok(&["callbacks", "list", "--format", "json", "--limit", "2"]));
@@ -345,7 +345,7 @@ on_both_backends!(callbacks_list_show_cancel_and_retry, |db| {
     assert!(table.contains("status: waiting"), "{table}");
 });
 
-on_both_backends!(custom_events_enqueue_from_the_command_line, |db| {
+on_every_backend!(custom_events_enqueue_from_the_command_line, |db| {
     let db = db.migrated();
     let server = Server::answering(200);
     let (code, _, err) = db.run(&[
@@ -430,7 +430,7 @@ on_both_backends!(custom_events_enqueue_from_the_command_line, |db| {
         .contains("disabled"));
 });
 
-on_both_backends!(the_library_enqueues_inside_the_callers_transaction, |db| {
+on_every_backend!(the_library_enqueues_inside_the_callers_transaction, |db| {
     let db = db.migrated();
     db.ok(&[
         "hooks",

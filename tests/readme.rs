@@ -171,7 +171,7 @@ fn follow_the_walkthrough(db: TestDb) {
     );
 }
 
-on_both_backends!(the_readme_walkthrough_works_as_written, |db| {
+on_every_backend!(the_readme_walkthrough_works_as_written, |db| {
     follow_the_walkthrough(db);
 });
 

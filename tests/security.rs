@@ -68,7 +68,7 @@ fn run_with(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> (i32, String, S
     )
 }
 
-on_both_backends!(
+on_every_backend!(
     basic_and_bearer_credentials_come_from_the_environment_and_never_show,
     |db| {
         let db = db.migrated();
@@ -203,7 +203,7 @@ fn add_oauth_hook(db: &TestDb, target: &Server, tokens: &Server) {
     );
 }
 
-on_both_backends!(
+on_every_backend!(
     oauth2_tokens_are_shared_across_requests_and_runs_and_renewed_after_a_401,
     |db| {
         let db = db.migrated();
@@ -261,7 +261,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(
+on_every_backend!(
     a_failing_token_endpoint_is_recorded_on_the_callbacks_it_blocked,
     |db| {
         let db = db.migrated();
@@ -286,7 +286,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(signatures_follow_standard_webhooks_and_rotate, |db| {
+on_every_backend!(signatures_follow_standard_webhooks_and_rotate, |db| {
     let db = db.migrated();
     orders(&db);
     let server = Server::answering(200);
@@ -351,7 +351,7 @@ on_both_backends!(signatures_follow_standard_webhooks_and_rotate, |db| {
     );
 });
 
-on_both_backends!(targets_are_checked_on_the_resolved_address, |db| {
+on_every_backend!(targets_are_checked_on_the_resolved_address, |db| {
     let db = db.migrated();
     orders(&db);
     let server = Server::answering(200);
@@ -432,7 +432,7 @@ on_both_backends!(targets_are_checked_on_the_resolved_address, |db| {
     );
 });
 
-on_both_backends!(
+on_every_backend!(
     hooks_test_shows_or_sends_one_request_and_writes_no_callback,
     |db| {
         let db = db.migrated();
@@ -523,7 +523,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(authentication_flags_are_validated, |db| {
+on_every_backend!(authentication_flags_are_validated, |db| {
     let db = db.migrated();
     orders(&db);
     let base = [
@@ -572,7 +572,7 @@ on_both_backends!(authentication_flags_are_validated, |db| {
     assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_hooks"), 0);
 });
 
-on_both_backends!(
+on_every_backend!(
     tls_certificates_are_verified_and_a_hook_may_trust_an_extra_ca,
     |db| {
         let db = db.migrated();

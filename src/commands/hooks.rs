@@ -510,11 +510,9 @@ fn validate(
                 Error::invalid(format!(
                     "there is no table {table:?} in the {} database; create it first or check the name{}",
                     db.backend_name(),
-                    if matches!(db, Db::Postgres(_)) {
-                        " (a table of another schema is named schema.table)"
-                    } else {
-                        ""
-                    }
+                    db.other_schema_hint()
+                        .map(|hint| format!(" ({hint})"))
+                        .unwrap_or_default()
                 ))
             })?;
             Some(check_key(db, found, draft.key.as_deref(), editing)?)

@@ -268,9 +268,9 @@ fn rand_u64() -> u64 {
 }
 
 /// Runs a test body once on SQLite and once on PostgreSQL:
-/// `on_both_backends!(name, |db: TestDb| { … });`
+/// `on_every_backend!(name, |db: TestDb| { … });`
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_every_backend {
     ($name:ident, $body:expr) => {
         mod $name {
             use super::*;
