@@ -4,7 +4,7 @@
 mod common;
 
 use common::server::Server;
-use common::{json, Client, TestDb};
+use common::{json, TestDb};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 
@@ -28,11 +28,7 @@ fn last_event(db: &TestDb) -> serde_json::Value {
 
 /// Runs SQL that may fail, returning the error.
 fn try_sql(db: &TestDb, sql: &str) -> Result<(), String> {
-    match db.connect() {
-        Client::Sqlite(mut c) => c.batch_execute(sql),
-        Client::Postgres(mut c) => c.batch_execute(sql),
-    }
-    .map_err(|e| e.to_string())
+    db.connect().try_sql(sql)
 }
 
 /// What Django's and Alembic's SQLite migrations do to change a table: build a new one,

@@ -88,6 +88,8 @@ macro_rules! enqueue_on {
 
 enqueue_on!(diesel::SqliteConnection);
 enqueue_on!(diesel::PgConnection);
+#[cfg(feature = "mysql")]
+enqueue_on!(diesel::MysqlConnection);
 
 impl Enqueue for super::Db {
     fn hook_events(&mut self, hook: &str) -> Result<Option<String>> {

@@ -18,6 +18,8 @@ pub mod health;
 pub mod hooks;
 mod migrations;
 pub mod models;
+#[cfg(feature = "mysql")]
+mod mysql;
 mod postgres;
 pub mod runs;
 pub mod schema;
@@ -36,15 +38,20 @@ pub const DEFAULT_SQLITE_FILE: &str = "httphooks.sqlite3";
 pub enum Db {
     Sqlite(SqliteConnection),
     Postgres(PgConnection),
+    #[cfg(feature = "mysql")]
+    Mysql(diesel::MysqlConnection),
 }
 
 /// Runs the same diesel code on whichever connection `db` holds; the body is compiled
-/// once per backend, so it may use anything both backends support.
+/// once per backend, so it may use only what every backend supports (what does not
+/// goes through [`Backend`]).
 macro_rules! with_conn {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
             $crate::storage::Db::Sqlite($conn) => $body,
             $crate::storage::Db::Postgres($conn) => $body,
+            #[cfg(feature = "mysql")]
+            $crate::storage::Db::Mysql($conn) => $body,
         }
     };
 }
@@ -55,6 +62,7 @@ pub(crate) use with_conn;
 pub enum Target {
     Sqlite(String),
     Postgres(String),
+    Mysql(String),
 }
 
 impl Target {
@@ -74,14 +82,12 @@ impl Target {
         if let Some(path) = url.strip_prefix("sqlite:") {
             return Ok(Target::Sqlite(path.to_owned()));
         }
-        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-            return Err(Error::invalid(
-                "MySQL/MariaDB is not supported yet; use a sqlite:// or postgres:// DATABASE_URL",
-            ));
+        if url.starts_with("mysql://") {
+            return Ok(Target::Mysql(url.to_owned()));
         }
         if url.contains("://") {
             return Err(Error::invalid(format!(
-                "unsupported database URL scheme in {}; use sqlite://PATH, a file path or postgres://…",
+                "unsupported database URL scheme in {}; use sqlite://PATH, a file path, postgres://… or mysql://…",
                 redact_url(url)
             )));
         }
@@ -136,6 +142,12 @@ impl Db {
                 sqlite::open(&path).map(Db::Sqlite)
             }
             Target::Postgres(url) => postgres::open(&url).map(Db::Postgres),
+            #[cfg(feature = "mysql")]
+            Target::Mysql(url) => mysql::open(&url).map(Db::Mysql),
+            #[cfg(not(feature = "mysql"))]
+            Target::Mysql(_) => Err(Error::invalid(
+                "this httphooks was built without MySQL/MariaDB support; rebuild it with `cargo build --release --features mysql` (see README: MySQL and MariaDB)",
+            )),
         }
     }
 
@@ -166,6 +178,8 @@ impl Db {
         match self {
             Db::Sqlite(conn) => conn,
             Db::Postgres(conn) => conn,
+            #[cfg(feature = "mysql")]
+            Db::Mysql(conn) => conn,
         }
     }
 
@@ -173,6 +187,8 @@ impl Db {
         match self {
             Db::Sqlite(conn) => conn,
             Db::Postgres(conn) => conn,
+            #[cfg(feature = "mysql")]
+            Db::Mysql(conn) => conn,
         }
     }
 
