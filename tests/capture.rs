@@ -247,7 +247,8 @@ on_every_backend!(
         // Several key columns: a compact JSON array, the same text on both backends,
         // whether named with --key or the table's composite primary key.
         db.add_hook("g", "k", "insert", URL, &["--key", "b"]);
-        db.sql("CREATE TABLE c (a INTEGER, b TEXT, PRIMARY KEY (a, b))");
+        // (VARCHAR: MySQL keys no TEXT column without a prefix length.)
+        db.sql("CREATE TABLE c (a INTEGER, b VARCHAR(20), PRIMARY KEY (a, b))");
         db.add_hook("composite", "c", "insert", URL, &[]);
         db.sql("CREATE TABLE n (a INTEGER, b TEXT)");
         db.add_hook("named", "n", "insert", URL, &["--key", "b,a"]);
@@ -472,6 +473,45 @@ fn postgres_migrate_fills_table_identities_of_an_older_schema() {
     );
     db.sql("INSERT INTO t (id, a) VALUES (1, 'x')");
     assert_eq!(callbacks(&db), 1);
+    let (code, out, _) = db.run(&["monitor_callbacks", "--status", "error"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// MySQL: httphooks' triggers sit beside the application's own, a column added later
+/// makes them stale (monitoring says so), and `hooks sync` captures it.
+#[cfg(feature = "mysql")]
+#[test]
+#[cfg_attr(no_mysql, ignore = "set HTTPHOOKS_TEST_MYSQL_URL to run MySQL tests")]
+fn mysql_an_added_column_is_noticed_and_captured_once_synced() {
+    let Some(db) = TestDb::mysql() else {
+        return;
+    };
+    let db = db.migrated();
+    db.sql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, flag BOOLEAN, raw VARBINARY(8)); \
+         CREATE TABLE audit (n INTEGER); \
+         CREATE TRIGGER app_audit AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id)",
+    );
+    db.add_hook("h", "t", "insert,update", URL, &["--when-changed", "a"]);
+    db.sql("INSERT INTO t (id, a, flag, raw) VALUES (1, 'x', TRUE, X'00ff')");
+    assert_eq!(
+        last_event(&db)["instance"],
+        serde_json::json!({"id": 1, "a": "x", "flag": true, "raw": "00FF"})
+    );
+    db.sql("UPDATE t SET flag = FALSE WHERE id = 1");
+    assert_eq!(callbacks(&db), 1, "a is the watched column");
+    db.sql("UPDATE t SET a = 'y' WHERE id = 1");
+    assert_eq!(callbacks(&db), 2);
+    assert_eq!(last_event(&db)["old"]["a"], "x");
+
+    db.sql("ALTER TABLE t ADD COLUMN c INTEGER");
+    let (code, out, _) = db.run(&["monitor_callbacks", "--status", "error"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("capture of table t is broken"), "{out}");
+    db.ok(&["hooks", "sync", "t"]);
+    db.sql("INSERT INTO t (id, a, c) VALUES (2, 'z', 7)");
+    assert_eq!(last_event(&db)["instance"]["c"], 7);
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM audit"), 2);
     let (code, out, _) = db.run(&["monitor_callbacks", "--status", "error"]);
     assert_eq!(code, 0, "{out}");
 }

@@ -245,11 +245,7 @@ on_every_backend!(monitor_checks_lag_runs_and_speaks_nagios, |db| {
     // A change made 30 minutes ago that nobody sent.
     insert(&db, 2);
     db.admit();
-    let old = if db.is_postgres() {
-        "now() AT TIME ZONE 'UTC' - interval '30 minutes'"
-    } else {
-        "strftime('%Y-%m-%d %H:%M:%f', 'now', '-30 minutes')"
-    };
+    let old = db.shifted(db.now_sql(), -30);
     db.sql(&format!(
         "UPDATE httphooks_callbacks SET created_at = {old}"
     ));

@@ -104,7 +104,7 @@ fn commands(script: &str) -> Vec<Line> {
 fn follow_the_walkthrough(db: TestDb) {
     // Step 2's receiver is this test's server; the README's port may be taken here.
     let server = Server::answering(200);
-    let sqlite_file = !db.is_postgres();
+    let sqlite_file = db.is_sqlite();
     let mut ran = Vec::new();
     for line in commands(&walkthrough()) {
         let words: Vec<String> = line

@@ -299,8 +299,11 @@ fn triggers(db: &mut Db, name: &str, drop: bool) -> Result<()> {
         statements.extend(db.trigger_sql(found, &hooks::watched_by(&table.hooks)));
         statements
     };
+    // Each ends with `;`, ready for a migration file (MySQL's are kept without it,
+    // as its API runs one statement at a time).
     for statement in statements {
-        println!("{statement}");
+        let end = if statement.ends_with(';') { "" } else { ";" };
+        println!("{statement}{end}");
     }
     Ok(())
 }

@@ -351,13 +351,13 @@ impl Db {
     }
 }
 
-/// Quotes an SQL identifier; works for both backends.
+/// Quotes an SQL identifier for SQLite and PostgreSQL (MySQL's are in `mysql.rs`).
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Quotes an SQL string literal; works for both backends (PostgreSQL runs with
-/// standard_conforming_strings on).
+/// Quotes an SQL string literal for SQLite and PostgreSQL (which runs with
+/// standard_conforming_strings on); MySQL's are in `mysql.rs`.
 pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }

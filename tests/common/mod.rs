@@ -110,6 +110,36 @@ impl TestDb {
         })
     }
 
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.kind, Kind::Sqlite)
+    }
+
+    /// SQL for `expr` (a timestamp) moved by `minutes`, in this backend's spelling.
+    pub fn shifted(&self, expr: &str, minutes: i64) -> String {
+        match self.kind {
+            Kind::Sqlite => format!("strftime('%Y-%m-%d %H:%M:%f', {expr}, '{minutes} minutes')"),
+            Kind::Mysql { .. } => format!("DATE_ADD({expr}, INTERVAL {minutes} MINUTE)"),
+            _ => format!("({expr} + INTERVAL '{minutes} minutes')"),
+        }
+    }
+
+    /// SQL for the current time in UTC, as httphooks' timestamps hold it.
+    pub fn now_sql(&self) -> &'static str {
+        match self.kind {
+            Kind::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+            Kind::Mysql { .. } => "UTC_TIMESTAMP(6)",
+            _ => "(now() AT TIME ZONE 'UTC')",
+        }
+    }
+
+    /// SQL that casts `expr` to text.
+    pub fn as_text(&self, expr: &str) -> String {
+        match self.kind {
+            Kind::Mysql { .. } => format!("CAST({expr} AS CHAR)"),
+            _ => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
     pub fn is_mysql(&self) -> bool {
         matches!(self.kind, Kind::Mysql { .. })
     }
@@ -189,8 +219,14 @@ impl TestDb {
             #[cfg(feature = "mysql")]
             Kind::Mysql { .. } => {
                 let mut conn = MysqlConnection::establish(&self.url).unwrap();
-                // As an application in UTC would: the tests compare times with now.
-                conn.batch_execute("SET time_zone = '+00:00'").unwrap();
+                // As an application in UTC would (the tests compare times with now),
+                // speaking standard SQL: "quoted" names and || (the tests' SQL is shared
+                // by every backend; httphooks' own SQL needs neither).
+                conn.batch_execute(
+                    "SET time_zone = '+00:00'; \
+                     SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES,PIPES_AS_CONCAT')",
+                )
+                .unwrap();
                 Client::Mysql(conn)
             }
             #[cfg(not(feature = "mysql"))]
