@@ -542,7 +542,7 @@ fn renew(conn: &mut MysqlConnection, token: &str, ids: &[i64], started: bool) ->
     conn.transaction(|conn| {
         let held: Vec<IdRow> = diesel::sql_query(format!(
             "SELECT id FROM httphooks_callbacks \
-             WHERE id IN ({}) AND claim_token = ? AND status = 'waiting'{enabled} FOR UPDATE",
+             WHERE id IN ({}) AND claim_token = ? AND status = 'waiting'{enabled} ORDER BY id FOR UPDATE",
             id_list(ids.iter().copied())
         ))
         .bind::<Text, _>(token)
@@ -575,12 +575,28 @@ fn peek_due(conn: &mut MysqlConnection, filter: &ClaimFilter, limit: i64) -> Res
     .load(conn)?)
 }
 
+/// Locks the rows first, in id order, as claims and renewals do: a multi-table
+/// UPDATE locks them in whatever order it joins, and two transactions taking the same
+/// rows in different orders deadlock.
 fn apply_outcomes(
     conn: &mut MysqlConnection,
     token: &str,
     changes: &str,
     now: chrono::NaiveDateTime,
 ) -> Result<usize> {
+    let ids: Vec<i64> = serde_json::from_str::<Vec<serde_json::Value>>(changes)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|change| change["id"].as_i64())
+        .collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query(format!(
+        "SELECT id FROM httphooks_callbacks WHERE id IN ({}) ORDER BY id FOR UPDATE",
+        id_list(ids)
+    ))
+    .load::<IdRow>(conn)?;
     Ok(diesel::sql_query(
         "UPDATE httphooks_callbacks c JOIN JSON_TABLE(?, '$[*]' COLUMNS ( \
              id BIGINT PATH '$.id', status VARCHAR(16) PATH '$.status', \
