@@ -1,12 +1,14 @@
 //! Marks tests `ignored` when what they need is missing, so a plain `cargo test`
-//! reports them as ignored instead of passing them silently: the PostgreSQL tests
-//! without a test database, the metrics-file test without Prometheus' Python parser.
+//! reports them as ignored instead of passing them silently: the PostgreSQL and MySQL
+//! tests without a test database, the metrics-file test without Prometheus' Python parser.
 //! Under CI=true they are never ignored: a missing database or parser fails them.
 
 use std::process::{Command, Stdio};
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(no_postgres)");
+    println!("cargo::rustc-check-cfg=cfg(no_mysql)");
+    println!("cargo::rerun-if-env-changed=HTTPHOOKS_TEST_MYSQL_URL");
     println!("cargo::rustc-check-cfg=cfg(no_prometheus_parser)");
     println!("cargo::rerun-if-env-changed=HTTPHOOKS_TEST_POSTGRES_URL");
     println!("cargo::rerun-if-env-changed=CI");
@@ -17,6 +19,10 @@ fn main() {
     let configured = std::env::var_os("HTTPHOOKS_TEST_POSTGRES_URL").is_some_and(|v| !v.is_empty());
     if !configured && !ci {
         println!("cargo::rustc-cfg=no_postgres");
+    }
+    let mysql = std::env::var_os("HTTPHOOKS_TEST_MYSQL_URL").is_some_and(|v| !v.is_empty());
+    if !mysql && !ci {
+        println!("cargo::rustc-cfg=no_mysql");
     }
     let parser = Command::new("python3")
         .args(["-c", "import prometheus_client.parser"])

@@ -1,6 +1,7 @@
 //! The delivery benchmark (README: Benchmark). Not a timed test: it prints figures.
 //!
 //!   cargo bench --bench delivery -- [--backend sqlite|postgres] [--n 100000]
+//!   cargo bench --features mysql --bench delivery -- --backend mysql [--n 100000]
 //!       [--latency-ms 0] [--concurrency 16] [--monitor-rows 1000000]
 //!
 //! 1. Trigger cost: inserts N rows (transactions of 1,000 single-row INSERTs) into a
@@ -21,7 +22,8 @@
 //!       how many requests it is given at once over time (the limiter settling).
 //!
 //! PostgreSQL runs in a schema of its own in the database named by
-//! HTTPHOOKS_TEST_POSTGRES_URL.
+//! HTTPHOOKS_TEST_POSTGRES_URL; MySQL in a database of its own on the server named by
+//! HTTPHOOKS_TEST_MYSQL_URL.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -45,6 +47,7 @@ const MONITOR_ERRORS: [&str; 5] = [
 struct Options {
     scenario: String,
     postgres: bool,
+    mysql: bool,
     n: usize,
     latency_ms: u64,
     concurrency: usize,
@@ -55,6 +58,7 @@ fn options() -> Options {
     let mut options = Options {
         scenario: "standard".to_owned(),
         postgres: false,
+        mysql: false,
         n: 100_000,
         latency_ms: 0,
         concurrency: 16,
@@ -68,7 +72,10 @@ fn options() -> Options {
     while i + 1 < args.len() + 1 && i < args.len() {
         let value = args.get(i + 1).cloned().unwrap_or_default();
         match args[i].as_str() {
-            "--backend" => options.postgres = value == "postgres",
+            "--backend" => {
+                options.postgres = value == "postgres";
+                options.mysql = value == "mysql";
+            }
             "--scenario" => options.scenario = value,
             "--n" => options.n = value.parse().expect("--n N"),
             "--latency-ms" => options.latency_ms = value.parse().expect("--latency-ms MS"),
@@ -182,6 +189,8 @@ fn insert_rows(db: &TestDb, table: &str, n: usize) -> Duration {
             inserting + started.elapsed()
         }
         common::Client::Postgres(mut conn) => on_table!(&mut conn),
+        #[cfg(feature = "mysql")]
+        common::Client::Mysql(mut conn) => on_table!(&mut conn),
     }
 }
 
@@ -189,6 +198,8 @@ fn main() {
     let options = options();
     let db = if options.postgres {
         TestDb::postgres().expect("set HTTPHOOKS_TEST_POSTGRES_URL to benchmark PostgreSQL")
+    } else if options.mysql {
+        mysql_db()
     } else {
         TestDb::sqlite()
     };
@@ -200,6 +211,8 @@ fn main() {
     }
     let backend = if options.postgres {
         "PostgreSQL"
+    } else if options.mysql {
+        "MySQL"
     } else {
         "SQLite"
     };
@@ -223,6 +236,13 @@ fn main() {
              CREATE FUNCTION outbox_capture() RETURNS trigger LANGUAGE plpgsql AS $$
              BEGIN INSERT INTO outbox (payload) VALUES (to_jsonb(NEW)::text); RETURN NULL; END; $$;
              CREATE TRIGGER outbox_capture AFTER INSERT ON outboxed FOR EACH ROW EXECUTE FUNCTION outbox_capture();",
+        );
+    } else if options.mysql {
+        db.sql(
+            "CREATE TABLE outbox (id BIGINT AUTO_INCREMENT PRIMARY KEY, payload LONGTEXT NOT NULL);
+             CREATE TRIGGER outbox_capture AFTER INSERT ON outboxed FOR EACH ROW
+               INSERT INTO outbox (payload) VALUES (JSON_OBJECT('id', NEW.id, 'name', NEW.name, 'qty', NEW.qty,
+                 'price', NEW.price, 'note', NEW.note));",
         );
     } else {
         db.sql(
@@ -313,6 +333,8 @@ fn main() {
         let started = Instant::now();
         let now = if options.postgres {
             "(now() AT TIME ZONE 'UTC')"
+        } else if options.mysql {
+            "UTC_TIMESTAMP(6)"
         } else {
             "strftime('%Y-%m-%d %H:%M:%f', 'now')"
         };
@@ -324,6 +346,21 @@ fn main() {
         if options.postgres {
             db.sql(&format!(
                 "INSERT INTO httphooks_callbacks {columns} {select} FROM generate_series(1, {m}) AS i, httphooks_hooks h"
+            ));
+        } else if options.mysql {
+            // Numbers from a cross join of digits (MySQL's recursive CTEs stop at 1,000
+            // levels unless reconfigured).
+            let places = (m.max(2) as f64).log10().ceil() as usize;
+            let from: Vec<String> = (0..places).map(|p| format!("digits d{p}")).collect();
+            let number: Vec<String> = (0..places)
+                .map(|p| format!("d{p}.d * {}", 10usize.pow(p as u32)))
+                .collect();
+            db.sql(&format!(
+                "CREATE TABLE digits (d INT); INSERT INTO digits VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9); \
+                 INSERT INTO httphooks_callbacks {columns} {select} \
+                 FROM (SELECT {} AS i FROM {}) s, httphooks_hooks h WHERE s.i < {m}",
+                number.join(" + "),
+                from.join(", ")
             ));
         } else {
             db.sql(&format!(
@@ -344,6 +381,8 @@ fn main() {
         // What autovacuum does soon after a bulk insert: then counts come from the index alone.
         db.sql(if options.postgres {
             "VACUUM ANALYZE httphooks_callbacks"
+        } else if options.mysql {
+            "ANALYZE TABLE httphooks_callbacks"
         } else {
             "ANALYZE"
         });
@@ -381,6 +420,8 @@ fn main() {
 
         let age = if options.postgres {
             "created_at - INTERVAL '40 days'"
+        } else if options.mysql {
+            "DATE_SUB(created_at, INTERVAL 40 DAY)"
         } else {
             "datetime(created_at, '-40 days')"
         };
@@ -396,6 +437,18 @@ fn main() {
             total as f64 / elapsed.as_secs_f64()
         );
     }
+}
+
+#[cfg(feature = "mysql")]
+fn mysql_db() -> TestDb {
+    TestDb::mysql().expect("set HTTPHOOKS_TEST_MYSQL_URL to benchmark MySQL")
+}
+
+#[cfg(not(feature = "mysql"))]
+fn mysql_db() -> TestDb {
+    panic!(
+        "benchmark MySQL with `cargo bench --features mysql --bench delivery -- --backend mysql`"
+    )
 }
 
 /// A table `name` with a hook to `url` (extra flags after), and `rows` rows inserted

@@ -20,7 +20,7 @@ fn callback(db: &TestDb, id: i64) -> serde_json::Value {
     json(&db.ok(&["callbacks", "show", &id.to_string(), "--format", "json"]))
 }
 
-on_both_backends!(a_delivered_callback_records_what_went_on_the_wire, |db| {
+on_every_backend!(a_delivered_callback_records_what_went_on_the_wire, |db| {
     let db = db.migrated();
     items(&db);
     let server = Server::answering(200);
@@ -106,7 +106,7 @@ on_both_backends!(a_delivered_callback_records_what_went_on_the_wire, |db| {
     ) + db.count("SELECT COUNT(*) AS n FROM httphooks_callback_details WHERE headers LIKE '%s3cr3t%'");
     assert_eq!(stored, 0);
     assert!(!shown.to_string().contains("s3cr3t"));
-    if !db.is_postgres() {
+    if db.is_sqlite() {
         let file = std::fs::read(db.url.trim_start_matches("sqlite://")).unwrap();
         let wal = std::fs::read(format!("{}-wal", db.url.trim_start_matches("sqlite://")))
             .unwrap_or_default();
@@ -119,7 +119,7 @@ on_both_backends!(a_delivered_callback_records_what_went_on_the_wire, |db| {
     }
 });
 
-on_both_backends!(failures_retry_with_backoff_then_give_up, |db| {
+on_every_backend!(failures_retry_with_backoff_then_give_up, |db| {
     let db = db.migrated();
     items(&db);
     let server = Server::answering(500);
@@ -168,7 +168,7 @@ on_both_backends!(failures_retry_with_backoff_then_give_up, |db| {
     assert!(db.ok(&["send_callbacks"]).contains("claimed 1"));
 });
 
-on_both_backends!(each_kind_of_failure_is_recorded_as_it_happened, |db| {
+on_every_backend!(each_kind_of_failure_is_recorded_as_it_happened, |db| {
     let db = db.migrated();
     items(&db);
     let server = Server::start(|request| match request.path.as_str() {
@@ -268,7 +268,7 @@ on_both_backends!(each_kind_of_failure_is_recorded_as_it_happened, |db| {
         .contains("elsewhere"));
 });
 
-on_both_backends!(
+on_every_backend!(
     a_missing_environment_variable_holds_the_hook_and_exits_3,
     |db| {
         let db = db.migrated();
@@ -312,7 +312,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(dry_run_prints_the_requests_and_changes_nothing, |db| {
+on_every_backend!(dry_run_prints_the_requests_and_changes_nothing, |db| {
     let db = db.migrated();
     items(&db);
     let server = Server::answering(200);
@@ -348,7 +348,7 @@ on_both_backends!(dry_run_prints_the_requests_and_changes_nothing, |db| {
     assert_eq!(c["attempts"], 0);
 });
 
-on_both_backends!(filters_choose_which_callbacks_a_run_sends, |db| {
+on_every_backend!(filters_choose_which_callbacks_a_run_sends, |db| {
     let db = db.migrated();
     items(&db);
     let server = Server::answering(200);
@@ -373,7 +373,7 @@ on_both_backends!(filters_choose_which_callbacks_a_run_sends, |db| {
     assert_eq!(code, 2, "{err}");
 });
 
-on_both_backends!(payloads_follow_the_content_type, |db| {
+on_every_backend!(payloads_follow_the_content_type, |db| {
     let db = db.migrated();
     items(&db);
     let server = Server::answering(200);
@@ -483,7 +483,7 @@ on_both_backends!(payloads_follow_the_content_type, |db| {
     );
 });
 
-on_both_backends!(
+on_every_backend!(
     a_template_that_fails_on_a_real_row_fails_only_that_callback,
     |db| {
         let db = db.migrated();
@@ -516,7 +516,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(ordered_hooks_deliver_each_rows_callbacks_in_order, |db| {
+on_every_backend!(ordered_hooks_deliver_each_rows_callbacks_in_order, |db| {
     let db = db.migrated();
     items(&db);
     // The first request for row 1 fails once; everything else succeeds after a delay
@@ -588,7 +588,7 @@ fn fastrand_ms(qty: i64) -> u64 {
     (3 - qty).max(0) as u64 * 15
 }
 
-on_both_backends!(
+on_every_backend!(
     a_callback_keeps_its_content_and_goes_out_with_its_hooks_current_settings,
     |db| {
         let db = db.migrated();

@@ -37,7 +37,7 @@ fn hooks_of_callbacks(db: &TestDb) -> Vec<String> {
         .collect()
 }
 
-on_both_backends!(
+on_every_backend!(
     row_changes_by_any_client_make_one_callback_per_enabled_hook,
     |db| {
         let db = db.migrated();
@@ -92,7 +92,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(the_row_is_captured_with_old_values_and_json_columns, |db| {
+on_every_backend!(the_row_is_captured_with_old_values_and_json_columns, |db| {
     let db = db.migrated();
     orders(&db);
     db.add_hook("h", "order", "update", URL, &[]);
@@ -109,7 +109,7 @@ on_both_backends!(the_row_is_captured_with_old_values_and_json_columns, |db| {
     assert_eq!(data["instance"]["paid"], true);
 });
 
-on_both_backends!(when_changed_filters_updates, |db| {
+on_every_backend!(when_changed_filters_updates, |db| {
     let db = db.migrated();
     orders(&db);
     db.add_hook("h", "order", "update", URL, &["--when-changed", "total"]);
@@ -125,7 +125,7 @@ on_both_backends!(when_changed_filters_updates, |db| {
     assert_eq!(callbacks(&db), 3);
 });
 
-on_both_backends!(
+on_every_backend!(
     each_hook_of_a_table_sees_only_its_own_when_changed_columns,
     |db| {
         let db = db.migrated();
@@ -154,7 +154,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(
+on_every_backend!(
     a_change_goes_to_the_hooks_as_they_were_when_it_was_made,
     |db| {
         let db = db.migrated();
@@ -194,7 +194,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(
+on_every_backend!(
     removing_the_last_hook_drops_the_triggers_and_sync_follows_new_columns,
     |db| {
         let db = db.migrated();
@@ -235,7 +235,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(invalid_definitions_exit_2_and_write_nothing, |db| {
+on_every_backend!(invalid_definitions_exit_2_and_write_nothing, |db| {
     let db = db.migrated();
     orders(&db);
     let base = ["hooks", "add", "bad", "--table", "order"];
@@ -317,7 +317,7 @@ on_both_backends!(invalid_definitions_exit_2_and_write_nothing, |db| {
     assert_eq!(callbacks(&db), 0, "no trigger was installed");
 });
 
-on_both_backends!(hooks_list_show_and_edit_round_trip, |db| {
+on_every_backend!(hooks_list_show_and_edit_round_trip, |db| {
     let db = db.migrated();
     orders(&db);
     db.ok(&[
@@ -394,7 +394,7 @@ on_both_backends!(hooks_list_show_and_edit_round_trip, |db| {
     assert!(err.contains("hooks list"), "{err}");
 });
 
-on_both_backends!(nothing_in_a_hook_definition_reaches_sql, |db| {
+on_every_backend!(nothing_in_a_hook_definition_reaches_sql, |db| {
     let db = db.migrated();
     orders(&db);
     let name = "it's'; DROP TABLE \"order\"; --";

@@ -23,7 +23,7 @@ fn refused(db: &TestDb, args: &[&str], says: &str) -> String {
     err
 }
 
-on_both_backends!(hook_input_is_checked_before_anything_is_written, |db| {
+on_every_backend!(hook_input_is_checked_before_anything_is_written, |db| {
     let db = db.migrated();
     orders(&db);
     let add = |extra: &[&'static str]| -> Vec<&'static str> {
@@ -148,7 +148,7 @@ on_both_backends!(hook_input_is_checked_before_anything_is_written, |db| {
     assert!(!err.contains("warning"), "{err}");
 });
 
-on_both_backends!(enqueue_refuses_data_its_template_cannot_render, |db| {
+on_every_backend!(enqueue_refuses_data_its_template_cannot_render, |db| {
     let db = db.migrated();
     db.ok(&[
         "hooks",
@@ -188,7 +188,7 @@ on_both_backends!(enqueue_refuses_data_its_template_cannot_render, |db| {
     assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"), 1);
 });
 
-on_both_backends!(numbers_at_their_limits_never_panic, |db| {
+on_every_backend!(numbers_at_their_limits_never_panic, |db| {
     let db = db.migrated();
     orders(&db);
     db.add_hook("o", "orders", "insert", "http://127.0.0.1:9/o", &[]);
@@ -315,7 +315,7 @@ on_both_backends!(numbers_at_their_limits_never_panic, |db| {
     assert!(out.starts_with("OK: 0 callbacks"), "{out}");
 });
 
-on_both_backends!(a_disabled_hooks_callbacks_are_shown_as_held, |db| {
+on_every_backend!(a_disabled_hooks_callbacks_are_shown_as_held, |db| {
     let db = db.migrated();
     let server = Server::answering(200);
     orders(&db);
@@ -374,7 +374,7 @@ on_both_backends!(a_disabled_hooks_callbacks_are_shown_as_held, |db| {
     assert_eq!(server.received().len(), 1);
 });
 
-on_both_backends!(retries_go_to_the_new_url_and_attempts_keep_counting, |db| {
+on_every_backend!(retries_go_to_the_new_url_and_attempts_keep_counting, |db| {
     let db = db.migrated();
     let failing = Server::answering(500);
     let fixed = Server::answering(200);

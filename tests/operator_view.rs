@@ -20,7 +20,7 @@ fn insert(db: &TestDb, rows: usize) {
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     status_shows_each_hooks_queue_errors_latency_and_the_runs,
     |db| {
         let db = db.migrated();
@@ -112,7 +112,7 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(explain_says_why_a_callback_is_or_is_not_sent, |db| {
+on_every_backend!(explain_says_why_a_callback_is_or_is_not_sent, |db| {
     let db = db.migrated();
     let ok = Server::answering(200);
     let gone = Server::answering(410);
@@ -244,7 +244,7 @@ fn assert_nagios_grammar(line: &str) {
     }
 }
 
-on_both_backends!(monitor_checks_lag_runs_and_speaks_nagios, |db| {
+on_every_backend!(monitor_checks_lag_runs_and_speaks_nagios, |db| {
     let db = db.migrated();
     table_with_hooks(&db, &[("h", "http://127.0.0.1:9/x", &[])]);
     // No run ever, nothing due.
@@ -261,11 +261,7 @@ on_both_backends!(monitor_checks_lag_runs_and_speaks_nagios, |db| {
     // A change made 30 minutes ago that nobody sent.
     insert(&db, 2);
     db.admit();
-    let old = if db.is_postgres() {
-        "now() AT TIME ZONE 'UTC' - interval '30 minutes'"
-    } else {
-        "strftime('%Y-%m-%d %H:%M:%f', 'now', '-30 minutes')"
-    };
+    let old = db.shifted(db.now_sql(), -30);
     db.sql(&format!(
         "UPDATE httphooks_callbacks SET created_at = {old}"
     ));

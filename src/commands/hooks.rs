@@ -307,8 +307,11 @@ fn triggers(db: &mut Db, name: &str, drop: bool) -> Result<()> {
         statements.extend(db.trigger_sql(found, &hooks::watched_by(&table.hooks)));
         statements
     };
+    // Each ends with `;`, ready for a migration file (MySQL's are kept without it,
+    // as its API runs one statement at a time).
     for statement in statements {
-        println!("{statement}");
+        let end = if statement.ends_with(';') { "" } else { ";" };
+        println!("{statement}{end}");
     }
     Ok(())
 }
@@ -518,11 +521,9 @@ fn validate(
                 Error::invalid(format!(
                     "there is no table {table:?} in the {} database; create it first or check the name{}",
                     db.backend_name(),
-                    if matches!(db, Db::Postgres(_)) {
-                        " (a table of another schema is named schema.table)"
-                    } else {
-                        ""
-                    }
+                    db.other_schema_hint()
+                        .map(|hint| format!(" ({hint})"))
+                        .unwrap_or_default()
                 ))
             })?;
             Some(check_key(db, found, draft.key.as_deref(), editing)?)

@@ -2,8 +2,6 @@
 //! their own transaction (SPEC §6).
 
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Text};
-use diesel::{PgConnection, SqliteConnection};
 
 use super::models::split_events;
 use super::schema::httphooks_hooks::dsl as h;
@@ -63,63 +61,35 @@ pub fn enqueue<C: Enqueue>(
     conn.insert_callbacks(hook, event, data)
 }
 
-#[derive(QueryableByName)]
-struct Made {
-    #[diesel(sql_type = Integer)]
-    made: i32,
+/// The application's own connection: the hook is looked up with diesel's DSL, the
+/// event written with the backend's SQL (see `Backend::enqueue`).
+macro_rules! enqueue_on {
+    ($connection:ty) => {
+        impl Enqueue for $connection {
+            fn hook_events(&mut self, hook: &str) -> Result<Option<String>> {
+                Ok(h::httphooks_hooks
+                    .select(h::events)
+                    .filter(h::name.eq(hook))
+                    .first(self)
+                    .optional()?)
+            }
+
+            fn insert_callbacks(
+                &mut self,
+                hook: &str,
+                event: &str,
+                data: &serde_json::Value,
+            ) -> Result<usize> {
+                super::Backend::enqueue(self, hook, event, data)
+            }
+        }
+    };
 }
 
-impl Enqueue for SqliteConnection {
-    fn hook_events(&mut self, hook: &str) -> Result<Option<String>> {
-        Ok(h::httphooks_hooks
-            .select(h::events)
-            .filter(h::name.eq(hook))
-            .first(self)
-            .optional()?)
-    }
-
-    fn insert_callbacks(
-        &mut self,
-        hook: &str,
-        event: &str,
-        data: &serde_json::Value,
-    ) -> Result<usize> {
-        Ok(diesel::sql_query(
-            // Where the triggers write too (see the SQLite migrations).
-            "INSERT INTO httphooks_new_callbacks (version_id, event_type, row_data, created_at) \
-             SELECT h.version_id, ?, json(?), julianday('now') \
-             FROM httphooks_hooks h WHERE h.name = ? AND h.enabled",
-        )
-        .bind::<Text, _>(event)
-        .bind::<Text, _>(data.to_string())
-        .bind::<Text, _>(hook)
-        .execute(self)?)
-    }
-}
-
-impl Enqueue for PgConnection {
-    fn hook_events(&mut self, hook: &str) -> Result<Option<String>> {
-        Ok(h::httphooks_hooks
-            .select(h::events)
-            .filter(h::name.eq(hook))
-            .first(self)
-            .optional()?)
-    }
-
-    fn insert_callbacks(
-        &mut self,
-        hook: &str,
-        event: &str,
-        data: &serde_json::Value,
-    ) -> Result<usize> {
-        let made: Made = diesel::sql_query("SELECT httphooks_enqueue($1, $2, $3::jsonb) AS made")
-            .bind::<Text, _>(hook)
-            .bind::<Text, _>(event)
-            .bind::<Text, _>(data.to_string())
-            .get_result(self)?;
-        Ok(made.made as usize)
-    }
-}
+enqueue_on!(diesel::SqliteConnection);
+enqueue_on!(diesel::PgConnection);
+#[cfg(feature = "mysql")]
+enqueue_on!(diesel::MysqlConnection);
 
 impl Enqueue for super::Db {
     fn hook_events(&mut self, hook: &str) -> Result<Option<String>> {
@@ -132,6 +102,6 @@ impl Enqueue for super::Db {
         event: &str,
         data: &serde_json::Value,
     ) -> Result<usize> {
-        super::with_conn!(self, |conn| conn.insert_callbacks(hook, event, data))
+        self.backend().enqueue(hook, event, data)
     }
 }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::Timestamp;
 
 use super::callbacks::{self, ClaimFilter};
 use super::models::status;
@@ -110,12 +109,6 @@ pub fn errors_by_hook(db: &mut Db, since: NaiveDateTime) -> Result<BTreeMap<i64,
     Ok(rows.into_iter().collect())
 }
 
-#[derive(QueryableByName)]
-struct CreatedAt {
-    #[diesel(sql_type = Timestamp)]
-    created_at: NaiveDateTime,
-}
-
 /// Since when the longest-waiting due callback has been due (of these hooks; of all
 /// enabled hooks without them): a new callback from its creation, a retried one from
 /// its retry time. Held callbacks (hook disabled, ordered behind another, claimed) are
@@ -139,12 +132,8 @@ pub fn oldest_due_since(db: &mut Db, hook_ids: &[i64]) -> Result<Option<NaiveDat
         }
     }
     if hook_ids.is_empty() {
-        let new: Vec<CreatedAt> = with_conn!(db, |conn| diesel::sql_query(
-            "SELECT created_at FROM httphooks_new_callbacks ORDER BY id LIMIT 1"
-        )
-        .load(conn))?;
-        if let Some(new) = new.first() {
-            oldest = Some(oldest.map_or(new.created_at, |o| o.min(new.created_at)));
+        if let Some(new) = db.oldest_new_callback()? {
+            oldest = Some(oldest.map_or(new, |o| o.min(new)));
         }
     }
     Ok(oldest)

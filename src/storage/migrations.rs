@@ -1,17 +1,16 @@
 //! Embedded migrations, recorded in httphooks' own `httphooks_schema_migrations` table so
-//! they never mix with the application's diesel migrations in the same database.
+//! they never mix with the application's diesel migrations in the same database. Each
+//! backend embeds its own directory (`migrations/<backend>`) and runs it through
+//! [`run_pending`].
 
 use diesel::backend::Backend;
 use diesel::migration::{Migration, MigrationSource};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use diesel_migrations::EmbeddedMigrations;
 
 use super::{with_conn, Db};
 use crate::error::{Error, Result};
-
-const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS httphooks_schema_migrations (\
     version VARCHAR(50) PRIMARY KEY NOT NULL, \
@@ -43,37 +42,14 @@ where
     Ok(list)
 }
 
-/// Applies every pending migration in one transaction. Returns how many ran.
+/// Applies every pending migration in one transaction (where the backend's DDL is
+/// transactional). Returns how many ran.
 pub fn migrate(db: &mut Db) -> Result<usize> {
     db.write_transaction(|db| {
-        let source = match db {
-            Db::Sqlite(_) => &SQLITE,
-            Db::Postgres(conn) => {
-                // Two `migrate` runs at once: the second waits, then finds nothing to do.
-                diesel::sql_query("SELECT pg_advisory_xact_lock(727274685)").execute(conn)?;
-                &POSTGRES
-            }
-        };
+        db.backend().lock_migrations()?;
         with_conn!(db, |conn| diesel::sql_query(CREATE_TABLE).execute(conn))?;
         let applied = applied_versions(db)?;
-        let ran = with_conn!(db, |conn| {
-            let mut ran = 0;
-            for (version, migration) in versions(source)? {
-                if applied.contains(&version) {
-                    continue;
-                }
-                migration.run(conn).map_err(|e| {
-                    Error::environment(format!(
-                        "migration {version} failed: {e}; fix the database and run `httphooks migrate` again"
-                    ))
-                })?;
-                // Versions are digits and dashes from our own directory names.
-                diesel::sql_query(format!("INSERT INTO httphooks_schema_migrations (version) VALUES ('{version}')"))
-                    .execute(conn)?;
-                ran += 1;
-            }
-            Ok::<_, Error>(ran)
-        })?;
+        let ran = db.backend().run_migrations(&applied)?;
         if ran > 0 {
             // Triggers are generated, not migrated: a new schema may need new ones.
             for table in super::hooks::reinstall_triggers(db, None)? {
@@ -84,6 +60,44 @@ pub fn migrate(db: &mut Db) -> Result<usize> {
     })
 }
 
+/// The versions of `source`, oldest first.
+pub(super) fn version_names<DB: Backend>(source: &EmbeddedMigrations) -> Result<Vec<String>>
+where
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    Ok(versions::<DB>(source)?.into_iter().map(|v| v.0).collect())
+}
+
+/// Runs the migrations of `source` not in `applied` on `conn`, recording each: what
+/// every backend's `run_migrations` does once it holds its migration lock.
+pub(super) fn run_pending<C>(
+    conn: &mut C,
+    source: &EmbeddedMigrations,
+    applied: &[String],
+) -> Result<usize>
+where
+    C: diesel::Connection + 'static,
+    EmbeddedMigrations: MigrationSource<C::Backend>,
+{
+    let mut ran = 0;
+    for (version, migration) in versions::<C::Backend>(source)? {
+        if applied.contains(&version) {
+            continue;
+        }
+        migration.run(conn).map_err(|e| {
+            Error::environment(format!(
+                "migration {version} failed: {e}; fix the database and run `httphooks migrate` again"
+            ))
+        })?;
+        // Versions are digits and dashes from our own directory names.
+        conn.batch_execute(&format!(
+            "INSERT INTO httphooks_schema_migrations (version) VALUES ('{version}')"
+        ))?;
+        ran += 1;
+    }
+    Ok(ran)
+}
+
 /// Refuses to go on with a schema that is missing, older or newer than this binary's.
 pub fn ensure_migrated(db: &mut Db) -> Result<()> {
     let not_migrated = || {
@@ -92,16 +106,7 @@ pub fn ensure_migrated(db: &mut Db) -> Result<()> {
         )
     };
     let applied = applied_versions(db).map_err(|_| not_migrated())?;
-    let expected: Vec<String> = match db {
-        Db::Sqlite(_) => versions::<diesel::sqlite::Sqlite>(&SQLITE)?
-            .into_iter()
-            .map(|v| v.0)
-            .collect(),
-        Db::Postgres(_) => versions::<diesel::pg::Pg>(&POSTGRES)?
-            .into_iter()
-            .map(|v| v.0)
-            .collect(),
-    };
+    let expected = db.backend().migration_versions()?;
     if expected.iter().any(|v| !applied.contains(v)) {
         return Err(not_migrated());
     }

@@ -1,6 +1,8 @@
 //! Storage: httphooks' tables, the queue operations on them, and the SQL that differs
-//! between backends. Backend differences live in `sqlite.rs` and `postgres.rs`, reached
-//! only through the methods of [`Db`] in this file.
+//! between backends. Each backend implements [`backend::Backend`] in its own file
+//! (`sqlite.rs`, `postgres.rs`, `mysql.rs`), reached only through the methods of [`Db`]
+//! in this file; queries every backend runs as they are use diesel's DSL in the other
+//! modules (`with_conn!`).
 
 use std::path::Path;
 
@@ -8,6 +10,7 @@ use diesel::{PgConnection, SqliteConnection};
 
 use crate::error::{one_line, Error, Result};
 
+pub mod backend;
 pub mod callbacks;
 pub mod capture;
 pub mod enqueue;
@@ -15,6 +18,8 @@ pub mod health;
 pub mod hooks;
 mod migrations;
 pub mod models;
+#[cfg(feature = "mysql")]
+mod mysql;
 mod postgres;
 pub mod runs;
 pub mod schema;
@@ -22,6 +27,8 @@ mod sqlite;
 pub mod text;
 pub mod tokens;
 
+pub(crate) use backend::CountRow;
+pub use backend::{Backend, CaptureState, Column, ColumnKind, Table, Watched, ROW_EVENTS};
 pub use migrations::{ensure_migrated, migrate};
 
 /// The file used when no database URL is given (SPEC §1).
@@ -31,15 +38,20 @@ pub const DEFAULT_SQLITE_FILE: &str = "httphooks.sqlite3";
 pub enum Db {
     Sqlite(SqliteConnection),
     Postgres(PgConnection),
+    #[cfg(feature = "mysql")]
+    Mysql(diesel::MysqlConnection),
 }
 
 /// Runs the same diesel code on whichever connection `db` holds; the body is compiled
-/// once per backend, so it may use anything both backends support.
+/// once per backend, so it may use only what every backend supports (what does not
+/// goes through [`Backend`]).
 macro_rules! with_conn {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
             $crate::storage::Db::Sqlite($conn) => $body,
             $crate::storage::Db::Postgres($conn) => $body,
+            #[cfg(feature = "mysql")]
+            $crate::storage::Db::Mysql($conn) => $body,
         }
     };
 }
@@ -50,6 +62,7 @@ pub(crate) use with_conn;
 pub enum Target {
     Sqlite(String),
     Postgres(String),
+    Mysql(String),
 }
 
 impl Target {
@@ -69,14 +82,12 @@ impl Target {
         if let Some(path) = url.strip_prefix("sqlite:") {
             return Ok(Target::Sqlite(path.to_owned()));
         }
-        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-            return Err(Error::invalid(
-                "MySQL/MariaDB is not supported yet; use a sqlite:// or postgres:// DATABASE_URL",
-            ));
+        if url.starts_with("mysql://") {
+            return Ok(Target::Mysql(url.to_owned()));
         }
         if url.contains("://") {
             return Err(Error::invalid(format!(
-                "unsupported database URL scheme in {}; use sqlite://PATH, a file path or postgres://…",
+                "unsupported database URL scheme in {}; use sqlite://PATH, a file path, postgres://… or mysql://…",
                 redact_url(url)
             )));
         }
@@ -162,6 +173,12 @@ impl Db {
                 sqlite::open(&path).map(Db::Sqlite)
             }
             Target::Postgres(url) => postgres::open(&url).map(Db::Postgres),
+            #[cfg(feature = "mysql")]
+            Target::Mysql(url) => mysql::open(&url).map(Db::Mysql),
+            #[cfg(not(feature = "mysql"))]
+            Target::Mysql(_) => Err(Error::invalid(
+                "this httphooks was built without MySQL/MariaDB support; rebuild it with `cargo build --release --features mysql` (see README: MySQL and MariaDB)",
+            )),
         }
     }
 
@@ -187,40 +204,47 @@ impl Db {
         }
         Db::open_migrated(url)
     }
-    /// For the delivery engine's connections: commit without waiting for the disk.
-    /// A crash of the machine (SQLite) or of the server (PostgreSQL) can then undo the
-    /// last few claims and recorded outcomes; those callbacks are sent again with the
-    /// same webhook-id, which at-least-once delivery allows. Never corrupts anything.
-    /// On SQLite a lock held by another connection is waited for one second at a time
-    /// (the engine retries within its deadline instead of blocking past it).
-    pub fn tune_for_delivery(&mut self) -> Result<()> {
-        use diesel::connection::SimpleConnection;
+    /// The backend this connection is to: the one place that looks at the variant.
+    pub fn backend(&mut self) -> &mut dyn Backend {
         match self {
-            Db::Sqlite(conn) => {
-                conn.batch_execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000")?
-            }
-            // A lock on httphooks' tables (a long transaction, a migration) must not
-            // hold a run past its deadline: statements give up waiting after a second
-            // and the run retries them until its deadline, like SQLite's busy timeout.
-            Db::Postgres(conn) => {
-                conn.batch_execute("SET synchronous_commit = off; SET lock_timeout = '1s'")?
-            }
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(conn) => conn,
+            #[cfg(feature = "mysql")]
+            Db::Mysql(conn) => conn,
         }
-        Ok(())
     }
 
-    /// Whether a second connection may write while the first claims (PostgreSQL);
-    /// SQLite has one writer at a time, and two connections would only wait on each
-    /// other.
+    fn backend_ref(&self) -> &dyn Backend {
+        match self {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(conn) => conn,
+            #[cfg(feature = "mysql")]
+            Db::Mysql(conn) => conn,
+        }
+    }
+
+    /// For the delivery engine's connections: commit without waiting for the disk.
+    /// A crash of the machine (SQLite) or of the server (PostgreSQL, MySQL) can then
+    /// undo the last few claims and recorded outcomes; those callbacks are sent again
+    /// with the same webhook-id, which at-least-once delivery allows. Never corrupts
+    /// anything. On SQLite a lock held by another connection is waited for one second
+    /// at a time (the engine retries within its deadline instead of blocking past it).
+    pub fn tune_for_delivery(&mut self) -> Result<()> {
+        self.backend().tune_for_delivery()
+    }
+
+    /// See [`Backend::allows_concurrent_writers`].
     pub fn allows_concurrent_writers(&self) -> bool {
-        matches!(self, Db::Postgres(_))
+        self.backend_ref().allows_concurrent_writers()
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "SQLite",
-            Db::Postgres(_) => "PostgreSQL",
-        }
+        self.backend_ref().name()
+    }
+
+    /// See [`Backend::other_schema_hint`].
+    pub fn other_schema_hint(&self) -> Option<&'static str> {
+        self.backend_ref().other_schema_hint()
     }
 
     /// The columns of an application table, or None when there is no such table.
@@ -231,52 +255,45 @@ impl Db {
     /// An application table by the name a user gives or a hook stores (on PostgreSQL
     /// `schema.table` for one outside the schema httphooks works in), or None.
     pub fn find_table(&mut self, name: &str) -> Result<Option<Table>> {
-        match self {
-            Db::Sqlite(conn) => sqlite::find_table(conn, name),
-            Db::Postgres(conn) => postgres::find_table(conn, name),
-        }
+        self.backend().find_table(name)
     }
 
-    /// The table with this identity whatever it is called now (PostgreSQL; SQLite
+    /// The table with this identity whatever it is called now (PostgreSQL; elsewhere
     /// tables have no identity but their name, so None there).
     pub fn table_by_oid(&mut self, oid: i64) -> Result<Option<Table>> {
-        match self {
-            Db::Sqlite(_) => Ok(None),
-            Db::Postgres(conn) => postgres::table_by_oid(conn, oid),
-        }
+        self.backend().table_by_oid(oid)
     }
 
     /// The SQL that creates the triggers turning row changes on `table` into callbacks
-    /// (after dropping any it has). SQLite triggers record only what `watched` says; the
-    /// PostgreSQL trigger reads the hooks when it fires.
+    /// (after dropping any it has). SQLite and MySQL triggers record only what
+    /// `watched` says; the PostgreSQL trigger reads the hooks when it fires.
     pub fn trigger_sql(&self, table: &Table, watched: &Watched) -> Vec<String> {
-        match self {
-            Db::Sqlite(_) => sqlite::trigger_sql(table, watched),
-            Db::Postgres(_) => postgres::trigger_sql(table),
-        }
+        self.backend_ref().trigger_sql(table, watched)
     }
 
     /// The SQL that drops the triggers of `table`.
     pub fn drop_trigger_sql(&self, table: &Table) -> Vec<String> {
-        match self {
-            Db::Sqlite(_) => sqlite::drop_trigger_sql(&table.name),
-            Db::Postgres(_) => postgres::drop_trigger_sql(table),
-        }
+        self.backend_ref().drop_trigger_sql(table)
     }
 
     /// (Re-)creates the triggers of `table`.
     pub fn install_triggers(&mut self, table: &Table, watched: &Watched) -> Result<()> {
-        use diesel::connection::SimpleConnection;
         let mut statements = self.drop_trigger_sql(table);
         statements.extend(self.trigger_sql(table, watched));
-        with_conn!(self, |conn| conn.batch_execute(&statements.join("\n")))?;
-        Ok(())
+        self.execute_all(&statements)
     }
 
     pub fn drop_triggers(&mut self, table: &Table) -> Result<()> {
-        use diesel::connection::SimpleConnection;
         let statements = self.drop_trigger_sql(table);
-        with_conn!(self, |conn| conn.batch_execute(&statements.join("\n")))?;
+        self.execute_all(&statements)
+    }
+
+    /// Runs SQL statements one after the other.
+    fn execute_all(&mut self, statements: &[String]) -> Result<()> {
+        use diesel::connection::SimpleConnection;
+        for statement in statements {
+            with_conn!(self, |conn| conn.batch_execute(statement))?;
+        }
         Ok(())
     }
 
@@ -284,29 +301,25 @@ impl Db {
     /// now: a cheap look at the catalog (SQLite compares the stored trigger SQL, so a
     /// column added, renamed or dropped since makes them stale).
     pub fn capture_state(&mut self, table: &Table, watched: &Watched) -> Result<CaptureState> {
-        match self {
-            Db::Sqlite(conn) => sqlite::capture_state(conn, table, watched),
-            Db::Postgres(conn) => postgres::capture_state(conn, table),
-        }
+        self.backend().capture_state(table, watched)
     }
 
     /// Moves up to `limit` of the oldest new callbacks from where triggers and
     /// `enqueue` write them (httphooks_new_callbacks, cheap for the application to
     /// insert into) into the queue. Returns how many.
     pub fn admit_new_callbacks(&mut self, limit: i64) -> Result<usize> {
-        match self {
-            Db::Sqlite(conn) => sqlite::admit(conn, limit),
-            Db::Postgres(conn) => postgres::admit(conn, limit),
-        }
+        self.backend().admit(limit)
     }
 
     /// New callbacks not admitted yet (made at or after `since`): waiting callbacks
     /// that the queue table does not show yet.
     pub fn count_new_callbacks(&mut self, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
-        match self {
-            Db::Sqlite(conn) => sqlite::count_new(conn, since),
-            Db::Postgres(conn) => postgres::count_new(conn, since),
-        }
+        self.backend().count_new(since)
+    }
+
+    /// When the oldest new callback not admitted yet was made.
+    pub fn oldest_new_callback(&mut self) -> Result<Option<chrono::NaiveDateTime>> {
+        self.backend().oldest_new()
     }
 
     /// Claims up to `limit` due callbacks for `token`, each with a lease (see
@@ -319,18 +332,12 @@ impl Db {
         token: &str,
         marks: &callbacks::StartMarks,
     ) -> Result<Vec<callbacks::Claimed>> {
-        match self {
-            Db::Sqlite(conn) => sqlite::claim(conn, filter, limit, token, marks),
-            Db::Postgres(conn) => postgres::claim(conn, filter, limit, token, marks),
-        }
+        self.backend().claim(filter, limit, token, marks)
     }
 
     /// See `callbacks::renew`.
     pub fn renew_claims(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
-        match self {
-            Db::Sqlite(conn) => sqlite::renew(conn, token, ids, started),
-            Db::Postgres(conn) => postgres::renew(conn, token, ids, started),
-        }
+        self.backend().renew(token, ids, started)
     }
 
     /// Due callbacks in claim order, without claiming them.
@@ -339,10 +346,7 @@ impl Db {
         filter: &callbacks::ClaimFilter,
         limit: i64,
     ) -> Result<Vec<models::Callback>> {
-        match self {
-            Db::Sqlite(conn) => sqlite::peek_due(conn, filter, limit),
-            Db::Postgres(conn) => postgres::peek_due(conn, filter, limit),
-        }
+        self.backend().peek_due(filter, limit)
     }
 
     /// Applies a JSON array of outcomes (see `callbacks::record`) to the callbacks this
@@ -353,10 +357,7 @@ impl Db {
         changes: &str,
         now: chrono::NaiveDateTime,
     ) -> Result<usize> {
-        match self {
-            Db::Sqlite(conn) => sqlite::apply_outcomes(conn, token, changes, now),
-            Db::Postgres(conn) => postgres::apply_outcomes(conn, token, changes, now),
-        }
+        self.backend().apply_outcomes(token, changes, now)
     }
 
     /// Runs `f` in a transaction that takes the write lock up front on SQLite, so that
@@ -365,12 +366,7 @@ impl Db {
     /// batch inserts) become savepoints.
     pub fn write_transaction<T>(&mut self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
         use diesel::connection::{AnsiTransactionManager, TransactionManager};
-        match self {
-            Db::Sqlite(conn) => {
-                AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN IMMEDIATE")?
-            }
-            Db::Postgres(conn) => AnsiTransactionManager::begin_transaction(conn)?,
-        }
+        self.backend().begin_write()?;
         let result = f(self);
         let end = match &result {
             Ok(_) => with_conn!(self, |conn| AnsiTransactionManager::commit_transaction(
@@ -386,131 +382,13 @@ impl Db {
     }
 }
 
-/// The events of a table's rows.
-pub const ROW_EVENTS: [&str; 3] = ["insert", "update", "delete"];
-
-/// What the enabled hooks of a table listen to: its row events, and for updates the
-/// columns they watch (None when some hook takes any update).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Watched {
-    pub events: Vec<String>,
-    pub update_columns: Option<Vec<String>>,
-}
-
-/// The row of a `SELECT count(*) AS n` written in SQL.
-#[derive(diesel::QueryableByName)]
-pub(crate) struct CountRow {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub n: i64,
-}
-
-/// An application table as httphooks finds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Table {
-    /// The name hooks store and messages show: on PostgreSQL schema-qualified
-    /// (`sales.orders`) when the table is not in the schema httphooks works in.
-    pub name: String,
-    /// PostgreSQL: how DDL names it (quoted, qualified where needed).
-    pub sql_name: String,
-    /// PostgreSQL: the table's oid, which renames keep.
-    pub oid: Option<i64>,
-    /// Its columns; `primary_key` marks the key that `object_id` is made of (the
-    /// table's primary key, or the hooks' `--key` columns, see [`Table::keyed_by`]).
-    pub columns: Vec<Column>,
-}
-
-impl Table {
-    /// The table with `key` (column names) as the key triggers record, in place of
-    /// its primary key; None keeps the primary key.
-    pub fn keyed_by(mut self, key: Option<&[String]>) -> Table {
-        if let Some(key) = key {
-            for column in &mut self.columns {
-                column.primary_key = key
-                    .iter()
-                    .position(|k| k == &column.name)
-                    .map_or(0, |p| p as i32 + 1);
-            }
-        }
-        self
-    }
-
-    /// The names of the key columns, in key order.
-    pub fn key_names(&self) -> Vec<String> {
-        primary_key(&self.columns)
-            .into_iter()
-            .map(|c| c.name.clone())
-            .collect()
-    }
-}
-
-/// What a table's triggers are, compared with what httphooks would install now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureState {
-    Intact,
-    /// No trigger of httphooks' on the table.
-    Missing,
-    /// Triggers that do not match the table's columns, key or hooks.
-    Stale,
-}
-
-/// What httphooks knows of an application table's column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    pub name: String,
-    pub kind: ColumnKind,
-    /// 1-based position in the primary key, 0 when not part of it.
-    pub primary_key: i32,
-    /// The database holds only integers here whatever is written (SQLite's rowid
-    /// alias), so triggers need not guard against other types.
-    pub always_integer: bool,
-}
-
-/// Column types as far as payloads care: what a sample value looks like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnKind {
-    Integer,
-    Real,
-    Boolean,
-    Text,
-    Timestamp,
-    Json,
-    Blob,
-}
-
-impl ColumnKind {
-    /// Maps a declared SQL type (either backend's spelling) to its kind.
-    pub fn from_declared(declared: &str) -> ColumnKind {
-        let t = declared.to_ascii_lowercase();
-        if t.starts_with("json") {
-            ColumnKind::Json
-        } else if t.contains("bool") {
-            ColumnKind::Boolean
-        } else if t.contains("int") || t == "serial" || t == "bigserial" || t == "smallserial" {
-            ColumnKind::Integer
-        } else if t.contains("real")
-            || t.contains("floa")
-            || t.contains("doub")
-            || t.contains("numeric")
-            || t.contains("decimal")
-        {
-            ColumnKind::Real
-        } else if t.contains("time") || t.contains("date") {
-            ColumnKind::Timestamp
-        } else if t.contains("blob") || t == "bytea" {
-            ColumnKind::Blob
-        } else {
-            ColumnKind::Text
-        }
-    }
-}
-
-/// Quotes an SQL identifier; works for both backends.
+/// Quotes an SQL identifier for SQLite and PostgreSQL (MySQL's are in `mysql.rs`).
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Quotes an SQL string literal; works for both backends (PostgreSQL runs with
-/// standard_conforming_strings on).
+/// Quotes an SQL string literal for SQLite and PostgreSQL (which runs with
+/// standard_conforming_strings on); MySQL's are in `mysql.rs`.
 pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }

@@ -173,7 +173,14 @@ impl NewHookVersion {
 /// application stored can make reading a callback fail.
 #[derive(Debug, Clone, Default, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = httphooks_callback_details)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+#[cfg_attr(
+    not(feature = "mysql"),
+    diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))
+)]
+#[cfg_attr(
+    feature = "mysql",
+    diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg, diesel::mysql::Mysql))
+)]
 pub struct Callback {
     pub id: i64,
     pub hook_id: i64,

@@ -362,3 +362,166 @@ pub fn apply_outcomes(
     .bind::<Text, _>(token)
     .execute(conn)?)
 }
+
+const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/postgres");
+
+#[derive(QueryableByName)]
+struct CreatedAt {
+    #[diesel(sql_type = Timestamp)]
+    created_at: chrono::NaiveDateTime,
+}
+
+#[derive(QueryableByName)]
+struct Made {
+    #[diesel(sql_type = Integer)]
+    made: i32,
+}
+
+impl super::Backend for PgConnection {
+    fn name(&self) -> &'static str {
+        "PostgreSQL"
+    }
+
+    /// Row locks: runs on several hosts claim and record at the same time.
+    fn allows_concurrent_writers(&self) -> bool {
+        true
+    }
+
+    fn other_schema_hint(&self) -> Option<&'static str> {
+        Some("a table of another schema is named schema.table")
+    }
+
+    fn tune_for_delivery(&mut self) -> Result<()> {
+        // A lock on httphooks' tables (a long transaction, a migration) must not hold a
+        // run past its deadline: statements give up waiting after a second and the run
+        // retries them until its deadline, like SQLite's busy timeout.
+        self.batch_execute("SET synchronous_commit = off; SET lock_timeout = '1s'")?;
+        Ok(())
+    }
+
+    fn begin_write(&mut self) -> Result<()> {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        AnsiTransactionManager::begin_transaction(self)?;
+        Ok(())
+    }
+
+    fn migration_versions(&self) -> Result<Vec<String>> {
+        super::migrations::version_names::<diesel::pg::Pg>(&MIGRATIONS)
+    }
+
+    /// Two `migrate` runs at once: the second waits, then finds nothing to do.
+    fn lock_migrations(&mut self) -> Result<()> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(727274685)").execute(self)?;
+        Ok(())
+    }
+
+    fn run_migrations(&mut self, applied: &[String]) -> Result<usize> {
+        super::migrations::run_pending(self, &MIGRATIONS, applied)
+    }
+
+    fn find_table(&mut self, name: &str) -> Result<Option<Table>> {
+        find_table(self, name)
+    }
+
+    fn table_by_oid(&mut self, oid: i64) -> Result<Option<Table>> {
+        table_by_oid(self, oid)
+    }
+
+    /// One trigger per table; the function it runs reads the hooks when it fires.
+    fn trigger_sql(&self, table: &Table, _watched: &super::Watched) -> Vec<String> {
+        trigger_sql(table)
+    }
+
+    fn drop_trigger_sql(&self, table: &Table) -> Vec<String> {
+        drop_trigger_sql(table)
+    }
+
+    fn capture_state(&mut self, table: &Table, _watched: &super::Watched) -> Result<CaptureState> {
+        capture_state(self, table)
+    }
+
+    fn admit(&mut self, limit: i64) -> Result<usize> {
+        admit(self, limit)
+    }
+
+    fn count_new(&mut self, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
+        count_new(self, since)
+    }
+
+    fn oldest_new(&mut self) -> Result<Option<chrono::NaiveDateTime>> {
+        let rows: Vec<CreatedAt> =
+            diesel::sql_query("SELECT created_at FROM httphooks_new_callbacks ORDER BY id LIMIT 1")
+                .load(self)?;
+        Ok(rows.first().map(|row| row.created_at))
+    }
+
+    fn claim(
+        &mut self,
+        filter: &ClaimFilter,
+        limit: i64,
+        token: &str,
+        marks: &StartMarks,
+    ) -> Result<Vec<Claimed>> {
+        claim(self, filter, limit, token, marks)
+    }
+
+    fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
+        renew(self, token, ids, started)
+    }
+
+    fn peek_due(
+        &mut self,
+        filter: &ClaimFilter,
+        limit: i64,
+    ) -> Result<Vec<super::models::Callback>> {
+        peek_due(self, filter, limit)
+    }
+
+    fn apply_outcomes(
+        &mut self,
+        token: &str,
+        changes: &str,
+        now: chrono::NaiveDateTime,
+    ) -> Result<usize> {
+        apply_outcomes(self, token, changes, now)
+    }
+
+    /// The SQL function applications in any language call (see the migrations).
+    fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize> {
+        let made: Made = diesel::sql_query("SELECT httphooks_enqueue($1, $2, $3::jsonb) AS made")
+            .bind::<Text, _>(hook)
+            .bind::<Text, _>(event)
+            .bind::<Text, _>(data.to_string())
+            .get_result(self)?;
+        Ok(made.made as usize)
+    }
+
+    fn insert_run(&mut self, run: &super::runs::NewRun) -> Result<i64> {
+        use super::schema::httphooks_runs::dsl as r;
+        Ok(diesel::insert_into(r::httphooks_runs)
+            .values(run)
+            .returning(r::id)
+            .get_result(self)?)
+    }
+
+    fn save_token(
+        &mut self,
+        key: &str,
+        token: &str,
+        expires_at: chrono::NaiveDateTime,
+    ) -> Result<()> {
+        use super::schema::httphooks_oauth_tokens::dsl as t;
+        diesel::insert_into(t::httphooks_oauth_tokens)
+            .values((
+                t::cache_key.eq(key),
+                t::access_token.eq(token),
+                t::expires_at.eq(expires_at),
+            ))
+            .on_conflict(t::cache_key)
+            .do_update()
+            .set((t::access_token.eq(token), t::expires_at.eq(expires_at)))
+            .execute(self)?;
+        Ok(())
+    }
+}

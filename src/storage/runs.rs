@@ -61,10 +61,7 @@ pub struct Run {
 
 /// Records that a run started; returns its id.
 pub fn start(db: &mut Db, run: &NewRun) -> Result<i64> {
-    with_conn!(db, |conn| Ok(diesel::insert_into(r::httphooks_runs)
-        .values(run)
-        .returning(r::id)
-        .get_result(conn)?))
+    db.backend().insert_run(run)
 }
 
 pub fn end(db: &mut Db, id: i64, end: &RunEnd) -> Result<()> {

@@ -548,3 +548,148 @@ pub fn apply_outcomes(
     .bind::<Text, _>(token)
     .execute(conn)?)
 }
+
+const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/sqlite");
+
+#[derive(QueryableByName)]
+struct CreatedAt {
+    #[diesel(sql_type = Timestamp)]
+    created_at: chrono::NaiveDateTime,
+}
+
+impl super::Backend for SqliteConnection {
+    fn name(&self) -> &'static str {
+        "SQLite"
+    }
+
+    /// One writer at a time: a second connection would only wait for the first.
+    fn allows_concurrent_writers(&self) -> bool {
+        false
+    }
+
+    fn tune_for_delivery(&mut self) -> Result<()> {
+        self.batch_execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000")?;
+        Ok(())
+    }
+
+    /// Takes the write lock up front, so that concurrent writers wait for
+    /// `busy_timeout` instead of failing half-way.
+    fn begin_write(&mut self) -> Result<()> {
+        diesel::connection::AnsiTransactionManager::begin_transaction_sql(self, "BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    fn migration_versions(&self) -> Result<Vec<String>> {
+        super::migrations::version_names::<diesel::sqlite::Sqlite>(&MIGRATIONS)
+    }
+
+    /// The caller's BEGIN IMMEDIATE already keeps other `migrate` runs out.
+    fn run_migrations(&mut self, applied: &[String]) -> Result<usize> {
+        super::migrations::run_pending(self, &MIGRATIONS, applied)
+    }
+
+    fn find_table(&mut self, name: &str) -> Result<Option<Table>> {
+        find_table(self, name)
+    }
+
+    fn trigger_sql(&self, table: &Table, watched: &Watched) -> Vec<String> {
+        trigger_sql(table, watched)
+    }
+
+    fn drop_trigger_sql(&self, table: &Table) -> Vec<String> {
+        drop_trigger_sql(&table.name)
+    }
+
+    fn capture_state(&mut self, table: &Table, watched: &Watched) -> Result<CaptureState> {
+        capture_state(self, table, watched)
+    }
+
+    fn admit(&mut self, limit: i64) -> Result<usize> {
+        admit(self, limit)
+    }
+
+    fn count_new(&mut self, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
+        count_new(self, since)
+    }
+
+    fn oldest_new(&mut self) -> Result<Option<chrono::NaiveDateTime>> {
+        let rows: Vec<CreatedAt> =
+            diesel::sql_query("SELECT created_at FROM httphooks_new_callbacks ORDER BY id LIMIT 1")
+                .load(self)?;
+        Ok(rows.first().map(|row| row.created_at))
+    }
+
+    fn claim(
+        &mut self,
+        filter: &ClaimFilter,
+        limit: i64,
+        token: &str,
+        marks: &StartMarks,
+    ) -> Result<Vec<Claimed>> {
+        claim(self, filter, limit, token, marks)
+    }
+
+    fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
+        renew(self, token, ids, started)
+    }
+
+    fn peek_due(
+        &mut self,
+        filter: &ClaimFilter,
+        limit: i64,
+    ) -> Result<Vec<super::models::Callback>> {
+        peek_due(self, filter, limit)
+    }
+
+    fn apply_outcomes(
+        &mut self,
+        token: &str,
+        changes: &str,
+        now: chrono::NaiveDateTime,
+    ) -> Result<usize> {
+        apply_outcomes(self, token, changes, now)
+    }
+
+    /// Where the triggers write too (see the migrations); matched to the hook version
+    /// now, since a custom event names its hook.
+    fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize> {
+        Ok(diesel::sql_query(
+            "INSERT INTO httphooks_new_callbacks (version_id, event_type, row_data, created_at) \
+             SELECT h.version_id, ?, json(?), julianday('now') \
+             FROM httphooks_hooks h WHERE h.name = ? AND h.enabled",
+        )
+        .bind::<Text, _>(event)
+        .bind::<Text, _>(data.to_string())
+        .bind::<Text, _>(hook)
+        .execute(self)?)
+    }
+
+    fn insert_run(&mut self, run: &super::runs::NewRun) -> Result<i64> {
+        use super::schema::httphooks_runs::dsl as r;
+        Ok(diesel::insert_into(r::httphooks_runs)
+            .values(run)
+            .returning(r::id)
+            .get_result(self)?)
+    }
+
+    fn save_token(
+        &mut self,
+        key: &str,
+        token: &str,
+        expires_at: chrono::NaiveDateTime,
+    ) -> Result<()> {
+        use super::schema::httphooks_oauth_tokens::dsl as t;
+        diesel::insert_into(t::httphooks_oauth_tokens)
+            .values((
+                t::cache_key.eq(key),
+                t::access_token.eq(token),
+                t::expires_at.eq(expires_at),
+            ))
+            .on_conflict(t::cache_key)
+            .do_update()
+            .set((t::access_token.eq(token), t::expires_at.eq(expires_at)))
+            .execute(self)?;
+        Ok(())
+    }
+}

@@ -151,6 +151,20 @@ impl FromSql<Text, Pg> for RowJson {
     }
 }
 
+#[cfg(feature = "mysql")]
+impl FromSql<Text, diesel::mysql::Mysql> for RowText {
+    fn from_sql(value: diesel::mysql::MysqlValue<'_>) -> deserialize::Result<Self> {
+        Ok(RowText(decode_text(value.as_bytes())))
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl FromSql<Text, diesel::mysql::Mysql> for RowJson {
+    fn from_sql(value: diesel::mysql::MysqlValue<'_>) -> deserialize::Result<Self> {
+        Ok(RowJson(decode_row_json(value.as_bytes())))
+    }
+}
+
 impl<DB: diesel::backend::Backend> FromSql<Nullable<Text>, DB> for OptionalRowText
 where
     RowText: FromSql<Text, DB>,

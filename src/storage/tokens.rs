@@ -20,19 +20,7 @@ pub fn load(db: &mut Db, key: &str, now: NaiveDateTime) -> Result<Option<(String
 }
 
 pub fn save(db: &mut Db, key: &str, token: &str, expires_at: NaiveDateTime) -> Result<()> {
-    with_conn!(db, |conn| {
-        diesel::insert_into(t::httphooks_oauth_tokens)
-            .values((
-                t::cache_key.eq(key),
-                t::access_token.eq(token),
-                t::expires_at.eq(expires_at),
-            ))
-            .on_conflict(t::cache_key)
-            .do_update()
-            .set((t::access_token.eq(token), t::expires_at.eq(expires_at)))
-            .execute(conn)
-    })?;
-    Ok(())
+    db.backend().save_token(key, token, expires_at)
 }
 
 /// Forgets a token the target refused, unless another run has already replaced it.

@@ -10,9 +10,16 @@ use assert_cmd::Command;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
+#[cfg(feature = "mysql")]
+use diesel::MysqlConnection;
 
 /// The variable that names the PostgreSQL database the tests may use.
 pub const POSTGRES_URL_VAR: &str = "HTTPHOOKS_TEST_POSTGRES_URL";
+
+/// The variable that names the MySQL/MariaDB server the tests may use (a URL whose
+/// user may create databases, e.g. `mysql://root@127.0.0.1:3306/`); each test makes
+/// a database of its own there. Read only in builds with `--features mysql`.
+pub const MYSQL_URL_VAR: &str = "HTTPHOOKS_TEST_MYSQL_URL";
 
 pub enum Kind {
     Sqlite,
@@ -22,6 +29,11 @@ pub enum Kind {
     },
     /// A whole PostgreSQL database that the test made (and drops) itself.
     PostgresDatabase,
+    /// A MySQL database of its own (dropped afterwards).
+    Mysql {
+        server_url: String,
+        database: String,
+    },
 }
 
 /// A fresh database for one test: a SQLite file in a temporary directory, or a
@@ -67,6 +79,69 @@ impl TestDb {
             url,
             kind: Kind::Postgres { base_url, schema },
         })
+    }
+
+    /// None when MySQL is not configured (build.rs then marks the MySQL tests ignored);
+    /// under CI=true a missing MySQL fails the test instead.
+    #[cfg(feature = "mysql")]
+    pub fn mysql() -> Option<TestDb> {
+        let Ok(base_url) = std::env::var(MYSQL_URL_VAR) else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{MYSQL_URL_VAR} is not set, and CI=true: the MySQL tests must run in CI");
+            }
+            eprintln!(
+                "SKIPPED: MySQL test, because {MYSQL_URL_VAR} is not set (see README: Tests)"
+            );
+            return None;
+        };
+        let server_url = mysql_url_with_database(&base_url, "");
+        let database = format!("t_{:016x}", rand_u64());
+        let mut conn = MysqlConnection::establish(&server_url)
+            .unwrap_or_else(|e| panic!("{MYSQL_URL_VAR} is set but MySQL cannot be reached: {e}"));
+        conn.batch_execute(&format!("CREATE DATABASE {database} CHARACTER SET utf8mb4"))
+            .unwrap();
+        Some(TestDb {
+            dir: tempfile::tempdir().unwrap(),
+            url: mysql_url_with_database(&base_url, &database),
+            kind: Kind::Mysql {
+                server_url,
+                database,
+            },
+        })
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.kind, Kind::Sqlite)
+    }
+
+    /// SQL for `expr` (a timestamp) moved by `minutes`, in this backend's spelling.
+    pub fn shifted(&self, expr: &str, minutes: i64) -> String {
+        match self.kind {
+            Kind::Sqlite => format!("strftime('%Y-%m-%d %H:%M:%f', {expr}, '{minutes} minutes')"),
+            Kind::Mysql { .. } => format!("DATE_ADD({expr}, INTERVAL {minutes} MINUTE)"),
+            _ => format!("({expr} + INTERVAL '{minutes} minutes')"),
+        }
+    }
+
+    /// SQL for the current time in UTC, as httphooks' timestamps hold it.
+    pub fn now_sql(&self) -> &'static str {
+        match self.kind {
+            Kind::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+            Kind::Mysql { .. } => "UTC_TIMESTAMP(6)",
+            _ => "(now() AT TIME ZONE 'UTC')",
+        }
+    }
+
+    /// SQL that casts `expr` to text.
+    pub fn as_text(&self, expr: &str) -> String {
+        match self.kind {
+            Kind::Mysql { .. } => format!("CAST({expr} AS CHAR)"),
+            _ => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    pub fn is_mysql(&self) -> bool {
+        matches!(self.kind, Kind::Mysql { .. })
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -141,6 +216,21 @@ impl TestDb {
             Kind::Postgres { .. } | Kind::PostgresDatabase => {
                 Client::Postgres(PgConnection::establish(&self.url).unwrap())
             }
+            #[cfg(feature = "mysql")]
+            Kind::Mysql { .. } => {
+                let mut conn = MysqlConnection::establish(&self.url).unwrap();
+                // As an application in UTC would (the tests compare times with now),
+                // speaking standard SQL: "quoted" names and || (the tests' SQL is shared
+                // by every backend; httphooks' own SQL needs neither).
+                conn.batch_execute(
+                    "SET time_zone = '+00:00'; \
+                     SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES,PIPES_AS_CONCAT')",
+                )
+                .unwrap();
+                Client::Mysql(conn)
+            }
+            #[cfg(not(feature = "mysql"))]
+            Kind::Mysql { .. } => unreachable!("MySQL tests need --features mysql"),
         }
     }
 
@@ -185,6 +275,8 @@ impl TestDb {
     pub fn id_column(&self) -> &'static str {
         if self.is_postgres() {
             "id SERIAL PRIMARY KEY"
+        } else if self.is_mysql() {
+            "id INTEGER AUTO_INCREMENT PRIMARY KEY"
         } else {
             "id INTEGER PRIMARY KEY"
         }
@@ -202,12 +294,53 @@ impl Drop for TestDb {
                 let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
             }
         }
+        #[cfg(feature = "mysql")]
+        if let Kind::Mysql {
+            server_url,
+            database,
+        } = &self.kind
+        {
+            if let Ok(mut conn) = MysqlConnection::establish(server_url) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE {database}"));
+            }
+        }
     }
 }
 
 pub enum Client {
     Sqlite(SqliteConnection),
     Postgres(PgConnection),
+    #[cfg(feature = "mysql")]
+    Mysql(MysqlConnection),
+}
+
+/// `url` (a MySQL server URL, with or without a database) naming `database`.
+pub fn mysql_url_with_database(url: &str, database: &str) -> String {
+    let (url, query) = url
+        .split_once('?')
+        .map_or((url, None), |(u, q)| (u, Some(q)));
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let server = match url[start..].find('/') {
+        Some(slash) => &url[..start + slash],
+        None => url,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+impl Client {
+    /// Runs SQL that may fail, returning the error.
+    pub fn try_sql(&mut self, sql: &str) -> Result<(), String> {
+        match self {
+            Client::Sqlite(c) => c.batch_execute(sql),
+            Client::Postgres(c) => c.batch_execute(sql),
+            #[cfg(feature = "mysql")]
+            Client::Mysql(c) => c.batch_execute(sql),
+        }
+        .map_err(|e| e.to_string())
+    }
 }
 
 #[derive(QueryableByName)]
@@ -224,11 +357,7 @@ struct TextValue {
 
 impl Client {
     pub fn sql(&mut self, sql: &str) {
-        let result = match self {
-            Client::Sqlite(c) => c.batch_execute(sql),
-            Client::Postgres(c) => c.batch_execute(sql),
-        };
-        result.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.try_sql(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// `sql` must select one integer as `n`.
@@ -237,6 +366,8 @@ impl Client {
         let row: Count = match self {
             Client::Sqlite(c) => query.get_result(c),
             Client::Postgres(c) => query.get_result(c),
+            #[cfg(feature = "mysql")]
+            Client::Mysql(c) => query.get_result(c),
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
         row.n
@@ -248,6 +379,8 @@ impl Client {
         let row: TextValue = match self {
             Client::Sqlite(c) => query.get_result(c),
             Client::Postgres(c) => query.get_result(c),
+            #[cfg(feature = "mysql")]
+            Client::Mysql(c) => query.get_result(c),
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
         row.v
@@ -267,13 +400,22 @@ fn rand_u64() -> u64 {
     hasher.finish()
 }
 
-/// Runs a test body once on SQLite and once on PostgreSQL:
-/// `on_both_backends!(name, |db: TestDb| { … });`
+/// Runs a test body once on each backend: SQLite, PostgreSQL, and MySQL in builds
+/// with `--features mysql`: `on_every_backend!(name, |db: TestDb| { … });`
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_every_backend {
     ($name:ident, $body:expr) => {
         mod $name {
             use super::*;
+            #[cfg(feature = "mysql")]
+            #[test]
+            #[cfg_attr(no_mysql, ignore = "set HTTPHOOKS_TEST_MYSQL_URL to run MySQL tests")]
+            fn mysql() {
+                let body: fn(TestDb) = $body;
+                if let Some(db) = TestDb::mysql() {
+                    body(db);
+                }
+            }
             #[test]
             fn sqlite() {
                 let body: fn(TestDb) = $body;

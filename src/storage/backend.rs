@@ -1,0 +1,241 @@
+//! The one interface every backend implements, and the types it speaks in.
+//!
+//! Each backend file (`sqlite.rs`, `postgres.rs`, `mysql.rs`) implements [`Backend`]
+//! on its diesel connection type and holds all SQL that is its own: connection
+//! settings, migrations, table introspection, triggers, admission and claims. The rest
+//! of storage uses [`super::Db`], whose methods forward here, and diesel's DSL for
+//! queries every backend runs as they are (the `with_conn!` macro). Nothing outside
+//! storage asks which backend it has: it asks a capability.
+
+use chrono::NaiveDateTime;
+
+use super::callbacks::{ClaimFilter, Claimed, StartMarks};
+use super::models::Callback;
+use super::primary_key;
+use super::runs::NewRun;
+use crate::error::Result;
+
+/// What a database must do for httphooks. Object safe: `Db` hands out `&mut dyn
+/// Backend`.
+pub trait Backend {
+    /// The product name, for messages ("SQLite").
+    fn name(&self) -> &'static str;
+
+    /// Whether a second connection may write while the first claims. Where it may
+    /// not (SQLite: one writer at a time), two connections would only wait on each
+    /// other, so the engine records outcomes on its claiming connection.
+    fn allows_concurrent_writers(&self) -> bool;
+
+    /// How a user names a table outside the current schema, for a message about a
+    /// table not found; None where tables have one namespace per database.
+    fn other_schema_hint(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Settings for the delivery engine's connections (see `Db::tune_for_delivery`).
+    fn tune_for_delivery(&mut self) -> Result<()>;
+
+    /// Begins a transaction that writes (see `Db::write_transaction`).
+    fn begin_write(&mut self) -> Result<()>;
+
+    // --- Schema -------------------------------------------------------------------
+
+    /// The versions of this binary's migrations for this backend, oldest first.
+    fn migration_versions(&self) -> Result<Vec<String>>;
+
+    /// Keeps concurrent `migrate` runs apart until the caller's transaction ends
+    /// (where its write transaction does not already).
+    fn lock_migrations(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs the migrations not in `applied` (recording each in
+    /// `httphooks_schema_migrations`), inside the caller's write transaction.
+    /// Returns how many ran.
+    fn run_migrations(&mut self, applied: &[String]) -> Result<usize>;
+
+    // --- Application tables and capture --------------------------------------------
+
+    /// An application table by the name a user gives or a hook stores, or None.
+    fn find_table(&mut self, name: &str) -> Result<Option<Table>>;
+
+    /// The table with this identity whatever it is called now; None where tables
+    /// have no identity but their name.
+    fn table_by_oid(&mut self, _oid: i64) -> Result<Option<Table>> {
+        Ok(None)
+    }
+
+    /// The SQL that creates the triggers turning `table`'s row changes into new
+    /// callbacks, for what its enabled hooks listen to (`watched`).
+    fn trigger_sql(&self, table: &Table, watched: &Watched) -> Vec<String>;
+
+    /// The SQL that drops httphooks' triggers of `table` (none there is fine).
+    fn drop_trigger_sql(&self, table: &Table) -> Vec<String>;
+
+    /// Whether the table's triggers are the ones `trigger_sql` would make now.
+    fn capture_state(&mut self, table: &Table, watched: &Watched) -> Result<CaptureState>;
+
+    // --- The queue ------------------------------------------------------------------
+
+    /// Moves up to `limit` of the oldest new callbacks (where triggers and enqueue
+    /// write) into httphooks_callbacks, ids in creation order, each with its
+    /// webhook-id. Returns how many callbacks that made.
+    fn admit(&mut self, limit: i64) -> Result<usize>;
+
+    /// Callbacks that admitting would make, of changes made at or after `since`.
+    fn count_new(&mut self, since: Option<NaiveDateTime>) -> Result<i64>;
+
+    /// When the oldest change not admitted yet was made.
+    fn oldest_new(&mut self) -> Result<Option<NaiveDateTime>>;
+
+    /// Claims up to `limit` due callbacks for `token` (admitting first), with leases,
+    /// marking some as started; inside a write transaction. In claim order.
+    fn claim(
+        &mut self,
+        filter: &ClaimFilter,
+        limit: i64,
+        token: &str,
+        marks: &StartMarks,
+    ) -> Result<Vec<Claimed>>;
+
+    /// Renews the leases `token` holds on `ids` (see `callbacks::renew`); returns the
+    /// ids it still holds.
+    fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>>;
+
+    /// Due callbacks in claim order, without claiming them.
+    fn peek_due(&mut self, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>>;
+
+    /// Applies a JSON array of outcomes (see `callbacks::record`) to the callbacks
+    /// `token` still holds, in one statement; returns how many changed.
+    fn apply_outcomes(&mut self, token: &str, changes: &str, now: NaiveDateTime) -> Result<usize>;
+
+    /// Writes a custom event of the enabled hook named `hook` where triggers write;
+    /// returns how many callbacks it makes. The caller has checked hook and event.
+    fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize>;
+
+    // --- Writes diesel's DSL spells differently per backend -------------------------
+
+    /// Inserts a run and returns its id.
+    fn insert_run(&mut self, run: &NewRun) -> Result<i64>;
+
+    /// Stores an OAuth2 token under `key`, replacing any there.
+    fn save_token(&mut self, key: &str, token: &str, expires_at: NaiveDateTime) -> Result<()>;
+}
+
+/// The events of a table's rows.
+pub const ROW_EVENTS: [&str; 3] = ["insert", "update", "delete"];
+
+/// What the enabled hooks of a table listen to: its row events, and for updates the
+/// columns they watch (None when some hook takes any update).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watched {
+    pub events: Vec<String>,
+    pub update_columns: Option<Vec<String>>,
+}
+
+/// The row of a `SELECT count(*) AS n` written in SQL.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
+/// An application table as httphooks finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// The name hooks store and messages show: on PostgreSQL schema-qualified
+    /// (`sales.orders`) when the table is not in the schema httphooks works in.
+    pub name: String,
+    /// PostgreSQL: how DDL names it (quoted, qualified where needed).
+    pub sql_name: String,
+    /// PostgreSQL: the table's oid, which renames keep.
+    pub oid: Option<i64>,
+    /// Its columns; `primary_key` marks the key that `object_id` is made of (the
+    /// table's primary key, or the hooks' `--key` columns, see [`Table::keyed_by`]).
+    pub columns: Vec<Column>,
+}
+
+impl Table {
+    /// The table with `key` (column names) as the key triggers record, in place of
+    /// its primary key; None keeps the primary key.
+    pub fn keyed_by(mut self, key: Option<&[String]>) -> Table {
+        if let Some(key) = key {
+            for column in &mut self.columns {
+                column.primary_key = key
+                    .iter()
+                    .position(|k| k == &column.name)
+                    .map_or(0, |p| p as i32 + 1);
+            }
+        }
+        self
+    }
+
+    /// The names of the key columns, in key order.
+    pub fn key_names(&self) -> Vec<String> {
+        primary_key(&self.columns)
+            .into_iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+}
+
+/// What a table's triggers are, compared with what httphooks would install now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureState {
+    Intact,
+    /// No trigger of httphooks' on the table.
+    Missing,
+    /// Triggers that do not match the table's columns, key or hooks.
+    Stale,
+}
+
+/// What httphooks knows of an application table's column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+    /// 1-based position in the primary key, 0 when not part of it.
+    pub primary_key: i32,
+    /// The database holds only integers here whatever is written (SQLite's rowid
+    /// alias), so triggers need not guard against other types.
+    pub always_integer: bool,
+}
+
+/// Column types as far as payloads care: what a sample value looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Integer,
+    Real,
+    Boolean,
+    Text,
+    Timestamp,
+    Json,
+    Blob,
+}
+
+impl ColumnKind {
+    /// Maps a declared SQL type (either backend's spelling) to its kind.
+    pub fn from_declared(declared: &str) -> ColumnKind {
+        let t = declared.to_ascii_lowercase();
+        if t.starts_with("json") {
+            ColumnKind::Json
+        } else if t.contains("bool") {
+            ColumnKind::Boolean
+        } else if t.contains("int") || t == "serial" || t == "bigserial" || t == "smallserial" {
+            ColumnKind::Integer
+        } else if t.contains("real")
+            || t.contains("floa")
+            || t.contains("doub")
+            || t.contains("numeric")
+            || t.contains("decimal")
+        {
+            ColumnKind::Real
+        } else if t.contains("time") || t.contains("date") {
+            ColumnKind::Timestamp
+        } else if t.contains("blob") || t == "bytea" {
+            ColumnKind::Blob
+        } else {
+            ColumnKind::Text
+        }
+    }
+}

@@ -1,0 +1,786 @@
+//! MySQL 8 / MariaDB 10.6+ (cargo feature `mysql`): connection settings, table
+//! introspection, per-table triggers, admission, and claims with FOR UPDATE SKIP
+//! LOCKED so that runs on several hosts share the work.
+//!
+//! Like SQLite, a table's triggers record the change and read nothing (the
+//! application pays for them on every write); the change is matched to hooks when it
+//! is admitted (the `httphooks_new_callback_matches` view). Like PostgreSQL, several
+//! `send_callbacks` runs may claim at once: row locks, skipped when held, and leases
+//! set with the database's clock.
+//!
+//! MariaDB has no `UPDATE … RETURNING`: claims and renewals lock the rows with a
+//! SELECT, then update them by id, in one transaction.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+
+/// Times are bound as DATETIME: diesel's `Timestamp` binds MySQL's TIMESTAMP type,
+/// whose range (1970–2038) does not hold the far dates the due rule uses.
+type Datetime = diesel::sql_types::Datetime;
+use diesel::MysqlConnection;
+
+use super::callbacks::{lease_ms_sql, timestamp_literal, ClaimFilter, Claimed, StartMarks};
+use super::models::Callback;
+use super::{
+    connection_error, primary_key, CaptureState, Column, ColumnKind, Table, Watched, ROW_EVENTS,
+};
+use crate::error::{Error, Result};
+
+const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/mysql");
+
+/// The claim order: a generated column (see the migration), indexed after status.
+const DUE_KEY: &str = "httphooks_callbacks.due_at";
+
+/// The database's clock, in the UTC the timestamps hold.
+const NOW: &str = "UTC_TIMESTAMP(6)";
+
+/// MySQL limits identifiers (trigger names among them) to 64 characters.
+const MAX_IDENTIFIER: usize = 64;
+
+/// The session every httphooks connection runs with:
+/// - UTC, so that DATETIME values and UNIX_TIMESTAMP() agree with the other backends;
+/// - READ COMMITTED, as PostgreSQL: a locking read takes no gap locks (which would
+///   stop the application's inserts while a claim or admission runs) and each
+///   statement sees what has committed;
+/// - an SQL mode of our own: the triggers httphooks creates keep the mode they were
+///   created with, and its SQL is written for backticks and backslash escapes.
+const SESSION: &str = "SET time_zone = '+00:00'; \
+    SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+    SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'";
+
+pub fn open(url: &str) -> Result<MysqlConnection> {
+    let fail = |e: &dyn std::fmt::Display| {
+        connection_error(
+            "MySQL",
+            url,
+            "that the server is running, the database exists and accepts you",
+            e,
+        )
+    };
+    let mut conn = MysqlConnection::establish(url).map_err(|e| fail(&e))?;
+    conn.batch_execute(SESSION).map_err(|e| fail(&e))?;
+    Ok(conn)
+}
+
+/// An identifier quoted for MySQL (backticks; ANSI_QUOTES is off in our session).
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// A string literal for MySQL, whose strings treat backslash as an escape.
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+#[derive(QueryableByName)]
+struct ColumnRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    declared: String,
+    #[diesel(sql_type = Integer)]
+    pk: i32,
+    #[diesel(sql_type = Integer)]
+    json_check: i32,
+}
+
+/// The columns of a base table of the current database, in order, with their
+/// primary-key position. MariaDB's JSON is LONGTEXT with a json_valid() check, which
+/// marks the column as JSON here.
+fn find_table(conn: &mut MysqlConnection, name: &str) -> Result<Option<Table>> {
+    let rows: Vec<ColumnRow> = diesel::sql_query(
+        "SELECT CAST(c.COLUMN_NAME AS CHAR) AS name, CAST(c.COLUMN_TYPE AS CHAR) AS declared, \
+           CAST(COALESCE((SELECT k.ORDINAL_POSITION FROM information_schema.KEY_COLUMN_USAGE k \
+              WHERE k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME \
+                AND k.CONSTRAINT_NAME = 'PRIMARY' AND k.COLUMN_NAME = c.COLUMN_NAME), 0) AS SIGNED) AS pk, \
+           CAST(EXISTS (SELECT 1 FROM information_schema.CHECK_CONSTRAINTS x \
+              WHERE x.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND x.TABLE_NAME = c.TABLE_NAME \
+                AND x.CONSTRAINT_NAME = c.COLUMN_NAME \
+                AND x.CHECK_CLAUSE LIKE 'json_valid(%') AS SIGNED) AS json_check \
+         FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
+           ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+         WHERE c.TABLE_SCHEMA = DATABASE() AND c.TABLE_NAME = ? AND t.TABLE_TYPE = 'BASE TABLE' \
+         ORDER BY c.ORDINAL_POSITION",
+    )
+    .bind::<Text, _>(name)
+    .load(conn)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Table {
+        name: name.to_owned(),
+        sql_name: quote_ident(name),
+        oid: None,
+        columns: rows
+            .into_iter()
+            .map(|r| Column {
+                kind: column_kind(&r.declared, r.json_check != 0),
+                always_integer: false,
+                name: r.name,
+                primary_key: r.pk,
+            })
+            .collect(),
+    }))
+}
+
+/// MySQL's spelling of types: `tinyint(1)` is BOOLEAN, binary strings are blobs.
+fn column_kind(declared: &str, json_check: bool) -> ColumnKind {
+    let t = declared.to_ascii_lowercase();
+    if json_check || t == "json" {
+        ColumnKind::Json
+    } else if t.starts_with("tinyint(1)") || t == "bit(1)" {
+        ColumnKind::Boolean
+    } else if t.contains("binary") || t.contains("blob") || t.starts_with("bit") {
+        ColumnKind::Blob
+    } else if t.starts_with("year") {
+        ColumnKind::Integer
+    } else {
+        ColumnKind::from_declared(&t)
+    }
+}
+
+/// `httphooks_<table>_<event>`, shortened with a hash of the table's name where that
+/// would exceed MySQL's 64 characters.
+fn trigger_name(table: &str, event: &str) -> String {
+    let name = format!("httphooks_{table}_{event}");
+    if name.len() <= MAX_IDENTIFIER {
+        return name;
+    }
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = table.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    let mut end = 30;
+    while !table.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("httphooks_{}_{:08x}_{event}", &table[..end], hash as u32)
+}
+
+/// A JSON value for one column of `row` (NEW or OLD): JSON columns embedded as JSON,
+/// booleans as true/false, binary strings as hex (JSON has no bytes), the rest as
+/// JSON_OBJECT makes them.
+fn column_value(row: &str, column: &Column) -> String {
+    let c = format!("{row}.{}", quote_ident(&column.name));
+    match column.kind {
+        ColumnKind::Json => format!("JSON_EXTRACT({c}, '$')"),
+        ColumnKind::Boolean => {
+            format!("IF({c} IS NULL, NULL, JSON_EXTRACT(IF({c}, 'true', 'false'), '$'))")
+        }
+        ColumnKind::Blob => format!("HEX({c})"),
+        _ => c,
+    }
+}
+
+fn row_json(row: &str, columns: &[Column]) -> String {
+    let pairs: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{}, {}", quote_literal(&c.name), column_value(row, c)))
+        .collect();
+    format!("JSON_OBJECT({})", pairs.join(", "))
+}
+
+/// The row's key as text, the same on every backend: the value of a one-column key;
+/// for several columns a compact JSON array (`[1,"a"]`, as SQLite's json_array()
+/// writes it; MySQL's JSON_ARRAY() adds spaces). NULL for a table without a key.
+fn object_id(row: &str, columns: &[Column]) -> String {
+    let keys = primary_key(columns);
+    let part = |key: &Column| {
+        let c = format!("{row}.{}", quote_ident(&key.name));
+        match key.kind {
+            ColumnKind::Integer | ColumnKind::Real | ColumnKind::Boolean => {
+                format!("COALESCE(CAST({c} AS CHAR), 'null')")
+            }
+            ColumnKind::Blob => format!("COALESCE(JSON_QUOTE(HEX({c})), 'null')"),
+            _ => format!("COALESCE(JSON_QUOTE(CAST({c} AS CHAR)), 'null')"),
+        }
+    };
+    match keys.as_slice() {
+        [] => "NULL".to_owned(),
+        [key] if key.kind == ColumnKind::Blob => format!("HEX({row}.{})", quote_ident(&key.name)),
+        [key] => format!("{row}.{}", quote_ident(&key.name)),
+        keys => {
+            let parts: Vec<String> = keys.iter().map(|k| part(k)).collect();
+            format!("CONCAT('[', {}, ']')", parts.join(", ',', "))
+        }
+    }
+}
+
+/// One trigger: its name, event and body (the body is what information_schema shows
+/// as ACTION_STATEMENT, so `capture_state` compares it).
+struct Trigger {
+    name: String,
+    event: &'static str,
+    body: String,
+}
+
+/// A trigger per event the enabled hooks listen to; an update trigger records only
+/// when a watched column changed (`watched.update_columns`), and none is made when no
+/// watched column exists.
+fn triggers(table: &Table, watched: &Watched) -> Vec<Trigger> {
+    let columns = &table.columns;
+    ROW_EVENTS
+        .iter()
+        .filter(|event| watched.events.iter().any(|e| e == *event))
+        .filter_map(|&event| {
+            let row = if event == "delete" { "OLD" } else { "NEW" };
+            let old_row = if event == "update" {
+                row_json("OLD", columns)
+            } else {
+                "NULL".to_owned()
+            };
+            let insert = format!(
+                "INSERT INTO httphooks_new_callbacks \
+                 (table_name, event_type, object_id, row_data, old_row_data, created_at) \
+                 VALUES ({table}, '{event}', {object_id}, {row_data}, {old_row}, UTC_TIMESTAMP(6))",
+                table = quote_literal(&table.name),
+                object_id = object_id(row, columns),
+                row_data = row_json(row, columns),
+            );
+            let body = match (&watched.update_columns, event) {
+                (Some(names), "update") => {
+                    let tests: Vec<String> = columns
+                        .iter()
+                        .filter(|c| names.contains(&c.name))
+                        .map(|c| {
+                            let q = quote_ident(&c.name);
+                            format!("NOT (OLD.{q} <=> NEW.{q})")
+                        })
+                        .collect();
+                    if tests.is_empty() {
+                        return None;
+                    }
+                    format!("IF {} THEN {insert}; END IF", tests.join(" OR "))
+                }
+                _ => insert,
+            };
+            Some(Trigger {
+                name: trigger_name(&table.name, event),
+                event,
+                body,
+            })
+        })
+        .collect()
+}
+
+fn trigger_sql(table: &Table, watched: &Watched) -> Vec<String> {
+    triggers(table, watched)
+        .into_iter()
+        .map(|t| {
+            format!(
+                "CREATE TRIGGER {} AFTER {} ON {} FOR EACH ROW {}",
+                quote_ident(&t.name),
+                t.event.to_ascii_uppercase(),
+                table.sql_name,
+                t.body
+            )
+        })
+        .collect()
+}
+
+fn drop_trigger_sql(table: &Table) -> Vec<String> {
+    ROW_EVENTS
+        .iter()
+        .map(|event| {
+            format!(
+                "DROP TRIGGER IF EXISTS {}",
+                quote_ident(&trigger_name(&table.name, event))
+            )
+        })
+        .collect()
+}
+
+#[derive(QueryableByName)]
+struct TriggerRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    event: String,
+    #[diesel(sql_type = Text)]
+    body: String,
+}
+
+/// Compares the table's triggers (by name, event and body) with what `triggers` makes
+/// now: a column renamed, added or dropped since, or a hook changed, makes them stale.
+/// MySQL drops a table's triggers with it.
+fn capture_state(
+    conn: &mut MysqlConnection,
+    table: &Table,
+    watched: &Watched,
+) -> Result<CaptureState> {
+    let names: Vec<String> = ROW_EVENTS
+        .iter()
+        .map(|event| quote_literal(&trigger_name(&table.name, event)))
+        .collect();
+    let mut found: Vec<(String, String, String)> = diesel::sql_query(format!(
+        "SELECT CAST(TRIGGER_NAME AS CHAR) AS name, CAST(EVENT_MANIPULATION AS CHAR) AS event, \
+           CAST(ACTION_STATEMENT AS CHAR) AS body \
+         FROM information_schema.TRIGGERS \
+         WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? AND ACTION_TIMING = 'AFTER' \
+           AND TRIGGER_NAME IN ({})",
+        names.join(", ")
+    ))
+    .bind::<Text, _>(&table.name)
+    .load::<TriggerRow>(conn)?
+    .into_iter()
+    .map(|t| (t.name, t.event.to_ascii_lowercase(), t.body))
+    .collect();
+    let mut expected: Vec<(String, String, String)> = triggers(table, watched)
+        .into_iter()
+        .map(|t| (t.name, t.event.to_owned(), t.body))
+        .collect();
+    found.sort();
+    expected.sort();
+    Ok(if found == expected {
+        CaptureState::Intact
+    } else if found.is_empty() {
+        CaptureState::Missing
+    } else {
+        CaptureState::Stale
+    })
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
+    ids.into_iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Moves up to `limit` of the oldest new callbacks into httphooks_callbacks. One
+/// admitter at a time (the `admit` row of httphooks_locks, held until the caller's
+/// transaction ends), so that callback ids follow the order of the changes. Exactly
+/// the rows read are admitted and deleted: a trigger's insert that commits meanwhile
+/// waits for the next admission.
+fn admit(conn: &mut MysqlConnection, limit: i64) -> Result<usize> {
+    conn.transaction(|conn| {
+        diesel::sql_query("SELECT 1 FROM httphooks_locks WHERE name = 'admit' FOR UPDATE")
+            .execute(conn)?;
+        let ids: Vec<IdRow> =
+            diesel::sql_query("SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT ?")
+                .bind::<BigInt, _>(limit)
+                .load(conn)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list = id_list(ids.iter().map(|r| r.id));
+        // The row data is JSON made by JSON_OBJECT(), pasted into the event data as it
+        // is. The webhook-id: the change's time in milliseconds (12 hex digits) and 80
+        // random bits.
+        let made = diesel::sql_query(format!(
+            "INSERT INTO httphooks_callbacks \
+               (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id) \
+             SELECT hook_id, version_id, event_type, object_id, ordered, \
+               CASE event_type \
+                 WHEN 'insert' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":null}}') \
+                 WHEN 'update' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', COALESCE(old_row_data, 'null'), '}}') \
+                 WHEN 'delete' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', row_data, '}}') \
+                 ELSE CONCAT('{{\"data\":', row_data, '}}') END, \
+               created_at, \
+               LOWER(CONCAT('msg_', LPAD(HEX(FLOOR(UNIX_TIMESTAMP(created_at) * 1000)), 12, '0'), \
+                 LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'), \
+                 LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'))) \
+             FROM ({matches}) m ORDER BY seq, hook_id",
+            matches = matches_of(&list),
+        ))
+        .execute(conn)?;
+        diesel::sql_query(format!(
+            "DELETE FROM httphooks_new_callbacks WHERE id IN ({list})"
+        ))
+        .execute(conn)?;
+        Ok(made)
+    })
+}
+
+/// The rows of the view `httphooks_new_callback_matches` (see the migration) for the
+/// new callbacks `ids`: spelt out so that each branch reads those rows by primary key,
+/// whatever the optimizer would make of a condition on the view.
+fn matches_of(ids: &str) -> String {
+    format!(
+        "SELECT n.id AS seq, v.hook_id, v.id AS version_id, v.ordered, n.event_type, n.object_id, \
+           n.row_data, n.old_row_data, n.created_at \
+         FROM httphooks_new_callbacks n JOIN httphooks_hook_versions v ON v.id = n.version_id \
+         WHERE n.id IN ({ids}) AND n.version_id IS NOT NULL \
+         UNION ALL \
+         SELECT n.id, h.id, v.id, v.ordered, n.event_type, n.object_id, \
+           n.row_data, n.old_row_data, n.created_at \
+         FROM httphooks_new_callbacks n \
+         JOIN httphooks_hooks h ON h.table_name = n.table_name AND h.enabled \
+           AND LOCATE(CONCAT(',', n.event_type, ','), h.events) > 0 \
+           AND (n.event_type <> 'update' OR h.when_changed IS NULL OR EXISTS ( \
+             SELECT 1 FROM JSON_TABLE(h.when_changed, '$[*]' COLUMNS (col VARCHAR(255) PATH '$')) w \
+             WHERE NOT (JSON_EXTRACT(n.row_data, CONCAT('$.', JSON_QUOTE(w.col))) \
+                        <=> JSON_EXTRACT(n.old_row_data, CONCAT('$.', JSON_QUOTE(w.col)))))) \
+         JOIN httphooks_hook_versions v ON v.id = h.version_id \
+         WHERE n.id IN ({ids}) AND n.version_id IS NULL"
+    )
+}
+
+fn count_new(conn: &mut MysqlConnection, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
+    let row: super::CountRow = diesel::sql_query(
+        "SELECT COUNT(*) AS n FROM httphooks_new_callback_matches WHERE ? IS NULL OR created_at >= ?",
+    )
+    .bind::<Nullable<Datetime>, _>(since)
+    .bind::<Nullable<Datetime>, _>(since)
+    .get_result(conn)?;
+    Ok(row.n)
+}
+
+/// The due rule (see `ClaimFilter::sql_condition`) with MySQL's spelling and clock;
+/// binds the due time. A position to start after is spelt as two ranges, which
+/// MySQL reads from the due index (a row-value comparison it may not).
+fn due_condition(filter: &ClaimFilter) -> String {
+    let mut condition = filter.sql_condition(DUE_KEY, "?", NOW, "<=>");
+    if let Some((due_at, id)) = filter.after {
+        let at = timestamp_literal(due_at);
+        condition.push_str(&format!(
+            " AND ({DUE_KEY} > {at} OR ({DUE_KEY} = {at} AND httphooks_callbacks.id > {id}))"
+        ));
+    }
+    condition
+}
+
+#[derive(QueryableByName)]
+struct DueRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    hook_id: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    claim_token: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    claim_started: bool,
+}
+
+/// `claimed_until` for a new or renewed lease, with the database's clock: the lease
+/// of the callback's hook (as it is now).
+fn lease_until_sql() -> String {
+    format!(
+        "DATE_ADD({NOW}, INTERVAL {} * 1000 MICROSECOND)",
+        lease_ms_sql(
+            "(SELECT h.timeout_ms FROM httphooks_hooks h WHERE h.id = httphooks_callbacks.hook_id)"
+        )
+    )
+}
+
+/// Locks the due rows in claim order, skipping those another run holds, then marks
+/// them claimed; the caller's transaction (`Db::write_transaction`) holds the locks
+/// until it commits. The due index is read in order and the scan stops at the limit.
+fn claim(
+    conn: &mut MysqlConnection,
+    filter: &ClaimFilter,
+    limit: i64,
+    token: &str,
+    marks: &StartMarks,
+) -> Result<Vec<Claimed>> {
+    // New callbacks join the queue as runs need them.
+    admit(conn, limit * super::callbacks::ADMIT_AHEAD)?;
+    let due: Vec<DueRow> = diesel::sql_query(format!(
+        "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
+         WHERE {} ORDER BY {DUE_KEY}, id LIMIT ? FOR UPDATE SKIP LOCKED",
+        due_condition(filter)
+    ))
+    .bind::<Datetime, _>(filter.due_before(super::now()))
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = id_list(due.iter().map(|d| d.id));
+    let marked: Vec<i64> = due
+        .iter()
+        .filter(|d| !marks.except_hooks.contains(&d.hook_id))
+        .take(usize::try_from(marks.up_to).unwrap_or(0))
+        .map(|d| d.id)
+        .collect();
+    // `IN ()` is not SQL: 0 is no callback's id.
+    let marked_list = if marked.is_empty() {
+        "0".to_owned()
+    } else {
+        id_list(marked.iter().copied())
+    };
+    diesel::sql_query(format!(
+        "UPDATE httphooks_callbacks SET claim_token = ?, \
+         claim_started = id IN ({marked_list}), claimed_until = {lease} WHERE id IN ({ids})",
+        lease = lease_until_sql(),
+    ))
+    .bind::<Text, _>(token)
+    .execute(conn)?;
+    let mut callbacks: Vec<Callback> = diesel::sql_query(format!(
+        "SELECT * FROM httphooks_callback_details WHERE id IN ({ids})"
+    ))
+    .load(conn)?;
+    callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
+    Ok(callbacks
+        .into_iter()
+        .map(|callback| {
+            let before = due.iter().find(|d| d.id == callback.id);
+            Claimed {
+                previous_token: before.and_then(|d| d.claim_token.clone()),
+                previous_started: before.is_some_and(|d| d.claim_started),
+                marked: marked.contains(&callback.id),
+                callback,
+            }
+        })
+        .collect())
+}
+
+fn renew(conn: &mut MysqlConnection, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
+    let enabled = if started {
+        " AND EXISTS (SELECT 1 FROM httphooks_hooks h WHERE h.id = hook_id AND h.enabled)"
+    } else {
+        ""
+    };
+    conn.transaction(|conn| {
+        let held: Vec<IdRow> = diesel::sql_query(format!(
+            "SELECT id FROM httphooks_callbacks \
+             WHERE id IN ({}) AND claim_token = ? AND status = 'waiting'{enabled} ORDER BY id FOR UPDATE",
+            id_list(ids.iter().copied())
+        ))
+        .bind::<Text, _>(token)
+        .load(conn)?;
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let held: Vec<i64> = held.into_iter().map(|r| r.id).collect();
+        diesel::sql_query(format!(
+            "UPDATE httphooks_callbacks SET claimed_until = {lease}, \
+             claim_started = (claim_started OR ?) WHERE id IN ({})",
+            id_list(held.iter().copied()),
+            lease = lease_until_sql(),
+        ))
+        .bind::<diesel::sql_types::Bool, _>(started)
+        .execute(conn)?;
+        Ok(held)
+    })
+}
+
+fn peek_due(conn: &mut MysqlConnection, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>> {
+    Ok(diesel::sql_query(format!(
+        "SELECT d.* FROM httphooks_callback_details d JOIN \
+           (SELECT id, {DUE_KEY} AS due FROM httphooks_callbacks WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?) q \
+         ON q.id = d.id ORDER BY q.due, q.id",
+        due_condition(filter)
+    ))
+    .bind::<Datetime, _>(filter.due_before(super::now()))
+    .bind::<BigInt, _>(limit)
+    .load(conn)?)
+}
+
+/// Locks the rows first, in id order, as claims and renewals do: a multi-table
+/// UPDATE locks them in whatever order it joins, and two transactions taking the same
+/// rows in different orders deadlock.
+fn apply_outcomes(
+    conn: &mut MysqlConnection,
+    token: &str,
+    changes: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<usize> {
+    let ids: Vec<i64> = serde_json::from_str::<Vec<serde_json::Value>>(changes)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|change| change["id"].as_i64())
+        .collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query(format!(
+        "SELECT id FROM httphooks_callbacks WHERE id IN ({}) ORDER BY id FOR UPDATE",
+        id_list(ids)
+    ))
+    .load::<IdRow>(conn)?;
+    Ok(diesel::sql_query(
+        "UPDATE httphooks_callbacks c JOIN JSON_TABLE(?, '$[*]' COLUMNS ( \
+             id BIGINT PATH '$.id', status VARCHAR(16) PATH '$.status', \
+             details LONGTEXT PATH '$.details', attempted INT PATH '$.attempted', \
+             next_attempt_at DATETIME(6) PATH '$.next_attempt_at', \
+             payload LONGTEXT PATH '$.payload')) v ON c.id = v.id \
+         SET c.status = v.status, c.status_details = v.details, \
+             c.attempts = c.attempts + v.attempted, c.next_attempt_at = v.next_attempt_at, \
+             c.updated_at = ?, c.claimed_until = NULL, c.claim_token = NULL, \
+             c.claim_started = FALSE, c.payload = COALESCE(v.payload, c.payload) \
+         WHERE c.claim_token = ?",
+    )
+    .bind::<Text, _>(changes)
+    .bind::<Datetime, _>(now)
+    .bind::<Text, _>(token)
+    .execute(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct CreatedAt {
+    #[diesel(sql_type = Timestamp)]
+    created_at: chrono::NaiveDateTime,
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Nullable<Integer>)]
+    locked: Option<i32>,
+}
+
+impl super::Backend for MysqlConnection {
+    fn name(&self) -> &'static str {
+        "MySQL"
+    }
+
+    /// Row locks: runs on several hosts claim and record at the same time.
+    fn allows_concurrent_writers(&self) -> bool {
+        true
+    }
+
+    /// Durability is a server setting here (innodb_flush_log_at_trx_commit), not a
+    /// session's: nothing to change.
+    fn tune_for_delivery(&mut self) -> Result<()> {
+        // As on PostgreSQL: a lock on httphooks' tables makes a statement give up after
+        // a second, and the run retries it until its deadline instead of waiting past it.
+        self.batch_execute(
+            "SET SESSION innodb_lock_wait_timeout = 1, SESSION lock_wait_timeout = 1",
+        )?;
+        Ok(())
+    }
+
+    fn begin_write(&mut self) -> Result<()> {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        AnsiTransactionManager::begin_transaction(self)?;
+        Ok(())
+    }
+
+    fn migration_versions(&self) -> Result<Vec<String>> {
+        super::migrations::version_names::<diesel::mysql::Mysql>(&MIGRATIONS)
+    }
+
+    /// DDL commits on its own in MySQL, so a transaction cannot keep two `migrate`
+    /// runs apart: a named lock does (the second waits, then finds nothing to do; the
+    /// lock goes with the connection).
+    fn lock_migrations(&mut self) -> Result<()> {
+        let row: Locked =
+            diesel::sql_query("SELECT CAST(GET_LOCK('httphooks_migrate', 60) AS SIGNED) AS locked")
+                .get_result(self)?;
+        if row.locked != Some(1) {
+            return Err(Error::environment(
+                "another `httphooks migrate` has held the migration lock for a minute; let it finish and run `httphooks migrate` again",
+            ));
+        }
+        Ok(())
+    }
+
+    fn run_migrations(&mut self, applied: &[String]) -> Result<usize> {
+        super::migrations::run_pending(self, &MIGRATIONS, applied)
+    }
+
+    fn find_table(&mut self, name: &str) -> Result<Option<Table>> {
+        find_table(self, name)
+    }
+
+    fn trigger_sql(&self, table: &Table, watched: &Watched) -> Vec<String> {
+        trigger_sql(table, watched)
+    }
+
+    fn drop_trigger_sql(&self, table: &Table) -> Vec<String> {
+        drop_trigger_sql(table)
+    }
+
+    fn capture_state(&mut self, table: &Table, watched: &Watched) -> Result<CaptureState> {
+        capture_state(self, table, watched)
+    }
+
+    fn admit(&mut self, limit: i64) -> Result<usize> {
+        admit(self, limit)
+    }
+
+    fn count_new(&mut self, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
+        count_new(self, since)
+    }
+
+    fn oldest_new(&mut self) -> Result<Option<chrono::NaiveDateTime>> {
+        let rows: Vec<CreatedAt> =
+            diesel::sql_query("SELECT created_at FROM httphooks_new_callbacks ORDER BY id LIMIT 1")
+                .load(self)?;
+        Ok(rows.first().map(|row| row.created_at))
+    }
+
+    fn claim(
+        &mut self,
+        filter: &ClaimFilter,
+        limit: i64,
+        token: &str,
+        marks: &StartMarks,
+    ) -> Result<Vec<Claimed>> {
+        claim(self, filter, limit, token, marks)
+    }
+
+    fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
+        renew(self, token, ids, started)
+    }
+
+    fn peek_due(&mut self, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>> {
+        peek_due(self, filter, limit)
+    }
+
+    fn apply_outcomes(
+        &mut self,
+        token: &str,
+        changes: &str,
+        now: chrono::NaiveDateTime,
+    ) -> Result<usize> {
+        apply_outcomes(self, token, changes, now)
+    }
+
+    /// The stored procedure applications in any language call (see the migration);
+    /// it writes where the triggers write. Callers have checked hook and event, so
+    /// the count is the hook's enabled rows.
+    fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize> {
+        diesel::sql_query("CALL httphooks_enqueue(?, ?, ?)")
+            .bind::<Text, _>(hook)
+            .bind::<Text, _>(event)
+            .bind::<Text, _>(data.to_string())
+            .execute(self)?;
+        use super::schema::httphooks_hooks::dsl as h;
+        let enabled: i64 = h::httphooks_hooks
+            .filter(h::name.eq(hook))
+            .filter(h::enabled)
+            .count()
+            .get_result(self)?;
+        Ok(enabled as usize)
+    }
+
+    /// No RETURNING on MySQL's INSERT: the id this connection inserted last.
+    fn insert_run(&mut self, run: &super::runs::NewRun) -> Result<i64> {
+        use super::schema::httphooks_runs::dsl as r;
+        self.transaction(|conn| {
+            diesel::insert_into(r::httphooks_runs)
+                .values(run)
+                .execute(conn)?;
+            Ok(diesel::select(diesel::dsl::sql::<BigInt>(
+                "CAST(LAST_INSERT_ID() AS SIGNED)",
+            ))
+            .get_result(conn)?)
+        })
+    }
+
+    fn save_token(
+        &mut self,
+        key: &str,
+        token: &str,
+        expires_at: chrono::NaiveDateTime,
+    ) -> Result<()> {
+        use super::schema::httphooks_oauth_tokens::dsl as t;
+        diesel::replace_into(t::httphooks_oauth_tokens)
+            .values((
+                t::cache_key.eq(key),
+                t::access_token.eq(token),
+                t::expires_at.eq(expires_at),
+            ))
+            .execute(self)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,375 @@
+//! The storage conformance suite (after River's `riverdrivertest`): the same cases of
+//! admission, claims, leases, token checks, ordering and release run against every
+//! backend through the storage API alone, so that a backend is done when it passes
+//! them. The hooks and the application's writes come from the binary and plain SQL, as
+//! a user makes them; everything under test is called as the engine calls it.
+
+mod common;
+
+use common::TestDb;
+use httphooks::storage::callbacks::{self, ClaimFilter, Claimed, StartMarks};
+use httphooks::storage::models::status;
+use httphooks::storage::{health, Db};
+
+const URL: &str = "http://127.0.0.1:9/hook";
+
+/// Runs each case once per backend: `conformance!(name, |db: TestDb| …)`.
+macro_rules! conformance {
+    ($name:ident, $body:expr) => {
+        on_every_backend!($name, $body);
+    };
+}
+
+fn open(db: &TestDb) -> Db {
+    Db::open_migrated(Some(&db.url)).unwrap()
+}
+
+/// A migrated database with the custom-event hook `h` (and `o`, ordered).
+fn with_hooks(db: TestDb) -> TestDb {
+    let db = db.migrated();
+    db.ok(&["hooks", "add", "h", "--events", "e", "--url", URL]);
+    db.ok(&[
+        "hooks",
+        "add",
+        "o",
+        "--events",
+        "e",
+        "--url",
+        URL,
+        "--ordered",
+    ]);
+    db
+}
+
+fn enqueue(conn: &mut Db, hook: &str, n: usize) {
+    for i in 0..n {
+        let made = httphooks::enqueue(conn, hook, "e", &serde_json::json!({ "i": i })).unwrap();
+        assert_eq!(made, 1);
+    }
+}
+
+fn claim(conn: &mut Db, token: &str, limit: i64) -> Vec<Claimed> {
+    claim_with(conn, token, limit, &ClaimFilter::default())
+}
+
+fn claim_with(conn: &mut Db, token: &str, limit: i64, filter: &ClaimFilter) -> Vec<Claimed> {
+    let marks = StartMarks {
+        up_to: limit,
+        except_hooks: Vec::new(),
+    };
+    conn.write_transaction(|conn| conn.claim(filter, limit, token, &marks))
+        .unwrap()
+}
+
+fn ids(claims: &[Claimed]) -> Vec<i64> {
+    claims.iter().map(|c| c.callback.id).collect()
+}
+
+fn outcome(id: i64, status: &'static str) -> String {
+    serde_json::json!([{ "id": id, "status": status, "details": "200 OK", "attempted": 1,
+                         "next_attempt_at": null, "payload": "{}" }])
+    .to_string()
+}
+
+fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+conformance!(admission_makes_callbacks_in_creation_order, |db: TestDb| {
+    let db = with_hooks(db);
+    let mut conn = open(&db);
+    enqueue(&mut conn, "h", 5);
+    assert_eq!(conn.count_new_callbacks(None).unwrap(), 5);
+    assert!(conn.oldest_new_callback().unwrap().is_some());
+    assert_eq!(
+        conn.write_transaction(|c| c.admit_new_callbacks(3))
+            .unwrap(),
+        3
+    );
+    assert_eq!(conn.count_new_callbacks(None).unwrap(), 2);
+    assert_eq!(callbacks::admit_all(&mut conn).unwrap(), 2);
+    assert_eq!(conn.count_new_callbacks(None).unwrap(), 0);
+    assert_eq!(conn.oldest_new_callback().unwrap(), None);
+    let listed = callbacks::list(
+        &mut conn,
+        &callbacks::ListFilter {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(listed.len(), 5);
+    // Newest first; ids follow the events' order, data and webhook-ids come along.
+    let data: Vec<i64> = listed
+        .iter()
+        .map(|c| {
+            let data: serde_json::Value = serde_json::from_str(&c.event_data).unwrap();
+            data["data"]["i"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(data, vec![4, 3, 2, 1, 0]);
+    for callback in &listed {
+        assert_eq!(callback.status, status::WAITING);
+        let id = callback.webhook_id();
+        assert!(id.starts_with("msg_") && id.len() == 4 + 32, "{id}");
+    }
+    let mut webhook_ids: Vec<String> = listed.iter().map(|c| c.webhook_id()).collect();
+    webhook_ids.dedup();
+    assert_eq!(webhook_ids.len(), 5);
+    assert_eq!(
+        callbacks::count_by_status(&mut conn, status::WAITING, None).unwrap(),
+        5
+    );
+});
+
+conformance!(
+    claims_take_due_callbacks_in_order_up_to_the_limit,
+    |db: TestDb| {
+        let db = with_hooks(db);
+        let mut conn = open(&db);
+        enqueue(&mut conn, "h", 5);
+        // A claim admits what it needs first.
+        let first = claim(&mut conn, "run-a", 3);
+        assert_eq!(first.len(), 3);
+        let first_ids = ids(&first);
+        assert!(first_ids.windows(2).all(|w| w[0] < w[1]), "{first_ids:?}");
+        for claimed in &first {
+            assert_eq!(claimed.previous_token, None);
+            assert!(claimed.marked);
+        }
+        // Another run gets the rest, never what the first holds.
+        let second = claim(&mut conn, "run-b", 10);
+        assert_eq!(second.len(), 2);
+        assert!(ids(&second).iter().all(|id| !first_ids.contains(id)));
+        assert!(claim(&mut conn, "run-c", 10).is_empty());
+        // peek_due agrees: nothing is due while the leases last.
+        assert!(conn
+            .peek_due(&ClaimFilter::default(), 10)
+            .unwrap()
+            .is_empty());
+    }
+);
+
+conformance!(
+    a_lease_that_ran_out_is_taken_over_with_its_history,
+    |db: TestDb| {
+        let db = with_hooks(db);
+        let mut conn = open(&db);
+        enqueue(&mut conn, "h", 2);
+        let taken = claim(&mut conn, "dead-run", 2);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(
+            callbacks::expire_claims_of(&mut conn, "dead-run").unwrap(),
+            2
+        );
+        let again = claim(&mut conn, "next-run", 1);
+        assert_eq!(ids(&again), vec![taken[0].callback.id]);
+        assert_eq!(again[0].previous_token.as_deref(), Some("dead-run"));
+        assert!(again[0].previous_started);
+        // Recording the dead run's unknown outcome counts an attempt and keeps the claim.
+        callbacks::record_unknown_outcomes(&mut conn, "next-run", &[&again[0]]).unwrap();
+        let callback = callbacks::get(&mut conn, again[0].callback.id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(callback.attempts, 1);
+        assert_eq!(callback.claim_token.as_deref(), Some("next-run"));
+        assert_eq!(
+            callbacks::attempts_of(&mut conn, callback.id).unwrap()[0]
+                .error_kind
+                .as_deref(),
+            Some("unknown")
+        );
+    }
+);
+
+conformance!(only_the_token_holder_renews_and_records, |db: TestDb| {
+    let db = with_hooks(db);
+    let mut conn = open(&db);
+    enqueue(&mut conn, "h", 1);
+    let claimed = claim(&mut conn, "holder", 1);
+    let id = claimed[0].callback.id;
+    assert_eq!(
+        callbacks::renew(&mut conn, "other", &[id], true).unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        callbacks::renew(&mut conn, "holder", &[id], true).unwrap(),
+        vec![id]
+    );
+    // An outcome under another token changes nothing.
+    let changed = conn
+        .write_transaction(|c| c.apply_outcomes("other", &outcome(id, status::SENT), now()))
+        .unwrap();
+    assert_eq!(changed, 0);
+    let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
+    assert_eq!(callback.status, status::WAITING);
+    let changed = conn
+        .write_transaction(|c| c.apply_outcomes("holder", &outcome(id, status::SENT), now()))
+        .unwrap();
+    assert_eq!(changed, 1);
+    let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
+    assert_eq!(callback.status, status::SENT);
+    assert_eq!(callback.attempts, 1);
+    assert_eq!(callback.status_details, "200 OK");
+    assert_eq!(callback.payload.as_deref(), Some("{}"));
+    assert_eq!(callback.claim_token, None);
+    assert!(callback.updated_at.is_some());
+    // A finished callback is neither renewed nor claimed again.
+    assert!(callbacks::renew(&mut conn, "holder", &[id], false)
+        .unwrap()
+        .is_empty());
+    assert!(claim(&mut conn, "later", 10).is_empty());
+});
+
+conformance!(a_failed_attempt_waits_for_its_retry_time, |db: TestDb| {
+    let db = with_hooks(db);
+    let mut conn = open(&db);
+    enqueue(&mut conn, "h", 1);
+    let id = claim(&mut conn, "run", 1)[0].callback.id;
+    let later = now() + chrono::TimeDelta::hours(1);
+    let changes = serde_json::json!([{ "id": id, "status": "waiting", "details": "503",
+        "attempted": 1, "next_attempt_at": later.format("%Y-%m-%d %H:%M:%S%.f").to_string(),
+        "payload": null }])
+    .to_string();
+    assert_eq!(
+        conn.write_transaction(|c| c.apply_outcomes("run", &changes, now()))
+            .unwrap(),
+        1
+    );
+    let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
+    let due = callback.next_attempt_at.unwrap();
+    assert!(
+        (due - later).num_milliseconds().abs() < 1000,
+        "{due} {later}"
+    );
+    assert_eq!(callback.payload, None);
+    assert!(claim(&mut conn, "run-2", 10).is_empty());
+    // Named callbacks are sent before their retry time.
+    let named = ClaimFilter {
+        callback_ids: vec![id],
+        ..Default::default()
+    };
+    assert_eq!(ids(&claim_with(&mut conn, "run-3", 10, &named)), vec![id]);
+});
+
+conformance!(ordered_callbacks_wait_for_earlier_ones, |db: TestDb| {
+    let db = with_hooks(db);
+    let mut conn = open(&db);
+    enqueue(&mut conn, "o", 3);
+    let first = claim(&mut conn, "run", 10);
+    assert_eq!(
+        first.len(),
+        1,
+        "only the oldest of an ordered hook's row is due"
+    );
+    let id = first[0].callback.id;
+    assert_eq!(health::ordered_behind(&mut conn, id + 1).unwrap(), Some(id));
+    conn.write_transaction(|c| c.apply_outcomes("run", &outcome(id, status::SENT), now()))
+        .unwrap();
+    let next = claim(&mut conn, "run", 10);
+    assert_eq!(ids(&next), vec![id + 1]);
+});
+
+conformance!(release_gives_claims_back_untouched, |db: TestDb| {
+    let db = with_hooks(db);
+    let mut conn = open(&db);
+    enqueue(&mut conn, "h", 2);
+    let claimed = ids(&claim(&mut conn, "run", 2));
+    assert_eq!(
+        callbacks::release(&mut conn, "other", &claimed, None).unwrap(),
+        0
+    );
+    assert_eq!(
+        callbacks::release(&mut conn, "run", &claimed, Some("held: no env")).unwrap(),
+        2
+    );
+    let callback = callbacks::get(&mut conn, claimed[0]).unwrap().unwrap();
+    assert_eq!(callback.status_details, "held: no env");
+    assert_eq!(callback.attempts, 0);
+    assert_eq!(callback.claim_token, None);
+    let again = claim(&mut conn, "run-2", 10);
+    assert_eq!(ids(&again), claimed);
+    assert!(again.iter().all(|c| c.previous_token.is_none()));
+});
+
+conformance!(filters_and_marks_choose_what_is_claimed, |db: TestDb| {
+    let db = with_hooks(db);
+    let mut conn = open(&db);
+    enqueue(&mut conn, "h", 2);
+    enqueue(&mut conn, "o", 1);
+    let hook_h = httphooks::storage::hooks::require(&mut conn, "h")
+        .unwrap()
+        .id;
+    let only_o = ClaimFilter {
+        exclude_hook_ids: vec![hook_h],
+        ..Default::default()
+    };
+    let claimed = claim_with(&mut conn, "run", 10, &only_o);
+    assert_eq!(claimed.len(), 1);
+    assert_ne!(claimed[0].callback.hook_id, hook_h);
+    // Marks: only the first `up_to` outside `except_hooks` are marked as started.
+    let marks = StartMarks {
+        up_to: 1,
+        except_hooks: Vec::new(),
+    };
+    let rest = conn
+        .write_transaction(|c| c.claim(&ClaimFilter::default(), 10, "run-2", &marks))
+        .unwrap();
+    assert_eq!(rest.len(), 2);
+    assert_eq!(rest.iter().filter(|c| c.marked).count(), 1);
+    assert!(rest[0].marked);
+});
+
+conformance!(disabled_hooks_hold_their_callbacks, |db: TestDb| {
+    let db = with_hooks(db);
+    let mut conn = open(&db);
+    enqueue(&mut conn, "h", 1);
+    callbacks::admit_all(&mut conn).unwrap();
+    db.ok(&["hooks", "disable", "h"]);
+    assert!(claim(&mut conn, "run", 10).is_empty());
+    db.ok(&["hooks", "enable", "h"]);
+    assert_eq!(claim(&mut conn, "run", 10).len(), 1);
+});
+
+conformance!(concurrent_claims_never_share_a_callback, |db: TestDb| {
+    let db = with_hooks(db);
+    let mut setup = open(&db);
+    enqueue(&mut setup, "h", 60);
+    callbacks::admit_all(&mut setup).unwrap();
+    let url = db.url.clone();
+    let claimed: Vec<i64> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..3)
+            .map(|run| {
+                let url = url.clone();
+                scope.spawn(move || {
+                    let mut conn = Db::open_migrated(Some(&url)).unwrap();
+                    let mut mine = Vec::new();
+                    loop {
+                        let token = format!("run-{run}");
+                        let marks = StartMarks {
+                            up_to: 5,
+                            except_hooks: Vec::new(),
+                        };
+                        let batch = conn
+                            .write_transaction(|c| {
+                                c.claim(&ClaimFilter::default(), 5, &token, &marks)
+                            })
+                            .unwrap();
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(ids(&batch));
+                    }
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .flat_map(|run| run.join().unwrap())
+            .collect()
+    });
+    let mut unique = claimed.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(claimed.len(), 60);
+    assert_eq!(unique.len(), 60);
+});
