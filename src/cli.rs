@@ -4,7 +4,14 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The version and the database backends this binary was built with.
+#[cfg(not(feature = "mysql"))]
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (backends: sqlite, postgres)");
+/// The version and the database backends this binary was built with.
+#[cfg(feature = "mysql")]
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (backends: sqlite, postgres, mysql)"
+);
 
 #[derive(Debug, Parser)]
 #[command(

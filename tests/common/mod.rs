@@ -291,6 +291,13 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Kind::Postgres { base_url, schema } = &self.kind {
             if let Ok(mut conn) = PgConnection::establish(base_url) {
+                // Event triggers fire for every session's DDL in the database: take this
+                // schema's away first, let DDL that already picked it up finish, and only
+                // then drop its function with the schema (the README says the same).
+                let _ = conn.batch_execute(&format!(
+                    "DROP EVENT TRIGGER IF EXISTS httphooks_reattach_{schema}"
+                ));
+                std::thread::sleep(std::time::Duration::from_millis(50));
                 let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
             }
         }
