@@ -514,3 +514,30 @@ on_every_backend!(the_library_enqueues_inside_the_callers_transaction, |db| {
         );
     }
 });
+
+on_every_backend!(
+    enqueue_to_a_table_hook_says_to_add_a_custom_event_hook,
+    |db| {
+        let db = db.migrated();
+        with_rows(&db, 0);
+        let (code, _, err) = db.run(&[
+            "enqueue",
+            "--hook",
+            "h",
+            "--event",
+            "attempt.submitted",
+            "--data",
+            "{}",
+        ]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("watches a table's rows") && err.contains("without --table"),
+            "{err}"
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) AS n FROM httphooks_new_callbacks"),
+            0,
+            "nothing was enqueued"
+        );
+    }
+);

@@ -52,6 +52,16 @@ pub fn enqueue<C: Enqueue>(
         )));
     }
     let events = split_events(&events);
+    // A table's hook takes only its rows' events: a custom event needs its own hook.
+    if events
+        .iter()
+        .all(|e| ["insert", "update", "delete"].contains(&e.as_str()))
+    {
+        return Err(Error::invalid(format!(
+            "hook {hook:?} watches a table's rows ({}), not custom events; add a hook for {event:?} without --table: `httphooks hooks add NAME --events {event} --url URL`",
+            events.join(", ")
+        )));
+    }
     if !events.iter().any(|e| e == event) {
         return Err(Error::invalid(format!(
             "hook {hook:?} does not listen to event {event:?} (it listens to {}); add it with `httphooks hooks edit {hook} --events …`",
