@@ -189,23 +189,27 @@ fn print_tables(
             ]
         })
         .collect();
-    print_table(
-        &[
-            "HOOK",
-            "STATE",
-            "DUE",
-            "BACKING_OFF",
-            "CLAIMED",
-            "HELD",
-            "ERRORS_1H/24H",
-            "OLDEST_DUE",
-            "LAST_SUCCESS",
-            "P50/P95_1H",
-            "LIMIT",
-            "ENDPOINT",
-        ],
-        &rows,
-    );
+    if hooks.is_empty() {
+        println!("no hooks yet; add one with `httphooks hooks add NAME --table T --events insert --url URL`");
+    } else {
+        print_table(
+            &[
+                "HOOK",
+                "STATE",
+                "DUE",
+                "BACKING_OFF",
+                "CLAIMED",
+                "HELD",
+                "ERRORS_1H/24H",
+                "OLDEST_DUE",
+                "LAST_SUCCESS",
+                "P50/P95_1H",
+                "LIMIT",
+                "ENDPOINT",
+            ],
+            &rows,
+        );
+    }
     if new > 0 {
         println!(
             "\n{new} new change(s) not admitted yet (the next run or `callbacks list` admits them)"
