@@ -260,6 +260,13 @@ on_every_backend!(monitor_checks_lag_runs_and_speaks_nagios, |db| {
 
     // A change made 30 minutes ago that nobody sent.
     insert(&db, 2);
+    // Changes not admitted yet count too: monitoring only reads.
+    let (code, out, _) = db.run(&["monitor_callbacks", "--lag", "0"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("ALERT: the oldest due callback has waited"),
+        "{out}"
+    );
     db.admit();
     let old = db.shifted(db.now_sql(), -30);
     db.sql(&format!(

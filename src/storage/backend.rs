@@ -85,9 +85,6 @@ pub trait Backend {
     /// Callbacks that admitting would make, of changes made at or after `since`.
     fn count_new(&mut self, since: Option<NaiveDateTime>) -> Result<i64>;
 
-    /// When the oldest change not admitted yet was made.
-    fn oldest_new(&mut self) -> Result<Option<NaiveDateTime>>;
-
     /// Claims up to `limit` due callbacks for `token` (admitting first), with leases,
     /// marking some as started; inside a write transaction. In claim order.
     fn claim(

@@ -317,9 +317,20 @@ impl Db {
         self.backend().count_new(since)
     }
 
-    /// When the oldest new callback not admitted yet was made.
+    /// When the oldest new callback not admitted yet was made (the same SQL on every
+    /// backend: no parameters, the primary key's order).
     pub fn oldest_new_callback(&mut self) -> Result<Option<chrono::NaiveDateTime>> {
-        self.backend().oldest_new()
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct CreatedAt {
+            #[diesel(sql_type = diesel::sql_types::Timestamp)]
+            created_at: chrono::NaiveDateTime,
+        }
+        let rows: Vec<CreatedAt> = with_conn!(self, |conn| diesel::sql_query(
+            "SELECT created_at FROM httphooks_new_callbacks ORDER BY id LIMIT 1"
+        )
+        .load(conn))?;
+        Ok(rows.first().map(|row| row.created_at))
     }
 
     /// Claims up to `limit` due callbacks for `token`, each with a lease (see

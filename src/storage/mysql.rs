@@ -13,7 +13,7 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
 /// Times are bound as DATETIME: diesel's `Timestamp` binds MySQL's TIMESTAMP type,
 /// whose range (1970–2038) does not hold the far dates the due rule uses.
@@ -616,12 +616,6 @@ fn apply_outcomes(
 }
 
 #[derive(QueryableByName)]
-struct CreatedAt {
-    #[diesel(sql_type = Timestamp)]
-    created_at: chrono::NaiveDateTime,
-}
-
-#[derive(QueryableByName)]
 struct Locked {
     #[diesel(sql_type = Nullable<Integer>)]
     locked: Option<i32>,
@@ -699,13 +693,6 @@ impl super::Backend for MysqlConnection {
 
     fn count_new(&mut self, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
         count_new(self, since)
-    }
-
-    fn oldest_new(&mut self) -> Result<Option<chrono::NaiveDateTime>> {
-        let rows: Vec<CreatedAt> =
-            diesel::sql_query("SELECT created_at FROM httphooks_new_callbacks ORDER BY id LIMIT 1")
-                .load(self)?;
-        Ok(rows.first().map(|row| row.created_at))
     }
 
     fn claim(

@@ -552,12 +552,6 @@ pub fn apply_outcomes(
 const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations/sqlite");
 
-#[derive(QueryableByName)]
-struct CreatedAt {
-    #[diesel(sql_type = Timestamp)]
-    created_at: chrono::NaiveDateTime,
-}
-
 impl super::Backend for SqliteConnection {
     fn name(&self) -> &'static str {
         "SQLite"
@@ -611,13 +605,6 @@ impl super::Backend for SqliteConnection {
 
     fn count_new(&mut self, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
         count_new(self, since)
-    }
-
-    fn oldest_new(&mut self) -> Result<Option<chrono::NaiveDateTime>> {
-        let rows: Vec<CreatedAt> =
-            diesel::sql_query("SELECT created_at FROM httphooks_new_callbacks ORDER BY id LIMIT 1")
-                .load(self)?;
-        Ok(rows.first().map(|row| row.created_at))
     }
 
     fn claim(
