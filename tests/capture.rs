@@ -311,16 +311,7 @@ on_every_backend!(
 
 /// ALTER TABLE … RENAME keeps the table's identity: capture goes on, and the next
 /// command gives the hooks the new name and says so.
-#[test]
-#[cfg_attr(
-    no_postgres,
-    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
-)]
-fn postgres_capture_follows_a_renamed_table() {
-    let Some(db) = TestDb::postgres() else {
-        return;
-    };
-    let db = db.migrated();
+fn capture_follows_a_renamed_table(db: &TestDb) {
     db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT)");
     db.add_hook("h", "t", "insert", URL, &[]);
     db.connect().sql("ALTER TABLE t RENAME TO t2");
@@ -342,8 +333,44 @@ fn postgres_capture_follows_a_renamed_table() {
             .as_deref(),
         Some("t2")
     );
-    let (_, _, err) = db.run(&["hooks", "list"]);
+    let (code, out, err) = db.run(&["monitor_callbacks", "--status", "waiting"]);
+    assert_eq!(code, 0, "capture is intact under the new name: {out}{err}");
     assert!(!err.contains("renamed"), "said once: {err}");
+}
+
+#[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
+fn postgres_capture_follows_a_renamed_table() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    capture_follows_a_renamed_table(&db.migrated());
+}
+
+/// MySQL moves a table's triggers with it: they are found there, and remade under
+/// the new name (none is left under the old one, which a new table `t` would get).
+#[cfg(feature = "mysql")]
+#[test]
+#[cfg_attr(no_mysql, ignore = "set HTTPHOOKS_TEST_MYSQL_URL to run MySQL tests")]
+fn mysql_capture_follows_a_renamed_table() {
+    let Some(db) = TestDb::mysql() else {
+        return;
+    };
+    let db = db.migrated();
+    capture_follows_a_renamed_table(&db);
+    let triggers = |name: &str| {
+        db.count(&format!(
+            "SELECT COUNT(*) AS n FROM information_schema.TRIGGERS \
+             WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = 'httphooks_{name}_insert'"
+        ))
+    };
+    assert_eq!((triggers("t"), triggers("t2")), (0, 1));
+    db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY)");
+    db.sql("INSERT INTO t (id) VALUES (3)");
+    assert_eq!(callbacks(&db), 2, "a new table t is not watched");
 }
 
 /// Drops the role (and what it was granted) when the test ends, even on failure.

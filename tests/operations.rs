@@ -250,37 +250,50 @@ on_every_backend!(
 on_every_backend!(delete_old_callbacks_keeps_waiting_ones_unless_asked, |db| {
     let db = db.migrated();
     let server = Server::answering(200);
+    let failing = Server::answering(500);
     db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
+    db.sql(&format!("CREATE TABLE u ({}, v INTEGER)", db.id_column()));
     db.add_hook("h", "t", "insert", &server.url("/"), &[]);
+    db.add_hook("f", "u", "insert", &failing.url("/"), &[]);
+    db.sql("INSERT INTO u (v) VALUES (1)");
     db.sql("INSERT INTO t (v) VALUES (1), (2), (3)");
-    // The waiting one sits between two finished ones: batches of one step over it.
-    db.ok(&["send_callbacks", "--callback", "1", "3"]);
+    // The waiting ones sit before and between finished ones: batches of one step over
+    // them. The first has failed once and waits for its retry: its attempt stays.
+    db.run(&["send_callbacks", "--callback", "1"]);
+    db.ok(&["send_callbacks", "--callback", "2", "4"]);
+    assert_eq!(failing.received().len(), 1);
     let age = db.shifted("created_at", -40 * 24 * 60);
     db.sql(&format!(
         "UPDATE httphooks_callbacks SET created_at = {age}"
     ));
     db.sql("INSERT INTO t (v) VALUES (4)");
-    assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_attempts"), 2);
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_attempts"), 3);
 
     let out = db.ok(&["delete_old_callbacks", "30", "--batch-size", "1"]);
     assert!(
         out.contains("deleted 2 callbacks") && out.contains("waiting ones kept"),
         "{out}"
     );
-    assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"), 2);
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"), 3);
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_attempts WHERE callback_id = 1"),
+        1,
+        "a kept callback keeps its attempts"
+    );
     assert_eq!(
         db.count("SELECT COUNT(*) AS n FROM httphooks_attempts"),
-        0,
+        1,
         "attempts go with their callbacks"
     );
     assert!(db
         .ok(&["delete-old-callbacks", "30", "--include-waiting"])
-        .contains("deleted 1 callbacks"));
+        .contains("deleted 2 callbacks"));
     assert_eq!(
         db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"),
         1,
         "the new one stays"
     );
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_attempts"), 0);
     assert_eq!(db.run(&["delete_old_callbacks", "-1"]).0, 2);
     assert_eq!(db.run(&["delete_old_callbacks", "many"]).0, 2);
 });

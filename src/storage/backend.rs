@@ -65,12 +65,26 @@ pub trait Backend {
         Ok(None)
     }
 
+    /// The table that carries the capture triggers made for `stored_name`, when it is
+    /// called something else now (MySQL moves a table's triggers with it on rename);
+    /// None where triggers do not tell.
+    fn table_by_triggers(&mut self, _stored_name: &str) -> Result<Option<Table>> {
+        Ok(None)
+    }
+
     /// The SQL that creates the triggers turning `table`'s row changes into new
     /// callbacks, for what its enabled hooks listen to (`watched`).
     fn trigger_sql(&self, table: &Table, watched: &Watched) -> Vec<String>;
 
     /// The SQL that drops httphooks' triggers of `table` (none there is fine).
     fn drop_trigger_sql(&self, table: &Table) -> Vec<String>;
+
+    /// Where triggers write the table's name (MySQL), the SQL that gives the changes a
+    /// renamed table's old triggers wrote, and that are not admitted yet, its new name:
+    /// its hooks hold the new one now.
+    fn rename_pending_sql(&self, _from: &str, _to: &str) -> Option<String> {
+        None
+    }
 
     /// Whether the table's triggers are the ones `trigger_sql` would make now.
     fn capture_state(&mut self, table: &Table, watched: &Watched) -> Result<CaptureState>;
@@ -147,6 +161,9 @@ pub struct Table {
     pub sql_name: String,
     /// PostgreSQL: the table's oid, which renames keep.
     pub oid: Option<i64>,
+    /// MySQL: the name its capture triggers were made for, when the table was renamed
+    /// since (the triggers went with it and still capture under that name).
+    pub captured_as: Option<String>,
     /// Its columns; `primary_key` marks the key that `object_id` is made of (the
     /// table's primary key, or the hooks' `--key` columns, see [`Table::keyed_by`]).
     pub columns: Vec<Column>,

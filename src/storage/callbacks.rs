@@ -64,7 +64,10 @@ impl ClaimFilter {
     /// lease holds it (`now` is the database's clock); its hook is enabled (a disabled
     /// hook's callbacks are held); and, for an ordered hook, no earlier callback of its
     /// row is still waiting. `null_safe_equals` is the backend's NULL-safe `=`. Ids
-    /// are integers, so inlining them is safe.
+    /// are integers, so inlining them is safe. The hook test is a scalar subquery, not
+    /// `EXISTS`: MariaDB turns an `EXISTS` into a semi-join that reads the hooks first
+    /// and sorts every waiting callback (265 ms at 100k waiting, against 0.3 ms for a
+    /// scan of the due index that stops at the limit).
     pub(super) fn sql_condition(
         &self,
         due_key: &str,
@@ -75,8 +78,8 @@ impl ClaimFilter {
         let mut condition = format!(
             "httphooks_callbacks.status = 'waiting' AND {due_key} <= {due_before} \
              AND (httphooks_callbacks.claimed_until IS NULL OR httphooks_callbacks.claimed_until < {now}) \
-             AND EXISTS (SELECT 1 FROM httphooks_hooks h \
-               WHERE h.id = httphooks_callbacks.hook_id AND h.enabled) \
+             AND COALESCE((SELECT h.enabled FROM httphooks_hooks h \
+               WHERE h.id = httphooks_callbacks.hook_id), FALSE) \
              AND (NOT httphooks_callbacks.ordered OR NOT EXISTS (SELECT 1 FROM httphooks_callbacks earlier \
                WHERE earlier.status = 'waiting' AND earlier.ordered \
                  AND earlier.hook_id = httphooks_callbacks.hook_id \
@@ -164,8 +167,12 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
     }
     // Borrowed, not cloned: attempts carry request and response bodies.
     let attempts: Vec<&Attempt> = outcomes.iter().flat_map(|o| o.attempts.iter()).collect();
-    let changes: Vec<serde_json::Value> = outcomes
-        .iter()
+    // In id order: the backends lock the rows in the order of the array, as claims and
+    // renewals do, and two writers taking the same rows in different orders deadlock.
+    let mut in_id_order: Vec<&Outcome> = outcomes.iter().collect();
+    in_id_order.sort_by_key(|o| o.callback_id);
+    let changes: Vec<serde_json::Value> = in_id_order
+        .into_iter()
         .map(|o| {
             serde_json::json!({
                 "id": o.callback_id,
@@ -520,7 +527,8 @@ pub fn count_by_status(db: &mut Db, wanted: &str, since: Option<NaiveDateTime>) 
 /// (finished ones, and waiting ones too when asked), with their attempts, in one short
 /// transaction. Returns how many and the highest id it looked at, the next `after`:
 /// each batch starts where the last one ended instead of stepping again over the rows
-/// it deleted (PostgreSQL keeps them in its indexes until vacuum).
+/// it deleted (PostgreSQL keeps them in its indexes until vacuum). Both deletes name an
+/// id range, one index scan (SQLite deletes 1M rows 1.6× as fast as by a list of ids).
 pub fn delete_old_batch(
     db: &mut Db,
     before: NaiveDateTime,
@@ -532,23 +540,40 @@ pub fn delete_old_batch(
         with_conn!(db, |conn| {
             use httphooks_attempts::dsl as a;
             use httphooks_callbacks::dsl as c;
-            let mut query = c::httphooks_callbacks
-                .select(c::id)
-                .filter(c::id.gt(after))
-                .filter(c::created_at.lt(before))
-                .into_boxed();
-            if !include_waiting {
-                query = query.filter(c::status.ne(status::WAITING));
+            // The old callbacks among ids after `after` up to `last`.
+            macro_rules! old {
+                ($query:expr, $last:expr) => {{
+                    let mut query = $query
+                        .filter(c::id.gt(after))
+                        .filter(c::id.le($last))
+                        .filter(c::created_at.lt(before))
+                        .into_boxed();
+                    if !include_waiting {
+                        query = query.filter(c::status.ne(status::WAITING));
+                    }
+                    query
+                }};
             }
             // Oldest first by id: creation order, without an index on created_at.
-            let ids: Vec<i64> = query.order(c::id).limit(batch).load(conn)?;
+            let ids: Vec<i64> = old!(c::httphooks_callbacks.select(c::id), i64::MAX)
+                .order(c::id)
+                .limit(batch)
+                .load(conn)?;
             let Some(&last) = ids.last() else {
                 return Ok(None);
             };
-            diesel::delete(a::httphooks_attempts.filter(a::callback_id.eq_any(&ids)))
-                .execute(conn)?;
-            let deleted =
-                diesel::delete(c::httphooks_callbacks.filter(c::id.eq_any(&ids))).execute(conn)?;
+            let deleted = old!(diesel::delete(c::httphooks_callbacks), last).execute(conn)?;
+            // Then the attempts in the range whose callback is gone: exactly those just
+            // deleted, even where a callback finished after `ids` was read.
+            diesel::delete(
+                a::httphooks_attempts
+                    .filter(a::callback_id.gt(after))
+                    .filter(a::callback_id.le(last))
+                    .filter(diesel::dsl::not(diesel::dsl::exists(
+                        c::httphooks_callbacks.filter(c::id.eq(a::callback_id)),
+                    ))),
+            )
+            .execute(conn)?;
             Ok(Some((deleted, last)))
         })
     })

@@ -40,7 +40,8 @@ impl TableCapture {
         self.state != State::Intact
     }
 
-    /// The table's current name when it was renamed (PostgreSQL follows renames).
+    /// The table's current name when it was renamed (PostgreSQL and MySQL follow
+    /// renames).
     pub fn renamed_to(&self) -> Option<&str> {
         self.table
             .as_ref()
@@ -123,8 +124,12 @@ pub fn adopt_rename(db: &mut Db, capture: &mut TableCapture) -> Result<()> {
     let Some(table) = capture.table.clone() else {
         return Ok(());
     };
-    db.write_transaction(|db| hooks::adopt_name(db, &capture.hooks, &table))?;
+    hooks::adopt_rename(db, &capture.hooks, &table)?;
     capture.stored_name = table.name.clone();
+    if let Some(table) = &mut capture.table {
+        // Its triggers are made for its name now.
+        table.captured_as = None;
+    }
     Ok(())
 }
 

@@ -99,7 +99,8 @@ pub fn key_of(hooks: &[Hook]) -> Option<Vec<String>> {
 }
 
 /// The table a table's hooks watch, with their key: by identity first, so that a
-/// renamed PostgreSQL table is still found, then by name (a re-created table).
+/// renamed PostgreSQL table is still found, then by the triggers made for it (a
+/// renamed MySQL table carries them), then by name (a re-created table).
 pub(crate) fn locate(db: &mut Db, hooks: &[Hook], name: &str) -> Result<Option<Table>> {
     let by_identity = match hooks.iter().find_map(|hook| hook.table_oid) {
         Some(oid) => db.table_by_oid(oid)?,
@@ -107,7 +108,10 @@ pub(crate) fn locate(db: &mut Db, hooks: &[Hook], name: &str) -> Result<Option<T
     };
     let table = match by_identity {
         Some(table) => Some(table),
-        None => db.find_table(name)?,
+        None => match db.table_by_triggers(name)? {
+            Some(table) => Some(table),
+            None => db.find_table(name)?,
+        },
     };
     Ok(table.map(|table| table.keyed_by(key_of(hooks).as_deref())))
 }
@@ -129,7 +133,18 @@ pub(crate) fn adopt_name(db: &mut Db, hooks: &[Hook], table: &Table) -> Result<(
         })?;
         new_version(db, hook.id, &fields)?;
     }
+    // Triggers that capture under the old name (MySQL's go with a renamed table) are
+    // remade under the new one, which the hooks now hold.
+    if let Some(from) = &table.captured_as {
+        db.move_capture(from, table, &watched_by(hooks))?;
+    }
     Ok(())
+}
+
+/// Gives the hooks of a table renamed behind httphooks' back its new name, after
+/// admitting what was captured under the old one.
+pub(crate) fn adopt_rename(db: &mut Db, hooks: &[Hook], table: &Table) -> Result<()> {
+    change_hooks(db, |db| adopt_name(db, hooks, table))
 }
 
 /// Records that the capture of these hooks was found (or made) intact now.

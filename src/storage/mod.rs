@@ -264,6 +264,12 @@ impl Db {
         self.backend().table_by_oid(oid)
     }
 
+    /// The table now carrying the capture triggers made for `stored_name`, when it was
+    /// renamed (MySQL); None otherwise.
+    pub fn table_by_triggers(&mut self, stored_name: &str) -> Result<Option<Table>> {
+        self.backend().table_by_triggers(stored_name)
+    }
+
     /// The SQL that creates the triggers turning row changes on `table` into callbacks
     /// (after dropping any it has). SQLite and MySQL triggers record only what
     /// `watched` says; the PostgreSQL trigger reads the hooks when it fires.
@@ -281,6 +287,15 @@ impl Db {
         let mut statements = self.drop_trigger_sql(table);
         statements.extend(self.trigger_sql(table, watched));
         self.execute_all(&statements)
+    }
+
+    /// Capture of a table renamed behind httphooks' back goes on under its new name,
+    /// which its hooks now hold: triggers made for the old name (which MySQL moved with
+    /// the table) are remade, and what they wrote is given the new name.
+    pub fn move_capture(&mut self, from: &str, table: &Table, watched: &Watched) -> Result<()> {
+        self.install_triggers(table, watched)?;
+        let relabel = self.backend_ref().rename_pending_sql(from, &table.name);
+        self.execute_all(relabel.as_slice())
     }
 
     pub fn drop_triggers(&mut self, table: &Table) -> Result<()> {

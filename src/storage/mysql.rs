@@ -80,46 +80,68 @@ struct ColumnRow {
     name: String,
     #[diesel(sql_type = Text)]
     declared: String,
+}
+
+#[derive(QueryableByName)]
+struct NamedPosition {
+    #[diesel(sql_type = Text)]
+    name: String,
     #[diesel(sql_type = Integer)]
-    pk: i32,
-    #[diesel(sql_type = Integer)]
-    json_check: i32,
+    position: i32,
 }
 
 /// The columns of a base table of the current database, in order, with their
 /// primary-key position. MariaDB's JSON is LONGTEXT with a json_valid() check, which
-/// marks the column as JSON here.
+/// marks the column as JSON here. Three plain lookups, each naming the schema and
+/// table: joined or correlated, MariaDB reads information_schema for every table of
+/// every database (20 ms with a few dozen, on every command that checks capture).
 fn find_table(conn: &mut MysqlConnection, name: &str) -> Result<Option<Table>> {
     let rows: Vec<ColumnRow> = diesel::sql_query(
-        "SELECT CAST(c.COLUMN_NAME AS CHAR) AS name, CAST(c.COLUMN_TYPE AS CHAR) AS declared, \
-           CAST(COALESCE((SELECT k.ORDINAL_POSITION FROM information_schema.KEY_COLUMN_USAGE k \
-              WHERE k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME \
-                AND k.CONSTRAINT_NAME = 'PRIMARY' AND k.COLUMN_NAME = c.COLUMN_NAME), 0) AS SIGNED) AS pk, \
-           CAST(EXISTS (SELECT 1 FROM information_schema.CHECK_CONSTRAINTS x \
-              WHERE x.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND x.TABLE_NAME = c.TABLE_NAME \
-                AND x.CONSTRAINT_NAME = c.COLUMN_NAME \
-                AND x.CHECK_CLAUSE LIKE 'json_valid(%') AS SIGNED) AS json_check \
-         FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
-           ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
-         WHERE c.TABLE_SCHEMA = DATABASE() AND c.TABLE_NAME = ? AND t.TABLE_TYPE = 'BASE TABLE' \
+        "SELECT CAST(c.COLUMN_NAME AS CHAR) AS name, CAST(c.COLUMN_TYPE AS CHAR) AS declared \
+         FROM information_schema.COLUMNS c \
+         WHERE c.TABLE_SCHEMA = DATABASE() AND c.TABLE_NAME = ? \
+           AND EXISTS (SELECT 1 FROM information_schema.TABLES t \
+             WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ? AND t.TABLE_TYPE = 'BASE TABLE') \
          ORDER BY c.ORDINAL_POSITION",
     )
+    .bind::<Text, _>(name)
     .bind::<Text, _>(name)
     .load(conn)?;
     if rows.is_empty() {
         return Ok(None);
     }
+    let primary_key: Vec<NamedPosition> = diesel::sql_query(
+        "SELECT CAST(COLUMN_NAME AS CHAR) AS name, CAST(ORDINAL_POSITION AS SIGNED) AS position \
+         FROM information_schema.KEY_COLUMN_USAGE \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY'",
+    )
+    .bind::<Text, _>(name)
+    .load(conn)?;
+    let json_checked: Vec<NamedPosition> = diesel::sql_query(
+        "SELECT CAST(CONSTRAINT_NAME AS CHAR) AS name, 0 AS position \
+         FROM information_schema.CHECK_CONSTRAINTS \
+         WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE 'json_valid(%'",
+    )
+    .bind::<Text, _>(name)
+    .load(conn)?;
     Ok(Some(Table {
         name: name.to_owned(),
         sql_name: quote_ident(name),
         oid: None,
+        captured_as: None,
         columns: rows
             .into_iter()
             .map(|r| Column {
-                kind: column_kind(&r.declared, r.json_check != 0),
+                kind: column_kind(
+                    &r.declared,
+                    json_checked.iter().any(|check| check.name == r.name),
+                ),
                 always_integer: false,
+                primary_key: primary_key
+                    .iter()
+                    .find(|key| key.name == r.name)
+                    .map_or(0, |key| key.position),
                 name: r.name,
-                primary_key: r.pk,
             })
             .collect(),
     }))
@@ -280,16 +302,47 @@ fn trigger_sql(table: &Table, watched: &Watched) -> Vec<String> {
         .collect()
 }
 
+/// Drops the triggers made for the table's name, and those made for the name it had
+/// when it was renamed.
 fn drop_trigger_sql(table: &Table) -> Vec<String> {
-    ROW_EVENTS
-        .iter()
-        .map(|event| {
-            format!(
-                "DROP TRIGGER IF EXISTS {}",
-                quote_ident(&trigger_name(&table.name, event))
-            )
+    std::iter::once(&table.name)
+        .chain(&table.captured_as)
+        .flat_map(|name| {
+            ROW_EVENTS.iter().map(move |event| {
+                format!(
+                    "DROP TRIGGER IF EXISTS {}",
+                    quote_ident(&trigger_name(name, event))
+                )
+            })
         })
         .collect()
+}
+
+/// The table now carrying the triggers made for `stored_name`: MySQL keeps a table's
+/// triggers (names, bodies and the name they write) through `RENAME TABLE`, so they
+/// say where the table went.
+fn table_by_triggers(conn: &mut MysqlConnection, stored_name: &str) -> Result<Option<Table>> {
+    let names: Vec<String> = ROW_EVENTS
+        .iter()
+        .map(|event| quote_literal(&trigger_name(stored_name, event)))
+        .collect();
+    let carriers: Vec<NamedPosition> = diesel::sql_query(format!(
+        "SELECT DISTINCT CAST(EVENT_OBJECT_TABLE AS CHAR) AS name, 0 AS position \
+         FROM information_schema.TRIGGERS \
+         WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN ({})",
+        names.join(", ")
+    ))
+    .load(conn)?;
+    let [carrier] = carriers.as_slice() else {
+        return Ok(None);
+    };
+    if carrier.name == stored_name {
+        return Ok(None);
+    }
+    Ok(find_table(conn, &carrier.name)?.map(|table| Table {
+        captured_as: Some(stored_name.to_owned()),
+        ..table
+    }))
 }
 
 #[derive(QueryableByName)]
@@ -310,9 +363,17 @@ fn capture_state(
     table: &Table,
     watched: &Watched,
 ) -> Result<CaptureState> {
+    // A renamed table's triggers still capture under the name they were made for.
+    let as_captured = Table {
+        name: table
+            .captured_as
+            .clone()
+            .unwrap_or_else(|| table.name.clone()),
+        ..table.clone()
+    };
     let names: Vec<String> = ROW_EVENTS
         .iter()
-        .map(|event| quote_literal(&trigger_name(&table.name, event)))
+        .map(|event| quote_literal(&trigger_name(&as_captured.name, event)))
         .collect();
     let mut found: Vec<(String, String, String)> = diesel::sql_query(format!(
         "SELECT CAST(TRIGGER_NAME AS CHAR) AS name, CAST(EVENT_MANIPULATION AS CHAR) AS event, \
@@ -327,7 +388,7 @@ fn capture_state(
     .into_iter()
     .map(|t| (t.name, t.event.to_ascii_lowercase(), t.body))
     .collect();
-    let mut expected: Vec<(String, String, String)> = triggers(table, watched)
+    let mut expected: Vec<(String, String, String)> = triggers(&as_captured, watched)
         .into_iter()
         .map(|t| (t.name, t.event.to_owned(), t.body))
         .collect();
@@ -575,34 +636,23 @@ fn peek_due(conn: &mut MysqlConnection, filter: &ClaimFilter, limit: i64) -> Res
     .load(conn)?)
 }
 
-/// Locks the rows first, in id order, as claims and renewals do: a multi-table
-/// UPDATE locks them in whatever order it joins, and two transactions taking the same
-/// rows in different orders deadlock.
+/// One UPDATE joined to the changes: STRAIGHT_JOIN reads JSON_TABLE first and finds
+/// each callback by primary key, so the rows are locked in the order of the array,
+/// which `record` sorts by id as claims and renewals lock them (opposite orders would
+/// deadlock).
 fn apply_outcomes(
     conn: &mut MysqlConnection,
     token: &str,
     changes: &str,
     now: chrono::NaiveDateTime,
 ) -> Result<usize> {
-    let ids: Vec<i64> = serde_json::from_str::<Vec<serde_json::Value>>(changes)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|change| change["id"].as_i64())
-        .collect();
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    diesel::sql_query(format!(
-        "SELECT id FROM httphooks_callbacks WHERE id IN ({}) ORDER BY id FOR UPDATE",
-        id_list(ids)
-    ))
-    .load::<IdRow>(conn)?;
     Ok(diesel::sql_query(
-        "UPDATE httphooks_callbacks c JOIN JSON_TABLE(?, '$[*]' COLUMNS ( \
+        "UPDATE JSON_TABLE(?, '$[*]' COLUMNS ( \
              id BIGINT PATH '$.id', status VARCHAR(16) PATH '$.status', \
              details LONGTEXT PATH '$.details', attempted INT PATH '$.attempted', \
              next_attempt_at DATETIME(6) PATH '$.next_attempt_at', \
-             payload LONGTEXT PATH '$.payload')) v ON c.id = v.id \
+             payload LONGTEXT PATH '$.payload')) v \
+         STRAIGHT_JOIN httphooks_callbacks c ON c.id = v.id \
          SET c.status = v.status, c.status_details = v.details, \
              c.attempts = c.attempts + v.attempted, c.next_attempt_at = v.next_attempt_at, \
              c.updated_at = ?, c.claimed_until = NULL, c.claim_token = NULL, \
@@ -673,6 +723,21 @@ impl super::Backend for MysqlConnection {
 
     fn find_table(&mut self, name: &str) -> Result<Option<Table>> {
         find_table(self, name)
+    }
+
+    fn table_by_triggers(&mut self, stored_name: &str) -> Result<Option<Table>> {
+        table_by_triggers(self, stored_name)
+    }
+
+    /// Run after the old triggers are gone, so that none writes the old name later. (A
+    /// run admitting between the hooks' rename and this statement, milliseconds, would
+    /// drop what was written meanwhile as matching no hook.)
+    fn rename_pending_sql(&self, from: &str, to: &str) -> Option<String> {
+        Some(format!(
+            "UPDATE httphooks_new_callbacks SET table_name = {} WHERE table_name = {} AND version_id IS NULL",
+            quote_literal(to),
+            quote_literal(from)
+        ))
     }
 
     fn trigger_sql(&self, table: &Table, watched: &Watched) -> Vec<String> {

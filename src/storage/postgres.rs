@@ -106,6 +106,7 @@ fn with_columns(conn: &mut PgConnection, rows: Vec<TableRow>) -> Result<Option<T
         name: row.name,
         sql_name: row.sql_name,
         oid: Some(row.oid),
+        captured_as: None,
         columns: columns
             .into_iter()
             .map(|r| Column {

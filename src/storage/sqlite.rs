@@ -51,6 +51,7 @@ pub fn find_table(conn: &mut SqliteConnection, table: &str) -> Result<Option<Tab
         name: table.to_owned(),
         sql_name: quote_ident(table),
         oid: None,
+        captured_as: None,
         columns,
     }))
 }

@@ -80,7 +80,8 @@ CREATE TABLE httphooks_callbacks (
     -- partial indexes, so the due index is on this generated column, after status.
     due_at DATETIME(6) AS (COALESCE(next_attempt_at, TIMESTAMP '1970-01-01 00:00:00')) STORED,
     KEY httphooks_callbacks_due (status, due_at, id),
-    KEY httphooks_callbacks_errors (status, updated_at),
+    -- Covers the recent errors per hook that `status` counts.
+    KEY httphooks_callbacks_errors (status, updated_at, hook_id),
     KEY httphooks_callbacks_ordered (hook_id, status, object_id(191), id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
