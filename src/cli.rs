@@ -175,7 +175,9 @@ pub const MAX_MINUTES: i64 = 100 * 366 * 24 * 60;
 #[derive(Debug, Args)]
 pub struct DeleteOldArgs {
     /// Delete callbacks created more than DAYS days ago.
-    #[arg(value_name = "DAYS", value_parser = clap::value_parser!(i64).range(0..))]
+    // Negative numbers are read as a value, so that `-1` is refused as out of range
+    // rather than taken for an unknown flag.
+    #[arg(value_name = "DAYS", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
     pub days: i64,
     /// Delete waiting callbacks too (they are kept by default).
     #[arg(long = "include-waiting", visible_alias = "include_waiting")]

@@ -93,6 +93,11 @@ impl From<diesel::result::Error> for Error {
             DbFailure::Connection => format!(
                 "the database connection was lost ({detail}); check that the database server is running and reachable"
             ),
+            // A deadlock is over when it is reported (one side was rolled back and is
+            // retried); a lock wait that timed out has a holder to end.
+            DbFailure::Busy if detail.to_ascii_lowercase().contains("deadlock") => format!(
+                "two connections waited for each other's row locks and this statement was rolled back ({detail}); it is safe to retry, and frequent deadlocks are worth reporting"
+            ),
             DbFailure::Busy => format!(
                 "the database is locked by another connection ({detail}); end the long transaction that holds the lock"
             ),

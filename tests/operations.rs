@@ -109,6 +109,20 @@ fn an_unreachable_database_exits_3() {
         assert_eq!(output.status.code(), Some(2));
         assert!(err.contains("--features mysql"), "{err}");
     }
+    // A MySQL URL without a database would connect and then fail on every statement.
+    for url in [
+        "mysql://root:pw@127.0.0.1:3306",
+        "mysql://root:pw@127.0.0.1:3306/",
+    ] {
+        let output = common::httphooks()
+            .args(["--database-url", url, "migrate"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{err}");
+        assert!(err.contains("names no database"), "{err}");
+        assert!(!err.contains(":pw@"), "the password is not shown: {err}");
+    }
 }
 
 on_every_backend!(

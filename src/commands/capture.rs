@@ -17,7 +17,7 @@ pub fn warn(db: &mut Db) {
 
 fn try_warn(db: &mut Db) -> Result<()> {
     for mut table in capture::inspect(db)? {
-        adopt_rename(db, &mut table)?;
+        adopt_or_warn(db, &mut table);
         if table.broken() {
             eprintln!("httphooks: warning: {}", fix_line(&table));
         }
@@ -30,7 +30,7 @@ fn try_warn(db: &mut Db) -> Result<()> {
 pub fn restore(db: &mut Db) -> Result<()> {
     let mut tables = capture::inspect(db)?;
     for table in &mut tables {
-        adopt_rename(db, table)?;
+        adopt_or_warn(db, table);
         match table.state {
             State::Intact => {}
             State::Gone => eprintln!("httphooks: warning: {}", fix_line(table)),
@@ -64,6 +64,14 @@ pub fn broken_lines(db: &mut Db) -> Result<Vec<String>> {
         .filter(|table| table.broken())
         .map(fix_line)
         .collect())
+}
+
+/// Adopts a rename; where it cannot be (tables that swapped names on MySQL), says why
+/// and leaves the table capturing under its old name.
+fn adopt_or_warn(db: &mut Db, table: &mut TableCapture) {
+    if let Err(error) = adopt_rename(db, table) {
+        eprintln!("httphooks: warning: {error}");
+    }
 }
 
 fn adopt_rename(db: &mut Db, table: &mut TableCapture) -> Result<()> {

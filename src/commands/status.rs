@@ -212,7 +212,7 @@ fn print_tables(
     }
     if new > 0 {
         println!(
-            "\n{new} new change(s) not admitted yet (the next run or `callbacks list` admits them)"
+            "\n{new} new callback(s) not admitted yet (the next run or `callbacks list` admits them)"
         );
     }
     println!();

@@ -79,6 +79,13 @@ pub trait Backend {
     /// The SQL that drops httphooks' triggers of `table` (none there is fine).
     fn drop_trigger_sql(&self, table: &Table) -> Vec<String>;
 
+    /// Fails when making `table`'s triggers would replace another table's: MySQL names
+    /// triggers after the table, so a table renamed to what another was called (two
+    /// tables that swapped names) finds its trigger names taken.
+    fn check_trigger_names(&mut self, _table: &Table) -> Result<()> {
+        Ok(())
+    }
+
     /// Where triggers write the table's name (MySQL), the SQL that gives the changes a
     /// renamed table's old triggers wrote, and that are not admitted yet, its new name:
     /// its hooks hold the new one now.

@@ -82,7 +82,17 @@ impl Target {
         if let Some(path) = url.strip_prefix("sqlite:") {
             return Ok(Target::Sqlite(path.to_owned()));
         }
-        if url.starts_with("mysql://") {
+        if let Some(rest) = url.strip_prefix("mysql://") {
+            // MySQL connects without a database and then fails on every statement.
+            let database = rest
+                .split_once('/')
+                .map_or("", |(_, path)| path.split('?').next().unwrap_or(""));
+            if database.is_empty() {
+                return Err(Error::invalid(format!(
+                    "the MySQL URL {} names no database; add it after the host, as in mysql://USER@HOST:3306/DATABASE",
+                    redact_url(url)
+                )));
+            }
             return Ok(Target::Mysql(url.to_owned()));
         }
         if url.contains("://") {
@@ -284,6 +294,7 @@ impl Db {
 
     /// (Re-)creates the triggers of `table`.
     pub fn install_triggers(&mut self, table: &Table, watched: &Watched) -> Result<()> {
+        self.backend().check_trigger_names(table)?;
         let mut statements = self.drop_trigger_sql(table);
         statements.extend(self.trigger_sql(table, watched));
         self.execute_all(&statements)

@@ -104,11 +104,16 @@ DECLARE
     rel regclass;
     keys text;
 BEGIN
-    FOR watched IN SELECT table_name, min(key_columns) AS key_columns FROM httphooks_hooks
+    FOR watched IN SELECT table_name, min(key_columns) AS key_columns, min(table_oid) AS table_oid
+                   FROM httphooks_hooks
                    WHERE table_name IS NOT NULL AND enabled GROUP BY table_name LOOP
         rel := to_regclass(watched.table_name);
         CONTINUE WHEN rel IS NULL OR EXISTS (
             SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'httphooks_capture');
+        -- A new table of the watched name takes over only when the hooks' own table is
+        -- gone (a rebuild); one renamed away keeps its hooks, which follow it.
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_class
+                              WHERE oid = watched.table_oid::oid AND oid <> rel::oid);
         IF watched.key_columns IS NOT NULL THEN
             SELECT string_agg(quote_literal(k), ', ' ORDER BY n) INTO keys
             FROM jsonb_array_elements_text(watched.key_columns::jsonb) WITH ORDINALITY AS j(k, n);
