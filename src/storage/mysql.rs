@@ -90,63 +90,6 @@ struct NamedPosition {
     position: i32,
 }
 
-/// The columns of a base table of the current database, in order, with their
-/// primary-key position. MariaDB's JSON is LONGTEXT with a json_valid() check, which
-/// marks the column as JSON here. Three plain lookups, each naming the schema and
-/// table: joined or correlated, MariaDB reads information_schema for every table of
-/// every database (20 ms with a few dozen, on every command that checks capture).
-fn find_table(conn: &mut MysqlConnection, name: &str) -> Result<Option<Table>> {
-    let rows: Vec<ColumnRow> = diesel::sql_query(
-        "SELECT CAST(c.COLUMN_NAME AS CHAR) AS name, CAST(c.COLUMN_TYPE AS CHAR) AS declared \
-         FROM information_schema.COLUMNS c \
-         WHERE c.TABLE_SCHEMA = DATABASE() AND c.TABLE_NAME = ? \
-           AND EXISTS (SELECT 1 FROM information_schema.TABLES t \
-             WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ? AND t.TABLE_TYPE = 'BASE TABLE') \
-         ORDER BY c.ORDINAL_POSITION",
-    )
-    .bind::<Text, _>(name)
-    .bind::<Text, _>(name)
-    .load(conn)?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    let primary_key: Vec<NamedPosition> = diesel::sql_query(
-        "SELECT CAST(COLUMN_NAME AS CHAR) AS name, CAST(ORDINAL_POSITION AS SIGNED) AS position \
-         FROM information_schema.KEY_COLUMN_USAGE \
-         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY'",
-    )
-    .bind::<Text, _>(name)
-    .load(conn)?;
-    let json_checked: Vec<NamedPosition> = diesel::sql_query(
-        "SELECT CAST(CONSTRAINT_NAME AS CHAR) AS name, 0 AS position \
-         FROM information_schema.CHECK_CONSTRAINTS \
-         WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE 'json_valid(%'",
-    )
-    .bind::<Text, _>(name)
-    .load(conn)?;
-    Ok(Some(Table {
-        name: name.to_owned(),
-        sql_name: quote_ident(name),
-        oid: None,
-        captured_as: None,
-        columns: rows
-            .into_iter()
-            .map(|r| Column {
-                kind: column_kind(
-                    &r.declared,
-                    json_checked.iter().any(|check| check.name == r.name),
-                ),
-                always_integer: false,
-                primary_key: primary_key
-                    .iter()
-                    .find(|key| key.name == r.name)
-                    .map_or(0, |key| key.position),
-                name: r.name,
-            })
-            .collect(),
-    }))
-}
-
 /// MySQL's spelling of types: `tinyint(1)` is BOOLEAN, binary strings are blobs.
 fn column_kind(declared: &str, json_check: bool) -> ColumnKind {
     let t = declared.to_ascii_lowercase();
@@ -318,33 +261,6 @@ fn drop_trigger_sql(table: &Table) -> Vec<String> {
         .collect()
 }
 
-/// The table now carrying the triggers made for `stored_name`: MySQL keeps a table's
-/// triggers (names, bodies and the name they write) through `RENAME TABLE`, so they
-/// say where the table went.
-fn table_by_triggers(conn: &mut MysqlConnection, stored_name: &str) -> Result<Option<Table>> {
-    let names: Vec<String> = ROW_EVENTS
-        .iter()
-        .map(|event| quote_literal(&trigger_name(stored_name, event)))
-        .collect();
-    let carriers: Vec<NamedPosition> = diesel::sql_query(format!(
-        "SELECT DISTINCT CAST(EVENT_OBJECT_TABLE AS CHAR) AS name, 0 AS position \
-         FROM information_schema.TRIGGERS \
-         WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN ({})",
-        names.join(", ")
-    ))
-    .load(conn)?;
-    let [carrier] = carriers.as_slice() else {
-        return Ok(None);
-    };
-    if carrier.name == stored_name {
-        return Ok(None);
-    }
-    Ok(find_table(conn, &carrier.name)?.map(|table| Table {
-        captured_as: Some(stored_name.to_owned()),
-        ..table
-    }))
-}
-
 #[derive(QueryableByName)]
 struct TriggerRow {
     #[diesel(sql_type = Text)]
@@ -353,54 +269,6 @@ struct TriggerRow {
     event: String,
     #[diesel(sql_type = Text)]
     body: String,
-}
-
-/// Compares the table's triggers (by name, event and body) with what `triggers` makes
-/// now: a column renamed, added or dropped since, or a hook changed, makes them stale.
-/// MySQL drops a table's triggers with it.
-fn capture_state(
-    conn: &mut MysqlConnection,
-    table: &Table,
-    watched: &Watched,
-) -> Result<CaptureState> {
-    // A renamed table's triggers still capture under the name they were made for.
-    let as_captured = Table {
-        name: table
-            .captured_as
-            .clone()
-            .unwrap_or_else(|| table.name.clone()),
-        ..table.clone()
-    };
-    let names: Vec<String> = ROW_EVENTS
-        .iter()
-        .map(|event| quote_literal(&trigger_name(&as_captured.name, event)))
-        .collect();
-    let mut found: Vec<(String, String, String)> = diesel::sql_query(format!(
-        "SELECT CAST(TRIGGER_NAME AS CHAR) AS name, CAST(EVENT_MANIPULATION AS CHAR) AS event, \
-           CAST(ACTION_STATEMENT AS CHAR) AS body \
-         FROM information_schema.TRIGGERS \
-         WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? AND ACTION_TIMING = 'AFTER' \
-           AND TRIGGER_NAME IN ({})",
-        names.join(", ")
-    ))
-    .bind::<Text, _>(&table.name)
-    .load::<TriggerRow>(conn)?
-    .into_iter()
-    .map(|t| (t.name, t.event.to_ascii_lowercase(), t.body))
-    .collect();
-    let mut expected: Vec<(String, String, String)> = triggers(&as_captured, watched)
-        .into_iter()
-        .map(|t| (t.name, t.event.to_owned(), t.body))
-        .collect();
-    found.sort();
-    expected.sort();
-    Ok(if found == expected {
-        CaptureState::Intact
-    } else if found.is_empty() {
-        CaptureState::Missing
-    } else {
-        CaptureState::Stale
-    })
 }
 
 #[derive(QueryableByName)]
@@ -414,51 +282,6 @@ fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
         .map(|id| id.to_string())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Moves up to `limit` of the oldest new callbacks into httphooks_callbacks. One
-/// admitter at a time (the `admit` row of httphooks_locks, held until the caller's
-/// transaction ends), so that callback ids follow the order of the changes. Exactly
-/// the rows read are admitted and deleted: a trigger's insert that commits meanwhile
-/// waits for the next admission.
-fn admit(conn: &mut MysqlConnection, limit: i64) -> Result<usize> {
-    conn.transaction(|conn| {
-        diesel::sql_query("SELECT 1 FROM httphooks_locks WHERE name = 'admit' FOR UPDATE")
-            .execute(conn)?;
-        let ids: Vec<IdRow> =
-            diesel::sql_query("SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT ?")
-                .bind::<BigInt, _>(limit)
-                .load(conn)?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let list = id_list(ids.iter().map(|r| r.id));
-        // The row data is JSON made by JSON_OBJECT(), pasted into the event data as it
-        // is. The webhook-id: the change's time in milliseconds (12 hex digits) and 80
-        // random bits.
-        let made = diesel::sql_query(format!(
-            "INSERT INTO httphooks_callbacks \
-               (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id) \
-             SELECT hook_id, version_id, event_type, object_id, ordered, \
-               CASE event_type \
-                 WHEN 'insert' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":null}}') \
-                 WHEN 'update' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', COALESCE(old_row_data, 'null'), '}}') \
-                 WHEN 'delete' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', row_data, '}}') \
-                 ELSE CONCAT('{{\"data\":', row_data, '}}') END, \
-               created_at, \
-               LOWER(CONCAT('msg_', LPAD(HEX(FLOOR(UNIX_TIMESTAMP(created_at) * 1000)), 12, '0'), \
-                 LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'), \
-                 LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'))) \
-             FROM ({matches}) m ORDER BY seq, hook_id",
-            matches = matches_of(&list),
-        ))
-        .execute(conn)?;
-        diesel::sql_query(format!(
-            "DELETE FROM httphooks_new_callbacks WHERE id IN ({list})"
-        ))
-        .execute(conn)?;
-        Ok(made)
-    })
 }
 
 /// The rows of the view `httphooks_new_callback_matches` (see the migration) for the
@@ -483,16 +306,6 @@ fn matches_of(ids: &str) -> String {
          JOIN httphooks_hook_versions v ON v.id = h.version_id \
          WHERE n.id IN ({ids}) AND n.version_id IS NULL"
     )
-}
-
-fn count_new(conn: &mut MysqlConnection, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
-    let row: super::CountRow = diesel::sql_query(
-        "SELECT COUNT(*) AS n FROM httphooks_new_callback_matches WHERE ? IS NULL OR created_at >= ?",
-    )
-    .bind::<Nullable<Datetime>, _>(since)
-    .bind::<Nullable<Datetime>, _>(since)
-    .get_result(conn)?;
-    Ok(row.n)
 }
 
 /// The due rule (see `ClaimFilter::sql_condition`) with MySQL's spelling and clock;
@@ -530,139 +343,6 @@ fn lease_until_sql() -> String {
             "(SELECT h.timeout_ms FROM httphooks_hooks h WHERE h.id = httphooks_callbacks.hook_id)"
         )
     )
-}
-
-/// Locks the due rows in claim order, skipping those another run holds, then marks
-/// them claimed; the caller's transaction (`Db::write_transaction`) holds the locks
-/// until it commits. The due index is read in order and the scan stops at the limit.
-fn claim(
-    conn: &mut MysqlConnection,
-    filter: &ClaimFilter,
-    limit: i64,
-    token: &str,
-    marks: &StartMarks,
-) -> Result<Vec<Claimed>> {
-    // New callbacks join the queue as runs need them.
-    admit(conn, limit * super::callbacks::ADMIT_AHEAD)?;
-    let due: Vec<DueRow> = diesel::sql_query(format!(
-        "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
-         WHERE {} ORDER BY {DUE_KEY}, id LIMIT ? FOR UPDATE SKIP LOCKED",
-        due_condition(filter)
-    ))
-    .bind::<Datetime, _>(filter.due_before(super::now()))
-    .bind::<BigInt, _>(limit)
-    .load(conn)?;
-    if due.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids = id_list(due.iter().map(|d| d.id));
-    let marked: Vec<i64> = due
-        .iter()
-        .filter(|d| !marks.except_hooks.contains(&d.hook_id))
-        .take(usize::try_from(marks.up_to).unwrap_or(0))
-        .map(|d| d.id)
-        .collect();
-    // `IN ()` is not SQL: 0 is no callback's id.
-    let marked_list = if marked.is_empty() {
-        "0".to_owned()
-    } else {
-        id_list(marked.iter().copied())
-    };
-    diesel::sql_query(format!(
-        "UPDATE httphooks_callbacks SET claim_token = ?, \
-         claim_started = id IN ({marked_list}), claimed_until = {lease} WHERE id IN ({ids})",
-        lease = lease_until_sql(),
-    ))
-    .bind::<Text, _>(token)
-    .execute(conn)?;
-    let mut callbacks: Vec<Callback> = diesel::sql_query(format!(
-        "SELECT * FROM httphooks_callback_details WHERE id IN ({ids})"
-    ))
-    .load(conn)?;
-    callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
-    Ok(callbacks
-        .into_iter()
-        .map(|callback| {
-            let before = due.iter().find(|d| d.id == callback.id);
-            Claimed {
-                previous_token: before.and_then(|d| d.claim_token.clone()),
-                previous_started: before.is_some_and(|d| d.claim_started),
-                marked: marked.contains(&callback.id),
-                callback,
-            }
-        })
-        .collect())
-}
-
-fn renew(conn: &mut MysqlConnection, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
-    let enabled = if started {
-        " AND EXISTS (SELECT 1 FROM httphooks_hooks h WHERE h.id = hook_id AND h.enabled)"
-    } else {
-        ""
-    };
-    conn.transaction(|conn| {
-        let held: Vec<IdRow> = diesel::sql_query(format!(
-            "SELECT id FROM httphooks_callbacks \
-             WHERE id IN ({}) AND claim_token = ? AND status = 'waiting'{enabled} ORDER BY id FOR UPDATE",
-            id_list(ids.iter().copied())
-        ))
-        .bind::<Text, _>(token)
-        .load(conn)?;
-        if held.is_empty() {
-            return Ok(Vec::new());
-        }
-        let held: Vec<i64> = held.into_iter().map(|r| r.id).collect();
-        diesel::sql_query(format!(
-            "UPDATE httphooks_callbacks SET claimed_until = {lease}, \
-             claim_started = (claim_started OR ?) WHERE id IN ({})",
-            id_list(held.iter().copied()),
-            lease = lease_until_sql(),
-        ))
-        .bind::<diesel::sql_types::Bool, _>(started)
-        .execute(conn)?;
-        Ok(held)
-    })
-}
-
-fn peek_due(conn: &mut MysqlConnection, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>> {
-    Ok(diesel::sql_query(format!(
-        "SELECT d.* FROM httphooks_callback_details d JOIN \
-           (SELECT id, {DUE_KEY} AS due FROM httphooks_callbacks WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?) q \
-         ON q.id = d.id ORDER BY q.due, q.id",
-        due_condition(filter)
-    ))
-    .bind::<Datetime, _>(filter.due_before(super::now()))
-    .bind::<BigInt, _>(limit)
-    .load(conn)?)
-}
-
-/// One UPDATE joined to the changes: STRAIGHT_JOIN reads JSON_TABLE first and finds
-/// each callback by primary key, so the rows are locked in the order of the array,
-/// which `record` sorts by id as claims and renewals lock them (opposite orders would
-/// deadlock).
-fn apply_outcomes(
-    conn: &mut MysqlConnection,
-    token: &str,
-    changes: &str,
-    now: chrono::NaiveDateTime,
-) -> Result<usize> {
-    Ok(diesel::sql_query(
-        "UPDATE JSON_TABLE(?, '$[*]' COLUMNS ( \
-             id BIGINT PATH '$.id', status VARCHAR(16) PATH '$.status', \
-             details LONGTEXT PATH '$.details', attempted INT PATH '$.attempted', \
-             next_attempt_at DATETIME(6) PATH '$.next_attempt_at', \
-             payload LONGTEXT PATH '$.payload')) v \
-         STRAIGHT_JOIN httphooks_callbacks c ON c.id = v.id \
-         SET c.status = v.status, c.status_details = v.details, \
-             c.attempts = c.attempts + v.attempted, c.next_attempt_at = v.next_attempt_at, \
-             c.updated_at = ?, c.claimed_until = NULL, c.claim_token = NULL, \
-             c.claim_started = FALSE, c.payload = COALESCE(v.payload, c.payload) \
-         WHERE c.claim_token = ?",
-    )
-    .bind::<Text, _>(changes)
-    .bind::<Datetime, _>(now)
-    .bind::<Text, _>(token)
-    .execute(conn)?)
 }
 
 #[derive(QueryableByName)]
@@ -721,12 +401,88 @@ impl super::Backend for MysqlConnection {
         super::migrations::run_pending(self, &MIGRATIONS, applied)
     }
 
+    /// The columns of a base table of the current database, in order, with their
+    /// primary-key position. MariaDB's JSON is LONGTEXT with a json_valid() check, which
+    /// marks the column as JSON here. Three plain lookups, each naming the schema and
+    /// table: joined or correlated, MariaDB reads information_schema for every table of
+    /// every database (20 ms with a few dozen, on every command that checks capture).
     fn find_table(&mut self, name: &str) -> Result<Option<Table>> {
-        find_table(self, name)
+        let rows: Vec<ColumnRow> = diesel::sql_query(
+            "SELECT CAST(c.COLUMN_NAME AS CHAR) AS name, CAST(c.COLUMN_TYPE AS CHAR) AS declared \
+             FROM information_schema.COLUMNS c \
+             WHERE c.TABLE_SCHEMA = DATABASE() AND c.TABLE_NAME = ? \
+               AND EXISTS (SELECT 1 FROM information_schema.TABLES t \
+                 WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ? AND t.TABLE_TYPE = 'BASE TABLE') \
+             ORDER BY c.ORDINAL_POSITION",
+        )
+        .bind::<Text, _>(name)
+        .bind::<Text, _>(name)
+        .load(self)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let primary_key: Vec<NamedPosition> = diesel::sql_query(
+            "SELECT CAST(COLUMN_NAME AS CHAR) AS name, CAST(ORDINAL_POSITION AS SIGNED) AS position \
+             FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY'",
+        )
+        .bind::<Text, _>(name)
+        .load(self)?;
+        let json_checked: Vec<NamedPosition> = diesel::sql_query(
+            "SELECT CAST(CONSTRAINT_NAME AS CHAR) AS name, 0 AS position \
+             FROM information_schema.CHECK_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE 'json_valid(%'",
+        )
+        .bind::<Text, _>(name)
+        .load(self)?;
+        Ok(Some(Table {
+            name: name.to_owned(),
+            sql_name: quote_ident(name),
+            oid: None,
+            captured_as: None,
+            columns: rows
+                .into_iter()
+                .map(|r| Column {
+                    kind: column_kind(
+                        &r.declared,
+                        json_checked.iter().any(|check| check.name == r.name),
+                    ),
+                    always_integer: false,
+                    primary_key: primary_key
+                        .iter()
+                        .find(|key| key.name == r.name)
+                        .map_or(0, |key| key.position),
+                    name: r.name,
+                })
+                .collect(),
+        }))
     }
 
+    /// The table now carrying the triggers made for `stored_name`: MySQL keeps a table's
+    /// triggers (names, bodies and the name they write) through `RENAME TABLE`, so they
+    /// say where the table went.
     fn table_by_triggers(&mut self, stored_name: &str) -> Result<Option<Table>> {
-        table_by_triggers(self, stored_name)
+        let names: Vec<String> = ROW_EVENTS
+            .iter()
+            .map(|event| quote_literal(&trigger_name(stored_name, event)))
+            .collect();
+        let carriers: Vec<NamedPosition> = diesel::sql_query(format!(
+            "SELECT DISTINCT CAST(EVENT_OBJECT_TABLE AS CHAR) AS name, 0 AS position \
+             FROM information_schema.TRIGGERS \
+             WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN ({})",
+            names.join(", ")
+        ))
+        .load(self)?;
+        let [carrier] = carriers.as_slice() else {
+            return Ok(None);
+        };
+        if carrier.name == stored_name {
+            return Ok(None);
+        }
+        Ok(self.find_table(&carrier.name)?.map(|table| Table {
+            captured_as: Some(stored_name.to_owned()),
+            ..table
+        }))
     }
 
     fn check_trigger_names(&mut self, table: &Table) -> Result<()> {
@@ -772,18 +528,108 @@ impl super::Backend for MysqlConnection {
         drop_trigger_sql(table)
     }
 
+    /// Compares the table's triggers (by name, event and body) with what `triggers` makes
+    /// now: a column renamed, added or dropped since, or a hook changed, makes them stale.
+    /// MySQL drops a table's triggers with it.
     fn capture_state(&mut self, table: &Table, watched: &Watched) -> Result<CaptureState> {
-        capture_state(self, table, watched)
+        // A renamed table's triggers still capture under the name they were made for.
+        let as_captured = Table {
+            name: table
+                .captured_as
+                .clone()
+                .unwrap_or_else(|| table.name.clone()),
+            ..table.clone()
+        };
+        let names: Vec<String> = ROW_EVENTS
+            .iter()
+            .map(|event| quote_literal(&trigger_name(&as_captured.name, event)))
+            .collect();
+        let mut found: Vec<(String, String, String)> = diesel::sql_query(format!(
+            "SELECT CAST(TRIGGER_NAME AS CHAR) AS name, CAST(EVENT_MANIPULATION AS CHAR) AS event, \
+               CAST(ACTION_STATEMENT AS CHAR) AS body \
+             FROM information_schema.TRIGGERS \
+             WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? AND ACTION_TIMING = 'AFTER' \
+               AND TRIGGER_NAME IN ({})",
+            names.join(", ")
+        ))
+        .bind::<Text, _>(&table.name)
+        .load::<TriggerRow>(self)?
+        .into_iter()
+        .map(|t| (t.name, t.event.to_ascii_lowercase(), t.body))
+        .collect();
+        let mut expected: Vec<(String, String, String)> = triggers(&as_captured, watched)
+            .into_iter()
+            .map(|t| (t.name, t.event.to_owned(), t.body))
+            .collect();
+        found.sort();
+        expected.sort();
+        Ok(if found == expected {
+            CaptureState::Intact
+        } else if found.is_empty() {
+            CaptureState::Missing
+        } else {
+            CaptureState::Stale
+        })
     }
 
+    /// Moves up to `limit` of the oldest new callbacks into httphooks_callbacks. One
+    /// admitter at a time (the `admit` row of httphooks_locks, held until the caller's
+    /// transaction ends), so that callback ids follow the order of the changes. Exactly
+    /// the rows read are admitted and deleted: a trigger's insert that commits meanwhile
+    /// waits for the next admission.
     fn admit(&mut self, limit: i64) -> Result<usize> {
-        admit(self, limit)
+        self.transaction(|conn| {
+            diesel::sql_query("SELECT 1 FROM httphooks_locks WHERE name = 'admit' FOR UPDATE")
+                .execute(conn)?;
+            let ids: Vec<IdRow> =
+                diesel::sql_query("SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT ?")
+                    .bind::<BigInt, _>(limit)
+                    .load(conn)?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let list = id_list(ids.iter().map(|r| r.id));
+            // The row data is JSON made by JSON_OBJECT(), pasted into the event data as it
+            // is. The webhook-id: the change's time in milliseconds (12 hex digits) and 80
+            // random bits.
+            let made = diesel::sql_query(format!(
+                "INSERT INTO httphooks_callbacks \
+                   (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id) \
+                 SELECT hook_id, version_id, event_type, object_id, ordered, \
+                   CASE event_type \
+                     WHEN 'insert' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":null}}') \
+                     WHEN 'update' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', COALESCE(old_row_data, 'null'), '}}') \
+                     WHEN 'delete' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', row_data, '}}') \
+                     ELSE CONCAT('{{\"data\":', row_data, '}}') END, \
+                   created_at, \
+                   LOWER(CONCAT('msg_', LPAD(HEX(FLOOR(UNIX_TIMESTAMP(created_at) * 1000)), 12, '0'), \
+                     LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'), \
+                     LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'))) \
+                 FROM ({matches}) m ORDER BY seq, hook_id",
+                matches = matches_of(&list),
+            ))
+            .execute(conn)?;
+            diesel::sql_query(format!(
+                "DELETE FROM httphooks_new_callbacks WHERE id IN ({list})"
+            ))
+            .execute(conn)?;
+            Ok(made)
+        })
     }
 
     fn count_new(&mut self, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
-        count_new(self, since)
+        let row: super::CountRow = diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM httphooks_new_callback_matches WHERE ? IS NULL OR created_at >= ?",
+        )
+        .bind::<Nullable<Datetime>, _>(since)
+        .bind::<Nullable<Datetime>, _>(since)
+        .get_result(self)?;
+        Ok(row.n)
     }
 
+    /// Locks the due rows in claim order, skipping those another run holds, then marks
+    /// them claimed; the caller's transaction (`Db::write_transaction`) holds the locks
+    /// until it commits. The due index is read in order and the scan stops at the limit.
     fn claim(
         &mut self,
         filter: &ClaimFilter,
@@ -791,24 +637,127 @@ impl super::Backend for MysqlConnection {
         token: &str,
         marks: &StartMarks,
     ) -> Result<Vec<Claimed>> {
-        claim(self, filter, limit, token, marks)
+        // New callbacks join the queue as runs need them.
+        self.admit(limit * super::callbacks::ADMIT_AHEAD)?;
+        let due: Vec<DueRow> = diesel::sql_query(format!(
+            "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
+             WHERE {} ORDER BY {DUE_KEY}, id LIMIT ? FOR UPDATE SKIP LOCKED",
+            due_condition(filter)
+        ))
+        .bind::<Datetime, _>(filter.due_before(super::now()))
+        .bind::<BigInt, _>(limit)
+        .load(self)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = id_list(due.iter().map(|d| d.id));
+        let marked: Vec<i64> = due
+            .iter()
+            .filter(|d| !marks.except_hooks.contains(&d.hook_id))
+            .take(usize::try_from(marks.up_to).unwrap_or(0))
+            .map(|d| d.id)
+            .collect();
+        // `IN ()` is not SQL: 0 is no callback's id.
+        let marked_list = if marked.is_empty() {
+            "0".to_owned()
+        } else {
+            id_list(marked.iter().copied())
+        };
+        diesel::sql_query(format!(
+            "UPDATE httphooks_callbacks SET claim_token = ?, \
+             claim_started = id IN ({marked_list}), claimed_until = {lease} WHERE id IN ({ids})",
+            lease = lease_until_sql(),
+        ))
+        .bind::<Text, _>(token)
+        .execute(self)?;
+        let mut callbacks: Vec<Callback> = diesel::sql_query(format!(
+            "SELECT * FROM httphooks_callback_details WHERE id IN ({ids})"
+        ))
+        .load(self)?;
+        callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
+        Ok(callbacks
+            .into_iter()
+            .map(|callback| {
+                let before = due.iter().find(|d| d.id == callback.id);
+                Claimed {
+                    previous_token: before.and_then(|d| d.claim_token.clone()),
+                    previous_started: before.is_some_and(|d| d.claim_started),
+                    marked: marked.contains(&callback.id),
+                    callback,
+                }
+            })
+            .collect())
     }
 
     fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
-        renew(self, token, ids, started)
+        let enabled = if started {
+            " AND EXISTS (SELECT 1 FROM httphooks_hooks h WHERE h.id = hook_id AND h.enabled)"
+        } else {
+            ""
+        };
+        self.transaction(|conn| {
+            let held: Vec<IdRow> = diesel::sql_query(format!(
+                "SELECT id FROM httphooks_callbacks \
+                 WHERE id IN ({}) AND claim_token = ? AND status = 'waiting'{enabled} ORDER BY id FOR UPDATE",
+                id_list(ids.iter().copied())
+            ))
+            .bind::<Text, _>(token)
+            .load(conn)?;
+            if held.is_empty() {
+                return Ok(Vec::new());
+            }
+            let held: Vec<i64> = held.into_iter().map(|r| r.id).collect();
+            diesel::sql_query(format!(
+                "UPDATE httphooks_callbacks SET claimed_until = {lease}, \
+                 claim_started = (claim_started OR ?) WHERE id IN ({})",
+                id_list(held.iter().copied()),
+                lease = lease_until_sql(),
+            ))
+            .bind::<diesel::sql_types::Bool, _>(started)
+            .execute(conn)?;
+            Ok(held)
+        })
     }
 
     fn peek_due(&mut self, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>> {
-        peek_due(self, filter, limit)
+        Ok(diesel::sql_query(format!(
+            "SELECT d.* FROM httphooks_callback_details d JOIN \
+               (SELECT id, {DUE_KEY} AS due FROM httphooks_callbacks WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?) q \
+             ON q.id = d.id ORDER BY q.due, q.id",
+            due_condition(filter)
+        ))
+        .bind::<Datetime, _>(filter.due_before(super::now()))
+        .bind::<BigInt, _>(limit)
+        .load(self)?)
     }
 
+    /// One UPDATE joined to the changes: STRAIGHT_JOIN reads JSON_TABLE first and finds
+    /// each callback by primary key, so the rows are locked in the order of the array,
+    /// which `record` sorts by id as claims and renewals lock them (opposite orders would
+    /// deadlock).
     fn apply_outcomes(
         &mut self,
         token: &str,
         changes: &str,
         now: chrono::NaiveDateTime,
     ) -> Result<usize> {
-        apply_outcomes(self, token, changes, now)
+        Ok(diesel::sql_query(
+            "UPDATE JSON_TABLE(?, '$[*]' COLUMNS ( \
+                 id BIGINT PATH '$.id', status VARCHAR(16) PATH '$.status', \
+                 details LONGTEXT PATH '$.details', attempted INT PATH '$.attempted', \
+                 next_attempt_at DATETIME(6) PATH '$.next_attempt_at', \
+                 payload LONGTEXT PATH '$.payload')) v \
+             STRAIGHT_JOIN httphooks_callbacks c ON c.id = v.id \
+             SET c.status = v.status, c.status_details = v.details, \
+                 c.attempts = c.attempts + v.attempted, c.next_attempt_at = v.next_attempt_at, \
+                 c.updated_at = ?, c.claimed_until = NULL, c.claim_token = NULL, \
+                 c.claim_started = FALSE, c.payload = COALESCE(v.payload, c.payload) \
+             WHERE c.claim_token = ?",
+        )
+        .bind::<Text, _>(changes)
+        .bind::<Datetime, _>(now)
+        .bind::<Text, _>(token)
+        .execute(self)?)
     }
 
     /// The stored procedure applications in any language call (see the migration);

@@ -46,16 +46,6 @@ struct TableInfo {
     without_rowid: i32,
 }
 
-pub fn find_table(conn: &mut SqliteConnection, table: &str) -> Result<Option<Table>> {
-    Ok(table_columns(conn, table)?.map(|columns| Table {
-        name: table.to_owned(),
-        sql_name: quote_ident(table),
-        oid: None,
-        captured_as: None,
-        columns,
-    }))
-}
-
 fn table_columns(conn: &mut SqliteConnection, table: &str) -> Result<Option<Vec<Column>>> {
     let rows: Vec<TableInfo> = diesel::sql_query(
         "SELECT p.name AS name, p.type AS declared, p.pk AS pk, l.wr AS without_rowid \
@@ -211,41 +201,6 @@ struct TriggerRow {
     sql: Option<String>,
 }
 
-/// Compares the SQL SQLite keeps for the table's triggers with what `trigger_sql`
-/// makes now: SQLite rewrites a trigger when a column is renamed, drops it with its
-/// table (a rebuild), and an added column is missing from it.
-pub fn capture_state(
-    conn: &mut SqliteConnection,
-    table: &Table,
-    watched: &Watched,
-) -> Result<CaptureState> {
-    let names: Vec<String> = ROW_EVENTS
-        .iter()
-        .map(|event| quote_literal(&format!("httphooks_{}_{event}", table.name)))
-        .collect();
-    let mut found: Vec<String> = diesel::sql_query(format!(
-        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({}) ORDER BY name",
-        names.join(", ")
-    ))
-    .load::<TriggerRow>(conn)?
-    .into_iter()
-    .map(|row| row.sql.unwrap_or_default())
-    .collect();
-    let mut expected: Vec<String> = trigger_sql(table, watched)
-        .into_iter()
-        .map(|sql| sql.trim_end_matches(';').to_owned())
-        .collect();
-    found.sort();
-    expected.sort();
-    Ok(if found == expected {
-        CaptureState::Intact
-    } else if found.is_empty() {
-        CaptureState::Missing
-    } else {
-        CaptureState::Stale
-    })
-}
-
 /// Makes the callbacks of the new callbacks up to `?1` (see the view in the migration),
 /// ids in creation order (`--ordered` relies on it), each with its webhook-id: the
 /// change's time in milliseconds (12 hex digits) and 80 random bits. The row data is JSON made by
@@ -285,73 +240,11 @@ const QUARANTINE: &str = "INSERT INTO httphooks_callbacks \
     JOIN httphooks_hook_versions v ON v.id = h.version_id \
     WHERE n.id = ?1";
 
-/// Admits up to `limit` of the oldest new callbacks; returns how many callbacks that
-/// made. Callers hold the write lock (a write transaction), so no trigger adds a row in
-/// between. A batch that fails for what a change holds is admitted change by change,
-/// and a change that cannot be read becomes failed callbacks that say why.
-pub fn admit(conn: &mut SqliteConnection, limit: i64) -> Result<usize> {
-    let ids: Vec<IdRow> =
-        diesel::sql_query("SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT ?")
-            .bind::<BigInt, _>(limit)
-            .load(conn)?;
-    let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
-        return Ok(0);
-    };
-    let made = match admit_range(conn, first.id, last.id) {
-        Ok(made) => made,
-        Err(error) if error.db_failure().is_some_and(|f| f.is_transient()) => return Err(error),
-        Err(_) => {
-            let mut made = 0;
-            for id in ids.iter().map(|row| row.id) {
-                made += match admit_range(conn, id, id) {
-                    Ok(made) => made,
-                    Err(error) if error.db_failure().is_some_and(|f| f.is_transient()) => {
-                        return Err(error)
-                    }
-                    Err(error) => diesel::sql_query(QUARANTINE)
-                        .bind::<BigInt, _>(id)
-                        .bind::<Text, _>(format!(
-                            "this change could not be read for delivery ({error}); its row holds a value httphooks cannot turn into JSON"
-                        ))
-                        .execute(conn)?,
-                };
-            }
-            made
-        }
-    };
-    diesel::sql_query("DELETE FROM httphooks_new_callbacks WHERE id <= ?")
-        .bind::<BigInt, _>(last.id)
-        .execute(conn)?;
-    Ok(made)
-}
-
 fn admit_range(conn: &mut SqliteConnection, first: i64, last: i64) -> Result<usize> {
     Ok(diesel::sql_query(ADMIT)
         .bind::<BigInt, _>(first)
         .bind::<BigInt, _>(last)
         .execute(conn)?)
-}
-
-/// Counts the callbacks that admitting the new callbacks would make, of changes made at
-/// or after `since` (all without it).
-pub fn count_new(conn: &mut SqliteConnection, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
-    let count = |conn: &mut SqliteConnection, from: &str| -> Result<i64> {
-        let row: super::CountRow = diesel::sql_query(format!(
-            "SELECT count(*) AS n FROM {from} WHERE ? IS NULL OR created_at >= julianday(?)"
-        ))
-        .bind::<diesel::sql_types::Nullable<Timestamp>, _>(since)
-        .bind::<diesel::sql_types::Nullable<Timestamp>, _>(since)
-        .get_result(conn)?;
-        Ok(row.n)
-    };
-    match count(conn, "httphooks_new_callback_matches") {
-        // A change that cannot be matched (admission will quarantine it) still counts,
-        // once per change: a probe must not fail on it.
-        Err(error) if !error.db_failure().is_some_and(|f| f.is_transient()) => {
-            count(conn, "httphooks_new_callbacks")
-        }
-        other => other,
-    }
 }
 
 #[derive(QueryableByName)]
@@ -372,100 +265,6 @@ fn due_condition(filter: &ClaimFilter) -> String {
     filter.sql_condition(DUE_KEY, "?", "?", "IS")
 }
 
-/// SQLite has one writer at a time: selecting and then updating inside the caller's
-/// write transaction (`Db::write_transaction`, BEGIN IMMEDIATE) is atomic against other
-/// `send_callbacks` runs.
-pub fn claim(
-    conn: &mut SqliteConnection,
-    filter: &ClaimFilter,
-    limit: i64,
-    token: &str,
-    marks: &StartMarks,
-) -> Result<Vec<Claimed>> {
-    let now = now();
-    let due_before = filter.due_before(now);
-    {
-        // New callbacks join the queue as the run needs them.
-        admit(conn, limit * super::callbacks::ADMIT_AHEAD)?;
-        let due: Vec<DueRow> = match filter.after {
-            None => diesel::sql_query(format!(
-                "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
-                 WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?",
-                due_condition(filter)
-            ))
-            .bind::<Timestamp, _>(due_before)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(conn)?,
-            // After a position: SQLite seeks an expression index with a row value only
-            // on its first column, so the rest of the position's due time and the later
-            // ones are two index ranges.
-            Some((due_at, id)) => {
-                let columns = format!("id, hook_id, claim_token, claim_started, {DUE_KEY} AS due");
-                let condition = due_condition(filter);
-                diesel::sql_query(format!(
-                    "SELECT id, hook_id, claim_token, claim_started FROM ( \
-                       SELECT * FROM (SELECT {columns} FROM httphooks_callbacks \
-                         WHERE {condition} AND {DUE_KEY} = ? AND id > ? ORDER BY id LIMIT ?) \
-                       UNION ALL \
-                       SELECT * FROM (SELECT {columns} FROM httphooks_callbacks \
-                         WHERE {condition} AND {DUE_KEY} > ? ORDER BY {DUE_KEY}, id LIMIT ?)) \
-                     ORDER BY due, id LIMIT ?"
-                ))
-                .bind::<Timestamp, _>(due_before)
-                .bind::<Timestamp, _>(now)
-                .bind::<Timestamp, _>(due_at)
-                .bind::<BigInt, _>(id)
-                .bind::<BigInt, _>(limit)
-                .bind::<Timestamp, _>(due_before)
-                .bind::<Timestamp, _>(now)
-                .bind::<Timestamp, _>(due_at)
-                .bind::<BigInt, _>(limit)
-                .bind::<BigInt, _>(limit)
-                .load(conn)?
-            }
-        };
-        if due.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = due.iter().map(|d| d.id.to_string()).collect();
-        let ids = ids.join(",");
-        let marked: Vec<i64> = due
-            .iter()
-            .filter(|d| !marks.except_hooks.contains(&d.hook_id))
-            .take(usize::try_from(marks.up_to).unwrap_or(0))
-            .map(|d| d.id)
-            .collect();
-        let marked_list: Vec<String> = marked.iter().map(i64::to_string).collect();
-        diesel::sql_query(format!(
-            "UPDATE httphooks_callbacks SET claim_token = ?, \
-             claim_started = id IN ({marked}), claimed_until = {lease} WHERE id IN ({ids})",
-            lease = lease_until_sql(),
-            marked = marked_list.join(","),
-        ))
-        .bind::<Text, _>(token)
-        .bind::<Timestamp, _>(now)
-        .execute(conn)?;
-        let mut callbacks: Vec<super::models::Callback> = diesel::sql_query(format!(
-            "SELECT * FROM httphooks_callback_details WHERE id IN ({ids})"
-        ))
-        .load(conn)?;
-        callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
-        Ok(callbacks
-            .into_iter()
-            .map(|callback| {
-                let before = due.iter().find(|d| d.id == callback.id);
-                Claimed {
-                    previous_token: before.and_then(|d| d.claim_token.clone()),
-                    previous_started: before.is_some_and(|d| d.claim_started),
-                    marked: marked.contains(&callback.id),
-                    callback,
-                }
-            })
-            .collect())
-    }
-}
-
 /// `claimed_until` for a new or renewed lease: the bound time plus the lease of the
 /// callback's hook (as it is now).
 fn lease_until_sql() -> String {
@@ -481,73 +280,6 @@ fn lease_until_sql() -> String {
 struct IdRow {
     #[diesel(sql_type = BigInt)]
     id: i64,
-}
-
-pub fn renew(
-    conn: &mut SqliteConnection,
-    token: &str,
-    ids: &[i64],
-    started: bool,
-) -> Result<Vec<i64>> {
-    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-    let enabled = if started {
-        " AND EXISTS (SELECT 1 FROM httphooks_hooks h WHERE h.id = hook_id AND h.enabled)"
-    } else {
-        ""
-    };
-    let rows: Vec<IdRow> = diesel::sql_query(format!(
-        "UPDATE httphooks_callbacks SET claimed_until = {lease}, \
-         claim_started = (claim_started OR ?) \
-         WHERE id IN ({ids}) AND claim_token = ? AND status = 'waiting'{enabled} RETURNING id",
-        lease = lease_until_sql(),
-        ids = list.join(","),
-    ))
-    .bind::<Timestamp, _>(now())
-    .bind::<diesel::sql_types::Bool, _>(started)
-    .bind::<Text, _>(token)
-    .load(conn)?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
-}
-
-/// Due callbacks in claim order, without claiming them.
-pub fn peek_due(
-    conn: &mut SqliteConnection,
-    filter: &ClaimFilter,
-    limit: i64,
-) -> Result<Vec<super::models::Callback>> {
-    let now = now();
-    Ok(diesel::sql_query(format!(
-        "SELECT d.* FROM httphooks_callback_details d JOIN \
-           (SELECT id, {DUE_KEY} AS due FROM httphooks_callbacks WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?) q \
-         ON q.id = d.id ORDER BY q.due, q.id",
-        due_condition(filter)
-    ))
-    .bind::<Timestamp, _>(filter.due_before(now))
-    .bind::<Timestamp, _>(now)
-    .bind::<BigInt, _>(limit)
-    .load(conn)?)
-}
-
-pub fn apply_outcomes(
-    conn: &mut SqliteConnection,
-    token: &str,
-    changes: &str,
-    now: chrono::NaiveDateTime,
-) -> Result<usize> {
-    Ok(diesel::sql_query(
-        "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
-         attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = ?, \
-         claimed_until = NULL, claim_token = NULL, claim_started = 0, payload = COALESCE(v.payload, c.payload) \
-         FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.status') AS status, \
-                      json_extract(value, '$.details') AS details, json_extract(value, '$.attempted') AS attempted, \
-                      json_extract(value, '$.next_attempt_at') AS next_attempt_at, \
-                      json_extract(value, '$.payload') AS payload FROM json_each(?)) AS v \
-         WHERE c.id = v.id AND c.claim_token = ?",
-    )
-    .bind::<Timestamp, _>(now)
-    .bind::<Text, _>(changes)
-    .bind::<Text, _>(token)
-    .execute(conn)?)
 }
 
 const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
@@ -585,7 +317,13 @@ impl super::Backend for SqliteConnection {
     }
 
     fn find_table(&mut self, name: &str) -> Result<Option<Table>> {
-        find_table(self, name)
+        Ok(table_columns(self, name)?.map(|columns| Table {
+            name: name.to_owned(),
+            sql_name: quote_ident(name),
+            oid: None,
+            captured_as: None,
+            columns,
+        }))
     }
 
     fn trigger_sql(&self, table: &Table, watched: &Watched) -> Vec<String> {
@@ -596,18 +334,104 @@ impl super::Backend for SqliteConnection {
         drop_trigger_sql(&table.name)
     }
 
+    /// Compares the SQL SQLite keeps for the table's triggers with what `trigger_sql`
+    /// makes now: SQLite rewrites a trigger when a column is renamed, drops it with its
+    /// table (a rebuild), and an added column is missing from it.
     fn capture_state(&mut self, table: &Table, watched: &Watched) -> Result<CaptureState> {
-        capture_state(self, table, watched)
+        let names: Vec<String> = ROW_EVENTS
+            .iter()
+            .map(|event| quote_literal(&format!("httphooks_{}_{event}", table.name)))
+            .collect();
+        let mut found: Vec<String> = diesel::sql_query(format!(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({}) ORDER BY name",
+            names.join(", ")
+        ))
+        .load::<TriggerRow>(self)?
+        .into_iter()
+        .map(|row| row.sql.unwrap_or_default())
+        .collect();
+        let mut expected: Vec<String> = trigger_sql(table, watched)
+            .into_iter()
+            .map(|sql| sql.trim_end_matches(';').to_owned())
+            .collect();
+        found.sort();
+        expected.sort();
+        Ok(if found == expected {
+            CaptureState::Intact
+        } else if found.is_empty() {
+            CaptureState::Missing
+        } else {
+            CaptureState::Stale
+        })
     }
 
+    /// Admits up to `limit` of the oldest new callbacks; returns how many callbacks that
+    /// made. Callers hold the write lock (a write transaction), so no trigger adds a row in
+    /// between. A batch that fails for what a change holds is admitted change by change,
+    /// and a change that cannot be read becomes failed callbacks that say why.
     fn admit(&mut self, limit: i64) -> Result<usize> {
-        admit(self, limit)
+        let ids: Vec<IdRow> =
+            diesel::sql_query("SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT ?")
+                .bind::<BigInt, _>(limit)
+                .load(self)?;
+        let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+            return Ok(0);
+        };
+        let made = match admit_range(self, first.id, last.id) {
+            Ok(made) => made,
+            Err(error) if error.db_failure().is_some_and(|f| f.is_transient()) => {
+                return Err(error)
+            }
+            Err(_) => {
+                let mut made = 0;
+                for id in ids.iter().map(|row| row.id) {
+                    made += match admit_range(self, id, id) {
+                        Ok(made) => made,
+                        Err(error) if error.db_failure().is_some_and(|f| f.is_transient()) => {
+                            return Err(error)
+                        }
+                        Err(error) => diesel::sql_query(QUARANTINE)
+                            .bind::<BigInt, _>(id)
+                            .bind::<Text, _>(format!(
+                                "this change could not be read for delivery ({error}); its row holds a value httphooks cannot turn into JSON"
+                            ))
+                            .execute(self)?,
+                    };
+                }
+                made
+            }
+        };
+        diesel::sql_query("DELETE FROM httphooks_new_callbacks WHERE id <= ?")
+            .bind::<BigInt, _>(last.id)
+            .execute(self)?;
+        Ok(made)
     }
 
+    /// Counts the callbacks that admitting the new callbacks would make, of changes made at
+    /// or after `since` (all without it).
     fn count_new(&mut self, since: Option<chrono::NaiveDateTime>) -> Result<i64> {
-        count_new(self, since)
+        let count = |conn: &mut SqliteConnection, from: &str| -> Result<i64> {
+            let row: super::CountRow = diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM {from} WHERE ? IS NULL OR created_at >= julianday(?)"
+            ))
+            .bind::<diesel::sql_types::Nullable<Timestamp>, _>(since)
+            .bind::<diesel::sql_types::Nullable<Timestamp>, _>(since)
+            .get_result(conn)?;
+            Ok(row.n)
+        };
+        match count(self, "httphooks_new_callback_matches") {
+            // A change that cannot be matched (admission will quarantine it) still counts,
+            // once per change: a probe must not fail on it.
+            Err(error) if !error.db_failure().is_some_and(|f| f.is_transient()) => {
+                count(self, "httphooks_new_callbacks")
+            }
+            other => other,
+        }
     }
 
+    /// SQLite has one writer at a time: selecting and then updating inside the caller's
+    /// write transaction (`Db::write_transaction`, BEGIN IMMEDIATE) is atomic against other
+    /// `send_callbacks` runs.
     fn claim(
         &mut self,
         filter: &ClaimFilter,
@@ -615,19 +439,129 @@ impl super::Backend for SqliteConnection {
         token: &str,
         marks: &StartMarks,
     ) -> Result<Vec<Claimed>> {
-        claim(self, filter, limit, token, marks)
+        let now = now();
+        let due_before = filter.due_before(now);
+        {
+            // New callbacks join the queue as the run needs them.
+            self.admit(limit * super::callbacks::ADMIT_AHEAD)?;
+            let due: Vec<DueRow> = match filter.after {
+                None => diesel::sql_query(format!(
+                    "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
+                     WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?",
+                    due_condition(filter)
+                ))
+                .bind::<Timestamp, _>(due_before)
+                .bind::<Timestamp, _>(now)
+                .bind::<BigInt, _>(limit)
+                .load(self)?,
+                // After a position: SQLite seeks an expression index with a row value only
+                // on its first column, so the rest of the position's due time and the later
+                // ones are two index ranges.
+                Some((due_at, id)) => {
+                    let columns =
+                        format!("id, hook_id, claim_token, claim_started, {DUE_KEY} AS due");
+                    let condition = due_condition(filter);
+                    diesel::sql_query(format!(
+                        "SELECT id, hook_id, claim_token, claim_started FROM ( \
+                           SELECT * FROM (SELECT {columns} FROM httphooks_callbacks \
+                             WHERE {condition} AND {DUE_KEY} = ? AND id > ? ORDER BY id LIMIT ?) \
+                           UNION ALL \
+                           SELECT * FROM (SELECT {columns} FROM httphooks_callbacks \
+                             WHERE {condition} AND {DUE_KEY} > ? ORDER BY {DUE_KEY}, id LIMIT ?)) \
+                         ORDER BY due, id LIMIT ?"
+                    ))
+                    .bind::<Timestamp, _>(due_before)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<Timestamp, _>(due_at)
+                    .bind::<BigInt, _>(id)
+                    .bind::<BigInt, _>(limit)
+                    .bind::<Timestamp, _>(due_before)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<Timestamp, _>(due_at)
+                    .bind::<BigInt, _>(limit)
+                    .bind::<BigInt, _>(limit)
+                    .load(self)?
+                }
+            };
+            if due.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<String> = due.iter().map(|d| d.id.to_string()).collect();
+            let ids = ids.join(",");
+            let marked: Vec<i64> = due
+                .iter()
+                .filter(|d| !marks.except_hooks.contains(&d.hook_id))
+                .take(usize::try_from(marks.up_to).unwrap_or(0))
+                .map(|d| d.id)
+                .collect();
+            let marked_list: Vec<String> = marked.iter().map(i64::to_string).collect();
+            diesel::sql_query(format!(
+                "UPDATE httphooks_callbacks SET claim_token = ?, \
+                 claim_started = id IN ({marked}), claimed_until = {lease} WHERE id IN ({ids})",
+                lease = lease_until_sql(),
+                marked = marked_list.join(","),
+            ))
+            .bind::<Text, _>(token)
+            .bind::<Timestamp, _>(now)
+            .execute(self)?;
+            let mut callbacks: Vec<super::models::Callback> = diesel::sql_query(format!(
+                "SELECT * FROM httphooks_callback_details WHERE id IN ({ids})"
+            ))
+            .load(self)?;
+            callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
+            Ok(callbacks
+                .into_iter()
+                .map(|callback| {
+                    let before = due.iter().find(|d| d.id == callback.id);
+                    Claimed {
+                        previous_token: before.and_then(|d| d.claim_token.clone()),
+                        previous_started: before.is_some_and(|d| d.claim_started),
+                        marked: marked.contains(&callback.id),
+                        callback,
+                    }
+                })
+                .collect())
+        }
     }
 
     fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
-        renew(self, token, ids, started)
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        let enabled = if started {
+            " AND EXISTS (SELECT 1 FROM httphooks_hooks h WHERE h.id = hook_id AND h.enabled)"
+        } else {
+            ""
+        };
+        let rows: Vec<IdRow> = diesel::sql_query(format!(
+            "UPDATE httphooks_callbacks SET claimed_until = {lease}, \
+             claim_started = (claim_started OR ?) \
+             WHERE id IN ({ids}) AND claim_token = ? AND status = 'waiting'{enabled} RETURNING id",
+            lease = lease_until_sql(),
+            ids = list.join(","),
+        ))
+        .bind::<Timestamp, _>(now())
+        .bind::<diesel::sql_types::Bool, _>(started)
+        .bind::<Text, _>(token)
+        .load(self)?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
+    /// Due callbacks in claim order, without claiming them.
     fn peek_due(
         &mut self,
         filter: &ClaimFilter,
         limit: i64,
     ) -> Result<Vec<super::models::Callback>> {
-        peek_due(self, filter, limit)
+        let now = now();
+        Ok(diesel::sql_query(format!(
+            "SELECT d.* FROM httphooks_callback_details d JOIN \
+               (SELECT id, {DUE_KEY} AS due FROM httphooks_callbacks WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?) q \
+             ON q.id = d.id ORDER BY q.due, q.id",
+            due_condition(filter)
+        ))
+        .bind::<Timestamp, _>(filter.due_before(now))
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(self)?)
     }
 
     fn apply_outcomes(
@@ -636,7 +570,20 @@ impl super::Backend for SqliteConnection {
         changes: &str,
         now: chrono::NaiveDateTime,
     ) -> Result<usize> {
-        apply_outcomes(self, token, changes, now)
+        Ok(diesel::sql_query(
+            "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
+             attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = ?, \
+             claimed_until = NULL, claim_token = NULL, claim_started = 0, payload = COALESCE(v.payload, c.payload) \
+             FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.status') AS status, \
+                          json_extract(value, '$.details') AS details, json_extract(value, '$.attempted') AS attempted, \
+                          json_extract(value, '$.next_attempt_at') AS next_attempt_at, \
+                          json_extract(value, '$.payload') AS payload FROM json_each(?)) AS v \
+             WHERE c.id = v.id AND c.claim_token = ?",
+        )
+        .bind::<Timestamp, _>(now)
+        .bind::<Text, _>(changes)
+        .bind::<Text, _>(token)
+        .execute(self)?)
     }
 
     /// Where the triggers write too (see the migrations); matched to the hook version
