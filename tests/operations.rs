@@ -113,6 +113,8 @@ fn an_unreachable_database_exits_3() {
     for url in [
         "mysql://root:pw@127.0.0.1:3306",
         "mysql://root:pw@127.0.0.1:3306/",
+        "mysql://root:pw@127.0.0.1:3306//",
+        "mysql://root:pw@127.0.0.1:3306/test/",
     ] {
         let output = common::httphooks()
             .args(["--database-url", url, "migrate"])

@@ -66,8 +66,8 @@ pub trait Backend {
     }
 
     /// The table that carries the capture triggers made for `stored_name`, when it is
-    /// called something else now (MySQL moves a table's triggers with it on rename);
-    /// None where triggers do not tell.
+    /// called something else now and no table has taken that name (MySQL moves a
+    /// table's triggers with it on rename); None where triggers do not tell.
     fn table_by_triggers(&mut self, _stored_name: &str) -> Result<Option<Table>> {
         Ok(None)
     }
@@ -78,13 +78,6 @@ pub trait Backend {
 
     /// The SQL that drops httphooks' triggers of `table` (none there is fine).
     fn drop_trigger_sql(&self, table: &Table) -> Vec<String>;
-
-    /// Fails when making `table`'s triggers would replace another table's: MySQL names
-    /// triggers after the table, so a table renamed to what another was called (two
-    /// tables that swapped names) finds its trigger names taken.
-    fn check_trigger_names(&mut self, _table: &Table) -> Result<()> {
-        Ok(())
-    }
 
     /// Where triggers write the table's name (MySQL), the SQL that gives the changes a
     /// renamed table's old triggers wrote, and that are not admitted yet, its new name:

@@ -99,8 +99,11 @@ pub fn key_of(hooks: &[Hook]) -> Option<Vec<String>> {
 }
 
 /// The table a table's hooks watch, with their key: by identity first, so that a
-/// renamed PostgreSQL table is still found, then by the triggers made for it (a
-/// renamed MySQL table carries them), then by name (a re-created table).
+/// renamed PostgreSQL table is still found; then by name (a re-created table); then,
+/// when no table has the name, by the triggers made for it (a renamed MySQL table
+/// carries them). On MySQL a table that took the name (a rebuild, tables that swapped
+/// names) takes the hooks, and capture is restored by name: trigger names, unique in a
+/// schema, follow table names.
 pub(crate) fn locate(db: &mut Db, hooks: &[Hook], name: &str) -> Result<Option<Table>> {
     let by_identity = match hooks.iter().find_map(|hook| hook.table_oid) {
         Some(oid) => db.table_by_oid(oid)?,
@@ -108,9 +111,9 @@ pub(crate) fn locate(db: &mut Db, hooks: &[Hook], name: &str) -> Result<Option<T
     };
     let table = match by_identity {
         Some(table) => Some(table),
-        None => match db.table_by_triggers(name)? {
+        None => match db.find_table(name)? {
             Some(table) => Some(table),
-            None => db.find_table(name)?,
+            None => db.table_by_triggers(name)?,
         },
     };
     Ok(table.map(|table| table.keyed_by(key_of(hooks).as_deref())))

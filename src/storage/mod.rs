@@ -87,9 +87,9 @@ impl Target {
             let database = rest
                 .split_once('/')
                 .map_or("", |(_, path)| path.split('?').next().unwrap_or(""));
-            if database.is_empty() {
+            if database.is_empty() || database.contains('/') {
                 return Err(Error::invalid(format!(
-                    "the MySQL URL {} names no database; add it after the host, as in mysql://USER@HOST:3306/DATABASE",
+                    "the MySQL URL {} names no database; end it with one, as in mysql://USER@HOST:3306/DATABASE",
                     redact_url(url)
                 )));
             }
@@ -294,7 +294,6 @@ impl Db {
 
     /// (Re-)creates the triggers of `table`.
     pub fn install_triggers(&mut self, table: &Table, watched: &Watched) -> Result<()> {
-        self.backend().check_trigger_names(table)?;
         let mut statements = self.drop_trigger_sql(table);
         statements.extend(self.trigger_sql(table, watched));
         self.execute_all(&statements)

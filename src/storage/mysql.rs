@@ -485,30 +485,6 @@ impl super::Backend for MysqlConnection {
         }))
     }
 
-    fn check_trigger_names(&mut self, table: &Table) -> Result<()> {
-        let names: Vec<String> = ROW_EVENTS
-            .iter()
-            .map(|event| quote_literal(&trigger_name(&table.name, event)))
-            .collect();
-        let holders: Vec<NamedPosition> = diesel::sql_query(format!(
-            "SELECT DISTINCT CAST(EVENT_OBJECT_TABLE AS CHAR) AS name, 0 AS position \
-             FROM information_schema.TRIGGERS \
-             WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN ({}) AND EVENT_OBJECT_TABLE <> ?",
-            names.join(", ")
-        ))
-        .bind::<Text, _>(&table.name)
-        .load(self)?;
-        match holders.first() {
-            None => Ok(()),
-            Some(holder) => Err(Error::environment(format!(
-                "table {holder} carries httphooks' triggers made when it was called {table}, so the triggers of table {table} cannot be made without taking them; \
-                 tables that swapped names keep capturing under their old names until you rename them back, or remove the hooks of both tables and add them again",
-                holder = holder.name,
-                table = table.name
-            ))),
-        }
-    }
-
     /// Run after the old triggers are gone, so that none writes the old name later. (A
     /// run admitting between the hooks' rename and this statement, milliseconds, would
     /// drop what was written meanwhile as matching no hook.)
