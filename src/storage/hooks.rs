@@ -167,6 +167,25 @@ pub(crate) fn mark_verified(db: &mut Db, ids: &[i64]) -> Result<()> {
 /// following a rename (the hooks take the new name). Returns the table, or None when
 /// it no longer exists (its triggers went with it).
 pub(crate) fn refresh_triggers(db: &mut Db, table: &str) -> Result<Option<Table>> {
+    // MySQL: trigger names follow table names, so remaking a table's triggers takes
+    // them from another table that carried them (tables that swapped names); that
+    // table's own are remade next, and so on, so that no table is left without.
+    let mut refreshed: Vec<String> = Vec::new();
+    let mut first = None;
+    let mut next = Some(table.to_owned());
+    while let Some(name) = next.take() {
+        let displaced = db.table_by_triggers(&name)?.map(|carrier| carrier.name);
+        let found = refresh_one_table(db, &name)?;
+        if refreshed.is_empty() {
+            first = found;
+        }
+        refreshed.push(name);
+        next = displaced.filter(|carrier| !refreshed.contains(carrier));
+    }
+    Ok(first)
+}
+
+fn refresh_one_table(db: &mut Db, table: &str) -> Result<Option<Table>> {
     let hooks = hooks_on_table(db, table)?;
     if hooks.is_empty() {
         if let Some(found) = db.find_table(table)? {
@@ -178,10 +197,17 @@ pub(crate) fn refresh_triggers(db: &mut Db, table: &str) -> Result<Option<Table>
     let Some(found) = locate(db, &hooks, table)? else {
         return Ok(None);
     };
-    if found.name != table || hooks.iter().any(|hook| hook.table_oid != found.oid) {
+    let watched = watched_by(&hooks);
+    let adopted = found.name != table || hooks.iter().any(|hook| hook.table_oid != found.oid);
+    if adopted {
         adopt_name(db, &hooks, &found)?;
     }
-    db.install_triggers(&found, &watched_by(&hooks))?;
+    // Triggers already as they would be made are left alone: a change of URL or
+    // timeout touches no trigger, and on MySQL remaking one leaves a moment in which
+    // writes are not captured.
+    if adopted || db.capture_state(&found, &watched)? != super::CaptureState::Intact {
+        db.install_triggers(&found, &watched)?;
+    }
     mark_verified(db, &hooks.iter().map(|hook| hook.id).collect::<Vec<_>>())?;
     Ok(Some(found))
 }
