@@ -816,3 +816,35 @@ fn mysql_an_edit_that_captures_the_same_leaves_the_triggers_alone() {
     db.ok(&["hooks", "edit", "h", "--events", "insert"]);
     assert_ne!(created(), before, "what they capture changed");
 }
+
+on_every_backend!(
+    a_hook_naming_a_column_the_table_lost_is_reported_not_half_restored,
+    |db| {
+        let db = db.migrated();
+        db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT)");
+        db.add_hook("h", "t", "insert,update", URL, &["--when-changed", "b"]);
+        db.connect().sql("DROP TABLE t");
+        db.connect()
+            .sql("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT)");
+        let (code, out, _) = db.run(&["monitor_callbacks", "--status", "error"]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("capture of table t is broken"), "{out}");
+        let (code, _, err) = db.run(&["hooks", "sync", "t"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("hook h names column \"b\" (--when-changed), which table t does not have")
+                && err.contains("hooks edit h --when-changed"),
+            "{err}"
+        );
+        // send_callbacks goes on and says the same.
+        let (code, _, err) = db.run(&["send_callbacks"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("hook h names column \"b\""), "{err}");
+        db.ok(&["hooks", "edit", "h", "--when-changed", "a"]);
+        let (code, out, _) = db.run(&["monitor_callbacks", "--status", "error"]);
+        assert_eq!(code, 0, "{out}");
+        db.connect().sql("INSERT INTO t (id, a) VALUES (1, 'x')");
+        db.connect().sql("UPDATE t SET a = 'y' WHERE id = 1");
+        assert_eq!(callbacks(&db), 2);
+    }
+);

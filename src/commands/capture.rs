@@ -36,7 +36,16 @@ pub fn restore(db: &mut Db) -> Result<()> {
             State::Gone => eprintln!("httphooks: warning: {}", fix_line(table)),
             State::Missing | State::Stale | State::Recreated => {
                 let problem = table.problem();
-                if capture::restore(db, table)? {
+                let restored = match capture::restore(db, table) {
+                    Ok(restored) => restored,
+                    // Its hooks need an edit first (a column they name is gone); the
+                    // others are restored all the same.
+                    Err(error) => {
+                        eprintln!("httphooks: warning: {error}");
+                        continue;
+                    }
+                };
+                if restored {
                     table.state = State::Intact;
                     eprintln!(
                         "httphooks: warning: capture of table {} was broken for hook(s) {} ({problem}); \

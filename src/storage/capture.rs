@@ -102,6 +102,8 @@ pub fn inspect(db: &mut Db) -> Result<Vec<TableCapture>> {
             // A PostgreSQL trigger matches hooks by the table's oid: hooks that hold
             // another (the table was re-created) get none of its changes.
             Some(table) if hooks.iter().any(|hook| hook.table_oid != table.oid) => State::Recreated,
+            // Triggers cannot capture what its hooks name (see `columns_missing`).
+            Some(table) if hooks::columns_missing(&hooks, table).is_some() => State::Stale,
             Some(table) => match db.capture_state(table, &watched_by(&hooks))? {
                 CaptureState::Intact => State::Intact,
                 CaptureState::Missing => State::Missing,

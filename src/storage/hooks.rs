@@ -92,6 +92,28 @@ pub(crate) fn watched_by(hooks: &[Hook]) -> Watched {
     }
 }
 
+/// What is wrong when an enabled hook names a column (`--key`, `--when-changed`) that
+/// the table does not have (it was re-created, or another table took its name): its
+/// triggers could only record no key or miss its updates, so none are made.
+pub(crate) fn columns_missing(hooks: &[Hook], table: &Table) -> Option<String> {
+    let has = |name: &String| table.columns.iter().any(|column| &column.name == name);
+    hooks.iter().filter(|hook| hook.enabled).find_map(|hook| {
+        let named = [
+            ("--key", hook.key_list().unwrap_or_default()),
+            ("--when-changed", hook.when_changed_list()),
+        ];
+        named.into_iter().find_map(|(flag, columns)| {
+            columns.into_iter().find(|column| !has(column)).map(|column| {
+                format!(
+                    "hook {hook} names column {column:?} ({flag}), which table {table} does not have; point it at the table's columns with `httphooks hooks edit {hook} {flag} …`",
+                    hook = hook.name,
+                    table = table.name
+                )
+            })
+        })
+    })
+}
+
 /// The key the hooks of a table identify its rows by: the `--key` columns they name
 /// (all hooks of a table agree, see `commands::hooks`), None for the primary key.
 pub fn key_of(hooks: &[Hook]) -> Option<Vec<String>> {
@@ -197,6 +219,9 @@ fn refresh_one_table(db: &mut Db, table: &str) -> Result<Option<Table>> {
     let Some(found) = locate(db, &hooks, table)? else {
         return Ok(None);
     };
+    if let Some(problem) = columns_missing(&hooks, &found) {
+        return Err(crate::error::Error::invalid(problem));
+    }
     let watched = watched_by(&hooks);
     let adopted = found.name != table || hooks.iter().any(|hook| hook.table_oid != found.oid);
     if adopted {
