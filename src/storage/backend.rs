@@ -203,6 +203,22 @@ pub enum CaptureState {
     Stale,
 }
 
+impl CaptureState {
+    /// Compares the triggers found on a table with those httphooks would make now, in
+    /// any order.
+    pub fn comparing<T: Ord>(mut found: Vec<T>, mut expected: Vec<T>) -> CaptureState {
+        found.sort();
+        expected.sort();
+        if found == expected {
+            CaptureState::Intact
+        } else if found.is_empty() {
+            CaptureState::Missing
+        } else {
+            CaptureState::Stale
+        }
+    }
+}
+
 /// What httphooks knows of an application table's column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {

@@ -132,6 +132,42 @@ pub struct Claimed {
     pub marked: bool,
 }
 
+/// A due row a claim locked (SQLite, MySQL: the claim reads, then updates), as an
+/// earlier claim left it.
+#[derive(QueryableByName)]
+pub(super) struct DueRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub hook_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub claim_token: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub claim_started: bool,
+}
+
+/// The claimed callbacks in claim order, each with what an earlier claim left on it
+/// (`due`) and whether this claim marked it as started.
+pub(super) fn claimed_in_order(
+    mut callbacks: Vec<Callback>,
+    due: &[DueRow],
+    marked: &[i64],
+) -> Vec<Claimed> {
+    callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
+    callbacks
+        .into_iter()
+        .map(|callback| {
+            let before = due.iter().find(|d| d.id == callback.id);
+            Claimed {
+                previous_token: before.and_then(|d| d.claim_token.clone()),
+                previous_started: before.is_some_and(|d| d.claim_started),
+                marked: marked.contains(&callback.id),
+                callback,
+            }
+        })
+        .collect()
+}
+
 /// Which claimed callbacks a claim marks as started at once (in the same statement):
 /// the first `up_to` in claim order whose hook is not in `except_hooks` (hooks whose
 /// endpoint has all the ready requests it may). The rest are marked later, in batches,
@@ -140,6 +176,17 @@ pub struct Claimed {
 pub struct StartMarks {
     pub up_to: i64,
     pub except_hooks: Vec<i64>,
+}
+
+impl StartMarks {
+    /// The ids of `due` (in claim order) that this claim marks as started.
+    pub(super) fn pick(&self, due: &[DueRow]) -> Vec<i64> {
+        due.iter()
+            .filter(|d| !self.except_hooks.contains(&d.hook_id))
+            .take(usize::try_from(self.up_to).unwrap_or(0))
+            .map(|d| d.id)
+            .collect()
+    }
 }
 
 /// What one attempt (or a decision not to attempt) changes on a callback.

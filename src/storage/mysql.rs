@@ -322,18 +322,6 @@ fn due_condition(filter: &ClaimFilter) -> String {
     condition
 }
 
-#[derive(QueryableByName)]
-struct DueRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = BigInt)]
-    hook_id: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    claim_token: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    claim_started: bool,
-}
-
 /// `claimed_until` for a new or renewed lease, with the database's clock: the lease
 /// of the callback's hook (as it is now).
 fn lease_until_sql() -> String {
@@ -520,7 +508,7 @@ impl super::Backend for MysqlConnection {
             .iter()
             .map(|event| quote_literal(&trigger_name(&as_captured.name, event)))
             .collect();
-        let mut found: Vec<(String, String, String)> = diesel::sql_query(format!(
+        let found: Vec<(String, String, String)> = diesel::sql_query(format!(
             "SELECT CAST(TRIGGER_NAME AS CHAR) AS name, CAST(EVENT_MANIPULATION AS CHAR) AS event, \
                CAST(ACTION_STATEMENT AS CHAR) AS body \
              FROM information_schema.TRIGGERS \
@@ -533,19 +521,11 @@ impl super::Backend for MysqlConnection {
         .into_iter()
         .map(|t| (t.name, t.event.to_ascii_lowercase(), t.body))
         .collect();
-        let mut expected: Vec<(String, String, String)> = triggers(&as_captured, watched)
+        let expected: Vec<(String, String, String)> = triggers(&as_captured, watched)
             .into_iter()
             .map(|t| (t.name, t.event.to_owned(), t.body))
             .collect();
-        found.sort();
-        expected.sort();
-        Ok(if found == expected {
-            CaptureState::Intact
-        } else if found.is_empty() {
-            CaptureState::Missing
-        } else {
-            CaptureState::Stale
-        })
+        Ok(CaptureState::comparing(found, expected))
     }
 
     /// Moves up to `limit` of the oldest new callbacks into httphooks_callbacks. One
@@ -615,7 +595,7 @@ impl super::Backend for MysqlConnection {
     ) -> Result<Vec<Claimed>> {
         // New callbacks join the queue as runs need them.
         self.admit(limit * super::callbacks::ADMIT_AHEAD)?;
-        let due: Vec<DueRow> = diesel::sql_query(format!(
+        let due: Vec<super::callbacks::DueRow> = diesel::sql_query(format!(
             "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
              WHERE {} ORDER BY {DUE_KEY}, id LIMIT ? FOR UPDATE SKIP LOCKED",
             due_condition(filter)
@@ -627,12 +607,7 @@ impl super::Backend for MysqlConnection {
             return Ok(Vec::new());
         }
         let ids = id_list(due.iter().map(|d| d.id));
-        let marked: Vec<i64> = due
-            .iter()
-            .filter(|d| !marks.except_hooks.contains(&d.hook_id))
-            .take(usize::try_from(marks.up_to).unwrap_or(0))
-            .map(|d| d.id)
-            .collect();
+        let marked = marks.pick(&due);
         // `IN ()` is not SQL: 0 is no callback's id.
         let marked_list = if marked.is_empty() {
             "0".to_owned()
@@ -646,23 +621,11 @@ impl super::Backend for MysqlConnection {
         ))
         .bind::<Text, _>(token)
         .execute(self)?;
-        let mut callbacks: Vec<Callback> = diesel::sql_query(format!(
+        let callbacks: Vec<Callback> = diesel::sql_query(format!(
             "SELECT * FROM httphooks_callback_details WHERE id IN ({ids})"
         ))
         .load(self)?;
-        callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
-        Ok(callbacks
-            .into_iter()
-            .map(|callback| {
-                let before = due.iter().find(|d| d.id == callback.id);
-                Claimed {
-                    previous_token: before.and_then(|d| d.claim_token.clone()),
-                    previous_started: before.is_some_and(|d| d.claim_started),
-                    marked: marked.contains(&callback.id),
-                    callback,
-                }
-            })
-            .collect())
+        Ok(super::callbacks::claimed_in_order(callbacks, &due, &marked))
     }
 
     fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {

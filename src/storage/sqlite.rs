@@ -247,18 +247,6 @@ fn admit_range(conn: &mut SqliteConnection, first: i64, last: i64) -> Result<usi
         .execute(conn)?)
 }
 
-#[derive(QueryableByName)]
-struct DueRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = BigInt)]
-    hook_id: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-    claim_token: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    claim_started: bool,
-}
-
 /// The due rule (see `ClaimFilter::sql_condition`) with SQLite's spelling; binds the
 /// due time, then the current time.
 fn due_condition(filter: &ClaimFilter) -> String {
@@ -342,7 +330,7 @@ impl super::Backend for SqliteConnection {
             .iter()
             .map(|event| quote_literal(&format!("httphooks_{}_{event}", table.name)))
             .collect();
-        let mut found: Vec<String> = diesel::sql_query(format!(
+        let found: Vec<String> = diesel::sql_query(format!(
             "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({}) ORDER BY name",
             names.join(", ")
         ))
@@ -350,19 +338,11 @@ impl super::Backend for SqliteConnection {
         .into_iter()
         .map(|row| row.sql.unwrap_or_default())
         .collect();
-        let mut expected: Vec<String> = trigger_sql(table, watched)
+        let expected: Vec<String> = trigger_sql(table, watched)
             .into_iter()
             .map(|sql| sql.trim_end_matches(';').to_owned())
             .collect();
-        found.sort();
-        expected.sort();
-        Ok(if found == expected {
-            CaptureState::Intact
-        } else if found.is_empty() {
-            CaptureState::Missing
-        } else {
-            CaptureState::Stale
-        })
+        Ok(CaptureState::comparing(found, expected))
     }
 
     /// Admits up to `limit` of the oldest new callbacks; returns how many callbacks that
@@ -444,7 +424,7 @@ impl super::Backend for SqliteConnection {
         {
             // New callbacks join the queue as the run needs them.
             self.admit(limit * super::callbacks::ADMIT_AHEAD)?;
-            let due: Vec<DueRow> = match filter.after {
+            let due: Vec<super::callbacks::DueRow> = match filter.after {
                 None => diesel::sql_query(format!(
                     "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
                      WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?",
@@ -488,12 +468,7 @@ impl super::Backend for SqliteConnection {
             }
             let ids: Vec<String> = due.iter().map(|d| d.id.to_string()).collect();
             let ids = ids.join(",");
-            let marked: Vec<i64> = due
-                .iter()
-                .filter(|d| !marks.except_hooks.contains(&d.hook_id))
-                .take(usize::try_from(marks.up_to).unwrap_or(0))
-                .map(|d| d.id)
-                .collect();
+            let marked = marks.pick(&due);
             let marked_list: Vec<String> = marked.iter().map(i64::to_string).collect();
             diesel::sql_query(format!(
                 "UPDATE httphooks_callbacks SET claim_token = ?, \
@@ -504,23 +479,11 @@ impl super::Backend for SqliteConnection {
             .bind::<Text, _>(token)
             .bind::<Timestamp, _>(now)
             .execute(self)?;
-            let mut callbacks: Vec<super::models::Callback> = diesel::sql_query(format!(
+            let callbacks: Vec<super::models::Callback> = diesel::sql_query(format!(
                 "SELECT * FROM httphooks_callback_details WHERE id IN ({ids})"
             ))
             .load(self)?;
-            callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
-            Ok(callbacks
-                .into_iter()
-                .map(|callback| {
-                    let before = due.iter().find(|d| d.id == callback.id);
-                    Claimed {
-                        previous_token: before.and_then(|d| d.claim_token.clone()),
-                        previous_started: before.is_some_and(|d| d.claim_started),
-                        marked: marked.contains(&callback.id),
-                        callback,
-                    }
-                })
-                .collect())
+            Ok(super::callbacks::claimed_in_order(callbacks, &due, &marked))
         }
     }
 
