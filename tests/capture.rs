@@ -848,3 +848,57 @@ on_every_backend!(
         assert_eq!(callbacks(&db), 2);
     }
 );
+
+/// MariaDB replaces a trigger in one statement (writes wait for it): changing what a
+/// busy table's hooks capture loses none of the writes made meanwhile.
+#[cfg(feature = "mysql")]
+#[test]
+#[cfg_attr(no_mysql, ignore = "set HTTPHOOKS_TEST_MYSQL_URL to run MySQL tests")]
+fn mariadb_remaking_a_busy_tables_triggers_loses_no_write() {
+    let Some(db) = TestDb::mysql() else {
+        return;
+    };
+    let db = db.migrated();
+    if db
+        .text("SELECT VERSION() AS v")
+        .is_none_or(|v| !v.contains("MariaDB"))
+    {
+        eprintln!("SKIPPED: not MariaDB (MySQL has no CREATE OR REPLACE TRIGGER)");
+        return;
+    }
+    db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT)");
+    db.add_hook("h", "t", "insert", URL, &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writer_conn = db.connect();
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut id = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && id < 5_000 {
+                id += 1;
+                writer_conn.sql(&format!("INSERT INTO t (id, a) VALUES ({id}, 'x')"));
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            id
+        })
+    };
+    for round in 0..8 {
+        let events = if round % 2 == 0 {
+            "insert,update"
+        } else {
+            "insert"
+        };
+        db.ok(&["hooks", "edit", "h", "--events", events]);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(
+        written > 50,
+        "the writer ran during the edits ({written} rows)"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE event_type = 'insert'"),
+        written,
+        "every write made a callback"
+    );
+}

@@ -79,6 +79,15 @@ pub trait Backend {
     /// The SQL that drops httphooks' triggers of `table` (none there is fine).
     fn drop_trigger_sql(&self, table: &Table) -> Vec<String>;
 
+    /// The SQL that replaces `table`'s triggers with those `trigger_sql` makes: drop,
+    /// then create (SQLite and PostgreSQL run it in one transaction, so no write falls
+    /// in between).
+    fn replace_trigger_sql(&mut self, table: &Table, watched: &Watched) -> Result<Vec<String>> {
+        let mut statements = self.drop_trigger_sql(table);
+        statements.extend(self.trigger_sql(table, watched));
+        Ok(statements)
+    }
+
     /// Where triggers write the table's name (MySQL), the SQL that gives the changes a
     /// renamed table's old triggers wrote, and that are not admitted yet, its new name:
     /// its hooks hold the new one now.

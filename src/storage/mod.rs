@@ -294,8 +294,7 @@ impl Db {
 
     /// (Re-)creates the triggers of `table`.
     pub fn install_triggers(&mut self, table: &Table, watched: &Watched) -> Result<()> {
-        let mut statements = self.drop_trigger_sql(table);
-        statements.extend(self.trigger_sql(table, watched));
+        let statements = self.backend().replace_trigger_sql(table, watched)?;
         self.execute_all(&statements)
     }
 

@@ -83,6 +83,12 @@ struct ColumnRow {
 }
 
 #[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = Text)]
+    version: String,
+}
+
+#[derive(QueryableByName)]
 struct NamedPosition {
     #[diesel(sql_type = Text)]
     name: String,
@@ -486,6 +492,54 @@ impl super::Backend for MysqlConnection {
 
     fn trigger_sql(&self, table: &Table, watched: &Watched) -> Vec<String> {
         trigger_sql(table, watched)
+    }
+
+    /// DDL commits on its own in MySQL, so a drop and a create leave a moment in which
+    /// the table's writes make no callback. MariaDB replaces a trigger in one statement
+    /// (`CREATE OR REPLACE`), during which writes wait: its triggers are replaced so,
+    /// and only those no longer wanted are dropped, afterwards. MySQL has no such
+    /// statement.
+    fn replace_trigger_sql(&mut self, table: &Table, watched: &Watched) -> Result<Vec<String>> {
+        let version: VersionRow =
+            diesel::sql_query("SELECT VERSION() AS version").get_result(self)?;
+        let mut statements = trigger_sql(table, watched);
+        if !version.version.contains("MariaDB") {
+            let mut replaced = drop_trigger_sql(table);
+            replaced.append(&mut statements);
+            return Ok(replaced);
+        }
+        for statement in &mut statements {
+            *statement = statement.replacen("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1);
+        }
+        let names: Vec<String> = triggers(table, watched)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let drop_of = |name: &String| format!("DROP TRIGGER IF EXISTS {}", quote_ident(name));
+        // A name another table carries (tables that swapped names) is dropped first:
+        // MariaDB replaces a trigger only on its own table.
+        let quoted: Vec<String> = names.iter().map(|name| quote_literal(name)).collect();
+        let elsewhere: Vec<NamedPosition> = if names.is_empty() {
+            Vec::new()
+        } else {
+            diesel::sql_query(format!(
+                "SELECT CAST(TRIGGER_NAME AS CHAR) AS name, 0 AS position \
+                 FROM information_schema.TRIGGERS \
+                 WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN ({}) AND EVENT_OBJECT_TABLE <> ?",
+                quoted.join(", ")
+            ))
+            .bind::<Text, _>(&table.name)
+            .load(self)?
+        };
+        let mut replaced: Vec<String> = elsewhere.iter().map(|t| drop_of(&t.name)).collect();
+        replaced.append(&mut statements);
+        let kept: Vec<String> = names.iter().map(drop_of).collect();
+        replaced.extend(
+            drop_trigger_sql(table)
+                .into_iter()
+                .filter(|drop| !kept.contains(drop)),
+        );
+        Ok(replaced)
     }
 
     fn drop_trigger_sql(&self, table: &Table) -> Vec<String> {
