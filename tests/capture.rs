@@ -98,7 +98,7 @@ fn sqlite_rebuild_and_drop_column_with_the_documented_steps_lose_no_write() {
     assert!(drop_sql.contains("DROP TRIGGER IF EXISTS"), "{drop_sql}");
     rebuild(&db, &drop_sql);
     let out = db.ok(&["hooks", "sync", "t"]);
-    assert!(out.contains("re-created the triggers of table t"), "{out}");
+    assert!(out.contains("synced the triggers of table t"), "{out}");
     db.sql("INSERT INTO t (id, a, b, c) VALUES (2, 'x', 'y', 3)");
     db.sql("UPDATE t SET c = 4 WHERE id = 1");
     assert_eq!(callbacks(&db), 3, "no write after sync is lost");
@@ -189,7 +189,7 @@ on_every_backend!(
         // sync goes on past the missing table, reports per hook, exits 3.
         let (code, out, err) = db.run(&["hooks", "sync"]);
         assert_eq!(code, 3, "{out}{err}");
-        assert!(out.contains("re-created the triggers of table t"), "{out}");
+        assert!(out.contains("synced the triggers of table t"), "{out}");
         assert!(
             err.contains("hook g: table u no longer exists") && err.contains("hooks remove g"),
             "{err}"
@@ -823,12 +823,25 @@ on_every_backend!(
         let db = db.migrated();
         db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT)");
         db.add_hook("h", "t", "insert,update", URL, &["--when-changed", "b"]);
+        db.add_hook("other", "t", "insert", URL, &[]);
         db.connect().sql("DROP TABLE t");
         db.connect()
             .sql("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT)");
         let (code, out, _) = db.run(&["monitor_callbacks", "--status", "error"]);
         assert_eq!(code, 1, "{out}");
-        assert!(out.contains("capture of table t is broken"), "{out}");
+        assert!(
+            out.contains("capture of table t is broken")
+                && out.contains("hooks edit h --when-changed")
+                && !out.contains("hooks sync"),
+            "the alert names the fix that works: {out}"
+        );
+        // Another hook's change would need the table's triggers: it says it was not made.
+        let (code, _, err) = db.run(&["hooks", "edit", "other", "--url", &format!("{URL}/2")]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("hook other was not changed: hook h names column \"b\""),
+            "{err}"
+        );
         let (code, _, err) = db.run(&["hooks", "sync", "t"]);
         assert_eq!(code, 2, "{err}");
         assert!(
@@ -845,7 +858,7 @@ on_every_backend!(
         assert_eq!(code, 0, "{out}");
         db.connect().sql("INSERT INTO t (id, a) VALUES (1, 'x')");
         db.connect().sql("UPDATE t SET a = 'y' WHERE id = 1");
-        assert_eq!(callbacks(&db), 2);
+        assert_eq!(callbacks(&db), 3, "h: insert and update; other: insert");
     }
 );
 

@@ -111,6 +111,13 @@ pub fn fix_line(table: &TableCapture) -> String {
             table.hook_names(),
             table.since()
         ),
+        _ if table.needs_edit.is_some() => format!(
+            "capture of table {} is broken for hook(s) {} (last found intact at {}): {}",
+            table.name(),
+            table.hook_names(),
+            table.since(),
+            table.needs_edit.as_deref().unwrap_or_default()
+        ),
         _ => format!(
             "capture of table {} is broken for hook(s) {} ({}; last found intact at {}); \
              restore it with `httphooks hooks sync {}` (the next send_callbacks does it too)",

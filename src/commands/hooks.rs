@@ -250,7 +250,7 @@ fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
                 );
             }
             println!(
-                "re-created the triggers of table {} (hooks {})",
+                "synced the triggers of table {} (hooks {})",
                 table.name(),
                 hook_names.join(", ")
             );

@@ -20,6 +20,9 @@ pub struct TableCapture {
     /// The table as it is now (found by identity, then by name); None when it is gone.
     pub table: Option<Table>,
     pub state: State,
+    /// Why capture cannot be restored until a hook is edited (it names a column the
+    /// table does not have), with the edit that fixes it.
+    pub needs_edit: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +99,10 @@ pub fn inspect(db: &mut Db) -> Result<Vec<TableCapture>> {
         let hooks = hooks_on_table(db, &name)?;
         let table = locate(db, &hooks, &name)?;
         let capturing = hooks.iter().any(|hook| hook.enabled);
+        let needs_edit = table
+            .as_ref()
+            .filter(|_| capturing)
+            .and_then(|table| hooks::columns_missing(&hooks, table));
         let state = match &table {
             _ if !capturing => State::Intact,
             None => State::Gone,
@@ -103,7 +110,7 @@ pub fn inspect(db: &mut Db) -> Result<Vec<TableCapture>> {
             // another (the table was re-created) get none of its changes.
             Some(table) if hooks.iter().any(|hook| hook.table_oid != table.oid) => State::Recreated,
             // Triggers cannot capture what its hooks name (see `columns_missing`).
-            Some(table) if hooks::columns_missing(&hooks, table).is_some() => State::Stale,
+            Some(_) if needs_edit.is_some() => State::Stale,
             Some(table) => match db.capture_state(table, &watched_by(&hooks))? {
                 CaptureState::Intact => State::Intact,
                 CaptureState::Missing => State::Missing,
@@ -115,6 +122,7 @@ pub fn inspect(db: &mut Db) -> Result<Vec<TableCapture>> {
             hooks,
             table,
             state,
+            needs_edit,
         });
     }
     Ok(found)

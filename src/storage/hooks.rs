@@ -220,7 +220,7 @@ fn refresh_one_table(db: &mut Db, table: &str) -> Result<Option<Table>> {
         return Ok(None);
     };
     if let Some(problem) = columns_missing(&hooks, &found) {
-        return Err(crate::error::Error::invalid(problem));
+        return Err(Error::invalid(problem));
     }
     let watched = watched_by(&hooks);
     let adopted = found.name != table || hooks.iter().any(|hook| hook.table_oid != found.oid);
@@ -312,6 +312,18 @@ pub fn create(db: &mut Db, fields: &HookFields) -> Result<Hook> {
         find(db, &fields.name)?
             .ok_or_else(|| Error::environment("the new hook vanished; run the command again"))
     })
+    .map_err(not_changed(&fields.name))
+}
+
+/// Says which hook a refused change left as it was, when the refusal names another
+/// (its table's capture cannot be made until that one is edited).
+fn not_changed(hook: &str) -> impl FnOnce(Error) -> Error + '_ {
+    move |error| match error {
+        Error::Invalid(message) if !message.starts_with(&format!("hook {hook} ")) => {
+            Error::invalid(format!("hook {hook} was not changed: {message}"))
+        }
+        other => other,
+    }
 }
 
 /// Saves a changed hook and brings the triggers of its old and new table up to date.
@@ -332,6 +344,7 @@ pub fn update(db: &mut Db, before: &Hook, fields: &HookFields) -> Result<Hook> {
         find_by_id(db, before.id)?
             .ok_or_else(|| Error::environment("the hook vanished; run the command again"))
     })
+    .map_err(not_changed(&before.name))
 }
 
 /// Enables or disables a hook, from the next change of its table on.
@@ -347,6 +360,7 @@ pub fn set_enabled(db: &mut Db, hook: &Hook, enabled: bool) -> Result<()> {
         }
         Ok(())
     })
+    .map_err(not_changed(&hook.name))
 }
 
 /// Deletes a hook, cancelling its waiting callbacks (they keep their history), and
@@ -363,6 +377,7 @@ pub fn remove(db: &mut Db, hook: &Hook, cancel_reason: &str) -> Result<usize> {
         }
         Ok(cancelled)
     })
+    .map_err(not_changed(&hook.name))
 }
 
 /// Deletes hook versions that no hook and no callback refers to any more.
