@@ -132,6 +132,18 @@ pub struct Claimed {
     pub marked: bool,
 }
 
+/// The query `send_callbacks --dry-run` peeks with: the due callbacks' details in
+/// claim order, the first `limit` (a placeholder) of them, by the backend's due key
+/// and due condition.
+pub(super) fn peek_due_sql(due_key: &str, condition: &str, limit: &str) -> String {
+    format!(
+        "SELECT d.* FROM httphooks_callback_details d JOIN \
+           (SELECT id, {due_key} AS due FROM httphooks_callbacks WHERE {condition} \
+            ORDER BY {due_key}, id LIMIT {limit}) q \
+         ON q.id = d.id ORDER BY q.due, q.id"
+    )
+}
+
 /// A due row a claim locked (SQLite, MySQL: the claim reads, then updates), as an
 /// earlier claim left it.
 #[derive(QueryableByName)]

@@ -713,11 +713,10 @@ impl super::Backend for MysqlConnection {
     }
 
     fn peek_due(&mut self, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>> {
-        Ok(diesel::sql_query(format!(
-            "SELECT d.* FROM httphooks_callback_details d JOIN \
-               (SELECT id, {DUE_KEY} AS due FROM httphooks_callbacks WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?) q \
-             ON q.id = d.id ORDER BY q.due, q.id",
-            due_condition(filter)
+        Ok(diesel::sql_query(super::callbacks::peek_due_sql(
+            DUE_KEY,
+            &due_condition(filter),
+            "?",
         ))
         .bind::<Datetime, _>(filter.due_before(super::now()))
         .bind::<BigInt, _>(limit)

@@ -392,11 +392,10 @@ impl super::Backend for PgConnection {
         filter: &ClaimFilter,
         limit: i64,
     ) -> Result<Vec<super::models::Callback>> {
-        Ok(diesel::sql_query(format!(
-            "SELECT d.* FROM httphooks_callback_details d JOIN \
-               (SELECT id, {DUE_KEY} AS due FROM httphooks_callbacks WHERE {} ORDER BY {DUE_KEY}, id LIMIT $2) q \
-             ON q.id = d.id ORDER BY q.due, q.id",
-            due_condition(filter)
+        Ok(diesel::sql_query(super::callbacks::peek_due_sql(
+            DUE_KEY,
+            &due_condition(filter),
+            "$2",
         ))
         .bind::<Timestamp, _>(filter.due_before(now()))
         .bind::<BigInt, _>(limit)

@@ -515,11 +515,10 @@ impl super::Backend for SqliteConnection {
         limit: i64,
     ) -> Result<Vec<super::models::Callback>> {
         let now = now();
-        Ok(diesel::sql_query(format!(
-            "SELECT d.* FROM httphooks_callback_details d JOIN \
-               (SELECT id, {DUE_KEY} AS due FROM httphooks_callbacks WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?) q \
-             ON q.id = d.id ORDER BY q.due, q.id",
-            due_condition(filter)
+        Ok(diesel::sql_query(super::callbacks::peek_due_sql(
+            DUE_KEY,
+            &due_condition(filter),
+            "?",
         ))
         .bind::<Timestamp, _>(filter.due_before(now))
         .bind::<Timestamp, _>(now)
