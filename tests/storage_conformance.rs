@@ -373,3 +373,48 @@ conformance!(concurrent_claims_never_share_a_callback, |db: TestDb| {
     assert_eq!(claimed.len(), 60);
     assert_eq!(unique.len(), 60);
 });
+
+conformance!(
+    a_claim_reads_past_callbacks_another_run_holds,
+    |db: TestDb| {
+        let db = with_hooks(db);
+        let mut holder = open(&db);
+        enqueue(&mut holder, "h", 6);
+        callbacks::admit_all(&mut holder).unwrap();
+        // Three due callbacks whose rows the holder has locked: it claimed them, its leases
+        // ran out, and it is renewing them (as a slow run does) when the other run claims.
+        let held = ids(&claim(&mut holder, "holder", 3));
+        callbacks::expire_claims_of(&mut holder, "holder").unwrap();
+        let url = db.url.clone();
+        let (sender, other_claimed) = std::sync::mpsc::channel();
+        let concurrent = holder.allows_concurrent_writers();
+        let other = std::thread::scope(|scope| {
+            let during = holder
+                .write_transaction(|conn| {
+                    assert_eq!(callbacks::renew(conn, "holder", &held, false)?, held);
+                    scope.spawn(move || {
+                        let mut conn = Db::open_migrated(Some(&url)).unwrap();
+                        sender.send(ids(&claim(&mut conn, "other", 3))).unwrap();
+                    });
+                    // Asserted after the commit, so that a failure cannot hang the test.
+                    let waited = std::time::Duration::from_secs(if concurrent { 10 } else { 0 });
+                    Ok(other_claimed.recv_timeout(waited).ok())
+                })
+                .unwrap();
+            if concurrent {
+                // Claimed while the holder's locks were held: the rows after them, at once.
+                during.expect("the claim waited for the locks another run holds")
+            } else {
+                // One writer at a time (SQLite): the claim runs once the renewal commits.
+                assert_eq!(during, None);
+                other_claimed.recv().unwrap()
+            }
+        });
+        assert_eq!(held.len(), 3);
+        assert_eq!(other.len(), 3);
+        assert!(
+            other.iter().all(|id| id > held.last().unwrap()),
+            "{held:?} then {other:?}"
+        );
+    }
+);
