@@ -35,6 +35,13 @@ pub trait Backend {
     /// Settings for the delivery engine's connections (see `Db::tune_for_delivery`).
     fn tune_for_delivery(&mut self) -> Result<()>;
 
+    /// Makes the index that ordered hooks' claims look up earlier callbacks of the same
+    /// row in, where the migrations do not (see the MySQL backend); called before a
+    /// hook becomes ordered, outside any transaction.
+    fn index_for_ordered_hooks(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Begins a transaction that writes (see `Db::write_transaction`).
     fn begin_write(&mut self) -> Result<()>;
 

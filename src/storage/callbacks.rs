@@ -582,13 +582,15 @@ pub fn count_by_status(db: &mut Db, wanted: &str, since: Option<NaiveDateTime>) 
     Ok(queued + new)
 }
 
-/// Deletes at most `batch` callbacks with ids above `after`, created before `before`
-/// (finished ones, and waiting ones too when asked), with their attempts, in one short
-/// transaction. Returns how many and the highest id it looked at, the next `after`:
-/// each batch starts where the last one ended instead of stepping again over the rows
-/// it deleted (PostgreSQL keeps them in its indexes until vacuum). Both deletes name an
-/// id range, one index scan: over 1M rows 1.9× as fast on SQLite and 1.3× on
-/// PostgreSQL as a list of 10,000 ids, one lookup each.
+/// Deletes the callbacks created before `before` (finished ones, and waiting ones too
+/// when asked) among the next `batch` ids after `after`, counted from the first id there
+/// is, with their attempts, in one short transaction: at most `batch` callbacks. Returns
+/// how many and the highest id it looked at, the next `after`, or None past the last
+/// callback. Each batch starts where the last one ended instead of stepping again over
+/// the rows it deleted (PostgreSQL keeps them in its indexes until vacuum, InnoDB until
+/// purge), and names an id range, one index scan, without reading the rows first: over
+/// 1M rows that is 1.9× as fast on SQLite and 1.3× on PostgreSQL as a list of 10,000
+/// ids, and on MariaDB reading the ids first took 12% of the time.
 pub fn delete_old_batch(
     db: &mut Db,
     before: NaiveDateTime,
@@ -600,31 +602,25 @@ pub fn delete_old_batch(
         with_conn!(db, |conn| {
             use httphooks_attempts::dsl as a;
             use httphooks_callbacks::dsl as c;
-            // The old callbacks among ids after `after` up to `last`.
-            macro_rules! old {
-                ($query:expr, $last:expr) => {{
-                    let mut query = $query
-                        .filter(c::id.gt(after))
-                        .filter(c::id.le($last))
-                        .filter(c::created_at.lt(before))
-                        .into_boxed();
-                    if !include_waiting {
-                        query = query.filter(c::status.ne(status::WAITING));
-                    }
-                    query
-                }};
-            }
-            // Oldest first by id: creation order, without an index on created_at.
-            let ids: Vec<i64> = old!(c::httphooks_callbacks.select(c::id), i64::MAX)
-                .order(c::id)
-                .limit(batch)
-                .load(conn)?;
-            let Some(&last) = ids.last() else {
+            let first: Option<i64> = c::httphooks_callbacks
+                .filter(c::id.gt(after))
+                .select(diesel::dsl::min(c::id))
+                .first(conn)?;
+            let Some(first) = first else {
                 return Ok(None);
             };
-            let deleted = old!(diesel::delete(c::httphooks_callbacks), last).execute(conn)?;
-            // Then the attempts in the range whose callback is gone: exactly those just
-            // deleted, even where a callback finished after `ids` was read.
+            let last = first.saturating_add(batch - 1);
+            let mut old = diesel::delete(c::httphooks_callbacks)
+                .filter(c::id.ge(first))
+                .filter(c::id.le(last))
+                .filter(c::created_at.lt(before))
+                .into_boxed();
+            if !include_waiting {
+                old = old.filter(c::status.ne(status::WAITING));
+            }
+            let deleted = old.execute(conn)?;
+            // Then the attempts in the range whose callback is gone: those of the
+            // callbacks just deleted, and none of a callback kept.
             diesel::delete(
                 a::httphooks_attempts
                     .filter(a::callback_id.gt(after))

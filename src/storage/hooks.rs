@@ -298,6 +298,9 @@ fn new_version(db: &mut Db, hook_id: i64, fields: &HookFields) -> Result<()> {
 
 /// Inserts a hook and installs its table's triggers, in one transaction.
 pub fn create(db: &mut Db, fields: &HookFields) -> Result<Hook> {
+    if fields.ordered {
+        db.index_for_ordered_hooks()?;
+    }
     change_hooks(db, |db| {
         with_conn!(db, |conn| diesel::insert_into(h::httphooks_hooks)
             .values(fields)
@@ -328,6 +331,9 @@ fn not_changed(hook: &str) -> impl FnOnce(Error) -> Error + '_ {
 
 /// Saves a changed hook and brings the triggers of its old and new table up to date.
 pub fn update(db: &mut Db, before: &Hook, fields: &HookFields) -> Result<Hook> {
+    if fields.ordered {
+        db.index_for_ordered_hooks()?;
+    }
     change_hooks(db, |db| {
         with_conn!(db, |conn| {
             diesel::update(h::httphooks_hooks.filter(h::id.eq(before.id)))

@@ -243,6 +243,11 @@ impl Db {
         self.backend().tune_for_delivery()
     }
 
+    /// See [`Backend::index_for_ordered_hooks`].
+    pub fn index_for_ordered_hooks(&mut self) -> Result<()> {
+        self.backend().index_for_ordered_hooks()
+    }
+
     /// See [`Backend::allows_concurrent_writers`].
     pub fn allows_concurrent_writers(&self) -> bool {
         self.backend_ref().allows_concurrent_writers()

@@ -375,6 +375,33 @@ impl super::Backend for MysqlConnection {
         Ok(())
     }
 
+    /// Made with the first ordered hook (see the migration), online: InnoDB builds it
+    /// while the application and runs go on writing.
+    fn index_for_ordered_hooks(&mut self) -> Result<()> {
+        let exists = |conn: &mut MysqlConnection| -> Result<bool> {
+            let row: super::CountRow = diesel::sql_query(
+                "SELECT COUNT(*) AS n FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'httphooks_callbacks' \
+                   AND INDEX_NAME = 'httphooks_callbacks_ordered'",
+            )
+            .get_result(conn)?;
+            Ok(row.n > 0)
+        };
+        if exists(self)? {
+            return Ok(());
+        }
+        let made = self.batch_execute(
+            "ALTER TABLE httphooks_callbacks \
+             ADD INDEX httphooks_callbacks_ordered (hook_id, status, object_id(191), id), \
+             ALGORITHM=INPLACE, LOCK=NONE",
+        );
+        match made {
+            // Another command made it meanwhile.
+            Err(_) if exists(self)? => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
     fn begin_write(&mut self) -> Result<()> {
         use diesel::connection::{AnsiTransactionManager, TransactionManager};
         AnsiTransactionManager::begin_transaction(self)?;
