@@ -1,4 +1,4 @@
-//! The command line: every subcommand and flag, as SPEC §5 names them. The seed
+//! The command line: every subcommand and flag, as docs/behaviour.md §5 names them. The seed
 //! spellings (`send_callbacks`, `--hook_id`) are primary; kebab-case aliases work too.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -23,7 +23,7 @@ pub const VERSION: &str = concat!(
                   schema, environment variable)."
 )]
 pub struct Cli {
-    /// The database: sqlite://PATH, a file path, or postgres://… [default: httphooks.sqlite3]
+    /// The database: sqlite://PATH, a file path, postgres://… or mysql://… [default: httphooks.sqlite3]
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
@@ -182,7 +182,7 @@ pub struct DeleteOldArgs {
     /// Delete waiting callbacks too (they are kept by default).
     #[arg(long = "include-waiting", visible_alias = "include_waiting")]
     pub include_waiting: bool,
-    /// Callbacks deleted per transaction.
+    /// Callbacks deleted per transaction at most (one range of this many ids).
     #[arg(long = "batch-size", default_value_t = 10000, value_parser = clap::value_parser!(i64).range(1..))]
     pub batch_size: i64,
 }

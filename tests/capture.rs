@@ -1,4 +1,4 @@
-//! Capture never stops silently (SPEC §2): tables rebuilt, altered or renamed behind
+//! Capture never stops silently (docs/behaviour.md §2): tables rebuilt, altered or renamed behind
 //! httphooks' back, least-privilege application roles on PostgreSQL, and row keys.
 
 mod common;

@@ -608,3 +608,29 @@ on_every_backend!(retry_after_lengthens_a_wait_but_never_shortens_it, |db| {
         "ignored: {nonsense_wait}"
     );
 });
+
+// A callback whose stored event data was changed by hand fails alone, saying what
+// happened instead of blaming the template; the others go out.
+on_every_backend!(a_callback_with_broken_event_data_fails_alone, |db| {
+    let db = db.migrated();
+    let server = Server::answering(200);
+    backlog(&db, &server, 5, &[]);
+    let first = db.count("SELECT MIN(id) AS n FROM httphooks_callbacks");
+    db.sql(&format!(
+        "UPDATE httphooks_callbacks SET event_data = 'not json' WHERE id = {first}"
+    ));
+    let (code, out, err) = db.run(&["send_callbacks"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(deliveries(&server).len(), 4);
+    assert_eq!(status_count(&db, "sent"), 4);
+    let details = db
+        .text(&format!(
+            "SELECT status_details AS v FROM httphooks_callbacks WHERE id = {first} AND status = 'error'"
+        ))
+        .expect("the broken callback is an error");
+    assert!(
+        details.contains("not JSON") && details.contains("changed outside httphooks"),
+        "{details}"
+    );
+    assert!(!details.contains("fix the template"), "{details}");
+});

@@ -336,7 +336,10 @@ on_every_backend!(a_disabled_hooks_callbacks_are_shown_as_held, |db| {
     assert_eq!(&row[..6], ["1", "o", "insert", "1", "held", "0"], "{table}");
     assert!(table.contains("hook disabled"), "{table}");
     let held = json(&db.ok(&["callbacks", "list", "--status", "held", "--format", "json"]));
-    assert_eq!(held[0]["status"], "waiting", "JSON keeps SPEC statuses");
+    assert_eq!(
+        held[0]["status"], "waiting",
+        "JSON keeps the statuses of docs/behaviour.md"
+    );
     assert!(
         held[0]["held"].as_str().unwrap().contains("hooks enable o"),
         "{held}"

@@ -191,7 +191,7 @@ fn show(db: &mut Db, id: i64, format: Format) -> Result<()> {
     fields.insert(
         "attempts_log".into(),
         // `callbacks retry` restarts the count of attempts (a fresh budget); the
-        // history's numbers keep counting (SPEC §4).
+        // history's numbers keep counting (docs/behaviour.md §4).
         Value::Array(
             attempts
                 .iter()
@@ -279,7 +279,7 @@ fn print_callback(document: &Value) {
     }
 }
 
-/// A callback with SPEC §4 field names.
+/// A callback with docs/behaviour.md §4 field names.
 fn callback_json(c: &Callback) -> Value {
     json!({
         "id": c.id,

@@ -1,4 +1,4 @@
-//! What each command does about capture when it opens the database (SPEC §2: capture
+//! What each command does about capture when it opens the database (docs/behaviour.md §2: capture
 //! never stops silently): `send_callbacks` restores it, `monitor_callbacks` fails while
 //! it is broken, every other command warns. All of them but the read-only ones give a
 //! renamed table's hooks its new name, and say so.

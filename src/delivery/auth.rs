@@ -1,4 +1,4 @@
-//! Hook authentication (SPEC §8). Secrets come from environment variables named in the
+//! Hook authentication (docs/behaviour.md §8). Secrets come from environment variables named in the
 //! hook, read when sending; only OAuth2 access tokens are stored (they expire).
 //!
 //! OAuth2 client credentials: a form POST to the token URL with

@@ -494,15 +494,21 @@ fn describe_response(response: &Response) -> (String, bool, Option<Duration>, bo
 }
 
 /// The outcome for a callback whose body cannot be rendered: a permanent error that
-/// names the hook and the problem.
-pub fn render_failure(callback: &Callback, problem: &str) -> Outcome {
+/// names the hook, the problem and its fix.
+pub fn render_failure(callback: &Callback, problem: &crate::payload::PayloadError) -> Outcome {
+    let fix = match problem {
+        crate::payload::PayloadError::StoredData(_) => {
+            "the callback's event data was changed outside httphooks, so it cannot be sent"
+        }
+        _ => "fix the template with `httphooks hooks edit`",
+    };
     Outcome {
         callback_id: callback.id,
         hook_id: callback.hook_id,
         rendered_payload: None,
         status: status::ERROR,
         status_details: format!(
-            "hook {}{}: {problem}; fix the template with `httphooks hooks edit`",
+            "hook {}{}: {problem}; {fix}",
             callback.hook_name,
             callback
                 .table_name

@@ -1,4 +1,4 @@
-//! The retry policy (SPEC §4): which failures are retried, when, and the one-line
+//! The retry policy (docs/behaviour.md §4): which failures are retried, when, and the one-line
 //! `status_details` that says so.
 //!
 //! - Success is a 2xx response; anything else is a failure.

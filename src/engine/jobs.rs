@@ -8,7 +8,7 @@ use super::scheduler::{endpoint_of, Job};
 use crate::delivery::{
     render_failure, request_template, DeliverySettings, EnvProblem, RequestTemplate,
 };
-use crate::payload::{render_body, ContentType, EventContext, Renderer};
+use crate::payload::{render_body, ContentType, EventContext, PayloadError, Renderer};
 use crate::storage::callbacks::Outcome;
 use crate::storage::models::Callback;
 
@@ -17,12 +17,16 @@ use crate::storage::models::Callback;
 pub fn body_of(
     renderer: &mut Renderer,
     callback: &Callback,
-) -> std::result::Result<(String, bool), String> {
+) -> std::result::Result<(String, bool), PayloadError> {
     if let Some(payload) = &callback.payload {
         return Ok((payload.clone(), false));
     }
-    let content_type = ContentType::parse(&callback.content_type)
-        .ok_or_else(|| format!("unsupported content type {}", callback.content_type))?;
+    let content_type = ContentType::parse(&callback.content_type).ok_or_else(|| {
+        PayloadError::Document(format!(
+            "unsupported content type {}",
+            callback.content_type
+        ))
+    })?;
     let context = EventContext::from_stored(
         &callback.event_data,
         &callback.event_type,

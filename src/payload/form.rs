@@ -1,12 +1,15 @@
 //! application/x-www-form-urlencoded bodies: a JSON document flattened to one level.
 
+use super::PayloadError;
 use serde_json::Value;
 
 /// Flattens a JSON object: nested keys joined with `_` (`event_metadata_time`), list
 /// items indexed (`items_0_name`); null becomes an empty value.
-pub fn flatten_form(document: &Value) -> Result<String, String> {
+pub fn flatten_form(document: &Value) -> Result<String, PayloadError> {
     if !document.is_object() {
-        return Err("a form-encoded payload must be a JSON object".to_owned());
+        return Err(PayloadError::Document(
+            "a form-encoded payload must be a JSON object".to_owned(),
+        ));
     }
     let mut pairs = Vec::new();
     flatten("", document, &mut pairs);

@@ -1,4 +1,4 @@
-//! Payloads: what a callback's body says (SPEC §3). Templates render with escaping for
+//! Payloads: what a callback's body says (docs/behaviour.md §3). Templates render with escaping for
 //! the content type; the result is checked to be a well-formed document and encoded.
 
 use chrono::{NaiveDateTime, SecondsFormat};
@@ -13,6 +13,31 @@ pub use form::flatten_form;
 pub use template::{sample_value, Renderer};
 
 use crate::storage::Column;
+
+/// Why a callback's body could not be made; the message is one sentence for the user.
+/// Hook validation refuses the hook with it; a run records it on the callback, which
+/// no retry would change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadError {
+    /// The stored event data is not the JSON httphooks stores (edited by hand).
+    StoredData(String),
+    /// The template does not parse, or fails against this event.
+    Template(String),
+    /// What was made is not a valid document for the content type, or cannot be encoded.
+    Document(String),
+}
+
+impl std::fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PayloadError::StoredData(message)
+            | PayloadError::Template(message)
+            | PayloadError::Document(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for PayloadError {}
 
 /// The content types a hook may send, each with its own escaping and validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,9 +97,10 @@ impl EventContext {
         callback_id: i64,
         object_id: Option<&str>,
         occurred_at: NaiveDateTime,
-    ) -> Result<EventContext, String> {
-        let stored: Value = serde_json::from_str(event_data)
-            .map_err(|e| format!("the stored event data is not JSON ({e})"))?;
+    ) -> Result<EventContext, PayloadError> {
+        let stored: Value = serde_json::from_str(event_data).map_err(|e| {
+            PayloadError::StoredData(format!("the stored event data is not JSON ({e})"))
+        })?;
         let field = |name: &str| stored.get(name).filter(|v| !v.is_null()).cloned();
         Ok(EventContext {
             event_type: event_type.to_owned(),
@@ -183,7 +209,7 @@ pub fn render_body(
     template: Option<&str>,
     content_type: ContentType,
     context: &EventContext,
-) -> Result<String, String> {
+) -> Result<String, PayloadError> {
     let document = match template {
         Some(template) => {
             renderer.render(template, content_type, &context.template_context(), &[])?
@@ -201,7 +227,7 @@ pub fn render_sample(
     content_type: ContentType,
     context: &EventContext,
     columns: &[Column],
-) -> Result<String, String> {
+) -> Result<String, PayloadError> {
     let json_columns: Vec<&str> = columns
         .iter()
         .filter(|c| c.kind == crate::storage::ColumnKind::Json)
@@ -219,22 +245,25 @@ pub fn render_sample(
     encode(document, content_type)
 }
 
-fn default_document(content_type: ContentType, context: &EventContext) -> Result<String, String> {
+fn default_document(
+    content_type: ContentType,
+    context: &EventContext,
+) -> Result<String, PayloadError> {
     if content_type == ContentType::Xml {
-        return Err(
+        return Err(PayloadError::Document(
             "an application/xml hook needs a template, since the default payload is JSON"
                 .to_owned(),
-        );
+        ));
     }
     Ok(context.default_payload().to_string())
 }
 
-fn encode(document: String, content_type: ContentType) -> Result<String, String> {
+fn encode(document: String, content_type: ContentType) -> Result<String, PayloadError> {
     check_document(&document, content_type)?;
     match content_type {
         ContentType::Form => {
-            let value: Value =
-                serde_json::from_str(&document).map_err(|e| format!("not valid JSON: {e}"))?;
+            let value: Value = serde_json::from_str(&document)
+                .map_err(|e| PayloadError::Document(format!("not valid JSON: {e}")))?;
             flatten_form(&value)
         }
         _ => Ok(document),
@@ -242,18 +271,21 @@ fn encode(document: String, content_type: ContentType) -> Result<String, String>
 }
 
 /// Checks that a rendered document is well-formed for its content type.
-pub fn check_document(document: &str, content_type: ContentType) -> Result<(), String> {
+pub fn check_document(document: &str, content_type: ContentType) -> Result<(), PayloadError> {
     match content_type {
         ContentType::Json | ContentType::Form => serde_json::from_str::<Value>(document)
             .map(|_| ())
             .map_err(|e| {
-                format!(
+                PayloadError::Document(format!(
                     "the rendered template is not valid JSON ({e}), here: {}",
                     explain::around(document, e.line(), e.column())
-                )
+                ))
             }),
-        ContentType::Xml => xml::check_well_formed(document)
-            .map_err(|e| format!("the rendered template is not well-formed XML ({e})")),
+        ContentType::Xml => xml::check_well_formed(document).map_err(|e| {
+            PayloadError::Document(format!(
+                "the rendered template is not well-formed XML ({e})"
+            ))
+        }),
         ContentType::Text => Ok(()),
     }
 }

@@ -11,6 +11,7 @@ use minijinja::{Environment, Error, ErrorKind, Output, State, UndefinedBehavior}
 
 use super::explain::explain_undefined;
 use super::ContentType;
+use super::PayloadError;
 use crate::storage::ColumnKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,7 +57,7 @@ impl Renderer {
         &mut self,
         template: &str,
         content_type: ContentType,
-    ) -> Result<(), String> {
+    ) -> Result<(), PayloadError> {
         self.compiled(template, content_type).map(|_| ())
     }
 
@@ -68,7 +69,7 @@ impl Renderer {
         content_type: ContentType,
         context: &serde_json::Value,
         any_json: &[&str],
-    ) -> Result<String, String> {
+    ) -> Result<String, PayloadError> {
         let env = self.compiled(template, content_type)?;
         let compiled = env.get_template(template).map_err(|e| describe(&e))?;
         let variables = if any_json.is_empty() {
@@ -84,8 +85,10 @@ impl Renderer {
                 .flatten()
                 .and_then(|range| explain_undefined(template, range.start, context, any_json));
             match (explained, e.line()) {
-                (Some(explained), Some(line)) => format!("{explained} (template line {line})"),
-                (Some(explained), None) => explained,
+                (Some(explained), Some(line)) => {
+                    PayloadError::Template(format!("{explained} (template line {line})"))
+                }
+                (Some(explained), None) => PayloadError::Template(explained),
                 (None, _) => describe(&e),
             }
         })?;
@@ -99,7 +102,7 @@ impl Renderer {
         &mut self,
         template: &str,
         content_type: ContentType,
-    ) -> Result<&Environment<'static>, String> {
+    ) -> Result<&Environment<'static>, PayloadError> {
         let env = self
             .environments
             .get_mut(&content_type.into())
@@ -122,7 +125,7 @@ fn environment(escaping: Escaping) -> Environment<'static> {
 }
 
 /// One sentence about a template error, with its line.
-fn describe(error: &Error) -> String {
+fn describe(error: &Error) -> PayloadError {
     let what = match error.kind() {
         ErrorKind::UndefinedError => "refers to a value that does not exist".to_owned(),
         ErrorKind::SyntaxError => "has a syntax error".to_owned(),
@@ -135,7 +138,7 @@ fn describe(error: &Error) -> String {
     if let Some(line) = error.line() {
         message.push_str(&format!(" at line {line}"));
     }
-    message
+    PayloadError::Template(message)
 }
 
 /// Encloses, in JSON output, a value that stands for a special number (see
@@ -335,7 +338,9 @@ mod tests {
         content_type: ContentType,
         context: serde_json::Value,
     ) -> Result<String, String> {
-        Renderer::new().render(template, content_type, &context, &[])
+        Renderer::new()
+            .render(template, content_type, &context, &[])
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -456,6 +461,7 @@ mod tests {
         let error = Renderer::new()
             .check_syntax("{{ instance.name ", ContentType::Json)
             .unwrap_err();
-        assert!(error.contains("syntax error"), "{error}");
+        assert!(matches!(error, PayloadError::Template(_)), "{error:?}");
+        assert!(error.to_string().contains("syntax error"), "{error}");
     }
 }

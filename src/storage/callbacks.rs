@@ -1,6 +1,6 @@
 //! Queue operations on callbacks and their attempts.
 //!
-//! Delivery rules enforced here (SPEC §4–§5):
+//! Delivery rules enforced here (docs/behaviour.md §4–§5):
 //! - A callback is *due* when it is `waiting`, its `next_attempt_at` has passed, and no
 //!   live lease holds it (`claimed_until` empty or past).
 //! - Claiming sets a lease and a token; a result is written back only where the token

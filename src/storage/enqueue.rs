@@ -1,5 +1,5 @@
 //! The insert helper: applications that do not use triggers enqueue a custom event in
-//! their own transaction (SPEC §6).
+//! their own transaction (docs/behaviour.md §6).
 
 use diesel::prelude::*;
 

@@ -31,7 +31,7 @@ pub(crate) use backend::CountRow;
 pub use backend::{Backend, CaptureState, Column, ColumnKind, Table, Watched, ROW_EVENTS};
 pub use migrations::{ensure_migrated, migrate};
 
-/// The file used when no database URL is given (SPEC §1).
+/// The file used when no database URL is given (docs/behaviour.md §1).
 pub const DEFAULT_SQLITE_FILE: &str = "httphooks.sqlite3";
 
 /// An open connection to one of the supported backends.
@@ -66,7 +66,7 @@ pub enum Target {
 }
 
 impl Target {
-    /// Chooses the backend from the URL's scheme (SPEC §1); no URL means the default
+    /// Chooses the backend from the URL's scheme (docs/behaviour.md §1); no URL means the default
     /// SQLite file in the current directory.
     pub fn parse(url: Option<&str>) -> Result<Target> {
         let url = match url.map(str::trim) {
@@ -194,7 +194,7 @@ impl Db {
 
     /// Connects and checks that the schema is current: what every command but
     /// `migrate` does first. It never creates a database, so that a command run in the
-    /// wrong directory fails (exit 3) instead of reporting on an empty one (SPEC §1).
+    /// wrong directory fails (exit 3) instead of reporting on an empty one (docs/behaviour.md §1).
     pub fn open_migrated(url: Option<&str>) -> Result<Db> {
         let mut db = Db::connect(url, false)?;
         ensure_migrated(&mut db)?;
@@ -203,7 +203,7 @@ impl Db {
 
     /// As [`Db::open_migrated`], but the default SQLite file (no database URL given)
     /// is created and migrated on first use, saying so on stderr: what the main job,
-    /// `send_callbacks`, does (SPEC §1).
+    /// `send_callbacks`, does (docs/behaviour.md §1).
     pub fn open_creating_default(url: Option<&str>) -> Result<Db> {
         let default_target = url.is_none_or(|u| u.trim().is_empty());
         if default_target && !Path::new(DEFAULT_SQLITE_FILE).exists() {

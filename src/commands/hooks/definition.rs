@@ -1,0 +1,501 @@
+//! Raw flags to a validated hook: every field of a definition is checked, in full,
+//! before anything is written (docs/behaviour.md §2).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::*;
+use crate::cli::HookDefinition;
+use crate::delivery::auth::Auth;
+use crate::delivery::headers::{literal_dollar_warnings, parse_header_args};
+use crate::error::{Error, Result};
+use crate::payload::{render_sample, ContentType, EventContext, Renderer};
+use crate::storage::models::{join_events, Hook, HookFields};
+use crate::storage::{hooks, Column, Db, Table, ROW_EVENTS};
+
+/// The headers given are saved as they are; a `$VAR` among them most likely meant
+/// `${VAR}`, so say so (on stderr, where it does not disturb scripts).
+pub(super) fn warn_about_literal_dollars(def: &HookDefinition) -> Result<()> {
+    let given = parse_header_args(&def.headers).map_err(Error::Invalid)?;
+    for warning in literal_dollar_warnings(&given) {
+        eprintln!("httphooks: warning: {warning}");
+    }
+    Ok(())
+}
+
+pub(super) fn read_template(def: &HookDefinition) -> Result<Option<String>> {
+    if let Some(path) = &def.template_file {
+        return std::fs::read_to_string(path).map(Some).map_err(|e| {
+            Error::invalid(format!(
+                "cannot read the template file {}: {e}; check the path",
+                path.display()
+            ))
+        });
+    }
+    Ok(def.template.clone())
+}
+
+/// A hook definition before validation.
+pub(super) struct Draft {
+    pub(super) name: String,
+    pub(super) table: Option<String>,
+    pub(super) events: Vec<String>,
+    pub(super) url: String,
+    pub(super) method: String,
+    pub(super) headers: String,
+    pub(super) content_type: String,
+    pub(super) template: Option<String>,
+    pub(super) key: Option<Vec<String>>,
+    pub(super) when_changed: Option<Vec<String>>,
+    pub(super) timeout: Duration,
+    pub(super) max_attempts: i32,
+    pub(super) enabled: bool,
+    pub(super) ordered: bool,
+    pub(super) auth: Option<String>,
+    pub(super) signing_secret_env: Option<String>,
+    pub(super) ca_file: Option<String>,
+}
+
+impl From<&Hook> for Draft {
+    fn from(hook: &Hook) -> Self {
+        Draft {
+            name: hook.name.clone(),
+            table: hook.table_name.clone(),
+            events: hook.event_list(),
+            url: hook.target_url.clone(),
+            method: hook.http_method.clone(),
+            headers: hook.headers.clone(),
+            content_type: hook.content_type.clone(),
+            template: hook.payload_template.clone(),
+            key: hook.key_list(),
+            when_changed: hook.when_changed.as_ref().map(|_| hook.when_changed_list()),
+            timeout: Duration::from_millis(hook.timeout_ms as u64),
+            max_attempts: hook.max_attempts,
+            enabled: hook.enabled,
+            ordered: hook.ordered,
+            auth: hook.auth.clone(),
+            signing_secret_env: hook.signing_secret_env.clone(),
+            ca_file: hook.ca_file.clone(),
+        }
+    }
+}
+
+pub(super) fn valid_event_name(event: &str) -> bool {
+    !event.is_empty()
+        && event.len() <= 100
+        && event
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+}
+
+/// Checks everything a hook definition holds and returns the fields to store, with the
+/// table's columns for its triggers. Nothing is written here.
+pub(super) fn validate(
+    db: &mut Db,
+    draft: &Draft,
+    sample_data: Option<&str>,
+    editing: Option<i64>,
+) -> Result<HookFields> {
+    let name = draft.name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(|c| c.is_control() || c == ',') {
+        return Err(Error::invalid(
+            "a hook name must be 1 to 100 characters without commas or control characters",
+        ));
+    }
+
+    let mut events: Vec<String> = Vec::new();
+    for event in &draft.events {
+        let event = event.trim().to_ascii_lowercase();
+        if !valid_event_name(&event) {
+            return Err(Error::invalid(format!(
+                "{event:?} is not a valid event name; use insert, update, delete or a name like attempt.submitted"
+            )));
+        }
+        if !events.contains(&event) {
+            events.push(event);
+        }
+    }
+    if events.is_empty() {
+        return Err(Error::invalid(
+            "--events needs at least one event (e.g. insert,update)",
+        ));
+    }
+
+    let table = match &draft.table {
+        Some(table) => {
+            if table.to_ascii_lowercase().starts_with("httphooks_") {
+                return Err(Error::invalid(
+                    "hooks cannot watch httphooks' own tables; choose an application table",
+                ));
+            }
+            if let Some(custom) = events.iter().find(|e| !ROW_EVENTS.contains(&e.as_str())) {
+                return Err(Error::invalid(format!(
+                    "a table hook takes only insert, update and delete, not {custom:?}; omit --table for custom events"
+                )));
+            }
+            let found = db.find_table(table)?.ok_or_else(|| {
+                Error::invalid(format!(
+                    "there is no table {table:?} in the {} database; create it first or check the name{}",
+                    db.backend_name(),
+                    db.other_schema_hint()
+                        .map(|hint| format!(" ({hint})"))
+                        .unwrap_or_default()
+                ))
+            })?;
+            Some(check_key(db, found, draft.key.as_deref(), editing)?)
+        }
+        None => {
+            if draft.key.is_some() {
+                return Err(Error::invalid(
+                    "--key names a table's key columns; give --table too, or omit --key for custom events",
+                ));
+            }
+            if let Some(row_event) = events.iter().find(|e| ROW_EVENTS.contains(&e.as_str())) {
+                return Err(Error::invalid(format!(
+                    "the {row_event} event needs --table; hooks without a table take custom events only"
+                )));
+            }
+            None
+        }
+    };
+
+    check_url("--url", &draft.url)?;
+
+    let method = draft.method.trim().to_ascii_uppercase();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(Error::invalid(format!(
+            "{:?} is not a supported method; use one of {}",
+            draft.method,
+            METHODS.join(", ")
+        )));
+    }
+
+    let content_type = ContentType::parse(&draft.content_type).ok_or_else(|| {
+        Error::invalid(format!(
+            "{:?} is not a supported content type; use {}",
+            draft.content_type,
+            ContentType::ALLOWED
+        ))
+    })?;
+
+    let when_changed = match &draft.when_changed {
+        None => None,
+        Some(list) => {
+            let list: Vec<String> = list
+                .iter()
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect();
+            let Some(columns) = &table else {
+                return Err(Error::invalid(
+                    "--when-changed needs --table: it filters a table's updates",
+                ));
+            };
+            if !events.iter().any(|e| e == "update") {
+                return Err(Error::invalid(
+                    "--when-changed filters updates; add update to --events",
+                ));
+            }
+            if list.is_empty() {
+                return Err(Error::invalid("--when-changed needs at least one column"));
+            }
+            let columns = &columns.columns;
+            if let Some(unknown) = list
+                .iter()
+                .find(|c| !columns.iter().any(|col| &col.name == *c))
+            {
+                return Err(Error::invalid(format!(
+                    "--when-changed names {unknown:?}, which is not a column of table {}; check the spelling",
+                    draft.table.as_deref().unwrap_or_default()
+                )));
+            }
+            Some(serde_json::to_string(&list).expect("strings serialize"))
+        }
+    };
+
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&draft.timeout) {
+        return Err(Error::invalid("--timeout must be between 100ms and 5m"));
+    }
+    if !(1..=50).contains(&draft.max_attempts) {
+        return Err(Error::invalid("--max-attempts must be between 1 and 50"));
+    }
+
+    if let Some(variable) = &draft.signing_secret_env {
+        check_variable_name("--signing-secret-env", variable)?;
+    }
+    check_template(
+        draft,
+        name,
+        &events,
+        content_type,
+        table.as_ref().map(|t| t.columns.as_slice()),
+        sample_data,
+    )?;
+
+    let fields = HookFields {
+        name: name.to_owned(),
+        table_name: table.as_ref().map(|t| t.name.clone()),
+        events: join_events(&events),
+        target_url: draft.url.trim().to_owned(),
+        http_method: method,
+        headers: draft.headers.clone(),
+        content_type: draft.content_type.trim().to_owned(),
+        payload_template: draft.template.clone(),
+        enabled: draft.enabled,
+        ordered: draft.ordered,
+        when_changed,
+        timeout_ms: draft.timeout.as_millis() as i32,
+        max_attempts: draft.max_attempts,
+        auth: draft.auth.clone(),
+        signing_secret_env: draft.signing_secret_env.clone(),
+        ca_file: draft.ca_file.clone(),
+        table_oid: table.as_ref().and_then(|t| t.oid),
+        key_columns: match (&table, &draft.key) {
+            (Some(_), Some(key)) => {
+                Some(serde_json::to_string(&key_names(key)).expect("strings serialize"))
+            }
+            _ => None,
+        },
+    };
+    Ok(fields)
+}
+
+pub(super) fn key_names(given: &[String]) -> Vec<String> {
+    given
+        .iter()
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// The table keyed as the hook's `object_id` will be: by `--key` (columns that must
+/// exist), else by its primary key; a table without one needs `--key`. Every hook of a
+/// table must use the same key (one trigger serves them all).
+pub(super) fn check_key(
+    db: &mut Db,
+    table: Table,
+    given: Option<&[String]>,
+    editing: Option<i64>,
+) -> Result<Table> {
+    let primary = table.key_names();
+    let key = match given.map(key_names) {
+        Some(key) if key.is_empty() => {
+            return Err(Error::invalid(
+                "--key needs at least one column (e.g. --key id or --key order_id,line)",
+            ))
+        }
+        Some(key) => {
+            if let Some(unknown) = key
+                .iter()
+                .find(|k| !table.columns.iter().any(|c| &c.name == *k))
+            {
+                return Err(Error::invalid(format!(
+                    "--key names {unknown:?}, which is not a column of table {}; check the spelling",
+                    table.name
+                )));
+            }
+            key
+        }
+        None if primary.is_empty() => {
+            return Err(Error::invalid(format!(
+            "table {} has no primary key; name the columns that identify a row with --key COL,…",
+            table.name
+        )))
+        }
+        None => primary.clone(),
+    };
+    for other in hooks::hooks_on_table(db, &table.name)? {
+        if Some(other.id) == editing {
+            continue;
+        }
+        let theirs = other.key_list().unwrap_or_else(|| primary.clone());
+        if theirs != key {
+            return Err(Error::invalid(format!(
+                "hook {} identifies rows of table {} by ({}), and all hooks of a table must use the same key; give --key {}",
+                other.name,
+                table.name,
+                theirs.join(", "),
+                theirs.join(",")
+            )));
+        }
+    }
+    Ok(table.keyed_by(Some(&key)))
+}
+
+/// Renders the template (or default payload) against a sample for every event the hook
+/// takes: it must parse and yield a valid document for its content type.
+pub(super) fn check_template(
+    draft: &Draft,
+    name: &str,
+    events: &[String],
+    content_type: ContentType,
+    columns: Option<&[Column]>,
+    sample_data: Option<&str>,
+) -> Result<()> {
+    let mut renderer = Renderer::new();
+    let template = draft.template.as_deref();
+    let fail = |event: &str, problem: crate::payload::PayloadError| {
+        Error::invalid(format!(
+            "hook {name}: for {event} events {problem}; fix the template and try again"
+        ))
+    };
+    match (columns, &draft.table) {
+        (Some(columns), Some(table)) => {
+            for event in events {
+                let sample = EventContext::sample(name, table, event, columns);
+                render_sample(&mut renderer, template, content_type, &sample, columns)
+                    .map_err(|p| fail(event, p))?;
+            }
+        }
+        _ => match sample_data {
+            Some(sample) => {
+                let data: Value = serde_json::from_str(sample).map_err(|e| {
+                    Error::invalid(format!(
+                        "--sample-data is not valid JSON ({e}); pass a JSON document"
+                    ))
+                })?;
+                for event in events {
+                    let mut context = EventContext::sample(name, "", event, &[]);
+                    context.table = None;
+                    context.instance = None;
+                    context.old = None;
+                    context.object_id = None;
+                    context.data = Some(data.clone());
+                    render_sample(&mut renderer, template, content_type, &context, &[])
+                        .map_err(|p| fail(event, p))?;
+                }
+            }
+            None => {
+                if content_type == ContentType::Xml && template.is_none() {
+                    return Err(Error::invalid(
+                        "an application/xml hook needs a template (--template or --template-file)",
+                    ));
+                }
+                if let Some(template) = template {
+                    renderer.check_syntax(template, content_type).map_err(|p| {
+                        Error::invalid(format!("hook {name}: {p}; fix the template and try again"))
+                    })?;
+                }
+            }
+        },
+    }
+    Ok(())
+}
+
+/// An absolute http(s) URL with a host that the HTTP client can send as it is: checked
+/// with the parser ureq itself uses, so a URL it would refuse at every attempt (a space
+/// in the path) is refused here instead, once.
+pub(super) fn check_url(flag: &str, given: &str) -> Result<()> {
+    let text = given.trim();
+    let url = url::Url::parse(text).map_err(|e| {
+        Error::invalid(format!(
+            "{flag} {given:?} is not a valid URL ({e}); give an absolute http:// or https:// URL"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::invalid(format!(
+            "{flag} {given:?} is not an http(s) URL with a host; give an absolute http:// or https:// URL"
+        )));
+    }
+    if let Err(e) = text.parse::<ureq::http::Uri>() {
+        return Err(Error::invalid(format!(
+            "{flag} {given:?} cannot be sent by the HTTP client ({e}); percent-encode spaces and other special characters (a space is %20, as in {})",
+            url.as_str()
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn check_variable_name(flag: &str, name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{flag} takes the name of an environment variable (letters, digits, _), not {name:?}"
+        )))
+    }
+}
+
+/// The authentication the flags describe: None when --auth is not given (keep what
+/// the hook has), Some(None) for `--auth none`. Only variable names are kept.
+pub(super) fn auth_from_flags(def: &HookDefinition) -> Result<Option<Option<String>>> {
+    let given = |flag: &str, value: &Option<String>| -> Result<String> {
+        let value = value.clone().ok_or_else(|| {
+            Error::invalid(format!(
+                "--auth {} needs {flag}",
+                def.auth.as_deref().unwrap_or("")
+            ))
+        })?;
+        if flag.ends_with("-env") {
+            check_variable_name(flag, &value)?;
+        }
+        Ok(value)
+    };
+    let auth = match def.auth.as_deref() {
+        None => {
+            let stray = [
+                ("--username-env", &def.username_env),
+                ("--password-env", &def.password_env),
+                ("--token-env", &def.token_env),
+                ("--token-url", &def.token_url),
+                ("--client-id-env", &def.client_id_env),
+                ("--client-secret-env", &def.client_secret_env),
+                ("--scope", &def.scope),
+                ("--audience", &def.audience),
+            ];
+            if let Some((flag, _)) = stray.iter().find(|(_, value)| value.is_some()) {
+                return Err(Error::invalid(format!(
+                    "{flag} goes with --auth; say which kind of authentication"
+                )));
+            }
+            return Ok(None);
+        }
+        Some("none") => return Ok(Some(None)),
+        Some("basic") => Auth::Basic {
+            username_env: given("--username-env", &def.username_env)?,
+            password_env: given("--password-env", &def.password_env)?,
+        },
+        Some("bearer") => Auth::Bearer {
+            token_env: given("--token-env", &def.token_env)?,
+        },
+        Some(_) => {
+            let token_url = given("--token-url", &def.token_url)?;
+            check_url("--token-url", &token_url)?;
+            Auth::OAuth2 {
+                token_url,
+                client_id_env: given("--client-id-env", &def.client_id_env)?,
+                client_secret_env: given("--client-secret-env", &def.client_secret_env)?,
+                scope: def.scope.clone(),
+                audience: def.audience.clone(),
+            }
+        }
+    };
+    Ok(Some(Some(
+        serde_json::to_string(&auth).expect("serializes"),
+    )))
+}
+
+/// The CA file as an absolute path, once it is known to hold a PEM certificate.
+pub(super) fn ca_file_from_flag(def: &HookDefinition) -> Result<Option<String>> {
+    let Some(path) = &def.ca_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid(format!(
+            "cannot read --ca-file {}: {e}; check the path",
+            path.display()
+        ))
+    })?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Error::invalid(format!(
+            "--ca-file {} holds no PEM certificate; give a CA certificate file",
+            path.display()
+        )));
+    }
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+    Ok(Some(absolute.display().to_string()))
+}

@@ -1,0 +1,404 @@
+//! `hooks add|list|show|edit|enable|disable|remove|sync|test`. Every definition is
+//! validated in full before anything is written (`definition`, docs/behaviour.md §2);
+//! `hooks test` is in `test`.
+
+mod definition;
+mod test;
+
+use definition::{
+    auth_from_flags, ca_file_from_flag, read_template, validate, warn_about_literal_dollars, Draft,
+};
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::output::{clip, print_json, print_table, timestamp};
+use crate::cli::{Format, HookAddArgs, HookEditArgs, HooksCommand};
+use crate::delivery::auth::Auth;
+use crate::delivery::headers::{parse_header_args, stored_pairs};
+use crate::error::{Error, Result};
+use crate::storage::capture::{self, State};
+use crate::storage::models::Hook;
+use crate::storage::{callbacks, hooks, Db};
+
+const METHODS: [&str; 5] = ["POST", "PUT", "PATCH", "DELETE", "GET"];
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub fn run(url: Option<&str>, command: HooksCommand) -> Result<ExitCode> {
+    let mut db = Db::open_migrated(url)?;
+    // sync and triggers are how capture is repaired: they say what they find themselves.
+    if !matches!(
+        command,
+        HooksCommand::Sync { .. } | HooksCommand::Triggers { .. }
+    ) {
+        super::capture::warn(&mut db);
+    }
+    match command {
+        HooksCommand::Add(args) => add(&mut db, &args),
+        HooksCommand::List(format) => list(&mut db, format.format),
+        HooksCommand::Show { name, format } => show(&mut db, &name, format.format),
+        HooksCommand::Edit(args) => edit(&mut db, &args),
+        HooksCommand::Enable { name } => set_enabled(&mut db, &name, true),
+        HooksCommand::Disable { name } => set_enabled(&mut db, &name, false),
+        HooksCommand::Remove { name, force } => remove(&mut db, &name, force),
+        HooksCommand::Sync { name } => sync(&mut db, name.as_deref()),
+        HooksCommand::Triggers { table, drop } => triggers(&mut db, &table, drop),
+        HooksCommand::Test(args) => return test::test(&mut db, url, &args),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
+    if hooks::find(db, &args.name)?.is_some() {
+        return Err(Error::invalid(format!(
+            "a hook named {:?} already exists; choose another name or change it with `httphooks hooks edit`",
+            args.name
+        )));
+    }
+    let def = &args.definition;
+    let events = def
+        .events
+        .clone()
+        .ok_or_else(|| Error::invalid("hooks add needs --events (e.g. --events insert,update)"))?;
+    let url = def
+        .url
+        .clone()
+        .ok_or_else(|| Error::invalid("hooks add needs --url (an absolute http(s) URL)"))?;
+    let draft = Draft {
+        name: args.name.clone(),
+        table: def.table.clone(),
+        events,
+        url,
+        method: def.method.clone().unwrap_or_else(|| "POST".to_owned()),
+        headers: parse_header_args(&def.headers).map_err(Error::Invalid)?,
+        content_type: def
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/json".to_owned()),
+        template: read_template(def)?,
+        key: def.key.clone(),
+        when_changed: def.when_changed.clone(),
+        timeout: def
+            .timeout
+            .map(Into::into)
+            .unwrap_or(Duration::from_secs(10)),
+        max_attempts: def.max_attempts.unwrap_or(8),
+        enabled: !args.disabled,
+        ordered: def.ordered,
+        auth: auth_from_flags(def)?.flatten(),
+        signing_secret_env: def.signing_secret_env.clone(),
+        ca_file: ca_file_from_flag(def)?,
+    };
+    let fields = validate(db, &draft, def.sample_data.as_deref(), None)?;
+    warn_about_literal_dollars(def)?;
+    let hook = hooks::create(db, &fields)?;
+    println!(
+        "created hook {} (id {}){}",
+        hook.name,
+        hook.id,
+        match &hook.table_name {
+            Some(table) => format!(", watching table {table}"),
+            None => String::new(),
+        }
+    );
+    Ok(())
+}
+
+fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
+    let hook = hooks::require(db, &args.name)?;
+    let def = &args.definition;
+    let mut draft = Draft::from(&hook);
+    if let Some(name) = &args.rename {
+        if name != &hook.name && hooks::find(db, name)?.is_some() {
+            return Err(Error::invalid(format!(
+                "a hook named {name:?} already exists; choose another name"
+            )));
+        }
+        draft.name = name.clone();
+    }
+    if def.table.is_some() {
+        draft.table = def.table.clone();
+    }
+    if let Some(events) = &def.events {
+        draft.events = events.clone();
+    }
+    if let Some(url) = &def.url {
+        draft.url = url.clone();
+    }
+    if let Some(method) = &def.method {
+        draft.method = method.clone();
+    }
+    if args.clear_headers || !def.headers.is_empty() {
+        let mut given = if args.clear_headers {
+            Vec::new()
+        } else {
+            vec![hook.headers.clone()]
+        };
+        given.extend(def.headers.iter().cloned());
+        draft.headers = parse_header_args(&given).map_err(Error::Invalid)?;
+    }
+    if let Some(content_type) = &def.content_type {
+        draft.content_type = content_type.clone();
+    }
+    if args.no_template {
+        draft.template = None;
+    } else if let Some(template) = read_template(def)? {
+        draft.template = Some(template);
+    }
+    if def.key.is_some() {
+        draft.key = def.key.clone();
+    }
+    if args.no_when_changed {
+        draft.when_changed = None;
+    } else if def.when_changed.is_some() {
+        draft.when_changed = def.when_changed.clone();
+    }
+    if let Some(timeout) = def.timeout {
+        draft.timeout = timeout.into();
+    }
+    if def.ordered || args.no_ordered {
+        draft.ordered = def.ordered;
+    }
+    if let Some(auth) = auth_from_flags(def)? {
+        draft.auth = auth;
+    }
+    if args.no_signing {
+        draft.signing_secret_env = None;
+    } else if def.signing_secret_env.is_some() {
+        draft.signing_secret_env = def.signing_secret_env.clone();
+    }
+    if args.no_ca_file {
+        draft.ca_file = None;
+    } else if def.ca_file.is_some() {
+        draft.ca_file = ca_file_from_flag(def)?;
+    }
+    if let Some(max_attempts) = def.max_attempts {
+        draft.max_attempts = max_attempts;
+    }
+    let fields = validate(db, &draft, def.sample_data.as_deref(), Some(hook.id))?;
+    warn_about_literal_dollars(def)?;
+    let hook = hooks::update(db, &hook, &fields)?;
+    println!(
+        "updated hook {} (id {}); callbacks already made keep their content and go out with the new settings",
+        hook.name, hook.id
+    );
+    Ok(())
+}
+
+fn set_enabled(db: &mut Db, name: &str, enabled: bool) -> Result<()> {
+    let hook = hooks::require(db, name)?;
+    hooks::set_enabled(db, &hook, enabled)?;
+    println!(
+        "hook {} is {}",
+        hook.name,
+        if enabled { "enabled" } else { "disabled" }
+    );
+    Ok(())
+}
+
+fn remove(db: &mut Db, name: &str, force: bool) -> Result<()> {
+    let hook = hooks::require(db, name)?;
+    callbacks::admit_all(db)?;
+    let waiting = callbacks::count_waiting_for_hook(db, hook.id)?;
+    if waiting > 0 && !force {
+        return Err(Error::invalid(format!(
+            "hook {name} still has {waiting} waiting callbacks; send them first, or pass --force to cancel them"
+        )));
+    }
+    let cancelled = hooks::remove(db, &hook, &format!("cancelled: hook {name} was removed"))?;
+    println!(
+        "removed hook {name}{}",
+        if cancelled > 0 {
+            format!(" and cancelled {cancelled} waiting callbacks")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// Re-creates the triggers of every watched table, or of the one a hook watches, or of
+/// a table named directly, each table in a transaction of its own: a table that is gone
+/// is reported and the others are still synced; then exit 3.
+fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
+    let mut tables = capture::inspect(db)?;
+    if let Some(name) = name {
+        let wanted = match hooks::find(db, name)? {
+            Some(hook) => hook.table_name.ok_or_else(|| {
+                Error::invalid(format!(
+                    "hook {name} has no table (it takes custom events); nothing to sync"
+                ))
+            })?,
+            None => name.to_owned(),
+        };
+        tables.retain(|t| t.stored_name == wanted || t.name() == wanted);
+        if tables.is_empty() {
+            return Err(Error::invalid(format!(
+                "there is no hook or watched table named {name:?}; `httphooks hooks list` shows them"
+            )));
+        }
+    }
+    if tables.is_empty() {
+        println!("no table has hooks; nothing to sync");
+        return Ok(());
+    }
+    let mut gone = Vec::new();
+    for table in &tables {
+        let hook_names: Vec<&str> = table.hooks.iter().map(|h| h.name.as_str()).collect();
+        if table.state != State::Gone && capture::restore(db, table)? {
+            if let Some(to) = table.renamed_to() {
+                println!(
+                    "table {} was renamed to {to}; its hooks now watch {to}",
+                    table.stored_name
+                );
+            }
+            println!(
+                "synced the triggers of table {} (hooks {})",
+                table.name(),
+                hook_names.join(", ")
+            );
+            if table.broken() {
+                eprintln!(
+                    "httphooks: warning: capture of table {} was broken ({}): changes made since {} may have made no callbacks",
+                    table.name(),
+                    table.problem(),
+                    table.since()
+                );
+            }
+        } else {
+            for hook in &hook_names {
+                eprintln!(
+                    "httphooks: hook {hook}: table {} no longer exists; re-create it or remove the hook with `httphooks hooks remove {hook}`",
+                    table.name()
+                );
+            }
+            gone.push(table.name().to_owned());
+        }
+    }
+    if gone.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::environment(format!(
+            "could not sync {} of {} watched table(s) because they no longer exist ({}); re-create them or remove their hooks",
+            gone.len(),
+            tables.len(),
+            gone.join(", ")
+        )))
+    }
+}
+
+/// `hooks triggers TABLE [--drop]`: the SQL that creates (or drops) a watched table's
+/// triggers, for a migration that changes the table. Writes nothing.
+fn triggers(db: &mut Db, name: &str, drop: bool) -> Result<()> {
+    let table = capture::inspect(db)?
+        .into_iter()
+        .find(|t| t.stored_name == name || t.name() == name)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "no hook watches a table named {name:?}; `httphooks hooks list` shows the watched tables"
+            ))
+        })?;
+    let Some(found) = &table.table else {
+        return Err(Error::invalid(format!(
+            "table {name} no longer exists; re-create it or remove its hooks with `httphooks hooks remove`"
+        )));
+    };
+    let statements = if drop {
+        db.drop_trigger_sql(found)
+    } else {
+        let mut statements = db.drop_trigger_sql(found);
+        statements.extend(db.trigger_sql(found, &hooks::watched_by(&table.hooks)));
+        statements
+    };
+    // Each ends with `;`, ready for a migration file (MySQL's are kept without it,
+    // as its API runs one statement at a time).
+    for statement in statements {
+        let end = if statement.ends_with(';') { "" } else { ";" };
+        println!("{statement}{end}");
+    }
+    Ok(())
+}
+
+fn list(db: &mut Db, format: Format) -> Result<()> {
+    let all = hooks::list(db)?;
+    match format {
+        Format::Json => print_json(&Value::Array(all.iter().map(hook_json).collect())),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.id.to_string(),
+                        h.name.clone(),
+                        h.table_name.clone().unwrap_or_else(|| "-".into()),
+                        h.event_list().join(","),
+                        h.http_method.clone(),
+                        clip(&h.target_url, 50),
+                        if h.enabled { "yes".into() } else { "no".into() },
+                    ]
+                })
+                .collect();
+            print_table(
+                &["ID", "NAME", "TABLE", "EVENTS", "METHOD", "URL", "ENABLED"],
+                &rows,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn show(db: &mut Db, name: &str, format: Format) -> Result<()> {
+    let hook = hooks::require(db, name)?;
+    let document = hook_json(&hook);
+    match format {
+        Format::Json => print_json(&document),
+        Format::Table => {
+            for (key, value) in document.as_object().expect("built as an object") {
+                let shown = match value {
+                    Value::String(text) => text.clone(),
+                    Value::Null => "-".to_owned(),
+                    other => other.to_string(),
+                };
+                if shown.contains('\n') {
+                    println!("{key}:\n  {}", shown.replace('\n', "\n  "));
+                } else {
+                    println!("{key}: {shown}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A hook with docs/behaviour.md §2 field names.
+fn hook_json(hook: &Hook) -> Value {
+    let headers: serde_json::Map<String, Value> = stored_pairs(&hook.headers)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    json!({
+        "id": hook.id,
+        "name": hook.name,
+        "table_name": hook.table_name,
+        "events": hook.event_list(),
+        "target_url": hook.target_url,
+        "http_method": hook.http_method,
+        "headers": headers,
+        "content_type": hook.content_type,
+        "payload_template": hook.payload_template,
+        "enabled": hook.enabled,
+        "ordered": hook.ordered,
+        "when_changed": hook.when_changed.as_ref().map(|_| hook.when_changed_list()),
+        "key": hook.key_list(),
+        "timeout": humantime::format_duration(Duration::from_millis(hook.timeout_ms as u64)).to_string(),
+        "max_attempts": hook.max_attempts,
+        "auth": Auth::parse(hook.auth.as_deref()).map(|auth| serde_json::to_value(auth).expect("serializes")),
+        "signing_secret_env": hook.signing_secret_env,
+        "ca_file": hook.ca_file,
+        "created_at": timestamp(&hook.created_at),
+        "updated_at": timestamp(&hook.updated_at),
+    })
+}

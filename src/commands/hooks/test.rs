@@ -1,0 +1,137 @@
+//! `hooks test`: the request a real event would produce, shown or sent once.
+
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use super::definition::check_url;
+use crate::cli::HookTestArgs;
+use crate::delivery::{prepare, shown_headers, Deliverer, DeliverySettings};
+use crate::error::{Error, Result};
+use crate::payload::{render_sample, ContentType, EventContext, Renderer};
+use crate::storage::{hooks, Db};
+
+/// `hooks test`: the request a real event would produce, shown or sent once. Nothing
+/// is written to the callbacks table.
+pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Result<ExitCode> {
+    let hook = hooks::require(db, &args.name)?;
+    let events = hook.event_list();
+    let event = args.event.clone().unwrap_or_else(|| events[0].clone());
+    if !events.contains(&event) {
+        return Err(Error::invalid(format!(
+            "hook {} does not take {event:?} events (it takes {}); pick one with --event",
+            hook.name,
+            events.join(", ")
+        )));
+    }
+    let data: Option<Value> = match &args.data {
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            Error::invalid(format!(
+                "--data is not valid JSON ({e}); pass a JSON document"
+            ))
+        })?),
+        None => None,
+    };
+    let content_type = ContentType::parse(&hook.content_type).ok_or_else(|| {
+        Error::invalid(format!(
+            "hook {} has an unsupported content type; fix it with hooks edit",
+            hook.name
+        ))
+    })?;
+    let mut renderer = Renderer::new();
+    let (context, columns) = match &hook.table_name {
+        Some(table) => {
+            let columns = db.table_columns(table)?.ok_or_else(|| {
+                Error::invalid(format!(
+                    "table {table} no longer exists; remove the hook or re-create the table"
+                ))
+            })?;
+            let mut context = EventContext::sample(&hook.name, table, &event, &columns);
+            // Given values replace the sample's, column by column.
+            if let (Some(Value::Object(given)), Some(Value::Object(row))) =
+                (&data, &mut context.instance)
+            {
+                for (key, value) in given {
+                    row.insert(key.clone(), value.clone());
+                }
+                if context.old.is_some() {
+                    context.old = context.instance.clone();
+                }
+            }
+            (context, columns)
+        }
+        None => {
+            let mut context = EventContext::sample(&hook.name, "", &event, &[]);
+            context.table = None;
+            context.instance = None;
+            context.old = None;
+            context.object_id = None;
+            context.data = Some(data.unwrap_or_else(|| Value::Object(Default::default())));
+            (context, Vec::new())
+        }
+    };
+    let body = render_sample(
+        &mut renderer,
+        hook.payload_template.as_deref(),
+        content_type,
+        &context,
+        &columns,
+    )
+    .map_err(|problem| {
+        Error::invalid(format!("hook {}: {problem}; fix the template", hook.name))
+    })?;
+    if let Some(to) = &args.to {
+        check_url("--to", to)?;
+    }
+    let target_url = args.to.clone().unwrap_or_else(|| hook.target_url.clone());
+    let target = DeliverySettings {
+        url: &target_url,
+        http_method: &hook.http_method,
+        headers: &hook.headers,
+        content_type: &hook.content_type,
+        timeout_ms: hook.timeout_ms,
+        auth: hook.auth.as_deref(),
+        signing_secret_env: hook.signing_secret_env.as_deref(),
+        ca_file: hook.ca_file.as_deref(),
+    };
+    let prepared = prepare(&target, "msg_test", &body)
+        .map_err(|problem| Error::environment(format!("{problem}; set it and try again")))?;
+    if args.dry_run {
+        println!("{}", prepared.as_text());
+        println!("dry run: nothing was sent");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deliverer = Deliverer::new(1, url)?;
+    let mut ok = true;
+    for exchange in deliverer.send(&prepared, &|| true) {
+        println!("> {} {}", exchange.request.method, exchange.request.url);
+        for (name, value) in shown_headers(&exchange.request) {
+            println!("> {name}: {value}");
+        }
+        match &exchange.result {
+            Ok(response) => {
+                println!(
+                    "< {} {} ({} ms)",
+                    response.status,
+                    response.reason,
+                    exchange.elapsed.as_millis()
+                );
+                for (name, value) in &response.headers {
+                    println!("< {name}: {value}");
+                }
+                println!("<\n{}", response.body);
+                ok = (200..300).contains(&response.status);
+            }
+            Err(failure) => {
+                println!("! {}: {}", failure.kind.as_str(), failure.message);
+                ok = false;
+            }
+        }
+    }
+    // The test itself worked; a refusing target is what it reports, with exit 1.
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
