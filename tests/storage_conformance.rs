@@ -8,7 +8,7 @@ mod common;
 
 use common::TestDb;
 use httphooks::storage::callbacks::{self, ClaimFilter, Claimed, StartMarks};
-use httphooks::storage::models::status;
+use httphooks::storage::models::Status;
 use httphooks::storage::{health, Db};
 
 const URL: &str = "http://127.0.0.1:9/hook";
@@ -65,8 +65,8 @@ fn ids(claims: &[Claimed]) -> Vec<i64> {
     claims.iter().map(|c| c.callback.id).collect()
 }
 
-fn outcome(id: i64, status: &'static str) -> String {
-    serde_json::json!([{ "id": id, "status": status, "details": "200 OK", "attempted": 1,
+fn outcome(id: i64, status: Status) -> String {
+    serde_json::json!([{ "id": id, "status": status.as_str(), "details": "200 OK", "attempted": 1,
                          "next_attempt_at": null, "payload": "{}" }])
     .to_string()
 }
@@ -109,7 +109,7 @@ conformance!(admission_makes_callbacks_in_creation_order, |db: TestDb| {
         .collect();
     assert_eq!(data, vec![4, 3, 2, 1, 0]);
     for callback in &listed {
-        assert_eq!(callback.status, status::WAITING);
+        assert_eq!(callback.status(), Some(Status::Waiting));
         let id = callback.webhook_id();
         assert!(id.starts_with("msg_") && id.len() == 4 + 32, "{id}");
     }
@@ -117,7 +117,7 @@ conformance!(admission_makes_callbacks_in_creation_order, |db: TestDb| {
     webhook_ids.dedup();
     assert_eq!(webhook_ids.len(), 5);
     assert_eq!(
-        callbacks::count_by_status(&mut conn, status::WAITING, None).unwrap(),
+        callbacks::count_by_status(&mut conn, Status::Waiting.as_str(), None).unwrap(),
         5
     );
 });
@@ -198,17 +198,17 @@ conformance!(only_the_token_holder_renews_and_records, |db: TestDb| {
     );
     // An outcome under another token changes nothing.
     let changed = conn
-        .write_transaction(|c| c.apply_outcomes("other", &outcome(id, status::SENT), now()))
+        .write_transaction(|c| c.apply_outcomes("other", &outcome(id, Status::Sent), now()))
         .unwrap();
     assert_eq!(changed, 0);
     let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
-    assert_eq!(callback.status, status::WAITING);
+    assert_eq!(callback.status(), Some(Status::Waiting));
     let changed = conn
-        .write_transaction(|c| c.apply_outcomes("holder", &outcome(id, status::SENT), now()))
+        .write_transaction(|c| c.apply_outcomes("holder", &outcome(id, Status::Sent), now()))
         .unwrap();
     assert_eq!(changed, 1);
     let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
-    assert_eq!(callback.status, status::SENT);
+    assert_eq!(callback.status(), Some(Status::Sent));
     assert_eq!(callback.attempts, 1);
     assert_eq!(callback.status_details, "200 OK");
     assert_eq!(callback.payload.as_deref(), Some("{}"));
@@ -264,7 +264,7 @@ conformance!(ordered_callbacks_wait_for_earlier_ones, |db: TestDb| {
     );
     let id = first[0].callback.id;
     assert_eq!(health::ordered_behind(&mut conn, id + 1).unwrap(), Some(id));
-    conn.write_transaction(|c| c.apply_outcomes("run", &outcome(id, status::SENT), now()))
+    conn.write_transaction(|c| c.apply_outcomes("run", &outcome(id, Status::Sent), now()))
         .unwrap();
     let next = claim(&mut conn, "run", 10);
     assert_eq!(ids(&next), vec![id + 1]);

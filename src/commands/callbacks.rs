@@ -9,7 +9,7 @@ use crate::cli::{CallbacksCommand, Format};
 use crate::delivery::headers::stored_pairs;
 use crate::error::{Error, Result};
 use crate::storage::callbacks::{self, ListFilter};
-use crate::storage::models::{status, Attempt, Callback};
+use crate::storage::models::{Attempt, Callback, Status};
 use crate::storage::Db;
 
 pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
@@ -91,7 +91,7 @@ fn refuse_in_flight(db: &mut Db, ids: &[i64]) -> Result<()> {
     let mut held = Vec::new();
     for id in ids {
         let claimed = callbacks::get(db, *id)?.is_some_and(|c| {
-            c.status == status::WAITING
+            c.status() == Some(Status::Waiting)
                 && c.claim_token.is_some()
                 && c.claimed_until.is_some_and(|until| until > now)
         });
@@ -112,7 +112,7 @@ fn refuse_in_flight(db: &mut Db, ids: &[i64]) -> Result<()> {
 fn refuse_sent(db: &mut Db, ids: &[i64]) -> Result<()> {
     let mut sent = Vec::new();
     for id in ids {
-        if callbacks::get(db, *id)?.is_some_and(|c| c.status == status::SENT) {
+        if callbacks::get(db, *id)?.is_some_and(|c| c.status() == Some(Status::Sent)) {
             sent.push(id.to_string());
         }
     }
@@ -128,7 +128,7 @@ fn refuse_sent(db: &mut Db, ids: &[i64]) -> Result<()> {
 
 /// Why a waiting callback is not being sent, when its hook holds it.
 fn held(c: &Callback) -> Option<String> {
-    (c.status == status::WAITING && c.hook_enabled == Some(false)).then(|| {
+    (c.status() == Some(Status::Waiting) && c.hook_enabled == Some(false)).then(|| {
         format!(
             "hook {} is disabled; `httphooks hooks enable {}` sends it",
             c.hook_name, c.hook_name

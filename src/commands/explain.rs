@@ -12,7 +12,7 @@ use super::output::print_json;
 use crate::cli::Format;
 use crate::delivery::{prepare, DeliverySettings};
 use crate::error::{Error, Result};
-use crate::storage::models::{status, Callback};
+use crate::storage::models::{Callback, Status};
 use crate::storage::{callbacks, health, now, runs, Db};
 
 /// Why, as a state name (the JSON `state`), the sentences, and the command that would
@@ -62,7 +62,7 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
             callback.max_attempts, callback.status_details
         ),
     };
-    if callback.status == status::SENT {
+    if callback.status() == Some(Status::Sent) {
         return Ok(Explanation {
             state: "sent",
             why: format!(
@@ -75,7 +75,7 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
             )),
         });
     }
-    if callback.status == status::ERROR {
+    if callback.status() == Some(Status::Error) {
         return Ok(Explanation {
             state: "failed",
             why: format!(

@@ -9,7 +9,7 @@ use crate::engine::{body_of, Engine, Options};
 use crate::error::{Error, Result};
 use crate::payload::Renderer;
 use crate::storage::callbacks::{self, ClaimFilter};
-use crate::storage::models::status;
+use crate::storage::models::Status;
 use crate::storage::{hooks, Db};
 
 pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
@@ -92,7 +92,7 @@ fn check_named_callbacks(db: &mut Db, ids: &[i64]) -> Result<()> {
                     "no callback has id {id}; `httphooks callbacks list` shows them (nothing was sent)"
                 )))
             }
-            Some(c) if c.status != status::WAITING => eprintln!(
+            Some(c) if c.status() != Some(Status::Waiting) => eprintln!(
                 "httphooks: callback {id} is {}, not waiting, so it is not sent; `httphooks callbacks retry {id}` queues it again",
                 c.status
             ),

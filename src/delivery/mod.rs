@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::storage::callbacks::Outcome;
-use crate::storage::models::{status, Attempt, Callback};
+use crate::storage::models::{Attempt, Callback, Status};
 
 pub mod auth;
 pub mod headers;
@@ -378,7 +378,7 @@ impl Deliverer {
             Err(Failure { kind, message }) => (message.clone(), kind.is_retryable(), None, false),
         };
         let (status, status_details, next_attempt_at) = if success {
-            (status::SENT, what, None)
+            (Status::Sent, what, None)
         } else {
             let (after, line) = retry::after_failure(
                 &what,
@@ -391,9 +391,9 @@ impl Deliverer {
                 AfterFailure::RetryIn(wait) => {
                     let next = Utc::now().naive_utc()
                         + chrono::Duration::from_std(wait).unwrap_or_default();
-                    (status::WAITING, line, Some(next))
+                    (Status::Waiting, line, Some(next))
                 }
-                AfterFailure::GiveUp => (status::ERROR, line, None),
+                AfterFailure::GiveUp => (Status::Error, line, None),
             }
         };
         Delivered {
@@ -506,7 +506,7 @@ pub fn render_failure(callback: &Callback, problem: &crate::payload::PayloadErro
         callback_id: callback.id,
         hook_id: callback.hook_id,
         rendered_payload: None,
-        status: status::ERROR,
+        status: Status::Error,
         status_details: format!(
             "hook {}{}: {problem}; {fix}",
             callback.hook_name,

@@ -135,11 +135,11 @@ impl Summary {
     fn count(&mut self, outcome: &Outcome) {
         let hook = self.hook_stats.entry(outcome.hook_id).or_default();
         match outcome.status {
-            crate::storage::models::status::SENT => {
+            crate::storage::models::Status::Sent => {
                 self.sent += 1;
                 hook.sent += 1;
             }
-            crate::storage::models::status::WAITING => {
+            crate::storage::models::Status::Waiting => {
                 self.retried += 1;
                 hook.retried += 1;
             }

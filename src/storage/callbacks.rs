@@ -12,7 +12,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::models::{status, Attempt, Callback};
+use super::models::{Attempt, Callback, Status};
 use super::schema::{httphooks_attempts, httphooks_callback_details, httphooks_callbacks};
 use super::{now, with_conn, Db};
 use crate::error::Result;
@@ -209,7 +209,7 @@ pub struct Outcome {
     pub hook_id: i64,
     /// The body rendered for the first attempt, stored so retries send the same bytes.
     pub rendered_payload: Option<String>,
-    pub status: &'static str,
+    pub status: Status,
     pub status_details: String,
     pub next_attempt_at: Option<NaiveDateTime>,
     /// What went on the wire; each counts towards max_attempts.
@@ -235,7 +235,7 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
         .map(|o| {
             serde_json::json!({
                 "id": o.callback_id,
-                "status": o.status,
+                "status": o.status.as_str(),
                 "details": o.status_details,
                 "attempted": o.attempts.len(),
                 "next_attempt_at": o.next_attempt_at.map(|t| t.format(TIMESTAMP_FORMAT).to_string()),
@@ -337,7 +337,7 @@ pub fn expire_claims_of(db: &mut Db, dead_token: &str) -> Result<usize> {
         use httphooks_callbacks::dsl as c;
         Ok(diesel::update(
             c::httphooks_callbacks
-                .filter(c::status.eq(status::WAITING))
+                .filter(c::status.eq(Status::Waiting.as_str()))
                 .filter(c::claim_token.eq(dead_token)),
         )
         .set(c::claimed_until.eq(Some(past)))
@@ -398,7 +398,7 @@ pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
             // Held: waiting, but their hook is disabled (a pause; see `ClaimFilter`).
             Some(HELD) => {
                 query = query
-                    .filter(c::status.eq(status::WAITING))
+                    .filter(c::status.eq(Status::Waiting.as_str()))
                     .filter(c::hook_enabled.eq(false));
             }
             Some(status) => query = query.filter(c::status.eq(status.to_owned())),
@@ -458,7 +458,7 @@ pub fn retry(db: &mut Db, ids: &[i64]) -> Result<usize> {
         Ok(
             diesel::update(c::httphooks_callbacks.filter(c::id.eq_any(ids)))
                 .set((
-                    c::status.eq(status::WAITING),
+                    c::status.eq(Status::Waiting.as_str()),
                     c::status_details.eq("retry requested by operator"),
                     // A fresh budget; the history's numbers go on.
                     c::attempts_before_retry.eq(c::attempts_before_retry + c::attempts),
@@ -482,10 +482,10 @@ pub fn cancel(db: &mut Db, ids: &[i64], reason: &str) -> Result<usize> {
         Ok(diesel::update(
             c::httphooks_callbacks
                 .filter(c::id.eq_any(ids))
-                .filter(c::status.eq(status::WAITING)),
+                .filter(c::status.eq(Status::Waiting.as_str())),
         )
         .set((
-            c::status.eq(status::ERROR),
+            c::status.eq(Status::Error.as_str()),
             c::status_details.eq(reason),
             c::next_attempt_at.eq(None::<NaiveDateTime>),
             c::updated_at.eq(Some(now)),
@@ -502,7 +502,7 @@ pub fn count_waiting_for_hook(db: &mut Db, hook_id: i64) -> Result<i64> {
         use httphooks_callbacks::dsl as c;
         Ok(c::httphooks_callbacks
             .filter(c::hook_id.eq(hook_id))
-            .filter(c::status.eq(status::WAITING))
+            .filter(c::status.eq(Status::Waiting.as_str()))
             .count()
             .get_result(conn)?)
     })
@@ -516,10 +516,10 @@ pub fn cancel_waiting_for_hook(db: &mut Db, hook_id: i64, reason: &str) -> Resul
         Ok(diesel::update(
             c::httphooks_callbacks
                 .filter(c::hook_id.eq(hook_id))
-                .filter(c::status.eq(status::WAITING)),
+                .filter(c::status.eq(Status::Waiting.as_str())),
         )
         .set((
-            c::status.eq(status::ERROR),
+            c::status.eq(Status::Error.as_str()),
             c::status_details.eq(reason),
             c::next_attempt_at.eq(None::<NaiveDateTime>),
             c::updated_at.eq(Some(now)),
@@ -560,7 +560,7 @@ pub fn count_by_status(db: &mut Db, wanted: &str, since: Option<NaiveDateTime>) 
             .into_boxed();
         match since {
             // Errors always have updated_at; this way their index serves the range.
-            Some(since) if wanted != status::WAITING => {
+            Some(since) if wanted != Status::Waiting.as_str() => {
                 query = query.filter(c::updated_at.ge(since));
             }
             Some(since) => {
@@ -574,7 +574,7 @@ pub fn count_by_status(db: &mut Db, wanted: &str, since: Option<NaiveDateTime>) 
         }
         query.count().get_result(conn)
     })?;
-    let new = if wanted == status::WAITING {
+    let new = if wanted == Status::Waiting.as_str() {
         db.count_new_callbacks(since)?
     } else {
         0
@@ -616,7 +616,7 @@ pub fn delete_old_batch(
                 .filter(c::created_at.lt(before))
                 .into_boxed();
             if !include_waiting {
-                old = old.filter(c::status.ne(status::WAITING));
+                old = old.filter(c::status.ne(Status::Waiting.as_str()));
             }
             let deleted = old.execute(conn)?;
             // Then the attempts in the range whose callback is gone: those of the

@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::callbacks::{self, ClaimFilter};
-use super::models::status;
+use super::models::Status;
 use super::schema::httphooks_callbacks::dsl as c;
 use super::{with_conn, Db};
 use crate::error::Result;
@@ -55,18 +55,18 @@ pub fn waiting_by_hook(db: &mut Db, now: NaiveDateTime) -> Result<BTreeMap<i64, 
     let (all, later, claimed, behind): (Counts, Counts, Counts, Vec<HookCount>) =
         with_conn!(db, |conn| {
             let all = c::httphooks_callbacks
-                .filter(c::status.eq(status::WAITING))
+                .filter(c::status.eq(Status::Waiting.as_str()))
                 .group_by(c::hook_id)
                 .select((c::hook_id, diesel::dsl::count_star()))
                 .load(conn)?;
             let later = c::httphooks_callbacks
-                .filter(c::status.eq(status::WAITING))
+                .filter(c::status.eq(Status::Waiting.as_str()))
                 .filter(c::next_attempt_at.gt(now))
                 .group_by(c::hook_id)
                 .select((c::hook_id, diesel::dsl::count_star()))
                 .load(conn)?;
             let claimed = c::httphooks_callbacks
-                .filter(c::status.eq(status::WAITING))
+                .filter(c::status.eq(Status::Waiting.as_str()))
                 .filter(c::claimed_until.gt(now))
                 .group_by(c::hook_id)
                 .select((c::hook_id, diesel::dsl::count_star()))
@@ -101,7 +101,7 @@ pub fn waiting_by_hook(db: &mut Db, now: NaiveDateTime) -> Result<BTreeMap<i64, 
 /// Callbacks per hook that became errors at or after `since` (the errors index).
 pub fn errors_by_hook(db: &mut Db, since: NaiveDateTime) -> Result<BTreeMap<i64, i64>> {
     let rows: Vec<(i64, i64)> = with_conn!(db, |conn| c::httphooks_callbacks
-        .filter(c::status.eq(status::ERROR))
+        .filter(c::status.eq(Status::Error.as_str()))
         .filter(c::updated_at.ge(since))
         .group_by(c::hook_id)
         .select((c::hook_id, diesel::dsl::count_star()))
@@ -157,7 +157,7 @@ pub fn ordered_behind(db: &mut Db, callback_id: i64) -> Result<Option<i64>> {
         }
         let earlier = c::httphooks_callbacks
             .select(c::id)
-            .filter(c::status.eq(status::WAITING))
+            .filter(c::status.eq(Status::Waiting.as_str()))
             .filter(c::ordered)
             .filter(c::hook_id.eq(hook_id))
             .filter(c::id.lt(callback_id))

@@ -238,10 +238,15 @@ impl Callback {
 impl Callback {
     /// When the callback is (or was) due: its retry time, or its creation for a new one.
     pub fn due_at(&self) -> Option<NaiveDateTime> {
-        match self.status.as_str() {
-            status::WAITING => Some(self.next_attempt_at.unwrap_or(self.created_at)),
+        match self.status() {
+            Some(Status::Waiting) => Some(self.next_attempt_at.unwrap_or(self.created_at)),
             _ => None,
         }
+    }
+
+    /// Its status; None for a name httphooks does not write.
+    pub fn status(&self) -> Option<Status> {
+        Status::parse(&self.status)
     }
 
     /// Its last change.
@@ -258,10 +263,36 @@ impl Callback {
     }
 }
 
-pub mod status {
-    pub const WAITING: &str = "waiting";
-    pub const SENT: &str = "sent";
-    pub const ERROR: &str = "error";
+/// A callback's status, stored as its name: waiting (to be sent, now or at its retry
+/// time), sent, or error (given up on, or cancelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Waiting,
+    Sent,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Waiting => "waiting",
+            Status::Sent => "sent",
+            Status::Error => "error",
+        }
+    }
+
+    /// None for a name httphooks does not write (a row changed by hand).
+    pub fn parse(name: &str) -> Option<Status> {
+        [Status::Waiting, Status::Sent, Status::Error]
+            .into_iter()
+            .find(|status| status.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -284,4 +315,19 @@ pub struct Attempt {
     pub response_body: Option<String>,
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status;
+
+    #[test]
+    fn statuses_are_stored_by_name_and_other_names_are_not_statuses() {
+        for status in [Status::Waiting, Status::Sent, Status::Error] {
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+            assert_eq!(status.to_string(), status.as_str());
+        }
+        assert_eq!(Status::parse("held"), None);
+        assert_eq!(Status::parse("Waiting"), None);
+    }
 }
