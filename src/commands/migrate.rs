@@ -10,7 +10,7 @@ pub fn run(url: Option<&str>) -> Result<ExitCode> {
     let mut db = Db::connect(url, true)?;
     let ran = storage::migrate(&mut db)?;
     if creates {
-        if let Ok(storage::Target::Sqlite(path)) = storage::Target::parse(url) {
+        if let Ok(storage::DatabaseLocation::Sqlite(path)) = storage::DatabaseLocation::parse(url) {
             storage::say_created(&path);
         }
     }

@@ -59,28 +59,28 @@ pub(crate) use with_conn;
 
 /// Where a database URL points.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum DatabaseLocation {
     Sqlite(String),
     Postgres(String),
     Mysql(String),
 }
 
-impl Target {
+impl DatabaseLocation {
     /// Chooses the backend from the URL's scheme (docs/behaviour.md §1); no URL means the default
     /// SQLite file in the current directory.
-    pub fn parse(url: Option<&str>) -> Result<Target> {
+    pub fn parse(url: Option<&str>) -> Result<DatabaseLocation> {
         let url = match url.map(str::trim) {
-            None | Some("") => return Ok(Target::Sqlite(DEFAULT_SQLITE_FILE.to_owned())),
+            None | Some("") => return Ok(DatabaseLocation::Sqlite(DEFAULT_SQLITE_FILE.to_owned())),
             Some(url) => url,
         };
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Target::Postgres(url.to_owned()));
+            return Ok(DatabaseLocation::Postgres(url.to_owned()));
         }
         if let Some(path) = url.strip_prefix("sqlite://") {
-            return Ok(Target::Sqlite(path.to_owned()));
+            return Ok(DatabaseLocation::Sqlite(path.to_owned()));
         }
         if let Some(path) = url.strip_prefix("sqlite:") {
-            return Ok(Target::Sqlite(path.to_owned()));
+            return Ok(DatabaseLocation::Sqlite(path.to_owned()));
         }
         if let Some(rest) = url.strip_prefix("mysql://") {
             // MySQL connects without a database and then fails on every statement.
@@ -93,7 +93,7 @@ impl Target {
                     redact_url(url)
                 )));
             }
-            return Ok(Target::Mysql(url.to_owned()));
+            return Ok(DatabaseLocation::Mysql(url.to_owned()));
         }
         if url.contains("://") {
             return Err(Error::invalid(format!(
@@ -101,13 +101,13 @@ impl Target {
                 redact_url(url)
             )));
         }
-        Ok(Target::Sqlite(url.to_owned()))
+        Ok(DatabaseLocation::Sqlite(url.to_owned()))
     }
 }
 
 /// Whether `url` names a SQLite file that does not exist yet (connecting creates it).
 pub fn would_create_sqlite_file(url: Option<&str>) -> bool {
-    matches!(Target::parse(url), Ok(Target::Sqlite(path)) if path != ":memory:" && !Path::new(&path).exists())
+    matches!(DatabaseLocation::parse(url), Ok(DatabaseLocation::Sqlite(path)) if path != ":memory:" && !Path::new(&path).exists())
 }
 
 /// Tells the operator on stderr that a new SQLite database file was made, with its full
@@ -158,8 +158,8 @@ impl Db {
     /// Connects to the database. `create` allows making a new SQLite file (only
     /// `migrate` does; every other command expects an existing database).
     pub fn connect(url: Option<&str>, create: bool) -> Result<Db> {
-        match Target::parse(url)? {
-            Target::Sqlite(path) => {
+        match DatabaseLocation::parse(url)? {
+            DatabaseLocation::Sqlite(path) => {
                 if path.trim().is_empty() {
                     return Err(Error::invalid(
                         "the SQLite URL names no file; give one, as in sqlite://httphooks.sqlite3 or sqlite:///var/lib/app/db.sqlite3",
@@ -182,11 +182,11 @@ impl Db {
                 }
                 sqlite::open(&path).map(Db::Sqlite)
             }
-            Target::Postgres(url) => postgres::open(&url).map(Db::Postgres),
+            DatabaseLocation::Postgres(url) => postgres::open(&url).map(Db::Postgres),
             #[cfg(feature = "mysql")]
-            Target::Mysql(url) => mysql::open(&url).map(Db::Mysql),
+            DatabaseLocation::Mysql(url) => mysql::open(&url).map(Db::Mysql),
             #[cfg(not(feature = "mysql"))]
-            Target::Mysql(_) => Err(Error::invalid(
+            DatabaseLocation::Mysql(_) => Err(Error::invalid(
                 "this httphooks was built without MySQL/MariaDB support; rebuild it with `cargo build --release --features mysql` (see README: MySQL and MariaDB)",
             )),
         }
