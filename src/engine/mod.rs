@@ -502,7 +502,14 @@ impl Engine {
                 .limit
                 .map_or(i64::MAX, |limit| limit - d.summary.claimed as i64);
             if remaining <= 0 {
-                return Ok(StopReason::Limit);
+                // Nothing more is claimed, but what was claimed is still marked as its
+                // endpoints make room, sent and recorded (workers only start marked jobs).
+                if outstanding == 0 {
+                    return Ok(StopReason::Limit);
+                }
+                d.scheduler
+                    .wait_until(IDLE_WAIT, |q| q.outstanding() < outstanding);
+                continue;
             }
             // Claim in batches, as the window has room.
             let batch = self.concurrency();
