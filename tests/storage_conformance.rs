@@ -9,7 +9,7 @@ mod common;
 use common::TestDb;
 use httphooks::storage::callbacks::{self, ClaimFilter, Claimed, StartMarks};
 use httphooks::storage::models::Status;
-use httphooks::storage::{health, Db};
+use httphooks::storage::{health, hooks, Db};
 
 const URL: &str = "http://127.0.0.1:9/hook";
 
@@ -418,3 +418,22 @@ conformance!(
         );
     }
 );
+
+conformance!(unused_hook_versions_go_while_changes_wait, |db: TestDb| {
+    let db = with_hooks(db);
+    db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
+    db.ok(&["hooks", "add", "th", "--table", "t", "--events", "insert", "--url", URL]);
+    for timeout in ["2s", "3s"] {
+        db.ok(&["hooks", "edit", "th", "--timeout", timeout]);
+    }
+    let versions = "SELECT COUNT(*) AS n FROM httphooks_hook_versions";
+    assert_eq!(db.count(versions), 5, "h, o and three of th");
+    // A change of the table, not admitted yet.
+    db.connect().sql("INSERT INTO t (v) VALUES (1)");
+    let mut conn = open(&db);
+    assert_eq!(conn.count_new_callbacks(None).unwrap(), 1);
+    assert_eq!(hooks::prune_unused_versions(&mut conn).unwrap(), 2);
+    assert_eq!(db.count(versions), 3);
+    // The change still becomes a callback of the hook as it is.
+    assert_eq!(callbacks::admit_all(&mut conn).unwrap(), 1);
+});

@@ -386,14 +386,17 @@ pub fn remove(db: &mut Db, hook: &Hook, cancel_reason: &str) -> Result<usize> {
     .map_err(not_changed(&hook.name))
 }
 
-/// Deletes hook versions that no hook and no callback refers to any more.
+/// Deletes hook versions that no hook and no callback refers to any more. A table's
+/// change not admitted yet (SQLite, MySQL) names no version, which its hook's current
+/// one will be; a NULL in `NOT IN`'s list would keep every version.
 pub fn prune_unused_versions(db: &mut Db) -> Result<usize> {
     with_conn!(db, |conn| {
         Ok(diesel::sql_query(
             "DELETE FROM httphooks_hook_versions \
              WHERE id NOT IN (SELECT version_id FROM httphooks_hooks WHERE version_id IS NOT NULL) \
                AND id NOT IN (SELECT version_id FROM httphooks_callbacks) \
-               AND id NOT IN (SELECT version_id FROM httphooks_new_callbacks)",
+               AND id NOT IN (SELECT version_id FROM httphooks_new_callbacks \
+                              WHERE version_id IS NOT NULL)",
         )
         .execute(conn)?)
     })
