@@ -23,13 +23,11 @@ pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     let bar = super::output::progress("callbacks deleted");
     loop {
         let batch_started = std::time::Instant::now();
-        let batch = callbacks::delete_old_batch(
-            &mut db,
-            before,
-            args.include_waiting,
-            args.batch_size,
-            after,
-        )?;
+        // A sender recording outcomes meanwhile may deadlock with a batch (MySQL):
+        // the batch was rolled back whole and is run again.
+        let batch = db.retry_when_busy(|db| {
+            callbacks::delete_old_batch(db, before, args.include_waiting, args.batch_size, after)
+        })?;
         longest = longest.max(batch_started.elapsed());
         let Some((batch_deleted, last)) = batch else {
             break;

@@ -420,6 +420,25 @@ impl Db {
         end?;
         Ok(value)
     }
+
+    /// Runs a short write transaction (`op` opens it) again when the database rolled
+    /// it back for a deadlock or a lock it could not get, a few times with growing
+    /// pauses (about 5 s in all) before the error is the caller's: what a command that
+    /// writes in batches beside running senders needs.
+    pub fn retry_when_busy<T>(&mut self, mut op: impl FnMut(&mut Db) -> Result<T>) -> Result<T> {
+        let mut pause = std::time::Duration::from_millis(20);
+        for _ in 0..8 {
+            match op(self) {
+                Err(error) if error.db_failure() == Some(crate::error::DbFailure::Busy) => {
+                    log::debug!("retrying after {pause:?}: {error}");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+        op(self)
+    }
 }
 
 /// Quotes an SQL identifier for SQLite and PostgreSQL (MySQL's are in `mysql.rs`).
