@@ -183,7 +183,7 @@ pub struct DeleteOldArgs {
     #[arg(long = "include-waiting", visible_alias = "include_waiting")]
     pub include_waiting: bool,
     /// Callbacks deleted per transaction at most (one range of this many ids).
-    #[arg(long = "batch-size", default_value_t = 10000, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long = "batch-size", default_value_t = 10000, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub batch_size: i64,
 }
 

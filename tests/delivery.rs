@@ -679,3 +679,59 @@ on_every_backend!(
         assert_eq!(shown["attempts_log"][0]["request"]["method"], "PUT");
     }
 );
+
+// MySQL: the first ordered hook adds an index to httphooks_callbacks. Behind a long
+// transaction on that table it waits 5 s at most (meanwhile every statement on the
+// table would queue behind it), says what to do, and writes nothing.
+#[cfg(feature = "mysql")]
+#[test]
+#[cfg_attr(no_mysql, ignore = "set HTTPHOOKS_TEST_MYSQL_URL to run MySQL tests")]
+fn the_ordered_index_waits_briefly_behind_a_long_transaction() {
+    let Some(db) = TestDb::mysql() else { return };
+    let db = db.migrated();
+    items(&db);
+    let mut long = db.connect();
+    long.sql("BEGIN; SELECT COUNT(*) FROM httphooks_callbacks");
+    let started = Instant::now();
+    let (code, out, err) = db.run(&[
+        "hooks",
+        "add",
+        "seq",
+        "--table",
+        "items",
+        "--events",
+        "update",
+        "--url",
+        "http://127.0.0.1:9/",
+        "--ordered",
+    ]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("a long transaction holds httphooks_callbacks"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_hooks"),
+        0,
+        "nothing written"
+    );
+    long.sql("COMMIT");
+    db.ok(&[
+        "hooks",
+        "add",
+        "seq",
+        "--table",
+        "items",
+        "--events",
+        "update",
+        "--url",
+        "http://127.0.0.1:9/",
+        "--ordered",
+    ]);
+    check_ordered_index(&db, true);
+}

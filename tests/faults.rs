@@ -638,34 +638,37 @@ on_every_backend!(a_callback_with_broken_event_data_fails_alone, |db| {
 // `--limit` below the backlog: the run sends exactly the limit, including claims it had
 // not yet marked as started when it reached it, and ends at once (it used to wait for
 // ever with those claims in hand, deaf to the first SIGTERM).
-on_every_backend!(a_run_stopped_by_its_limit_sends_all_it_claimed_and_ends, |db| {
-    let db = db.migrated();
-    let server = Server::answering(200);
-    backlog(&db, &server, 3000, &[]);
-    let started = Instant::now();
-    let run = db.spawn(&[
-        "send_callbacks",
-        "--limit",
-        "1000",
-        "--concurrency",
-        "16",
-        "--max-runtime",
-        "60s",
-    ]);
-    let (code, out, err) = finish(run);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "ended after {:?}",
-        started.elapsed()
-    );
-    assert!(out.contains("claimed 1000, sent 1000"), "{out}");
-    assert_eq!(deliveries(&server).len(), 1000);
-    assert_eq!(status_count(&db, "sent"), 1000);
-    assert_eq!(status_count(&db, "waiting"), 2000);
-    assert_eq!(
-        db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE claim_token IS NOT NULL"),
-        0,
-        "nothing is left claimed"
-    );
-});
+on_every_backend!(
+    a_run_stopped_by_its_limit_sends_all_it_claimed_and_ends,
+    |db| {
+        let db = db.migrated();
+        let server = Server::answering(200);
+        backlog(&db, &server, 3000, &[]);
+        let started = Instant::now();
+        let run = db.spawn(&[
+            "send_callbacks",
+            "--limit",
+            "1000",
+            "--concurrency",
+            "16",
+            "--max-runtime",
+            "60s",
+        ]);
+        let (code, out, err) = finish(run);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "ended after {:?}",
+            started.elapsed()
+        );
+        assert!(out.contains("claimed 1000, sent 1000"), "{out}");
+        assert_eq!(deliveries(&server).len(), 1000);
+        assert_eq!(status_count(&db, "sent"), 1000);
+        assert_eq!(status_count(&db, "waiting"), 2000);
+        assert_eq!(
+            db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE claim_token IS NOT NULL"),
+            0,
+            "nothing is left claimed"
+        );
+    }
+);

@@ -501,3 +501,12 @@ fn commands_that_only_read_never_create_a_database() {
     let (_, _, err) = in_dir(other.path(), &["migrate"]);
     assert!(!err.contains("created"), "{err}");
 }
+
+#[test]
+fn a_negative_batch_size_is_named_as_out_of_range() {
+    let db = TestDb::sqlite().migrated();
+    let (code, out, err) = db.run(&["delete_old_callbacks", "30", "--batch-size", "-1"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("-1 is not in 1.."), "{err}");
+    assert!(!err.contains("unexpected argument"), "{err}");
+}

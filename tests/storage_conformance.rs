@@ -422,7 +422,9 @@ conformance!(
 conformance!(unused_hook_versions_go_while_changes_wait, |db: TestDb| {
     let db = with_hooks(db);
     db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
-    db.ok(&["hooks", "add", "th", "--table", "t", "--events", "insert", "--url", URL]);
+    db.ok(&[
+        "hooks", "add", "th", "--table", "t", "--events", "insert", "--url", URL,
+    ]);
     for timeout in ["2s", "3s"] {
         db.ok(&["hooks", "edit", "th", "--timeout", timeout]);
     }

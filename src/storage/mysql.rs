@@ -390,16 +390,38 @@ impl super::Backend for MysqlConnection {
         if exists(self)? {
             return Ok(());
         }
+        // While the ALTER waits for the table's metadata lock (a long transaction holds
+        // it), every other statement on the table queues behind it: wait 5 s at most.
+        self.batch_execute("SET SESSION lock_wait_timeout = 5")?;
         let made = self.batch_execute(
             "ALTER TABLE httphooks_callbacks \
              ADD INDEX httphooks_callbacks_ordered (hook_id, status, object_id(191), id), \
              ALGORITHM=INPLACE, LOCK=NONE",
         );
-        match made {
-            // Another command made it meanwhile.
-            Err(_) if exists(self)? => Ok(()),
-            other => Ok(other?),
+        self.batch_execute("SET SESSION lock_wait_timeout = DEFAULT")?;
+        let Err(error) = made else {
+            return Ok(());
+        };
+        // Another command made it meanwhile.
+        if exists(self)? {
+            return Ok(());
         }
+        let message = error.to_string();
+        if message.contains("denied") {
+            return Err(Error::environment(
+                "ordered hooks on MySQL need an index on httphooks_callbacks that the first \
+                 ordered hook adds, and this user may not ALTER that table: grant it ALTER, \
+                 or add the first ordered hook as a user who may",
+            ));
+        }
+        if message.contains("Lock wait timeout") {
+            return Err(Error::environment(
+                "a long transaction holds httphooks_callbacks, so the index ordered hooks \
+                 need could not be added; end that transaction (SHOW PROCESSLIST names it) \
+                 and run the command again",
+            ));
+        }
+        Err(error.into())
     }
 
     fn begin_write(&mut self) -> Result<()> {
