@@ -301,6 +301,15 @@ on_every_backend!(delete_old_callbacks_keeps_waiting_ones_unless_asked, |db| {
         1,
         "attempts go with their callbacks"
     );
+    // An attempt whose callback is gone, past every callback (a run recorded it after
+    // `--include-waiting` deleted the callback it was sending): it goes too.
+    db.sql(
+        "INSERT INTO httphooks_attempts (callback_id, attempt, started_at, elapsed_ms, \
+           request_method, request_url, request_headers, request_body) \
+         SELECT 1000000, attempt, started_at, elapsed_ms, request_method, request_url, \
+           request_headers, request_body FROM httphooks_attempts WHERE callback_id = 1",
+    );
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_attempts"), 2);
     assert!(db
         .ok(&["delete-old-callbacks", "30", "--include-waiting"])
         .contains("deleted 2 callbacks"));

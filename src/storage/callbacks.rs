@@ -607,6 +607,16 @@ pub fn delete_old_batch(
                 .select(diesel::dsl::min(c::id))
                 .first(conn)?;
             let Some(first) = first else {
+                // Past the last callback: attempts whose callback is gone (recorded by a
+                // run after `--include-waiting` deleted the callback it was sending).
+                diesel::delete(
+                    a::httphooks_attempts
+                        .filter(a::callback_id.gt(after))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(
+                            c::httphooks_callbacks.filter(c::id.eq(a::callback_id)),
+                        ))),
+                )
+                .execute(conn)?;
                 return Ok(None);
             };
             let last = first.saturating_add(batch - 1);
