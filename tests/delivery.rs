@@ -735,3 +735,50 @@ fn the_ordered_index_waits_briefly_behind_a_long_transaction() {
     ]);
     check_ordered_index(&db, true);
 }
+
+// MySQL: a table's triggers are DDL, which waits for every open transaction on the
+// table while the application's writes queue behind it: 5 s at most, then one sentence.
+// MySQL commits before DDL, so the hook may be saved without its triggers: the sentence
+// says so and names `hooks sync`, which makes them once the transaction has ended.
+#[cfg(feature = "mysql")]
+#[test]
+#[cfg_attr(no_mysql, ignore = "set HTTPHOOKS_TEST_MYSQL_URL to run MySQL tests")]
+fn a_hook_waits_briefly_for_its_table_behind_a_long_transaction() {
+    let Some(db) = TestDb::mysql() else { return };
+    let db = db.migrated();
+    items(&db);
+    let mut long = db.connect();
+    long.sql("BEGIN; SELECT COUNT(*) FROM items");
+    let started = Instant::now();
+    let add = [
+        "hooks",
+        "add",
+        "u",
+        "--table",
+        "items",
+        "--events",
+        "update",
+        "--url",
+        "http://127.0.0.1:9/",
+    ];
+    let (code, out, err) = db.run(&add);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("end the long transaction") && err.contains("hooks sync"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    long.sql("COMMIT");
+    db.ok(&["hooks", "sync"]);
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_hooks"), 1);
+    db.sql("INSERT INTO items (name, qty) VALUES ('a', 1)");
+    db.sql("UPDATE items SET qty = qty + 1");
+    assert!(
+        db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks") > 0,
+        "the synced triggers capture"
+    );
+}

@@ -32,6 +32,12 @@ pub trait Backend {
         None
     }
 
+    /// Whether a DDL statement commits the transaction it runs in (MySQL), so that a
+    /// change of hooks and their triggers is not one transaction there.
+    fn commits_on_ddl(&self) -> bool {
+        false
+    }
+
     /// Settings for the delivery engine's connections (see `Db::tune_for_delivery`).
     fn tune_for_delivery(&mut self) -> Result<()>;
 

@@ -6,7 +6,7 @@ use super::models::{Hook, HookFields, NewHookVersion};
 use super::schema::httphooks_hook_versions;
 use super::schema::httphooks_hooks::dsl as h;
 use super::{with_conn, Db, Table, Watched, ROW_EVENTS};
-use crate::error::{Error, Result};
+use crate::error::{DbFailure, Error, Result};
 
 pub fn find(db: &mut Db, name: &str) -> Result<Option<Hook>> {
     with_conn!(db, |conn| {
@@ -259,10 +259,23 @@ pub fn reinstall_triggers(db: &mut Db, tables: Option<&[String]>) -> Result<Vec<
 /// first in short transactions of its own; the rest inside this one.
 fn change_hooks<T>(db: &mut Db, change: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
     super::callbacks::admit_all(db)?;
-    db.write_transaction(|db| {
+    let changed = db.write_transaction(|db| {
         db.admit_new_callbacks(i64::MAX)?;
         change(db)
-    })
+    });
+    match changed {
+        // MySQL commits before each DDL statement: a trigger that could not be made
+        // (its table held by a long transaction) may leave the hooks saved without it.
+        Err(Error::Database {
+            failure: DbFailure::Busy,
+            message,
+        }) if db.commits_on_ddl() => Err(Error::environment(format!(
+            "{message}; the change may have been saved without its table's triggers: run \
+             `httphooks hooks sync` once that transaction has ended (`httphooks hooks list` \
+             shows what was saved)"
+        ))),
+        other => other,
+    }
 }
 
 /// Tables that have at least one hook.

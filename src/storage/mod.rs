@@ -248,6 +248,11 @@ impl Db {
         self.backend().index_for_ordered_hooks()
     }
 
+    /// See [`Backend::commits_on_ddl`].
+    pub fn commits_on_ddl(&self) -> bool {
+        self.backend_ref().commits_on_ddl()
+    }
+
     /// See [`Backend::allows_concurrent_writers`].
     pub fn allows_concurrent_writers(&self) -> bool {
         self.backend_ref().allows_concurrent_writers()

@@ -45,9 +45,14 @@ const MAX_IDENTIFIER: usize = 64;
 ///   stop the application's inserts while a claim or admission runs) and each
 ///   statement sees what has committed;
 /// - an SQL mode of our own: the triggers httphooks creates keep the mode they were
-///   created with, and its SQL is written for backticks and backslash escapes.
+///   created with, and its SQL is written for backticks and backslash escapes;
+/// - a metadata lock waited for 5 s at most: DDL (a table's triggers, the ordered
+///   hooks' index, migrations) waits for every open transaction on its table, and every
+///   statement on that table queues behind the waiting DDL, the application's writes
+///   too; the server's default wait is a day.
 const SESSION: &str = "SET time_zone = '+00:00'; \
     SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+    SET SESSION lock_wait_timeout = 5; \
     SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'";
 
 pub fn open(url: &str) -> Result<MysqlConnection> {
@@ -375,6 +380,10 @@ impl super::Backend for MysqlConnection {
         Ok(())
     }
 
+    fn commits_on_ddl(&self) -> bool {
+        true
+    }
+
     /// Made with the first ordered hook (see the migration), online: InnoDB builds it
     /// while the application and runs go on writing.
     fn index_for_ordered_hooks(&mut self) -> Result<()> {
@@ -390,15 +399,12 @@ impl super::Backend for MysqlConnection {
         if exists(self)? {
             return Ok(());
         }
-        // While the ALTER waits for the table's metadata lock (a long transaction holds
-        // it), every other statement on the table queues behind it: wait 5 s at most.
-        self.batch_execute("SET SESSION lock_wait_timeout = 5")?;
+        // Behind a long transaction it gives up after the session's lock_wait_timeout.
         let made = self.batch_execute(
             "ALTER TABLE httphooks_callbacks \
              ADD INDEX httphooks_callbacks_ordered (hook_id, status, object_id(191), id), \
              ALGORITHM=INPLACE, LOCK=NONE",
         );
-        self.batch_execute("SET SESSION lock_wait_timeout = DEFAULT")?;
         let Err(error) = made else {
             return Ok(());
         };
