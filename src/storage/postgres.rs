@@ -266,7 +266,11 @@ impl super::Backend for PgConnection {
     /// callback ids follow the order the events were made in, which `--ordered` relies on.
     fn admit(&mut self, limit: i64) -> Result<usize> {
         self.transaction(|conn| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock(727274686)").execute(conn)?;
+            // Per schema: installations in other schemas of the database admit apart.
+            diesel::sql_query(
+                "SELECT pg_advisory_xact_lock(727274686, hashtext(current_schema()))",
+            )
+            .execute(conn)?;
             Ok(diesel::sql_query(
                 "WITH moved AS ( \
                    DELETE FROM httphooks_new_callbacks WHERE id IN \
