@@ -680,6 +680,28 @@ on_every_backend!(
     }
 );
 
+/// MySQL: runs `args` while another connection holds `table` in an open transaction
+/// (which blocks DDL on it); the command must give up within 15 s with exit 3. Returns
+/// its stderr and the connection, whose transaction is still open.
+#[cfg(feature = "mysql")]
+fn refused_behind_a_long_transaction(
+    db: &TestDb,
+    table: &str,
+    args: &[&str],
+) -> (String, common::Client) {
+    let mut long = db.connect();
+    long.sql(&format!("BEGIN; SELECT COUNT(*) FROM {table}"));
+    let started = Instant::now();
+    let (code, out, err) = db.run(args);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    (err, long)
+}
+
 // MySQL: the first ordered hook adds an index to httphooks_callbacks. Behind a long
 // transaction on that table it waits 5 s at most (meanwhile every statement on the
 // table would queue behind it), says what to do, and writes nothing.
@@ -690,10 +712,7 @@ fn the_ordered_index_waits_briefly_behind_a_long_transaction() {
     let Some(db) = TestDb::mysql() else { return };
     let db = db.migrated();
     items(&db);
-    let mut long = db.connect();
-    long.sql("BEGIN; SELECT COUNT(*) FROM httphooks_callbacks");
-    let started = Instant::now();
-    let (code, out, err) = db.run(&[
+    let add = [
         "hooks",
         "add",
         "seq",
@@ -704,16 +723,11 @@ fn the_ordered_index_waits_briefly_behind_a_long_transaction() {
         "--url",
         "http://127.0.0.1:9/",
         "--ordered",
-    ]);
-    assert_eq!(code, 3, "{out}{err}");
+    ];
+    let (err, mut long) = refused_behind_a_long_transaction(&db, "httphooks_callbacks", &add);
     assert!(
         err.contains("a long transaction holds httphooks_callbacks"),
         "{err}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        started.elapsed()
     );
     assert_eq!(
         db.count("SELECT COUNT(*) AS n FROM httphooks_hooks"),
@@ -721,18 +735,7 @@ fn the_ordered_index_waits_briefly_behind_a_long_transaction() {
         "nothing written"
     );
     long.sql("COMMIT");
-    db.ok(&[
-        "hooks",
-        "add",
-        "seq",
-        "--table",
-        "items",
-        "--events",
-        "update",
-        "--url",
-        "http://127.0.0.1:9/",
-        "--ordered",
-    ]);
+    db.ok(&add);
     check_ordered_index(&db, true);
 }
 
@@ -747,9 +750,6 @@ fn a_hook_waits_briefly_for_its_table_behind_a_long_transaction() {
     let Some(db) = TestDb::mysql() else { return };
     let db = db.migrated();
     items(&db);
-    let mut long = db.connect();
-    long.sql("BEGIN; SELECT COUNT(*) FROM items");
-    let started = Instant::now();
     let add = [
         "hooks",
         "add",
@@ -761,16 +761,10 @@ fn a_hook_waits_briefly_for_its_table_behind_a_long_transaction() {
         "--url",
         "http://127.0.0.1:9/",
     ];
-    let (code, out, err) = db.run(&add);
-    assert_eq!(code, 3, "{out}{err}");
+    let (err, mut long) = refused_behind_a_long_transaction(&db, "items", &add);
     assert!(
         err.contains("end the long transaction") && err.contains("hooks sync"),
         "{err}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        started.elapsed()
     );
     long.sql("COMMIT");
     db.ok(&["hooks", "sync"]);
