@@ -177,8 +177,12 @@ pub struct DeleteOldArgs {
     /// Delete callbacks created more than DAYS days ago.
     // Negative numbers are read as a value, so that `-1` is refused as out of range
     // rather than taken for an unknown flag.
-    #[arg(value_name = "DAYS", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
-    pub days: i64,
+    #[arg(value_name = "DAYS", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..),
+          required_unless_present = "days_flag", conflicts_with = "days_flag")]
+    pub days: Option<i64>,
+    /// The same as DAYS, as a flag.
+    #[arg(long = "days", value_name = "DAYS", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
+    pub days_flag: Option<i64>,
     /// Delete waiting callbacks too (they are kept by default).
     #[arg(long = "include-waiting", visible_alias = "include_waiting")]
     pub include_waiting: bool,
@@ -289,6 +293,10 @@ pub struct HookDefinition {
     /// Attempts before a callback becomes an error.
     #[arg(long = "max-attempts", value_name = "N")]
     pub max_attempts: Option<i32>,
+    /// The most one callback may hold, its change's data and its body (e.g. 1MB, 512KB;
+    /// default 10MB): a larger one fails alone, at once, saying why.
+    #[arg(long = "max-payload-size", value_name = "SIZE")]
+    pub max_payload_size: Option<String>,
     /// How to authenticate: none, basic, bearer or oauth2-client-credentials.
     #[arg(long, value_parser = ["none", "basic", "bearer", "oauth2-client-credentials"])]
     pub auth: Option<String>,
@@ -397,13 +405,18 @@ pub enum CallbacksCommand {
         #[command(flatten)]
         format: FormatArg,
     },
-    /// Put callbacks back to waiting, due now.
+    /// Put callbacks back to waiting, due now. Those that never rendered (nothing was
+    /// sent for them) are rendered with their hook's current template.
     Retry {
         #[arg(required = true)]
         ids: Vec<i64>,
         /// Send callbacks that were already sent once more.
         #[arg(long)]
         force: bool,
+        /// Render the body again with the hook's current template and content type,
+        /// even for callbacks that were rendered (and perhaps sent) before.
+        #[arg(long = "with-current-hook", visible_alias = "with_current_hook")]
+        with_current_hook: bool,
     },
     /// Cancel waiting callbacks (they become errors and are not sent).
     Cancel {

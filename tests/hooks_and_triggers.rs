@@ -503,6 +503,8 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
          ALTER TABLE httphooks_hooks DROP COLUMN table_oid; \
          ALTER TABLE httphooks_hooks DROP COLUMN key_columns; \
          ALTER TABLE httphooks_hooks DROP COLUMN capture_verified_at; \
+         ALTER TABLE httphooks_hooks DROP COLUMN max_payload_size; \
+         ALTER TABLE httphooks_hook_versions DROP COLUMN max_payload_size; \
          CREATE TRIGGER httphooks_t_insert AFTER INSERT ON t BEGIN \
            INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, event_data) \
            VALUES (1, 1, 'insert', '{{}}'); END;"
@@ -510,7 +512,7 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
     let (code, _, err) = db.run(&["callbacks", "list"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
-    assert!(db.ok(&["migrate"]).contains("applied 4 migration"));
+    assert!(db.ok(&["migrate"]).contains("applied 5 migration"));
     db.sql("INSERT INTO t (v) VALUES (7)");
     let data = json(
         &db.text("SELECT event_data AS v FROM httphooks_callbacks")

@@ -35,14 +35,28 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
         CallbacksCommand::Explain { id, format } => {
             return super::explain::run(&mut db, id, format.format)
         }
-        CallbacksCommand::Retry { ids, force } => {
+        CallbacksCommand::Retry {
+            ids,
+            force,
+            with_current_hook,
+        } => {
             require_existing(&mut db, &ids)?;
             refuse_in_flight(&mut db, &ids)?;
+            refuse_uncaptured(&mut db, &ids)?;
             if !force {
                 refuse_sent(&mut db, &ids)?;
             }
-            let changed = callbacks::retry(&mut db, &ids)?;
-            println!("{changed} callback(s) waiting again, due now");
+            let retried = callbacks::retry(&mut db, &ids, with_current_hook)?;
+            let rendered = match retried.rerendered {
+                0 => String::new(),
+                n => format!(
+                    "; {n} will be rendered with their hook's current template and content type"
+                ),
+            };
+            println!(
+                "{} callback(s) waiting again, due now{rendered}",
+                retried.waiting
+            );
             Ok(())
         }
         CallbacksCommand::Cancel { ids } => {
@@ -107,6 +121,19 @@ fn refuse_in_flight(db: &mut Db, ids: &[i64]) -> Result<()> {
         held.join(", "),
         held[0]
     )))
+}
+
+/// A callback made for a change that could not be captured has nothing to send.
+fn refuse_uncaptured(db: &mut Db, ids: &[i64]) -> Result<()> {
+    for id in ids {
+        if let Some(callback) = callbacks::get(db, *id)?.filter(Callback::uncaptured) {
+            return Err(Error::invalid(format!(
+                "callback {id} holds no change to send: {} (nothing was changed)",
+                callback.status_details
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn refuse_sent(db: &mut Db, ids: &[i64]) -> Result<()> {
@@ -183,7 +210,7 @@ fn show(db: &mut Db, id: i64, format: Format) -> Result<()> {
     let attempts = callbacks::attempts_of(db, id)?;
     let mut document = callback_json(&callback);
     let fields = document.as_object_mut().expect("built as an object");
-    let headers: serde_json::Map<String, Value> = stored_pairs(&callback.headers)
+    let headers: serde_json::Map<String, Value> = stored_pairs(&callback.settings.headers)
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
@@ -289,8 +316,8 @@ fn callback_json(c: &Callback) -> Value {
         "event_type": c.event_type,
         "table_name": c.table_name,
         "object_id": c.object_id,
-        "url": c.url,
-        "http_method": c.http_method,
+        "url": c.settings.target_url,
+        "http_method": c.settings.http_method,
         "content_type": c.content_type,
         "payload": c.payload,
         "status": c.status,

@@ -4,8 +4,61 @@
 //! renamed table's hooks its new name, and say so.
 
 use crate::error::Result;
+use crate::payload::{check_against_columns, ContentType, Renderer};
 use crate::storage::capture::{self, State, TableCapture};
 use crate::storage::Db;
+
+/// A hook whose template no longer renders against its table's columns.
+pub struct TemplateProblem {
+    pub hook: String,
+    /// One sentence, naming the fix.
+    pub message: String,
+}
+
+/// Enabled hooks whose template no longer renders against their table's columns (a
+/// column it names was renamed or dropped), so that it is said before the first
+/// callback fails on it.
+pub fn template_problems(tables: &[TableCapture]) -> Vec<TemplateProblem> {
+    let mut renderer = Renderer::new();
+    let mut problems = Vec::new();
+    for capture in tables {
+        let Some(table) = &capture.table else {
+            continue;
+        };
+        for hook in capture.hooks.iter().filter(|hook| hook.enabled) {
+            let Some(template) = hook.payload_template.as_deref() else {
+                continue;
+            };
+            let Some(content_type) = ContentType::parse(&hook.content_type) else {
+                continue;
+            };
+            let checked = check_against_columns(
+                &mut renderer,
+                Some(template),
+                content_type,
+                &hook.name,
+                &table.name,
+                &hook.event_list(),
+                &table.columns,
+            );
+            if let Err((event, problem)) = checked {
+                let message = format!(
+                    "the template of hook {hook} no longer fits table {table} (for {event} \
+                     events {problem}), so its callbacks will fail; fix it with `httphooks \
+                     hooks edit {hook} --template …` (callbacks that failed on it are sent \
+                     again by `httphooks callbacks retry`)",
+                    hook = hook.name,
+                    table = table.name,
+                );
+                problems.push(TemplateProblem {
+                    hook: hook.name.clone(),
+                    message,
+                });
+            }
+        }
+    }
+    problems
+}
 
 /// Warns on stderr about broken capture and adopts renames. Never fails the command:
 /// a check that cannot run is logged and the command goes on.
@@ -16,11 +69,15 @@ pub fn warn(db: &mut Db) {
 }
 
 fn try_warn(db: &mut Db) -> Result<()> {
-    for mut table in capture::inspect(db)? {
-        adopt_or_warn(db, &mut table);
+    let mut tables = capture::inspect(db)?;
+    for table in &mut tables {
+        adopt_or_warn(db, table);
         if table.broken() {
-            eprintln!("httphooks: warning: {}", fix_line(&table));
+            eprintln!("httphooks: warning: {}", fix_line(table));
         }
+    }
+    for problem in template_problems(&tables) {
+        eprintln!("httphooks: warning: {}", problem.message);
     }
     Ok(())
 }
@@ -61,18 +118,24 @@ pub fn restore(db: &mut Db) -> Result<()> {
             }
         }
     }
+    for problem in template_problems(&tables) {
+        eprintln!("httphooks: warning: {}", problem.message);
+    }
     let intact: Vec<&TableCapture> = tables.iter().filter(|t| !t.broken()).collect();
     capture::mark_verified(db, &intact)
 }
 
-/// `monitor_callbacks` and dry runs: one line per table whose capture is broken;
-/// writes nothing.
+/// `monitor_callbacks` and dry runs: one line per table whose capture is broken, and
+/// per hook whose template no longer fits its table; writes nothing.
 pub fn broken_lines(db: &mut Db) -> Result<Vec<String>> {
-    Ok(capture::inspect(db)?
+    let tables = capture::inspect(db)?;
+    let mut lines: Vec<String> = tables
         .iter()
         .filter(|table| table.broken())
         .map(fix_line)
-        .collect())
+        .collect();
+    lines.extend(template_problems(&tables).into_iter().map(|p| p.message));
+    Ok(lines)
 }
 
 /// Adopts a rename; where it cannot be (tables that swapped names on MySQL), says why

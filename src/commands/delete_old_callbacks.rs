@@ -8,12 +8,14 @@ use crate::error::Result;
 use crate::storage::{before_now, callbacks, hooks, runs, Db};
 
 pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
+    // clap requires one of the two, and not both.
+    let days = args.days.or(args.days_flag).unwrap_or_default();
     let mut db = Db::open_migrated(url)?;
     super::capture::warn(&mut db);
     // Old new callbacks (cron stopped for days) are old waiting callbacks too.
     super::output::admit_all(&mut db)?;
     // DAYS that reach back before the year 1 delete nothing, without overflowing.
-    let before = before_now(chrono::Duration::try_days(args.days));
+    let before = before_now(chrono::Duration::try_days(days));
     let started = std::time::Instant::now();
     let mut deleted = 0;
     // Each batch is its own short transaction; report the longest, which bounds how
@@ -47,7 +49,7 @@ pub fn run(url: Option<&str>, args: &DeleteOldArgs) -> Result<ExitCode> {
     };
     println!(
         "deleted {deleted} callbacks created more than {} days ago{kept} and {runs_deleted} run records in {:.2}s (longest batch {} ms)",
-        args.days,
+        days,
         started.elapsed().as_secs_f64(),
         longest.as_millis()
     );

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::output::print_json;
 use crate::cli::Format;
-use crate::delivery::{prepare, DeliverySettings};
+use crate::delivery::prepare;
 use crate::error::{Error, Result};
 use crate::storage::models::{Callback, Status};
 use crate::storage::{callbacks, health, now, runs, Db};
@@ -59,7 +59,7 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
         0 => "before any attempt".to_owned(),
         n => format!(
             "after attempt {n}/{} ({})",
-            callback.max_attempts, callback.status_details
+            callback.settings.max_attempts, callback.status_details
         ),
     };
     if callback.status() == Some(Status::Sent) {
@@ -166,7 +166,8 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
         });
     }
     if let Err(problem) = prepare(
-        &DeliverySettings::from(callback),
+        &callback.settings,
+        &callback.content_type,
         &callback.webhook_id(),
         "",
     ) {

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use crate::cli::SendArgs;
-use crate::delivery::{prepare, DeliverySettings};
+use crate::delivery::prepare;
 use crate::engine::{body_of, Engine, Options};
 use crate::error::{Error, Result};
 use crate::payload::Renderer;
@@ -16,7 +16,13 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     if let Some(path) = &args.metrics_file {
         super::metrics_file::check_path(path)?;
     }
-    let mut db = Db::open_creating_default(url)?;
+    let max_runtime: Option<std::time::Duration> = args
+        .max_runtime
+        .map(Into::into)
+        // Beyond a century a deadline means none, and adding it to the clock could
+        // overflow.
+        .filter(|d: &std::time::Duration| d.as_secs() < 100 * 365 * 86_400);
+    let mut db = open_within(url, max_runtime)?;
     // Capture first: a table rebuilt or altered since the last run gets its triggers
     // back (a dry run changes nothing, so it only warns). A failure here (say, no right
     // to create triggers) is reported and delivery goes on.
@@ -25,8 +31,16 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
             eprintln!("httphooks: warning: {line}");
         }
     } else if let Err(error) = super::capture::restore(&mut db) {
+        // Say what stood in the way: a lock passes (the next run checks again); a
+        // missing right needs the tables' owner.
+        let fix = match error.db_failure() {
+            Some(failure) if failure.is_transient() => {
+                "delivery goes on, and the next run checks again"
+            }
+            _ => "delivery goes on; run `httphooks hooks sync` as the tables' owner",
+        };
         eprintln!(
-            "httphooks: warning: could not check or restore the watched tables' triggers ({error}); run `httphooks hooks sync` as the tables' owner"
+            "httphooks: warning: could not check or restore the watched tables' triggers ({error}); {fix}"
         );
     }
     let mut hook_ids = Vec::new();
@@ -53,17 +67,15 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     let options = Options {
         concurrency: usize::from(args.concurrency),
         limit: args.limit,
-        // Beyond a century a deadline means none, and adding it to the clock could
-        // overflow.
-        max_runtime: args
-            .max_runtime
-            .map(Into::into)
-            .filter(|d: &std::time::Duration| d.as_secs() < 100 * 365 * 86_400),
+        max_runtime,
         quiet: args.quiet,
     };
-    let summary = Engine::new(url, options).run(&filter)?;
+    let mut summary = Engine::new(url, options).run(&filter)?;
     if !args.quiet {
         println!("{}", summary.line());
+    }
+    if let Some(failure) = summary.failure.take() {
+        return Err(failure);
     }
     if let Some(path) = &args.metrics_file {
         super::metrics_file::write(path, &mut Db::open_migrated(url)?, &summary)?;
@@ -81,6 +93,28 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         )));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the database, waiting for a SQLite lock another connection holds (an
+/// application's long transaction) within the run's deadline, as the engine does once
+/// it runs; without a deadline, for as long as it would wait for a database that went
+/// away.
+fn open_within(url: Option<&str>, max_runtime: Option<std::time::Duration>) -> Result<Db> {
+    use std::time::{Duration, Instant};
+    let give_up_at = Instant::now() + max_runtime.unwrap_or(crate::engine::RECONNECT_BUDGET);
+    loop {
+        let left = give_up_at.saturating_duration_since(Instant::now());
+        let busy = left.clamp(Duration::from_millis(100), Duration::from_secs(1));
+        match Db::open_creating_default(url, busy) {
+            Err(error)
+                if error.db_failure() == Some(crate::error::DbFailure::Busy)
+                    && Instant::now() + busy < give_up_at =>
+            {
+                log::warn!("waiting for the database: {error}");
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Named callbacks must exist; ones that are not waiting are reported, not sent.
@@ -119,7 +153,7 @@ fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
             callback.hook_name,
             callback.event_type,
             callback.attempts + 1,
-            callback.max_attempts
+            callback.settings.max_attempts
         );
         let body = match body_of(&mut renderer, callback) {
             Ok((body, _)) => body,
@@ -129,7 +163,8 @@ fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
             }
         };
         match prepare(
-            &DeliverySettings::from(callback),
+            &callback.settings,
+            &callback.content_type,
             &callback.webhook_id(),
             &body,
         ) {

@@ -30,19 +30,38 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
     let last_day = runs::endpoints_since(&mut db, now - chrono::Duration::days(1))?;
     let new = db.count_new_callbacks(None)?;
     let recent = runs::recent(&mut db, RECENT_RUNS)?;
-    let capture: Vec<Value> = capture::inspect(&mut db)?
-        .iter()
-        .map(|table| {
-            json!({
-                "table_name": table.name(),
-                "hooks": table.hooks.iter().map(|h| h.name.clone()).collect::<Vec<_>>(),
-                "intact": !table.broken(),
-                "state": table.problem(),
-                "since": table.broken().then(|| table.since()),
-                "fix": table.broken().then(|| super::capture::fix_line(table)),
-            })
-        })
-        .collect();
+    let tables = capture::inspect(&mut db)?;
+    let templates = super::capture::template_problems(&tables);
+    let mut capture: Vec<Value> = Vec::new();
+    for table in &tables {
+        // What the hooks listen to that reaches no trigger (MySQL: cascades).
+        let events: Vec<String> = table
+            .hooks
+            .iter()
+            .filter(|h| h.enabled)
+            .flat_map(|h| h.event_list())
+            .collect();
+        let uncaptured = match &table.table {
+            Some(found) => db.uncaptured_paths(found, &events)?,
+            None => Vec::new(),
+        };
+        let names: Vec<String> = table.hooks.iter().map(|h| h.name.clone()).collect();
+        let template_problems: Vec<&String> = templates
+            .iter()
+            .filter(|problem| names.contains(&problem.hook))
+            .map(|problem| &problem.message)
+            .collect();
+        capture.push(json!({
+            "table_name": table.name(),
+            "hooks": names,
+            "intact": !table.broken(),
+            "state": table.problem(),
+            "since": table.broken().then(|| table.since()),
+            "fix": table.broken().then(|| super::capture::fix_line(table)),
+            "templates": template_problems,
+            "uncaptured": uncaptured,
+        }));
+    }
 
     let mut hook_rows = Vec::new();
     for hook in &all {
@@ -222,6 +241,12 @@ fn print_tables(
             println!("capture of table {table_name}: its triggers are intact");
         } else {
             println!("BROKEN: {}", cell(&table["fix"]));
+        }
+        for problem in table["templates"].as_array().into_iter().flatten() {
+            println!("BROKEN: {}", cell(problem));
+        }
+        for path in table["uncaptured"].as_array().into_iter().flatten() {
+            println!("NOT CAPTURED: {}", cell(path));
         }
     }
     if !capture.is_empty() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::storage::callbacks::Outcome;
-use crate::storage::models::{Attempt, Callback, Status};
+use crate::storage::models::{Attempt, Callback, HookSettings, Status};
 
 pub mod auth;
 pub mod headers;
@@ -56,34 +56,6 @@ pub struct Prepared {
     pub auth_description: Option<String>,
 }
 
-/// A hook's delivery settings, as `prepare` needs them; a callback's are its hook's
-/// current ones.
-pub struct DeliverySettings<'a> {
-    pub url: &'a str,
-    pub http_method: &'a str,
-    pub headers: &'a str,
-    pub content_type: &'a str,
-    pub timeout_ms: i32,
-    pub auth: Option<&'a str>,
-    pub signing_secret_env: Option<&'a str>,
-    pub ca_file: Option<&'a str>,
-}
-
-impl<'a> From<&'a Callback> for DeliverySettings<'a> {
-    fn from(c: &'a Callback) -> Self {
-        DeliverySettings {
-            url: &c.url,
-            http_method: &c.http_method,
-            headers: &c.headers,
-            content_type: &c.content_type,
-            timeout_ms: c.timeout_ms,
-            auth: c.auth.as_deref(),
-            signing_secret_env: c.signing_secret_env.as_deref(),
-            ca_file: c.ca_file.as_deref(),
-        }
-    }
-}
-
 /// What every request of one hook version shares: the stored headers with the
 /// environment resolved, content type, fixed credentials, the OAuth2 client and the
 /// signing keys. The environment does not change during a run, so a run builds this
@@ -102,22 +74,25 @@ pub struct RequestTemplate {
 }
 
 /// Reads what a hook version needs from the environment; a missing or malformed
-/// variable is an [`EnvProblem`].
-pub fn request_template(target: &DeliverySettings) -> Result<RequestTemplate, EnvProblem> {
+/// variable is an [`EnvProblem`]. `content_type` is the callbacks' (their version's).
+pub fn request_template(
+    target: &HookSettings,
+    content_type: &str,
+) -> Result<RequestTemplate, EnvProblem> {
     let mut headers =
-        headers::resolve(target.headers).map_err(|MissingVariable(v)| EnvProblem::missing(&v))?;
+        headers::resolve(&target.headers).map_err(|MissingVariable(v)| EnvProblem::missing(&v))?;
     let sends_body = target.http_method != "GET";
     if sends_body {
-        headers.push(Header::new("Content-Type", target.content_type));
+        headers.push(Header::new("Content-Type", content_type));
     }
-    let auth = Auth::parse(target.auth);
+    let auth = Auth::parse(target.auth.as_deref());
     let mut oauth = None;
     match auth.as_ref().map(Auth::resolve).transpose()? {
         Some(Credentials::Header(header)) => headers.push(header),
         Some(Credentials::OAuth2(client)) => oauth = Some(client),
         None => {}
     }
-    let signing_keys = match target.signing_secret_env {
+    let signing_keys = match target.signing_secret_env.as_deref() {
         Some(variable) => {
             let value = std::env::var(variable).map_err(|_| EnvProblem::missing(variable))?;
             Some(signing::parse_secrets(&value).map_err(|reason| EnvProblem {
@@ -128,12 +103,12 @@ pub fn request_template(target: &DeliverySettings) -> Result<RequestTemplate, En
         None => None,
     };
     Ok(RequestTemplate {
-        method: target.http_method.to_owned(),
-        url: target.url.to_owned(),
+        method: target.http_method.clone(),
+        url: target.target_url.clone(),
         headers,
         sends_body,
-        timeout: Duration::from_millis(u64::try_from(target.timeout_ms).unwrap_or(10_000)),
-        ca_file: target.ca_file.map(str::to_owned),
+        timeout: target.timeout(),
+        ca_file: target.ca_file.clone(),
         oauth,
         signing_keys,
         auth_description: auth.map(|a| a.describe()),
@@ -164,11 +139,12 @@ impl RequestTemplate {
 
 /// Template and request in one step, for a single request (`--dry-run`, `hooks test`).
 pub fn prepare(
-    target: &DeliverySettings,
+    target: &HookSettings,
+    content_type: &str,
     webhook_id: &str,
     body: &str,
 ) -> Result<Prepared, EnvProblem> {
-    Ok(request_template(target)?.prepare(webhook_id, body))
+    Ok(request_template(target, content_type)?.prepare(webhook_id, body))
 }
 
 impl Prepared {
@@ -384,7 +360,7 @@ impl Deliverer {
                 &what,
                 retryable,
                 attempt_number,
-                callback.max_attempts,
+                callback.settings.max_attempts,
                 retry_after,
             );
             match after {
@@ -500,22 +476,37 @@ pub fn render_failure(callback: &Callback, problem: &crate::payload::PayloadErro
         crate::payload::PayloadError::StoredData(_) => {
             "the callback's event data was changed outside httphooks, so it cannot be sent"
         }
-        _ => "fix the template with `httphooks hooks edit`",
+        _ => "fix the template with `httphooks hooks edit`, then `httphooks callbacks retry` renders it again",
+    };
+    failure(callback, format!("{problem}; {fix}"))
+}
+
+/// The outcome for a callback too large to send (see `engine::jobs::size_problem`):
+/// no retry can make it smaller.
+pub fn size_failure(callback: &Callback, problem: &str) -> Outcome {
+    failure(callback, format!("{problem}; nothing was sent"))
+}
+
+/// A permanent failure before any request, named by hook, table and row.
+fn failure(callback: &Callback, problem: String) -> Outcome {
+    let mut place = Vec::new();
+    if let Some(table) = &callback.table_name {
+        place.push(format!("table {table}"));
+    }
+    if let Some(row) = &callback.object_id {
+        place.push(format!("row {row}"));
+    }
+    let place = if place.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", place.join(", "))
     };
     Outcome {
         callback_id: callback.id,
         hook_id: callback.hook_id,
         rendered_payload: None,
         status: Status::Error,
-        status_details: format!(
-            "hook {}{}: {problem}; {fix}",
-            callback.hook_name,
-            callback
-                .table_name
-                .as_ref()
-                .map(|table| format!(" (table {table})"))
-                .unwrap_or_default()
-        ),
+        status_details: format!("hook {}{place}: {problem}", callback.hook_name),
         next_attempt_at: None,
         attempts: Vec::new(),
     }

@@ -2,13 +2,13 @@
 //! and its hook's request template (built once per hook version per run).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::scheduler::{endpoint_of, Job};
+use super::scheduler::{route_of, Job};
 use crate::delivery::{
-    render_failure, request_template, DeliverySettings, EnvProblem, RequestTemplate,
+    render_failure, request_template, size_failure, EnvProblem, RequestTemplate,
 };
-use crate::payload::{render_body, ContentType, EventContext, PayloadError, Renderer};
+use crate::payload::{render_body, size, ContentType, EventContext, PayloadError, Renderer};
 use crate::storage::callbacks::Outcome;
 use crate::storage::models::Callback;
 
@@ -20,6 +20,12 @@ pub fn body_of(
 ) -> std::result::Result<(String, bool), PayloadError> {
     if let Some(payload) = &callback.payload {
         return Ok((payload.clone(), false));
+    }
+    if callback.uncaptured() {
+        return Err(PayloadError::StoredData(
+            "nothing was captured of this change (its first status said why), so there is nothing to send"
+                .to_owned(),
+        ));
     }
     let content_type = ContentType::parse(&callback.content_type).ok_or_else(|| {
         PayloadError::Document(format!(
@@ -59,26 +65,82 @@ pub enum Preparation {
 /// Request templates by the hook version whose delivery settings they hold.
 pub type Templates = HashMap<i64, Result<RequestTemplate, EnvProblem>>;
 
+/// What stops a callback from being sent because of its size: its change's data or its
+/// body is larger than its hook allows, or (MySQL) than a row of the queue can be read
+/// back in with its change's data (`max_callback_bytes`). None when it fits.
+pub fn size_problem(
+    callback: &Callback,
+    body: Option<&str>,
+    max_callback_bytes: Option<i64>,
+) -> Option<String> {
+    let limit = callback.settings.max_payload_size;
+    let data = callback.event_data.len() as i64;
+    let too_large = |what: &str, bytes: i64| {
+        format!(
+            "{what} is {}, more than the hook's --max-payload-size of {}; raise it with \
+             `httphooks hooks edit {} --max-payload-size SIZE` to send it",
+            size::format(bytes),
+            size::format(limit),
+            callback.hook_name
+        )
+    };
+    if data > limit {
+        return Some(too_large("the change's data", data));
+    }
+    let body = body?.len() as i64;
+    if body > limit {
+        return Some(too_large("the body", body));
+    }
+    match max_callback_bytes {
+        Some(most) if body + data > most => Some(format!(
+            "the body ({}) and the change's data ({}) together are more than a row of the \
+             queue may hold with this server's max_allowed_packet ({}); raise \
+             max_allowed_packet on the server to send it",
+            size::format(body),
+            size::format(data),
+            size::format(most)
+        )),
+        _ => None,
+    }
+}
+
 pub fn prepare(
     renderer: &mut Renderer,
     templates: &mut Templates,
-    callback: Callback,
+    mut callback: Callback,
     lease_until: Instant,
+    max_callback_bytes: Option<i64>,
 ) -> Preparation {
+    // Checked before the change's data is parsed: a row larger than its hook allows
+    // costs no more than reading it.
+    if callback.payload.is_none() {
+        if let Some(problem) = size_problem(&callback, None, None) {
+            return Preparation::Done(size_failure(&callback, &problem));
+        }
+    }
     let (body, rendered_now) = match body_of(renderer, &callback) {
         Ok(rendered) => rendered,
         Err(problem) => return Preparation::Done(render_failure(&callback, &problem)),
     };
+    if rendered_now {
+        if let Some(problem) = size_problem(&callback, Some(&body), max_callback_bytes) {
+            return Preparation::Done(size_failure(&callback, &problem));
+        }
+    }
+    // The body is all that is sent from here on: the change's data, as large as the
+    // body or larger, is not kept while the callback waits for its turn.
+    callback.event_data = String::new();
     let template = templates
         .entry(callback.settings_version_id)
-        .or_insert_with(|| request_template(&DeliverySettings::from(&callback)));
+        .or_insert_with(|| request_template(&callback.settings, &callback.content_type));
     match template
         .as_ref()
         .map(|t| t.prepare(&callback.webhook_id(), &body))
     {
         Ok(prepared) => Preparation::Job(Job {
-            endpoint: endpoint_of(&callback.url),
-            timeout: Duration::from_millis(u64::try_from(callback.timeout_ms).unwrap_or(10_000)),
+            route: route_of(&callback.settings.target_url),
+            size: body.len(),
+            timeout: callback.settings.timeout(),
             rendered_payload: rendered_now.then_some(body),
             callback,
             prepared,

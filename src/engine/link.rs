@@ -21,11 +21,13 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn open(url: Option<&str>) -> Result<Link> {
-        Ok(Link {
+    /// A link that connects when it is first used (see [`retrying`]), so that a
+    /// database locked or away at the start is waited for like one lost later.
+    pub fn new(url: Option<&str>) -> Link {
+        Link {
             url: url.map(str::to_owned),
-            db: Some(connect(url)?),
-        })
+            db: None,
+        }
     }
 
     /// Runs `op` on the connection (opening it first if it was lost); a connection
@@ -45,9 +47,10 @@ impl Link {
     }
 }
 
-/// The delivery engine's sessions (see `Db::tune_for_delivery`).
+/// The delivery engine's sessions (see `Db::tune_for_delivery`); a SQLite lock is waited
+/// for a second at a time, so that retries keep the run's deadline.
 fn connect(url: Option<&str>) -> Result<Db> {
-    let mut db = Db::open_migrated(url)?;
+    let mut db = Db::open_migrated_waiting(url, Duration::from_secs(1))?;
     db.tune_for_delivery()?;
     Ok(db)
 }

@@ -44,16 +44,18 @@ mod link;
 pub mod process;
 mod record;
 pub mod scheduler;
+mod spool;
 
 pub use jobs::body_of;
 use jobs::{Preparation, Templates};
+pub use link::RECONNECT_BUDGET;
 use link::{retrying, Link, RetryPolicy};
 use process::RunIdentity;
 pub use scheduler::{endpoint_of, EndpointState};
 use scheduler::{Scheduler, START_MARGIN};
 
 use crate::delivery::Deliverer;
-use crate::error::{Error, Result};
+use crate::error::{DbFailure, Error, Result};
 use crate::payload::Renderer;
 use crate::storage::callbacks::{self, lease_for, ClaimFilter, Claimed, Outcome};
 use crate::storage::runs;
@@ -66,6 +68,10 @@ const RECORD_PER_WORKER: usize = 16;
 const RENEW_AHEAD: Duration = Duration::from_secs(10);
 /// How long the dispatcher waits for a change when it has nothing to do.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// The bodies of claimed callbacks a run holds at most, per worker: with large
+/// callbacks the run claims fewer at a time, so its memory is bounded by its
+/// concurrency and the hooks' --max-payload-size, not by the data.
+const BYTES_PER_WORKER: usize = 4 << 20;
 
 /// What `send_callbacks` asked for.
 pub struct Options {
@@ -129,6 +135,8 @@ pub struct Summary {
     pub endpoint_stats: BTreeMap<String, runs::EndpointStats>,
     /// Hooks whose callbacks this run held for a missing environment variable.
     pub held_hooks: BTreeSet<i64>,
+    /// Why the run ended early: its database went away for longer than it could wait.
+    pub failure: Option<Error>,
 }
 
 impl Summary {
@@ -198,6 +206,7 @@ impl Summary {
         match self.stop_reason {
             StopReason::Signal => line.push_str("; stopped by signal"),
             StopReason::Deadline => line.push_str("; stopped at --max-runtime"),
+            StopReason::Error => line.push_str("; stopped: the database failed"),
             _ => {}
         }
         line
@@ -209,8 +218,12 @@ struct Dispatch<'a> {
     filter: ClaimFilter,
     renderer: Renderer,
     templates: Templates,
-    /// The endpoint each hook sent to last, to stop claiming for full endpoints.
-    hook_endpoints: HashMap<i64, String>,
+    /// The route each hook sent to last, to stop claiming for full routes.
+    hook_routes: HashMap<i64, String>,
+    /// The backend's limit on one callback's row (see `Db::max_callback_bytes`).
+    max_callback_bytes: Option<i64>,
+    /// The largest body a claim brought in this run, to size the next claim by.
+    largest_body: usize,
     /// Hooks held for a missing environment variable: never claimed again this run.
     held_hooks: BTreeSet<i64>,
     summary: Summary,
@@ -256,42 +269,52 @@ impl Engine {
         let started = Instant::now();
         let deadline = self.options.max_runtime.map(|d| started + d);
         let stop = stop_on_signals()?;
-        let claims_link = Mutex::new(Link::open(self.url.as_deref())?);
-        let writes_apart = claims_link
-            .lock()
-            .map_err(|_| link::poisoned())?
-            .run(|db| Ok(db.allows_concurrent_writers()))?;
-        let own_records_link = match writes_apart {
-            true => Some(Mutex::new(Link::open(self.url.as_deref())?)),
-            false => None,
-        };
-        let records_link = own_records_link.as_ref().unwrap_or(&claims_link);
-        let deliverer = Deliverer::new(self.concurrency(), self.url.as_deref())?;
         let stopping_early = || stop.load(Ordering::SeqCst);
         let warn_locked = |error: &Error, wait: Duration| {
-            log::warn!("cannot record the start of this run, retrying in {wait:?}: {error}");
+            log::warn!("cannot start the run, retrying in {wait:?}: {error}");
         };
-        let run_id = self.start_run(
-            &claims_link,
-            &RetryPolicy {
-                give_up_at: deadline,
-                stopping: &stopping_early,
-                on_wait: &warn_locked,
-                on_recovered: &|| {},
-            },
-        )?;
+        // A database locked or away at the start is waited for within the deadline, as
+        // one lost later.
+        let starting = RetryPolicy {
+            give_up_at: deadline,
+            stopping: &stopping_early,
+            on_wait: &warn_locked,
+            on_recovered: &|| {},
+        };
+        let claims_link = Mutex::new(Link::new(self.url.as_deref()));
+        let (writes_apart, max_callback_bytes) = retrying(&claims_link, &starting, |db| {
+            Ok((db.allows_concurrent_writers(), db.max_callback_bytes()?))
+        })?;
+        let own_records_link = writes_apart.then(|| Mutex::new(Link::new(self.url.as_deref())));
+        let records_link = own_records_link.as_ref().unwrap_or(&claims_link);
+        let deliverer = Deliverer::new(self.concurrency(), self.url.as_deref())?;
+        // Outcomes an earlier run on this host sent but could not record: recorded
+        // before its claims are taken back, so that they are not sent again.
+        let saved = retrying(&claims_link, &starting, |db| {
+            spool::record_saved(db, self.url.as_deref())
+        });
+        if let Err(error) = saved {
+            log::warn!("could not record the outcomes an earlier run saved: {error}");
+        }
+        let run_id = self.start_run(&claims_link, &starting)?;
         let progress = self.progress_bar();
 
         let scheduler = Scheduler::new(self.concurrency(), self.window());
         scheduler.set_deadline(deadline);
         let (report_sender, report_receiver) = mpsc::channel::<Outcome>();
         let stopping = || stop.load(Ordering::SeqCst);
+        // Whatever finds the database away pauses the workers at once: nothing starts
+        // that could not be recorded (the recorder does the same).
         let warn_wait = |error: &Error, wait: Duration| {
-            log::warn!("database unavailable, retrying in {wait:?}: {error}");
+            scheduler.set_paused(true);
+            log::warn!("database unavailable, pausing delivery and retrying in {wait:?}: {error}");
         };
-        let recovered = || log::warn!("database available again; going on");
+        let recovered = || {
+            scheduler.set_paused(false);
+            log::warn!("database available again; delivery goes on");
+        };
 
-        let (dispatched, recorded) = thread::scope(|scope| {
+        let outcome = thread::scope(|scope| {
             let recorder = scope.spawn(|| {
                 record::record_loop(
                     records_link,
@@ -316,7 +339,9 @@ impl Engine {
                 filter: filter.clone(),
                 renderer: Renderer::new(),
                 templates: Templates::new(),
-                hook_endpoints: HashMap::new(),
+                hook_routes: HashMap::new(),
+                max_callback_bytes,
+                largest_body: 0,
                 held_hooks: BTreeSet::new(),
                 summary: Summary::default(),
                 reports: report_sender,
@@ -336,39 +361,57 @@ impl Engine {
             }
             // Workers stop once nothing is left to start; then the recorder drains.
             drop(dispatch.reports);
-            let recorded = recorder.join().unwrap_or_else(|_| Err(link::poisoned()));
+            let recorded = recorder.join().unwrap_or_else(|_| record::Recorded {
+                summary: Summary::default(),
+                failure: Some(link::poisoned()),
+                unrecorded: Vec::new(),
+            });
             dispatch.summary.held_hooks = std::mem::take(&mut dispatch.held_hooks);
-            (result.map(|reason| (reason, dispatch.summary)), recorded)
+            (result, dispatch.summary, recorded)
         });
         progress.finish_and_clear();
+        let (dispatched, mut summary, recorded) = outcome;
+        summary.sent = recorded.summary.sent;
+        summary.retried = recorded.summary.retried;
+        summary.failed = recorded.summary.failed;
+        summary.hook_stats = recorded.summary.hook_stats;
+        summary.endpoint_stats = recorded.summary.endpoint_stats;
+        summary.elapsed = started.elapsed();
 
         // What was claimed and not started goes back untouched. When the database
         // could not be written to the end, nothing more is tried: the next run on this
-        // host takes the claims back at once (another host's after the leases).
-        let database_failed = recorded.is_err() || dispatched.is_err();
+        // host takes the claims back at once (another host's after the leases), and
+        // records first what this run saved of the outcomes it could not write.
         let unstarted: Vec<i64> = scheduler
             .update(|q| q.take_unstarted())
             .iter()
             .map(|job| job.callback.id)
             .collect();
-        if database_failed {
-            return Err(match (dispatched, recorded) {
-                (Err(error), _) | (_, Err(error)) => error,
-                _ => unreachable!("one of them failed"),
-            });
+        let (stop_reason, failure) = match (dispatched, recorded.failure) {
+            (Err(error), _) | (Ok(_), Some(error)) => (StopReason::Error, Some(error)),
+            (Ok(reason), None) => (reason, None),
+        };
+        if let Some(error) = failure {
+            summary.stop_reason = StopReason::Error;
+            summary.released += unstarted.len();
+            let saved = match recorded.unrecorded.len() {
+                0 => None,
+                n => Some((
+                    n,
+                    spool::save(
+                        self.url.as_deref(),
+                        &self.identity.token,
+                        recorded.unrecorded,
+                    ),
+                )),
+            };
+            summary.failure = Some(gave_up(error, saved));
+            return Ok(summary);
         }
-        let give_back = retrying(&claims_link, &dispatch_policy_after(), |db| {
+        retrying(&claims_link, &dispatch_policy_after(), |db| {
             callbacks::release(db, &self.identity.token, &unstarted, None)
-        });
+        })?;
 
-        let (stop_reason, mut summary) = dispatched?;
-        let recorded = recorded?;
-        give_back?;
-        summary.sent = recorded.sent;
-        summary.retried = recorded.retried;
-        summary.failed = recorded.failed;
-        summary.hook_stats = recorded.hook_stats;
-        summary.endpoint_stats = recorded.endpoint_stats;
         summary.released += unstarted.len();
         summary.stop_reason = if stop.load(Ordering::SeqCst) {
             StopReason::Signal
@@ -377,7 +420,6 @@ impl Engine {
         } else {
             stop_reason
         };
-        summary.elapsed = started.elapsed();
         summary.endpoints = scheduler.lock().endpoint_states();
         for endpoint in &summary.endpoints {
             let limit = i32::try_from(endpoint.limit).unwrap_or(i32::MAX);
@@ -521,13 +563,26 @@ impl Engine {
                     .wait_until(IDLE_WAIT, |q| q.outstanding() + batch <= window);
                 continue;
             }
+            let byte_budget = self.concurrency() * BYTES_PER_WORKER;
+            let held_bytes = d.scheduler.lock().held_bytes();
+            if held_bytes >= byte_budget && outstanding > 0 {
+                d.scheduler
+                    .wait_until(IDLE_WAIT, |q| q.held_bytes() < byte_budget);
+                continue;
+            }
+            // As many as the budget holds of the largest bodies seen (at least one).
+            let byte_room = match d.largest_body {
+                0 => usize::MAX,
+                largest => ((byte_budget - held_bytes) / largest).max(1),
+            };
             d.scheduler.room_wanted.store(false, Ordering::SeqCst);
-            self.exclude_full_endpoints(d);
-            let marks = d.scheduler.lock().start_marks(&d.hook_endpoints);
+            self.exclude_full_routes(d);
+            let marks = d.scheduler.lock().start_marks(&d.hook_routes);
             // What can be marked now, and a worker's round more to queue.
             let want = (room.max(1) as i64)
                 .min(marks.up_to + batch as i64)
-                .min(remaining);
+                .min(remaining)
+                .min(i64::try_from(byte_room).unwrap_or(i64::MAX));
             let before_claim = Instant::now();
             let claimed = retrying(link, &d.policy, |db| {
                 db.write_transaction(|db| db.claim(&d.filter, want, &self.identity.token, &marks))
@@ -569,12 +624,12 @@ impl Engine {
         }
     }
 
-    /// Stops claiming for hooks whose endpoint holds all the claims it may.
-    fn exclude_full_endpoints(&self, d: &mut Dispatch) {
-        let full = d.scheduler.lock().full_endpoints();
+    /// Stops claiming for hooks whose route holds all the claims it may.
+    fn exclude_full_routes(&self, d: &mut Dispatch) {
+        let full = d.scheduler.lock().full_routes();
         let mut excluded: BTreeSet<i64> = d.held_hooks.clone();
-        for (hook, endpoint) in &d.hook_endpoints {
-            if full.contains(endpoint) {
+        for (hook, route) in &d.hook_routes {
+            if full.contains(route) {
                 excluded.insert(*hook);
             }
         }
@@ -631,14 +686,19 @@ impl Engine {
                 // --callback: one attempt per named callback per run.
                 d.filter.exclude_ids.push(callback.id);
             }
-            let lease_until = claimed_at
-                + lease_for(Duration::from_millis(
-                    u64::try_from(callback.timeout_ms).unwrap_or(10_000),
-                ));
+            let lease_until = claimed_at + lease_for(callback.settings.timeout());
             let hook_id = callback.hook_id;
-            match jobs::prepare(&mut d.renderer, &mut d.templates, callback, lease_until) {
+            let prepared = jobs::prepare(
+                &mut d.renderer,
+                &mut d.templates,
+                callback,
+                lease_until,
+                d.max_callback_bytes,
+            );
+            match prepared {
                 Preparation::Job(job) => {
-                    d.hook_endpoints.insert(hook_id, job.endpoint.clone());
+                    d.largest_body = d.largest_body.max(job.size);
+                    d.hook_routes.insert(hook_id, job.route.clone());
                     jobs.push(job);
                 }
                 Preparation::Done(outcome) => {
@@ -756,6 +816,44 @@ impl Engine {
     }
 }
 
+/// The error a run ends with when its database went away for good: says so (not "check
+/// DATABASE_URL": it was reachable when the run began), and where the outcomes it could
+/// not write went.
+fn gave_up(
+    error: Error,
+    saved: Option<(usize, std::result::Result<std::path::PathBuf, String>)>,
+) -> Error {
+    let saved = match saved {
+        None => String::new(),
+        Some((n, Ok(path))) => format!(
+            "; the outcomes of {n} callback(s) it sent were saved to {} and the next run on this host records them",
+            path.display()
+        ),
+        Some((n, Err(problem))) => format!(
+            "; the outcomes of {n} callback(s) it sent could not be saved ({problem}), so the next run sends them again"
+        ),
+    };
+    match error {
+        Error::Database {
+            failure: DbFailure::Connection,
+            message,
+        } => Error::Database {
+            failure: DbFailure::Connection,
+            message: format!(
+                "the database went away during the run and did not come back before its deadline, \
+                 so the run stopped sending{saved}; run send_callbacks again once the database is \
+                 back (the last error: {})",
+                crate::storage::connection_problem(&message)
+            ),
+        },
+        Error::Database { failure, message } => Error::Database {
+            failure,
+            message: format!("the run stopped sending: {message}{saved}"),
+        },
+        other => other,
+    }
+}
+
 /// After the workers stopped: a short, bounded retry to give claims back and record
 /// the run's end.
 fn dispatch_policy_after() -> RetryPolicy<'static> {
@@ -793,7 +891,7 @@ fn worker(
             job.may_start(now) && deadline.is_none_or(|d| now < d)
         };
         let delivered = deliverer.deliver(&job.callback, &job.prepared, rendered, &may_start);
-        scheduler.finished(&job.endpoint, delivered.pressure);
+        scheduler.finished(&job.route, job.size, delivered.pressure);
         if reports.send(delivered.outcome).is_err() {
             return;
         }

@@ -14,7 +14,6 @@ use indicatif::ProgressBar;
 use super::link::{retrying, Link, RetryPolicy};
 use super::scheduler::Scheduler;
 use super::Summary;
-use crate::error::Result;
 use crate::storage::callbacks::{self, Outcome};
 
 /// The longest an outcome waits to be written.
@@ -36,7 +35,15 @@ pub struct Limits<'a> {
     pub stopping: &'a dyn Fn() -> bool,
 }
 
-/// Writes outcomes until every sender is gone. Returns what was recorded.
+/// What the recorder did: what it recorded and, when the database went away for good,
+/// why, with the outcomes it could not write (from then on it only collects them).
+pub struct Recorded {
+    pub summary: Summary,
+    pub failure: Option<crate::Error>,
+    pub unrecorded: Vec<Outcome>,
+}
+
+/// Writes outcomes until every sender is gone.
 pub fn record_loop(
     link: &Mutex<Link>,
     token: &str,
@@ -44,11 +51,12 @@ pub fn record_loop(
     scheduler: &Scheduler,
     progress: &ProgressBar,
     limits: Limits,
-) -> Result<Summary> {
+) -> Recorded {
     let mut summary = Summary::default();
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut first_waiting: Option<Instant> = None;
     let mut failure = None;
+    let mut unrecorded = Vec::new();
     let mut finished = false;
     let pause = |error: &crate::Error, wait: Duration| {
         scheduler.set_paused(true);
@@ -93,34 +101,37 @@ pub fn record_loop(
         if outcomes.is_empty() || !due {
             continue;
         }
+        let count = outcomes.len();
         if failure.is_none() {
             match retrying(link, &policy, |db| callbacks::record(db, token, &outcomes)) {
                 Ok(_) => {
                     for outcome in &outcomes {
                         summary.count(outcome);
                     }
-                    progress.inc(outcomes.len() as u64);
+                    progress.inc(count as u64);
                     progress.set_message(format!(
                         "{} ({:.0}/s)",
                         summary.counts(),
                         progress.per_sec()
                     ));
+                    outcomes.clear();
                 }
-                // What could not be written keeps its claim; a later run takes it over
-                // when the lease expires, recording an attempt of unknown outcome.
+                // Nothing starts any more (`fail`). What could not be written keeps its
+                // claim and is saved on this host (see `spool`) with what is still in
+                // flight, so that the next run records it instead of sending it again.
                 Err(error) => {
                     scheduler.fail();
                     failure = Some(error);
                 }
             }
         }
-        let written = outcomes.len();
-        scheduler.recorded(written);
-        outcomes.clear();
+        unrecorded.append(&mut outcomes);
+        scheduler.recorded(count);
         first_waiting = None;
     }
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(summary),
+    Recorded {
+        summary,
+        failure,
+        unrecorded,
     }
 }

@@ -1,17 +1,22 @@
-//! Which claimed callback goes out next. Callbacks queue per endpoint (scheme, host,
-//! port of the hook's URL); each endpoint has an adaptive limit on requests in flight
-//! ([`Limiter`]); a free worker takes the endpoint with the fewest requests in flight.
-//! Endpoints showing overload share at most half the workers while others have work,
-//! and so do endpoints that have not answered yet in this run (a dead one is only
-//! found out when its first requests time out), so a dead or slow receiver, or many of
-//! them, only ever use their share of the run.
+//! Which claimed callback goes out next. Callbacks queue per route (scheme, host, port
+//! and path of the hook's URL); each route has an adaptive limit on requests in flight
+//! ([`Limiter`]); a free worker takes the route with the fewest requests in flight.
+//! Routes showing overload share at most half the workers while others have work, and
+//! so do routes that have not answered yet in this run (a dead one is only found out
+//! when its first requests time out), so a dead or slow receiver, or many of them, only
+//! ever use their share of the run. Limits are kept per route, not per server, because
+//! one path of a server may hang while the others answer: timeouts of the hanging one
+//! bring its own limit down to a single request at a time (a probe; its other
+//! callbacks wait for it, claimed no further than that), and leave the others alone. A
+//! server that is overloaded as a whole shows it on every route, and every route's limit
+//! comes down.
 //!
 //! A callback moves through three places here:
 //! - `claimed`: this run holds its lease, but has not said it may start. A run that
 //!   dies now has not sent it, and the next run takes it over silently.
 //! - `ready`: marked as started in the database (in batches, with a fresh lease), so a
 //!   run that dies from here on may have sent it: the next run records an attempt of
-//!   unknown outcome. Only as many as the endpoint can start soon are marked.
+//!   unknown outcome. Only as many as the route can start soon are marked.
 //! - in flight, until the worker reports the outcome.
 //!
 //! No request starts unless the lease leaves it its whole timeout plus
@@ -27,9 +32,9 @@ use crate::delivery::{Prepared, Pressure};
 use crate::storage::callbacks::StartMarks;
 use crate::storage::models::Callback;
 
-/// Marked (in flight or ready) callbacks per request an endpoint may have in flight:
+/// Marked (in flight or ready) callbacks per request a route may have in flight:
 /// enough ready ones that its workers never wait for the next claim, i.e. what they
-/// finish during two claims (from the endpoint's latency and the time a claim takes),
+/// finish during two claims (from the route's latency and the time a claim takes),
 /// between these bounds. Receivers that take milliseconds get the minimum; one on the
 /// same machine, answering in a fraction of a millisecond, more.
 const MIN_READY_PER_SLOT: usize = 2;
@@ -44,7 +49,10 @@ pub struct Job {
     pub prepared: Prepared,
     /// The body, when it was rendered by this run (it is stored with the outcome).
     pub rendered_payload: Option<String>,
-    pub endpoint: String,
+    /// The route it goes to (see [`route_of`]).
+    pub route: String,
+    /// The bytes it holds (its body), for the run's memory bound.
+    pub size: usize,
     /// The earliest this run's lease may end, by the local clock.
     pub lease_until: Instant,
     /// The longest one request of this callback may take.
@@ -60,7 +68,21 @@ impl Job {
     }
 }
 
-/// The endpoint a URL sends to: scheme, host and port.
+/// The route a URL sends to: scheme, host, port and path (not the query).
+pub fn route_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => format!(
+            "{}://{}:{}{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default(),
+            parsed.port_or_known_default().unwrap_or_default(),
+            parsed.path()
+        ),
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// The endpoint a URL sends to: scheme, host and port (what reports aggregate).
 pub fn endpoint_of(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(parsed) => format!(
@@ -73,16 +95,18 @@ pub fn endpoint_of(url: &str) -> String {
     }
 }
 
-struct Endpoint {
+struct Route {
     claimed: VecDeque<Job>,
     ready: VecDeque<Job>,
     in_flight: usize,
+    /// The bytes the jobs in flight hold.
+    in_flight_bytes: usize,
     limiter: Limiter,
     /// It answered a request in this run (any answer, within the timeout).
     answered: bool,
 }
 
-impl Endpoint {
+impl Route {
     /// Whether it takes from the shared half of the workers: it shows overload, or
     /// it has not answered yet.
     fn in_shared_half(&self) -> bool {
@@ -91,7 +115,7 @@ impl Endpoint {
 
     /// Claimed callbacks (not yet marked) it may hold before the run stops claiming
     /// for it: as many as it may have marked, and once it has answered at least a
-    /// worker's round, so that a slow endpoint keeps no more of the backlog from other
+    /// worker's round, so that a slow route keeps no more of the backlog from other
     /// runs than it can send soon, and many dead ones do not fill the window.
     fn claim_cap(&self, per_slot: usize, concurrency: usize) -> usize {
         let cap = self.limiter.limit() * per_slot;
@@ -110,7 +134,7 @@ pub enum Next {
     Done,
 }
 
-/// An endpoint's state, for reports.
+/// An endpoint's state (its routes' together), for reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointState {
     pub endpoint: String,
@@ -120,7 +144,7 @@ pub struct EndpointState {
 
 /// The queues, without locking; [`Scheduler`] shares it between threads.
 pub struct Queues {
-    endpoints: BTreeMap<String, Endpoint>,
+    routes: BTreeMap<String, Route>,
     concurrency: usize,
     /// No request starts any more (a signal, a fatal error).
     closed: bool,
@@ -147,7 +171,7 @@ impl Queues {
         Queues {
             window,
             claim_time: Duration::ZERO,
-            endpoints: BTreeMap::new(),
+            routes: BTreeMap::new(),
             concurrency: concurrency.max(1),
             closed: false,
             failed: false,
@@ -159,17 +183,16 @@ impl Queues {
         }
     }
 
-    fn endpoint(&mut self, key: &str) -> &mut Endpoint {
+    fn route(&mut self, key: &str) -> &mut Route {
         let concurrency = self.concurrency;
-        self.endpoints
-            .entry(key.to_owned())
-            .or_insert_with(|| Endpoint {
-                claimed: VecDeque::new(),
-                ready: VecDeque::new(),
-                in_flight: 0,
-                limiter: Limiter::new(concurrency),
-                answered: false,
-            })
+        self.routes.entry(key.to_owned()).or_insert_with(|| Route {
+            claimed: VecDeque::new(),
+            ready: VecDeque::new(),
+            in_flight: 0,
+            in_flight_bytes: 0,
+            limiter: Limiter::new(concurrency),
+            answered: false,
+        })
     }
 
     /// The next job a worker may start, if any.
@@ -179,22 +202,22 @@ impl Queues {
         }
         if !self.paused {
             let shared_in_flight: usize = self
-                .endpoints
+                .routes
                 .values()
                 .filter(|e| e.in_shared_half())
                 .map(|e| e.in_flight)
                 .sum();
             let shared_half = (self.concurrency / 2).max(1);
             loop {
-                let eligible: Vec<(&String, &Endpoint)> = self
-                    .endpoints
+                let eligible: Vec<(&String, &Route)> = self
+                    .routes
                     .iter()
                     .filter(|(_, e)| !e.ready.is_empty() && e.in_flight < e.limiter.limit())
                     .collect();
                 let healthy_waiting = eligible.iter().any(|(_, e)| !e.in_shared_half());
-                // Endpoints that never answered keep to the half even before anything
-                // healthy has work: at the start of a run every endpoint is new.
-                let allowed: Vec<(&String, &Endpoint)> = eligible
+                // Routes that never answered keep to the half even before anything
+                // healthy has work: at the start of a run every route is new.
+                let allowed: Vec<(&String, &Route)> = eligible
                     .into_iter()
                     .filter(|(_, e)| {
                         !(e.in_shared_half()
@@ -204,27 +227,25 @@ impl Queues {
                     .collect();
                 // Fewest in flight first; among equals, the oldest work (callback ids
                 // follow creation), so that while nothing has answered yet the half of
-                // the workers goes to endpoints in the order their callbacks were made.
+                // the workers goes to routes in the order their callbacks were made.
                 let chosen = allowed
                     .into_iter()
                     .min_by_key(|(_, e)| (e.in_flight, e.ready.front().map(|j| j.callback.id)))
                     .map(|(key, _)| key.clone());
                 let Some(key) = chosen else { break };
-                let endpoint = self.endpoint(&key);
-                let job = endpoint
-                    .ready
-                    .pop_front()
-                    .expect("eligible endpoints have work");
+                let route = self.route(&key);
+                let job = route.ready.pop_front().expect("eligible routes have work");
                 if !job.may_start(now) {
                     self.stale.push(job);
                     continue;
                 }
-                endpoint.in_flight += 1;
+                route.in_flight += 1;
+                route.in_flight_bytes += job.size;
                 return Next::Job(Box::new(job));
             }
         }
         let nothing_left = self
-            .endpoints
+            .routes
             .values()
             .all(|e| e.claimed.is_empty() && e.ready.is_empty())
             && self.stale.is_empty();
@@ -235,36 +256,55 @@ impl Queues {
         }
     }
 
-    /// A worker finished a request to `endpoint`.
-    pub fn finished(&mut self, endpoint: &str, pressure: Pressure, now: Instant) {
-        let endpoint = self.endpoint(endpoint);
-        let in_flight = endpoint.in_flight;
-        endpoint.in_flight = in_flight.saturating_sub(1);
+    /// A worker finished a request of `size` bytes to `route`.
+    pub fn finished(&mut self, route: &str, size: usize, pressure: Pressure, now: Instant) {
+        let route = self.route(route);
+        let in_flight = route.in_flight;
+        route.in_flight = in_flight.saturating_sub(1);
+        route.in_flight_bytes = route.in_flight_bytes.saturating_sub(size);
         match pressure {
             Pressure::Answered(latency) => {
-                endpoint.answered = true;
-                endpoint.limiter.on_answer(latency, in_flight, now)
+                route.answered = true;
+                route.limiter.on_answer(latency, in_flight, now)
             }
-            Pressure::Overloaded => endpoint.limiter.on_overload(now),
-            Pressure::Neutral => endpoint.answered = true,
+            Pressure::Overloaded => route.limiter.on_overload(now),
+            Pressure::Neutral => route.answered = true,
         }
     }
 
     pub fn add_claimed(&mut self, job: Job) {
-        let key = job.endpoint.clone();
-        self.endpoint(&key).claimed.push_back(job);
+        let key = job.route.clone();
+        self.route(&key).claimed.push_back(job);
     }
 
     pub fn add_ready(&mut self, mut job: Job) {
         job.marked = true;
-        let key = job.endpoint.clone();
-        self.endpoint(&key).ready.push_back(job);
+        let key = job.route.clone();
+        self.route(&key).ready.push_back(job);
     }
 
-    /// Marked callbacks per request in flight for `endpoint` (see
+    /// The bytes the claimed callbacks of this run hold (their bodies), in the queues
+    /// and in flight: the dispatcher claims no more while they reach its budget.
+    pub fn held_bytes(&self) -> usize {
+        let queued: usize = self
+            .routes
+            .values()
+            .flat_map(|r| r.claimed.iter().chain(r.ready.iter()))
+            .chain(self.stale.iter())
+            .map(|job| job.size)
+            .sum();
+        queued
+            + self
+                .routes
+                .values()
+                .map(|r| r.in_flight_bytes)
+                .sum::<usize>()
+    }
+
+    /// Marked callbacks per request in flight for `route` (see
     /// [`MIN_READY_PER_SLOT`]).
-    fn ready_per_slot(&self, endpoint: &Endpoint) -> usize {
-        let per_slot = match endpoint.limiter.latency() {
+    fn ready_per_slot(&self, route: &Route) -> usize {
+        let per_slot = match route.limiter.latency() {
             Some(latency) if !latency.is_zero() => {
                 (2.0 * self.claim_time.as_secs_f64() / latency.as_secs_f64()).ceil() as usize + 1
             }
@@ -273,10 +313,10 @@ impl Queues {
         per_slot.clamp(MIN_READY_PER_SLOT, MAX_READY_PER_SLOT)
     }
 
-    /// How many more callbacks of `endpoint` may be marked ready now; and, for the
+    /// How many more callbacks of `route` may be marked ready now; and, for the
     /// whole run, no more than the window.
-    fn ready_room(&self, endpoint: &str) -> usize {
-        let own = match self.endpoints.get(endpoint) {
+    fn ready_room(&self, route: &str) -> usize {
+        let own = match self.routes.get(route) {
             Some(e) => (e.limiter.limit() * self.ready_per_slot(e))
                 .saturating_sub(e.in_flight + e.ready.len()),
             None => MIN_READY_PER_SLOT,
@@ -286,7 +326,7 @@ impl Queues {
 
     fn global_ready_room(&self) -> usize {
         let total: usize = self
-            .endpoints
+            .routes
             .values()
             .map(|e| e.in_flight + e.ready.len())
             .sum();
@@ -295,36 +335,36 @@ impl Queues {
             .saturating_sub(total)
     }
 
-    /// What the next claim may mark as started at once: what the endpoints have room
-    /// for, except callbacks of hooks whose endpoint has all it may (`hook_endpoints`
-    /// says which endpoint each known hook sends to; unknown ones get a little).
-    pub fn start_marks(&self, hook_endpoints: &HashMap<i64, String>) -> StartMarks {
-        let known: usize = self.endpoints.keys().map(|key| self.ready_room(key)).sum();
+    /// What the next claim may mark as started at once: what the routes have room
+    /// for, except callbacks of hooks whose route has all it may (`hook_routes` says
+    /// which route each known hook sends to; unknown ones get a little).
+    pub fn start_marks(&self, hook_routes: &HashMap<i64, String>) -> StartMarks {
+        let known: usize = self.routes.keys().map(|key| self.ready_room(key)).sum();
         StartMarks {
             up_to: (known + self.concurrency).min(self.global_ready_room()) as i64,
-            except_hooks: hook_endpoints
+            except_hooks: hook_routes
                 .iter()
-                .filter(|(_, endpoint)| self.ready_room(endpoint) == 0)
+                .filter(|(_, route)| self.ready_room(route) == 0)
                 .map(|(hook, _)| *hook)
                 .collect(),
         }
     }
 
-    /// Endpoints whose ready jobs ran below their limit while claimed ones wait.
-    fn wants_marks(endpoint: &Endpoint) -> bool {
-        !endpoint.claimed.is_empty() && endpoint.ready.len() <= endpoint.limiter.limit()
+    /// Routes whose ready jobs ran below their limit while claimed ones wait.
+    fn wants_marks(route: &Route) -> bool {
+        !route.claimed.is_empty() && route.ready.len() <= route.limiter.limit()
     }
 
     /// Whether the dispatcher has marking to do.
     pub fn needs_marking(&self) -> bool {
-        self.endpoints.values().any(Self::wants_marks)
+        self.routes.values().any(Self::wants_marks)
     }
 
-    /// Claimed jobs to mark ready now (in batches: for endpoints whose ready jobs ran
+    /// Claimed jobs to mark ready now (in batches: for routes whose ready jobs ran
     /// low), taken out of the queues.
     pub fn take_to_mark(&mut self) -> Vec<Job> {
         let keys: Vec<String> = self
-            .endpoints
+            .routes
             .iter()
             .filter(|(_, e)| Self::wants_marks(e))
             .map(|(key, _)| key.clone())
@@ -332,9 +372,9 @@ impl Queues {
         let mut taken = Vec::new();
         for key in keys {
             let room = self.ready_room(&key);
-            let endpoint = self.endpoint(&key);
-            let n = room.min(endpoint.claimed.len());
-            taken.extend(endpoint.claimed.drain(..n));
+            let route = self.route(&key);
+            let n = room.min(route.claimed.len());
+            taken.extend(route.claimed.drain(..n));
         }
         taken
     }
@@ -343,8 +383,8 @@ impl Queues {
     /// the dispatcher renews their leases and puts them back.
     pub fn take_expiring(&mut self, needs_renewal: impl Fn(&Job) -> bool) -> Vec<Job> {
         let mut taken = std::mem::take(&mut self.stale);
-        for endpoint in self.endpoints.values_mut() {
-            for queue in [&mut endpoint.claimed, &mut endpoint.ready] {
+        for route in self.routes.values_mut() {
+            for queue in [&mut route.claimed, &mut route.ready] {
                 let (expiring, keep): (VecDeque<Job>, VecDeque<Job>) =
                     queue.drain(..).partition(&needs_renewal);
                 *queue = keep;
@@ -354,9 +394,9 @@ impl Queues {
         taken
     }
 
-    /// Endpoints that hold as many claimed callbacks as they may: claim none for them.
-    pub fn full_endpoints(&self) -> Vec<String> {
-        self.endpoints
+    /// Routes that hold as many claimed callbacks as they may: claim none for them.
+    pub fn full_routes(&self) -> Vec<String> {
+        self.routes
             .iter()
             .filter(|(_, e)| {
                 e.claimed.len() >= e.claim_cap(self.ready_per_slot(e), self.concurrency)
@@ -367,7 +407,7 @@ impl Queues {
 
     /// Claimed callbacks not yet recorded.
     pub fn outstanding(&self) -> usize {
-        self.endpoints
+        self.routes
             .values()
             .map(|e| e.claimed.len() + e.ready.len() + e.in_flight)
             .sum::<usize>()
@@ -375,11 +415,11 @@ impl Queues {
             + self.unrecorded
     }
 
-    /// Whether some endpoint has a ready job and room to start it.
+    /// Whether some route has a ready job and room to start it.
     fn has_startable(&self) -> bool {
         !self.paused
             && self
-                .endpoints
+                .routes
                 .values()
                 .any(|e| !e.ready.is_empty() && e.in_flight < e.limiter.limit())
     }
@@ -389,28 +429,34 @@ impl Queues {
     }
 
     pub fn in_flight(&self) -> usize {
-        self.endpoints.values().map(|e| e.in_flight).sum()
+        self.routes.values().map(|e| e.in_flight).sum()
     }
 
     /// Every job not started, taken out (to release at the end).
     pub fn take_unstarted(&mut self) -> Vec<Job> {
         let mut taken = std::mem::take(&mut self.stale);
-        for endpoint in self.endpoints.values_mut() {
-            taken.extend(endpoint.claimed.drain(..));
-            taken.extend(endpoint.ready.drain(..));
+        for route in self.routes.values_mut() {
+            taken.extend(route.claimed.drain(..));
+            taken.extend(route.ready.drain(..));
         }
         taken
     }
 
+    /// Each endpoint's limit (its routes' together, at most the run's concurrency) and
+    /// latency (its slowest route's).
     pub fn endpoint_states(&self) -> Vec<EndpointState> {
-        self.endpoints
-            .iter()
-            .map(|(key, e)| EndpointState {
-                endpoint: key.clone(),
-                limit: e.limiter.limit(),
-                latency: e.limiter.latency(),
-            })
-            .collect()
+        let mut states: BTreeMap<String, EndpointState> = BTreeMap::new();
+        for (key, route) in &self.routes {
+            let endpoint = endpoint_of(key);
+            let state = states.entry(endpoint.clone()).or_insert(EndpointState {
+                endpoint,
+                limit: 0,
+                latency: None,
+            });
+            state.limit = (state.limit + route.limiter.limit()).min(self.concurrency);
+            state.latency = state.latency.max(route.limiter.latency());
+        }
+        states.into_values().collect()
     }
 }
 
@@ -482,9 +528,9 @@ impl Scheduler {
     /// A worker finished a request; its outcome goes to the recorder. The dispatcher
     /// is woken only when there is marking to do (room for claims comes from the
     /// recorder).
-    pub fn finished(&self, endpoint: &str, pressure: Pressure) {
+    pub fn finished(&self, route: &str, size: usize, pressure: Pressure) {
         let mut queues = self.lock();
-        queues.finished(endpoint, pressure, Instant::now());
+        queues.finished(route, size, pressure, Instant::now());
         queues.unrecorded += 1;
         let wake = queues.needs_marking();
         drop(queues);
@@ -548,7 +594,7 @@ mod tests {
     use super::*;
     use crate::delivery::http::Request;
 
-    fn job(id: i64, endpoint: &str, lease: Duration) -> Job {
+    fn job(id: i64, route: &str, lease: Duration) -> Job {
         let callback = Callback {
             id,
             ..Callback::default()
@@ -558,7 +604,7 @@ mod tests {
             prepared: Prepared {
                 request: Request {
                     method: "POST".into(),
-                    url: format!("{endpoint}/x"),
+                    url: format!("{route}/x"),
                     headers: Vec::new(),
                     body: None,
                     timeout: Duration::from_secs(1),
@@ -570,7 +616,8 @@ mod tests {
                 auth_description: None,
             },
             rendered_payload: None,
-            endpoint: endpoint.to_owned(),
+            route: route.to_owned(),
+            size: 0,
             lease_until: Instant::now() + lease,
             timeout: Duration::from_secs(1),
             marked: false,
@@ -581,13 +628,13 @@ mod tests {
 
     fn start(queues: &mut Queues) -> Option<String> {
         match queues.next(Instant::now()) {
-            Next::Job(job) => Some(job.endpoint),
+            Next::Job(job) => Some(job.route),
             _ => None,
         }
     }
 
     #[test]
-    fn endpoints_are_scheme_host_and_port() {
+    fn endpoints_are_scheme_host_and_port_and_routes_add_the_path() {
         assert_eq!(
             endpoint_of("https://a.example/x?y"),
             "https://a.example:443"
@@ -596,6 +643,70 @@ mod tests {
             endpoint_of("http://a.example:8080/"),
             "http://a.example:8080"
         );
+        assert_eq!(route_of("https://a.example/x?y"), "https://a.example:443/x");
+        assert_eq!(route_of("http://a.example:8080"), "http://a.example:8080/");
+    }
+
+    #[test]
+    fn a_hanging_route_keeps_one_worker_while_the_other_route_of_its_server_gets_the_rest() {
+        let mut queues = Queues::new(16, 64);
+        for id in 0..128 {
+            let route = if id % 2 == 0 {
+                "http://server:80/hang"
+            } else {
+                "http://server:80/ok"
+            };
+            queues.add_claimed(job(id, route, LONG));
+        }
+        for job in queues.take_to_mark() {
+            queues.add_ready(job);
+        }
+        let now = Instant::now();
+        let mut started = Vec::new();
+        for _ in 0..60 {
+            while let Some(route) = start(&mut queues) {
+                started.push(route);
+                if queues.in_flight() >= 16 {
+                    break;
+                }
+            }
+            // The healthy route answers everything it was sent; the other never does,
+            // and its requests time out now and then.
+            let ok = started.iter().filter(|r| r.ends_with("/ok")).count();
+            for _ in 0..ok {
+                queues.finished(
+                    "http://server:80/ok",
+                    0,
+                    Pressure::Answered(Duration::from_millis(1)),
+                    now,
+                );
+            }
+            started.retain(|r| !r.ends_with("/ok"));
+            if started.len() > 1 {
+                queues.finished("http://server:80/hang", 0, Pressure::Overloaded, now);
+                started.pop();
+            }
+            for job in queues.take_to_mark() {
+                queues.add_ready(job);
+            }
+        }
+        let hanging = queues.routes.get("http://server:80/hang").unwrap();
+        assert_eq!(hanging.limiter.limit(), 1, "one probe at a time");
+        assert!(hanging.in_flight <= 1);
+        let healthy = queues.routes.get("http://server:80/ok").unwrap();
+        assert!(
+            healthy.limiter.limit() >= 8,
+            "the healthy route's limit: {}",
+            healthy.limiter.limit()
+        );
+        assert!(
+            queues
+                .full_routes()
+                .contains(&"http://server:80/hang".to_owned()),
+            "no more claims for the hanging route"
+        );
+        let states = queues.endpoint_states();
+        assert_eq!(states.len(), 1, "reports are per server: {states:?}");
     }
 
     #[test]
@@ -620,6 +731,7 @@ mod tests {
         for _ in 0..40 {
             queues.finished(
                 "http://ok:80",
+                0,
                 Pressure::Answered(Duration::from_millis(1)),
                 now,
             );
@@ -638,9 +750,7 @@ mod tests {
         }
         assert_eq!(queues.in_flight(), 16);
         assert!(
-            queues
-                .full_endpoints()
-                .contains(&"http://dead:80".to_owned()),
+            queues.full_routes().contains(&"http://dead:80".to_owned()),
             "no more claims for the dead endpoint"
         );
     }
@@ -671,7 +781,7 @@ mod tests {
         for _ in 0..200 {
             if ok_in_flight > 0 {
                 let answered = Pressure::Answered(Duration::from_millis(1));
-                queues.finished("http://ok:80", answered, now);
+                queues.finished("http://ok:80", 0, answered, now);
                 ok_in_flight -= 1;
             }
             for job in queues.take_to_mark() {

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 mod explain;
 mod form;
+pub mod size;
 mod template;
 mod xml;
 
@@ -116,21 +117,22 @@ impl EventContext {
     }
 
     /// A synthetic event with a typed value in every column, for validating templates.
+    /// A truncate has no row.
     pub fn sample(hook: &str, table: &str, event_type: &str, columns: &[Column]) -> EventContext {
         let row: Map<String, Value> = columns
             .iter()
             .map(|c| (c.name.clone(), sample_value(c.kind)))
             .collect();
-        let row = Value::Object(row);
+        let row = Some(Value::Object(row)).filter(|_| event_type != "truncate");
         EventContext {
             event_type: event_type.to_owned(),
             table: Some(table.to_owned()),
             hook: hook.to_owned(),
             callback_id: 1,
-            object_id: Some("1".to_owned()),
+            object_id: row.as_ref().map(|_| "1".to_owned()),
             occurred_at: chrono::Utc::now().naive_utc(),
-            instance: Some(row.clone()),
-            old: (event_type != "insert").then_some(row),
+            instance: row.clone(),
+            old: row.filter(|_| event_type != "insert"),
             data: None,
         }
     }
@@ -217,6 +219,26 @@ pub fn render_body(
         None => default_document(content_type, context)?,
     };
     encode(document, content_type)
+}
+
+/// Renders a table hook's template (or default payload) against a sample row of
+/// `columns` for each of its `events`, as hook validation and the capture checks do.
+/// Returns the first event that fails, with why.
+pub fn check_against_columns(
+    renderer: &mut Renderer,
+    template: Option<&str>,
+    content_type: ContentType,
+    hook: &str,
+    table: &str,
+    events: &[String],
+    columns: &[Column],
+) -> Result<(), (String, PayloadError)> {
+    for event in events {
+        let sample = EventContext::sample(hook, table, event, columns);
+        render_sample(renderer, template, content_type, &sample, columns)
+            .map_err(|problem| (event.clone(), problem))?;
+    }
+    Ok(())
 }
 
 /// Renders a template against a sample event, as hook validation does. Columns of

@@ -38,8 +38,32 @@ pub trait Backend {
         false
     }
 
+    /// Whether triggers see TRUNCATE (PostgreSQL), so that hooks may listen to it.
+    fn captures_truncate(&self) -> bool {
+        false
+    }
+
+    /// The most one callback's row may hold when read back (MySQL: a packet), so that
+    /// its event data and stored body together stay readable; None where only memory
+    /// limits it.
+    fn max_callback_bytes(&mut self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
+    /// Ways changes of `table` reach no trigger that a user should be warned of when
+    /// hooks listen to `events` (MySQL: foreign-key cascades), one sentence each.
+    fn uncaptured_paths(&mut self, _table: &Table, _events: &[String]) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// Settings for the delivery engine's connections (see `Db::tune_for_delivery`).
     fn tune_for_delivery(&mut self) -> Result<()>;
+
+    /// Settings a database of httphooks' keeps (SQLite's journal), made once it is
+    /// known to be migrated.
+    fn prepare_for_use(&mut self) -> Result<()> {
+        Ok(())
+    }
 
     /// Makes the index that ordered hooks' claims look up earlier callbacks of the same
     /// row in, where the migrations do not (see the MySQL backend); called before a
@@ -108,6 +132,12 @@ pub trait Backend {
         None
     }
 
+    /// The other tables of `table`'s partition tree (PostgreSQL), whose capture would
+    /// collide with its own; none where tables are not partitioned so.
+    fn partition_relatives(&mut self, _table: &Table) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// Whether the table's triggers are the ones `trigger_sql` would make now.
     fn capture_state(&mut self, table: &Table, watched: &Watched) -> Result<CaptureState>;
 
@@ -155,8 +185,13 @@ pub trait Backend {
     fn save_token(&mut self, key: &str, token: &str, expires_at: NaiveDateTime) -> Result<()>;
 }
 
-/// The events of a table's rows.
+/// The events of a table's rows, which row triggers see.
 pub const ROW_EVENTS: [&str; 3] = ["insert", "update", "delete"];
+
+/// The events a table hook may listen to: its rows' events, and TRUNCATE where the
+/// backend's triggers see it ([`Backend::captures_truncate`]). None of them is a custom
+/// event.
+pub const TABLE_EVENTS: [&str; 4] = ["insert", "update", "delete", "truncate"];
 
 /// What the enabled hooks of a table listen to: its row events, and for updates the
 /// columns they watch (None when some hook takes any update).

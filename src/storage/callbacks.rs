@@ -12,10 +12,17 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::models::{Attempt, Callback, Status};
-use super::schema::{httphooks_attempts, httphooks_callback_details, httphooks_callbacks};
+use super::models::{Attempt, Callback, Status, SETTINGS_COLUMNS};
+use super::schema::{
+    httphooks_attempts, httphooks_callback_details, httphooks_callbacks, httphooks_hook_versions,
+};
 use super::{now, with_conn, Db};
 use crate::error::Result;
+
+/// The event data of a callback made for a change that could not be captured (too large,
+/// or a truncation its hook does not listen to): its status says why, and there is
+/// nothing to send.
+pub const UNCAPTURED: &str = r#"{"uncaptured":true}"#;
 
 /// A lease lasts `LEASE_TIMEOUTS` × the hook's timeout + `LEASE_MARGIN_MS`; runs renew
 /// the leases of callbacks that wait long, and start no request without its whole
@@ -132,16 +139,48 @@ pub struct Claimed {
     pub marked: bool,
 }
 
+/// Callbacks as SQL written by hand reads them (claims): the view's columns and the
+/// settings of the hook version `settings_version_id` (the hook's current ones), as
+/// `d` and `s`; `extra` columns and joins follow.
+pub(super) fn callbacks_sql(extra_columns: &str, joins: &str) -> String {
+    let settings: Vec<String> = SETTINGS_COLUMNS.iter().map(|c| format!("s.{c}")).collect();
+    format!(
+        "SELECT d.*, {}{extra_columns} FROM httphooks_callback_details d \
+         JOIN httphooks_hook_versions s ON s.id = d.settings_version_id{joins}",
+        settings.join(", ")
+    )
+}
+
 /// The query `send_callbacks --dry-run` peeks with: the due callbacks' details in
 /// claim order, the first `limit` (a placeholder) of them, by the backend's due key
 /// and due condition.
 pub(super) fn peek_due_sql(due_key: &str, condition: &str, limit: &str) -> String {
     format!(
-        "SELECT d.* FROM httphooks_callback_details d JOIN \
-           (SELECT id, {due_key} AS due FROM httphooks_callbacks WHERE {condition} \
-            ORDER BY {due_key}, id LIMIT {limit}) q \
-         ON q.id = d.id ORDER BY q.due, q.id"
+        "{} ORDER BY q.due, q.id",
+        callbacks_sql(
+            "",
+            &format!(
+                " JOIN (SELECT id, {due_key} AS due FROM httphooks_callbacks WHERE {condition} \
+                   ORDER BY {due_key}, id LIMIT {limit}) q ON q.id = d.id"
+            )
+        )
     )
+}
+
+/// Callbacks by id, in no particular order (claims that read, then update).
+pub(super) fn callbacks_by_ids_sql(ids: &str) -> String {
+    format!("{} WHERE d.id IN ({ids})", callbacks_sql("", ""))
+}
+
+/// The view joined to the hook versions the callbacks' settings come from, for
+/// diesel's DSL: select [`Callback::as_select`] from it.
+macro_rules! callbacks_with_settings {
+    () => {
+        httphooks_callback_details::table.inner_join(
+            httphooks_hook_versions::table
+                .on(httphooks_hook_versions::id.eq(httphooks_callback_details::settings_version_id)),
+        )
+    };
 }
 
 /// A due row a claim locked (SQLite, MySQL: the claim reads, then updates), as an
@@ -202,7 +241,7 @@ impl StartMarks {
 }
 
 /// What one attempt (or a decision not to attempt) changes on a callback.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     pub callback_id: i64,
     /// For the run's statistics per hook.
@@ -216,11 +255,83 @@ pub struct Outcome {
     pub attempts: Vec<Attempt>,
 }
 
-/// Writes a batch of outcomes in one transaction: the attempts in one insert, the
-/// callbacks in one UPDATE fed by a JSON array. Returns how many callbacks were updated:
-/// an outcome whose claim was taken over by another run changes nothing but its
-/// attempt record, which stays, since it says what went on the wire.
+/// Records the outcomes of the run `token` whose claims it still holds (a run that
+/// ended before it could write them saved them; see `engine::spool`): the others were
+/// recorded, or taken over by another run, meanwhile. Returns how many it recorded.
+pub fn record_still_held(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
+    let ids: Vec<i64> = outcomes.iter().map(|o| o.callback_id).collect();
+    let held: Vec<i64> = with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        c::httphooks_callbacks
+            .select(c::id)
+            .filter(c::id.eq_any(&ids))
+            .filter(c::claim_token.eq(token))
+            .load(conn)
+    })?;
+    let still: Vec<Outcome> = outcomes
+        .iter()
+        .filter(|o| held.contains(&o.callback_id))
+        .cloned()
+        .collect();
+    record(db, token, &still)
+}
+
+/// What one statement that records outcomes carries at most, in bytes (bodies of
+/// attempts and payloads): MySQL refuses a statement larger than its
+/// max_allowed_packet (16 MiB by default), and large ones cost memory on every backend.
+const RECORD_BYTES: usize = 4 << 20;
+
+/// Splits `items` into runs whose `size` adds up to at most `budget` (one item alone
+/// may be larger).
+fn chunks_by_bytes<T>(items: &[T], size: impl Fn(&T) -> usize, budget: usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let item_bytes = size(item);
+        if i > start && bytes + item_bytes > budget {
+            chunks.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += item_bytes;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
+
+fn attempt_bytes(attempt: &&Attempt) -> usize {
+    256 + attempt.request_body.len()
+        + attempt.request_headers.len()
+        + attempt.response_body.as_ref().map_or(0, String::len)
+        + attempt.response_headers.as_ref().map_or(0, String::len)
+}
+
+fn outcome_bytes(outcome: &&Outcome) -> usize {
+    256 + outcome.status_details.len()
+        + outcome.rendered_payload.as_ref().map_or(0, String::len)
+        + outcome
+            .attempts
+            .iter()
+            .map(|a| attempt_bytes(&a))
+            .sum::<usize>()
+}
+
+/// Writes a batch of outcomes: the attempts in one insert, the callbacks in one UPDATE
+/// fed by a JSON array, in one transaction per part of at most [`RECORD_BYTES`].
+/// Returns how many callbacks were updated: an outcome whose claim was taken over by
+/// another run changes nothing but its attempt record, which stays, since it says what
+/// went on the wire.
 pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
+    let outcomes: Vec<&Outcome> = outcomes.iter().collect();
+    let mut updated = 0;
+    for part in chunks_by_bytes(&outcomes, outcome_bytes, RECORD_BYTES) {
+        updated += record_part(db, token, part)?;
+    }
+    Ok(updated)
+}
+
+fn record_part(db: &mut Db, token: &str, outcomes: &[&Outcome]) -> Result<usize> {
     if outcomes.is_empty() {
         return Ok(0);
     }
@@ -228,7 +339,7 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
     let attempts: Vec<&Attempt> = outcomes.iter().flat_map(|o| o.attempts.iter()).collect();
     // In id order: the backends lock the rows in the order of the array, as claims and
     // renewals do, and two writers taking the same rows in different orders deadlock.
-    let mut in_id_order: Vec<&Outcome> = outcomes.iter().collect();
+    let mut in_id_order: Vec<&Outcome> = outcomes.to_vec();
     in_id_order.sort_by_key(|o| o.callback_id);
     let changes: Vec<serde_json::Value> = in_id_order
         .into_iter()
@@ -245,9 +356,9 @@ pub fn record(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Result<usize> {
         .collect();
     let changes = serde_json::Value::Array(changes).to_string();
     db.write_transaction(|db| {
-        if !attempts.is_empty() {
+        for part in chunks_by_bytes(&attempts, attempt_bytes, RECORD_BYTES) {
             with_conn!(db, |conn| diesel::insert_into(httphooks_attempts::table)
-                .values(attempts.clone())
+                .values(part.to_vec())
                 .execute(conn))?;
         }
         db.apply_outcomes(token, &changes, now())
@@ -284,8 +395,8 @@ pub fn record_unknown_outcomes(db: &mut Db, token: &str, claims: &[&Claimed]) ->
                 // When it was found out; when the dead run sent it (if it did) is unknown.
                 started_at: found_at,
                 elapsed_ms: 0,
-                request_method: callback.http_method.clone(),
-                request_url: callback.url.clone(),
+                request_method: callback.settings.http_method.clone(),
+                request_url: callback.settings.target_url.clone(),
                 request_headers: "[]".to_owned(),
                 request_body: callback.payload.clone().unwrap_or_default(),
                 response_status_code: None,
@@ -390,7 +501,7 @@ pub struct ListFilter {
 pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
     with_conn!(db, |conn| {
         use httphooks_callback_details::dsl as c;
-        let mut query = c::httphooks_callback_details
+        let mut query = callbacks_with_settings!()
             .select(Callback::as_select())
             .order(c::id.desc())
             .into_boxed();
@@ -419,7 +530,7 @@ pub fn peek_due(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<Vec<Cal
 pub fn get(db: &mut Db, id: i64) -> Result<Option<Callback>> {
     with_conn!(db, |conn| {
         use httphooks_callback_details::dsl as c;
-        Ok(c::httphooks_callback_details
+        Ok(callbacks_with_settings!()
             .select(Callback::as_select())
             .filter(c::id.eq(id))
             .first(conn)
@@ -449,13 +560,34 @@ pub fn existing_ids(db: &mut Db, ids: &[i64]) -> Result<Vec<i64>> {
     })
 }
 
+/// What `retry` did: callbacks waiting again, and how many of them will be rendered
+/// with their hook's current template and content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retried {
+    pub waiting: usize,
+    pub rerendered: usize,
+}
+
 /// Puts callbacks back to `waiting`, due now, with a fresh count of attempts; their
-/// attempt history stays.
-pub fn retry(db: &mut Db, ids: &[i64]) -> Result<usize> {
+/// attempt history stays. Those never rendered (their body failed to render, so nothing
+/// was sent for them) take their hook's current version, whose template may have been
+/// fixed since; with `rerender`, those already rendered too (their stored body is
+/// dropped; retries otherwise send the same bytes).
+pub fn retry(db: &mut Db, ids: &[i64], rerender: bool) -> Result<Retried> {
     let now = now();
-    with_conn!(db, |conn| {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let rendered = if rerender { "" } else { " AND payload IS NULL" };
+    let rerendered = with_conn!(db, |conn| diesel::sql_query(format!(
+        "UPDATE httphooks_callbacks SET payload = NULL, version_id = \
+           (SELECT h.version_id FROM httphooks_hooks h WHERE h.id = httphooks_callbacks.hook_id) \
+         WHERE id IN ({}){rendered} AND EXISTS (SELECT 1 FROM httphooks_hooks h \
+           WHERE h.id = httphooks_callbacks.hook_id AND h.version_id IS NOT NULL)",
+        list.join(",")
+    ))
+    .execute(conn))?;
+    let waiting = with_conn!(db, |conn| {
         use httphooks_callbacks::dsl as c;
-        Ok(
+        Ok::<_, crate::Error>(
             diesel::update(c::httphooks_callbacks.filter(c::id.eq_any(ids)))
                 .set((
                     c::status.eq(Status::Waiting.as_str()),
@@ -471,6 +603,10 @@ pub fn retry(db: &mut Db, ids: &[i64]) -> Result<usize> {
                 ))
                 .execute(conn)?,
         )
+    })?;
+    Ok(Retried {
+        waiting,
+        rerendered,
     })
 }
 
@@ -643,4 +779,18 @@ pub fn delete_old_batch(
             Ok(Some((deleted, last)))
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn outcomes_are_recorded_in_parts_of_bounded_size_and_a_large_one_alone() {
+        let sizes = [1, 2, 3, 10, 1, 1, 4];
+        let parts = super::chunks_by_bytes(&sizes, |s| *s, 4);
+        assert_eq!(
+            parts,
+            vec![&[1, 2][..], &[3][..], &[10][..], &[1, 1][..], &[4][..]]
+        );
+        assert!(super::chunks_by_bytes(&[] as &[usize], |s| *s, 4).is_empty());
+    }
 }

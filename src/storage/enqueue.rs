@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::models::split_events;
 use super::schema::httphooks_hooks::dsl as h;
+use super::TABLE_EVENTS;
 use crate::error::{Error, Result};
 
 /// A connection httphooks can enqueue on: the application's own diesel connection,
@@ -46,17 +47,14 @@ pub fn enqueue<C: Enqueue>(
             "there is no hook named {hook:?}; `httphooks hooks list` shows the hooks"
         ))
     })?;
-    if ["insert", "update", "delete"].contains(&event) {
+    if TABLE_EVENTS.contains(&event) {
         return Err(Error::invalid(format!(
             "{event} events come from the table's triggers, with the row; enqueue takes custom events such as attempt.submitted"
         )));
     }
     let events = split_events(&events);
     // A table's hook takes only its rows' events: a custom event needs its own hook.
-    if events
-        .iter()
-        .all(|e| ["insert", "update", "delete"].contains(&e.as_str()))
-    {
+    if events.iter().all(|e| TABLE_EVENTS.contains(&e.as_str())) {
         return Err(Error::invalid(format!(
             "hook {hook:?} watches a table's rows ({}), not custom events; add a hook for {event:?} without --table: `httphooks hooks add NAME --events {event} --url URL`",
             events.join(", ")

@@ -444,6 +444,7 @@ mod tests {
             table_oid: None,
             key_columns: None,
             capture_verified_at: None,
+            max_payload_size: 10_485_760,
         }
     }
 

@@ -58,6 +58,10 @@ pub fn migrate(db: &mut Db) -> Result<usize> {
         }
         Ok(ran)
     })
+    .and_then(|ran| {
+        db.backend().prepare_for_use()?;
+        Ok(ran)
+    })
 }
 
 /// The versions of `source`, oldest first.
@@ -105,7 +109,12 @@ pub fn ensure_migrated(db: &mut Db) -> Result<()> {
             "the database has no current httphooks schema; run `httphooks migrate` first",
         )
     };
-    let applied = applied_versions(db).map_err(|_| not_migrated())?;
+    // A connection lost or a lock in the way is said as such (and retried by a run); only
+    // a missing table means an unmigrated database.
+    let applied = applied_versions(db).map_err(|error| match error.db_failure() {
+        Some(failure) if failure.is_transient() => error,
+        _ => not_migrated(),
+    })?;
     let expected = db.backend().migration_versions()?;
     if expected.iter().any(|v| !applied.contains(v)) {
         return Err(not_migrated());

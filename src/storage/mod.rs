@@ -5,6 +5,7 @@
 //! modules (`with_conn!`).
 
 use std::path::Path;
+use std::time::Duration;
 
 use diesel::{PgConnection, SqliteConnection};
 
@@ -28,11 +29,16 @@ pub mod text;
 pub mod tokens;
 
 pub(crate) use backend::CountRow;
-pub use backend::{Backend, CaptureState, Column, ColumnKind, Table, Watched, ROW_EVENTS};
+pub use backend::{
+    Backend, CaptureState, Column, ColumnKind, Table, Watched, ROW_EVENTS, TABLE_EVENTS,
+};
 pub use migrations::{ensure_migrated, migrate};
 
 /// The file used when no database URL is given (docs/behaviour.md §1).
 pub const DEFAULT_SQLITE_FILE: &str = "httphooks.sqlite3";
+
+/// How long a command waits for a SQLite lock another connection holds.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// An open connection to one of the supported backends.
 pub enum Db {
@@ -158,6 +164,12 @@ impl Db {
     /// Connects to the database. `create` allows making a new SQLite file (only
     /// `migrate` does; every other command expects an existing database).
     pub fn connect(url: Option<&str>, create: bool) -> Result<Db> {
+        Db::connect_waiting(url, create, LOCK_WAIT)
+    }
+
+    /// [`Db::connect`], waiting up to `busy` at a time for a SQLite lock another
+    /// connection holds (callers that keep a deadline wait less and try again).
+    pub fn connect_waiting(url: Option<&str>, create: bool, busy: Duration) -> Result<Db> {
         match DatabaseLocation::parse(url)? {
             DatabaseLocation::Sqlite(path) => {
                 if path.trim().is_empty() {
@@ -180,7 +192,7 @@ impl Db {
                         shown_path(&path)
                     )));
                 }
-                sqlite::open(&path).map(Db::Sqlite)
+                sqlite::open(&path, busy).map(Db::Sqlite)
             }
             DatabaseLocation::Postgres(url) => postgres::open(&url).map(Db::Postgres),
             #[cfg(feature = "mysql")]
@@ -196,23 +208,29 @@ impl Db {
     /// `migrate` does first. It never creates a database, so that a command run in the
     /// wrong directory fails (exit 3) instead of reporting on an empty one (docs/behaviour.md §1).
     pub fn open_migrated(url: Option<&str>) -> Result<Db> {
-        let mut db = Db::connect(url, false)?;
+        Db::open_migrated_waiting(url, LOCK_WAIT)
+    }
+
+    /// [`Db::open_migrated`], waiting up to `busy` at a time for a SQLite lock.
+    pub fn open_migrated_waiting(url: Option<&str>, busy: Duration) -> Result<Db> {
+        let mut db = Db::connect_waiting(url, false, busy)?;
         ensure_migrated(&mut db)?;
+        db.backend().prepare_for_use()?;
         Ok(db)
     }
 
-    /// As [`Db::open_migrated`], but the default SQLite file (no database URL given)
-    /// is created and migrated on first use, saying so on stderr: what the main job,
-    /// `send_callbacks`, does (docs/behaviour.md §1).
-    pub fn open_creating_default(url: Option<&str>) -> Result<Db> {
+    /// As [`Db::open_migrated_waiting`], but the default SQLite file (no database URL
+    /// given) is created and migrated on first use, saying so on stderr: what the main
+    /// job, `send_callbacks`, does (docs/behaviour.md §1).
+    pub fn open_creating_default(url: Option<&str>, busy: Duration) -> Result<Db> {
         let default_target = url.is_none_or(|u| u.trim().is_empty());
         if default_target && !Path::new(DEFAULT_SQLITE_FILE).exists() {
-            let mut db = Db::connect(url, true)?;
+            let mut db = Db::connect_waiting(url, true, busy)?;
             migrate(&mut db)?;
             say_created(DEFAULT_SQLITE_FILE);
             return Ok(db);
         }
-        Db::open_migrated(url)
+        Db::open_migrated_waiting(url, busy)
     }
     /// The backend this connection is to: the one place that looks at the variant.
     pub fn backend(&mut self) -> &mut dyn Backend {
@@ -251,6 +269,26 @@ impl Db {
     /// See [`Backend::commits_on_ddl`].
     pub fn commits_on_ddl(&self) -> bool {
         self.backend_ref().commits_on_ddl()
+    }
+
+    /// See [`Backend::captures_truncate`].
+    pub fn captures_truncate(&self) -> bool {
+        self.backend_ref().captures_truncate()
+    }
+
+    /// See [`Backend::max_callback_bytes`].
+    pub fn max_callback_bytes(&mut self) -> Result<Option<i64>> {
+        self.backend().max_callback_bytes()
+    }
+
+    /// See [`Backend::partition_relatives`].
+    pub fn partition_relatives(&mut self, table: &Table) -> Result<Vec<String>> {
+        self.backend().partition_relatives(table)
+    }
+
+    /// See [`Backend::uncaptured_paths`].
+    pub fn uncaptured_paths(&mut self, table: &Table, events: &[String]) -> Result<Vec<String>> {
+        self.backend().uncaptured_paths(table, events)
     }
 
     /// See [`Backend::allows_concurrent_writers`].
@@ -464,7 +502,17 @@ pub fn primary_key(columns: &[Column]) -> Vec<&Column> {
     keys
 }
 
-/// `fix` completes "check DATABASE_URL and …" for the backend.
+/// What a connection error says of the problem, without the fix that sends the user to
+/// DATABASE_URL: for a database that was reachable before and went away.
+pub(crate) fn connection_problem(message: &str) -> &str {
+    message
+        .split("; check DATABASE_URL")
+        .next()
+        .unwrap_or(message)
+}
+
+/// `fix` completes "check DATABASE_URL and …" for the backend (see
+/// [`connection_problem`]).
 pub(crate) fn connection_error(
     backend: &str,
     target: &str,

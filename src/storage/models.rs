@@ -41,6 +41,8 @@ pub struct Hook {
     pub key_columns: Option<String>,
     /// When httphooks last found the table's triggers intact.
     pub capture_verified_at: Option<NaiveDateTime>,
+    /// The most a callback may hold, in bytes: its change's data and its body.
+    pub max_payload_size: i64,
 }
 
 impl Hook {
@@ -53,6 +55,21 @@ impl Hook {
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default()
+    }
+
+    /// Its delivery settings and limits.
+    pub fn settings(&self) -> HookSettings {
+        HookSettings {
+            target_url: self.target_url.clone(),
+            http_method: self.http_method.clone(),
+            headers: self.headers.clone(),
+            timeout_ms: self.timeout_ms,
+            max_attempts: self.max_attempts,
+            auth: self.auth.clone(),
+            signing_secret_env: self.signing_secret_env.clone(),
+            ca_file: self.ca_file.clone(),
+            max_payload_size: self.max_payload_size,
+        }
     }
 
     /// The key columns named with `--key`, None for the primary key.
@@ -98,6 +115,7 @@ pub struct HookFields {
     pub ca_file: Option<String>,
     pub table_oid: Option<i64>,
     pub key_columns: Option<String>,
+    pub max_payload_size: i64,
 }
 
 impl From<&Hook> for HookFields {
@@ -121,6 +139,7 @@ impl From<&Hook> for HookFields {
             ca_file: hook.ca_file.clone(),
             table_oid: hook.table_oid,
             key_columns: hook.key_columns.clone(),
+            max_payload_size: hook.max_payload_size,
         }
     }
 }
@@ -143,6 +162,7 @@ pub struct NewHookVersion {
     pub signing_secret_env: Option<String>,
     pub ca_file: Option<String>,
     pub ordered: bool,
+    pub max_payload_size: i64,
 }
 
 impl NewHookVersion {
@@ -162,13 +182,15 @@ impl NewHookVersion {
             signing_secret_env: fields.signing_secret_env.clone(),
             ca_file: fields.ca_file.clone(),
             ordered: fields.ordered,
+            max_payload_size: fields.max_payload_size,
         }
     }
 }
 
 /// A callback with its content from the hook version it was made with and its
 /// delivery settings from the hook as it is now (read from the
-/// `httphooks_callback_details` view; writes go to `httphooks_callbacks`). Text that
+/// `httphooks_callback_details` view joined to the hook version `settings_version_id`,
+/// see [`Callback::query`]; writes go to `httphooks_callbacks`). Text that
 /// came from application rows is read as bytes (see `storage::text`), so no value an
 /// application stored can make reading a callback fail.
 #[derive(Debug, Clone, Default, Queryable, QueryableByName, Selectable, Identifiable)]
@@ -191,9 +213,6 @@ pub struct Callback {
     pub table_name: Option<String>,
     #[diesel(deserialize_as = OptionalRowText)]
     pub object_id: Option<String>,
-    pub url: String,
-    pub http_method: String,
-    pub headers: String,
     pub content_type: String,
     pub payload_template: Option<String>,
     pub payload: Option<String>,
@@ -203,8 +222,6 @@ pub struct Callback {
     pub status: String,
     pub status_details: String,
     pub attempts: i32,
-    pub max_attempts: i32,
-    pub timeout_ms: i32,
     /// Empty for a new callback: it is due from `created_at`.
     pub next_attempt_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
@@ -212,10 +229,6 @@ pub struct Callback {
     pub updated_at: Option<NaiveDateTime>,
     pub claimed_until: Option<NaiveDateTime>,
     pub claim_token: Option<String>,
-    /// The hook version's authentication (JSON, see `delivery::auth`).
-    pub auth: Option<String>,
-    pub signing_secret_env: Option<String>,
-    pub ca_file: Option<String>,
     /// The hook version whose delivery settings this reads (the hook's current one).
     pub settings_version_id: i64,
     /// Whether the hook is enabled; None once it was removed.
@@ -226,6 +239,10 @@ pub struct Callback {
     pub webhook_id: Option<String>,
     /// Attempts made before the last `callbacks retry` (which restarts `attempts`).
     pub attempts_before_retry: i32,
+    /// Its hook's delivery settings as they are now: those of the hook version
+    /// `settings_version_id`.
+    #[diesel(embed)]
+    pub settings: HookSettings,
 }
 
 impl Callback {
@@ -236,6 +253,12 @@ impl Callback {
 }
 
 impl Callback {
+    /// Whether it stands for a change that could not be captured (see
+    /// `callbacks::UNCAPTURED`): there is nothing to send.
+    pub fn uncaptured(&self) -> bool {
+        self.event_data == super::callbacks::UNCAPTURED
+    }
+
     /// When the callback is (or was) due: its retry time, or its creation for a new one.
     pub fn due_at(&self) -> Option<NaiveDateTime> {
         match self.status() {
@@ -265,7 +288,8 @@ impl Callback {
 
 /// A callback's status, stored as its name: waiting (to be sent, now or at its retry
 /// time), sent, or error (given up on, or cancelled).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Waiting,
     Sent,
@@ -295,7 +319,49 @@ impl std::fmt::Display for Status {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// A hook's delivery settings, and its limits: what each attempt of its callbacks uses
+/// (docs/behaviour.md §4: a callback's settings are its hook's current ones). Every
+/// hook version holds a full set, so a callback reads them from the version its hook
+/// is at now.
+#[derive(Debug, Clone, Default, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = httphooks_hook_versions)]
+pub struct HookSettings {
+    pub target_url: String,
+    pub http_method: String,
+    /// A JSON object of header names to values (values may hold `${VAR}`).
+    pub headers: String,
+    pub timeout_ms: i32,
+    pub max_attempts: i32,
+    /// Authentication (JSON, see `delivery::auth`).
+    pub auth: Option<String>,
+    pub signing_secret_env: Option<String>,
+    pub ca_file: Option<String>,
+    /// The most a callback may hold, in bytes (its change's data and its body).
+    pub max_payload_size: i64,
+}
+
+/// The columns of [`HookSettings`], for SQL written by hand (a unit test keeps this
+/// list and the struct in step).
+pub const SETTINGS_COLUMNS: [&str; 9] = [
+    "target_url",
+    "http_method",
+    "headers",
+    "timeout_ms",
+    "max_attempts",
+    "auth",
+    "signing_secret_env",
+    "ca_file",
+    "max_payload_size",
+];
+
+impl HookSettings {
+    /// How long one request may take.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::try_from(self.timeout_ms).unwrap_or(10_000))
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = httphooks_attempts)]
 pub struct Attempt {
     #[diesel(skip_insertion)]
@@ -320,6 +386,21 @@ pub struct Attempt {
 #[cfg(test)]
 mod tests {
     use super::Status;
+
+    #[test]
+    fn the_settings_columns_are_those_of_hook_settings() {
+        use diesel::prelude::*;
+        let query = super::httphooks_hook_versions::table.select(super::HookSettings::as_select());
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query).to_string();
+        let listed: Vec<String> = super::SETTINGS_COLUMNS
+            .iter()
+            .map(|c| format!("`httphooks_hook_versions`.`{c}`"))
+            .collect();
+        assert!(
+            sql.starts_with(&format!("SELECT {} FROM", listed.join(", "))),
+            "{sql}"
+        );
+    }
 
     #[test]
     fn statuses_are_stored_by_name_and_other_names_are_not_statuses() {

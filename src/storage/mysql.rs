@@ -20,7 +20,9 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 type Datetime = diesel::sql_types::Datetime;
 use diesel::MysqlConnection;
 
-use super::callbacks::{lease_ms_sql, timestamp_literal, ClaimFilter, Claimed, StartMarks};
+use super::callbacks::{
+    lease_ms_sql, timestamp_literal, ClaimFilter, Claimed, StartMarks, UNCAPTURED,
+};
 use super::models::Callback;
 use super::{
     connection_error, primary_key, CaptureState, Column, ColumnKind, Table, Watched, ROW_EVENTS,
@@ -192,9 +194,60 @@ struct Trigger {
     body: String,
 }
 
+/// JSON escaping makes text at most six times as long (a control character becomes
+/// `\u00XX`), HEX makes binary strings twice as long; a number, date or boolean takes
+/// at most this much, and every column its quoted name and punctuation besides.
+const TEXT_GROWTH: usize = 6;
+const BINARY_GROWTH: usize = 2;
+const SMALL_VALUE: usize = 64;
+
+/// An upper bound of how long `row_json(row, columns)` can be, as SQL. A JSON function
+/// whose result would exceed max_allowed_packet fails the application's write, and
+/// MariaDB then returns NULL from that function in the cached trigger for every later
+/// row until the table leaves the table cache (its NULL flag is never cleared), so
+/// every later write to the table failed too: the triggers never call it when this
+/// bound exceeds max_allowed_packet.
+fn json_bound(row: &str, columns: &[Column]) -> String {
+    let mut fixed = 2;
+    let mut parts = Vec::new();
+    for column in columns {
+        fixed += column.name.len() * TEXT_GROWTH + 4;
+        let c = format!("{row}.{}", quote_ident(&column.name));
+        match column.kind {
+            ColumnKind::Text | ColumnKind::Json => {
+                parts.push(format!("{TEXT_GROWTH} * COALESCE(LENGTH({c}), 0)"))
+            }
+            ColumnKind::Blob => parts.push(format!("{BINARY_GROWTH} * COALESCE(LENGTH({c}), 0)")),
+            _ => fixed += SMALL_VALUE,
+        }
+    }
+    parts.push(fixed.to_string());
+    parts.join(" + ")
+}
+
+/// The text and binary bytes of `row`, for the message about a row too large.
+fn row_bytes(row: &str, columns: &[Column]) -> String {
+    let parts: Vec<String> = columns
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kind,
+                ColumnKind::Text | ColumnKind::Json | ColumnKind::Blob
+            )
+        })
+        .map(|c| format!("COALESCE(LENGTH({row}.{}), 0)", quote_ident(&c.name)))
+        .collect();
+    if parts.is_empty() {
+        "0".to_owned()
+    } else {
+        parts.join(" + ")
+    }
+}
+
 /// A trigger per event the enabled hooks listen to; an update trigger records only
 /// when a watched column changed (`watched.update_columns`), and none is made when no
-/// watched column exists.
+/// watched column exists. A row too large to turn into JSON safely (see [`json_bound`])
+/// is recorded with the reason instead, which admission turns into a failed callback.
 fn triggers(table: &Table, watched: &Watched) -> Vec<Trigger> {
     let columns = &table.columns;
     ROW_EVENTS
@@ -202,18 +255,36 @@ fn triggers(table: &Table, watched: &Watched) -> Vec<Trigger> {
         .filter(|event| watched.events.iter().any(|e| e == *event))
         .filter_map(|&event| {
             let row = if event == "delete" { "OLD" } else { "NEW" };
-            let old_row = if event == "update" {
-                row_json("OLD", columns)
+            let (old_row, bound, bytes) = if event == "update" {
+                (
+                    row_json("OLD", columns),
+                    format!("{} + {}", json_bound("NEW", columns), json_bound("OLD", columns)),
+                    format!("{} + {}", row_bytes("NEW", columns), row_bytes("OLD", columns)),
+                )
             } else {
-                "NULL".to_owned()
+                ("NULL".to_owned(), json_bound(row, columns), row_bytes(row, columns))
             };
-            let insert = format!(
-                "INSERT INTO httphooks_new_callbacks \
-                 (table_name, event_type, object_id, row_data, old_row_data, created_at) \
-                 VALUES ({table}, '{event}', {object_id}, {row_data}, {old_row}, UTC_TIMESTAMP(6))",
-                table = quote_literal(&table.name),
-                object_id = object_id(row, columns),
-                row_data = row_json(row, columns),
+            let insert = |row_data: &str, old_row: &str, problem: &str| {
+                format!(
+                    "INSERT INTO httphooks_new_callbacks \
+                     (table_name, event_type, object_id, row_data, old_row_data, problem, created_at) \
+                     VALUES ({table}, '{event}', {object_id}, {row_data}, {old_row}, {problem}, UTC_TIMESTAMP(6))",
+                    table = quote_literal(&table.name),
+                    object_id = object_id(row, columns),
+                )
+            };
+            let captured = insert(&row_json(row, columns), &old_row, "NULL");
+            let too_large = insert(
+                "'null'",
+                "NULL",
+                &format!(
+                    "CONCAT('the row holds ', {bytes}, ' bytes of text and binary values, more than MySQL \
+                     can turn into JSON in a trigger with max_allowed_packet = ', @@max_allowed_packet, \
+                     ' (a sixth of it); raise max_allowed_packet on the server to capture such rows')"
+                ),
+            );
+            let guarded = format!(
+                "IF {bound} <= @@max_allowed_packet THEN {captured}; ELSE {too_large}; END IF;"
             );
             let body = match (&watched.update_columns, event) {
                 (Some(names), "update") => {
@@ -228,9 +299,9 @@ fn triggers(table: &Table, watched: &Watched) -> Vec<Trigger> {
                     if tests.is_empty() {
                         return None;
                     }
-                    format!("IF {} THEN {insert}; END IF", tests.join(" OR "))
+                    format!("BEGIN IF {} THEN {guarded} END IF; END", tests.join(" OR "))
                 }
-                _ => insert,
+                _ => format!("BEGIN {guarded} END"),
             };
             Some(Trigger {
                 name: trigger_name(&table.name, event),
@@ -310,16 +381,18 @@ fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
 fn matches_of(ids: &str) -> String {
     format!(
         "SELECT n.id AS seq, v.hook_id, v.id AS version_id, v.ordered, n.event_type, n.object_id, \
-           n.row_data, n.old_row_data, n.created_at \
+           n.row_data, n.old_row_data, n.created_at, n.problem, v.max_payload_size, \
+           v.name AS hook_name, v.table_name \
          FROM httphooks_new_callbacks n JOIN httphooks_hook_versions v ON v.id = n.version_id \
          WHERE n.id IN ({ids}) AND n.version_id IS NOT NULL \
          UNION ALL \
          SELECT n.id, h.id, v.id, v.ordered, n.event_type, n.object_id, \
-           n.row_data, n.old_row_data, n.created_at \
+           n.row_data, n.old_row_data, n.created_at, n.problem, v.max_payload_size, \
+           v.name, v.table_name \
          FROM httphooks_new_callbacks n \
          JOIN httphooks_hooks h ON h.table_name = n.table_name AND h.enabled \
            AND LOCATE(CONCAT(',', n.event_type, ','), h.events) > 0 \
-           AND (n.event_type <> 'update' OR h.when_changed IS NULL OR EXISTS ( \
+           AND (n.event_type <> 'update' OR h.when_changed IS NULL OR n.problem IS NOT NULL OR EXISTS ( \
              SELECT 1 FROM JSON_TABLE(h.when_changed, '$[*]' COLUMNS (col VARCHAR(255) PATH '$')) w \
              WHERE NOT (JSON_EXTRACT(n.row_data, CONCAT('$.', JSON_QUOTE(w.col))) \
                         <=> JSON_EXTRACT(n.old_row_data, CONCAT('$.', JSON_QUOTE(w.col)))))) \
@@ -327,6 +400,19 @@ fn matches_of(ids: &str) -> String {
          WHERE n.id IN ({ids}) AND n.version_id IS NULL"
     )
 }
+
+/// A size in bytes (an SQL expression) as text for messages: "12.0 MB", "512.0 KB".
+fn size_text(bytes: &str) -> String {
+    format!(
+        "CASE WHEN {bytes} >= 1048576 THEN CONCAT(ROUND({bytes} / 1048576, 1), ' MB') \
+              WHEN {bytes} >= 1024 THEN CONCAT(ROUND({bytes} / 1024, 1), ' KB') \
+              ELSE CONCAT({bytes}, ' bytes') END"
+    )
+}
+
+/// The most a callback's event data may take on MySQL: half of what one row of the
+/// callback (event data and stored body together) may be read back in, a packet.
+pub(super) const PACKET_HEADROOM: i64 = 65_536;
 
 /// The due rule (see `ClaimFilter::sql_condition`) with MySQL's spelling and clock;
 /// binds the due time. A position to start after is spelt as two ranges, which
@@ -382,6 +468,73 @@ impl super::Backend for MysqlConnection {
 
     fn commits_on_ddl(&self) -> bool {
         true
+    }
+
+    /// A row larger than max_allowed_packet cannot be read back (the server drops the
+    /// connection), so a callback's event data and stored body must fit in one, with
+    /// room for its other columns.
+    fn max_callback_bytes(&mut self) -> Result<Option<i64>> {
+        let row: super::CountRow = diesel::sql_query(format!(
+            "SELECT CAST(@@max_allowed_packet - {PACKET_HEADROOM} AS SIGNED) AS n"
+        ))
+        .get_result(self)?;
+        Ok(Some(row.n))
+    }
+
+    /// InnoDB fires no trigger for the rows a foreign key's ON DELETE / ON UPDATE
+    /// action changes (CASCADE, SET NULL, SET DEFAULT): those changes make no callback.
+    fn uncaptured_paths(&mut self, table: &Table, events: &[String]) -> Result<Vec<String>> {
+        #[derive(QueryableByName)]
+        struct Action {
+            #[diesel(sql_type = Text)]
+            name: String,
+            #[diesel(sql_type = Text)]
+            parent: String,
+            #[diesel(sql_type = Text)]
+            on_delete: String,
+            #[diesel(sql_type = Text)]
+            on_update: String,
+        }
+        let actions: Vec<Action> = diesel::sql_query(
+            "SELECT CAST(CONSTRAINT_NAME AS CHAR) AS name, CAST(REFERENCED_TABLE_NAME AS CHAR) AS parent, \
+               CAST(DELETE_RULE AS CHAR) AS on_delete, CAST(UPDATE_RULE AS CHAR) AS on_update \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY CONSTRAINT_NAME",
+        )
+        .bind::<Text, _>(&table.name)
+        .load(self)?;
+        let listens = |event: &str| events.iter().any(|e| e == event);
+        let mut paths = Vec::new();
+        for action in actions {
+            let changes = |rule: &str| matches!(rule, "CASCADE" | "SET NULL" | "SET DEFAULT");
+            let mut missed = Vec::new();
+            if action.on_delete == "CASCADE" && listens("delete") {
+                missed.push(format!(
+                    "deleted by ON DELETE CASCADE when rows of {} are deleted",
+                    action.parent
+                ));
+            } else if changes(&action.on_delete) && listens("update") {
+                missed.push(format!(
+                    "updated by ON DELETE {} when rows of {} are deleted",
+                    action.on_delete, action.parent
+                ));
+            }
+            if changes(&action.on_update) && listens("update") {
+                missed.push(format!(
+                    "updated by ON UPDATE {} when keys of {} change",
+                    action.on_update, action.parent
+                ));
+            }
+            for what in missed {
+                paths.push(format!(
+                    "rows of table {} {what} (foreign key {}) make no callback: MySQL fires no \
+                     trigger for changes a foreign key makes; watch {} too, or change its rows \
+                     in the application rather than by the foreign key",
+                    table.name, action.name, action.parent
+                ));
+            }
+        }
+        Ok(paths)
     }
 
     /// Made with the first ordered hook (see the migration), online: InnoDB builds it
@@ -666,20 +819,44 @@ impl super::Backend for MysqlConnection {
             // The row data is JSON made by JSON_OBJECT(), pasted into the event data as it
             // is. The webhook-id: the change's time in milliseconds (12 hex digits) and 80
             // random bits.
+            // A change that could not be captured (too large for its trigger), or whose data
+            // is larger than its hook allows or than a packet can carry back, becomes a failed
+            // callback that says why: it stops nothing else. CASE evaluates only the branch
+            // it takes, so no CONCAT of a too large change is ever made.
+            let size = "(LENGTH(row_data) * IF(event_type = 'delete', 2, 1) + COALESCE(LENGTH(old_row_data), 0) + 32)";
+            let packet_limit = format!("((@@max_allowed_packet - {PACKET_HEADROOM}) DIV 2)");
+            let refusal = format!(
+                "CASE WHEN problem IS NOT NULL THEN problem \
+                   WHEN {size} > max_payload_size THEN CONCAT('the change''s data is ', {size_text}, \
+                     ', more than the hook''s --max-payload-size of ', {limit_text}, \
+                     '; raise it with `httphooks hooks edit ', hook_name, ' --max-payload-size SIZE` to send such changes') \
+                   WHEN {size} > {packet_limit} THEN CONCAT('the change''s data is ', {size_text}, \
+                     ', more than half of max_allowed_packet (', {packet_text}, \
+                     '), which a callback must fit in with its body; raise max_allowed_packet on the server to send such changes') \
+                 END",
+                size_text = size_text(size),
+                limit_text = size_text("max_payload_size"),
+                packet_text = size_text("@@max_allowed_packet"),
+            );
             let made = diesel::sql_query(format!(
                 "INSERT INTO httphooks_callbacks \
-                   (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id) \
+                   (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id, \
+                    status, status_details, updated_at) \
                  SELECT hook_id, version_id, event_type, object_id, ordered, \
-                   CASE event_type \
-                     WHEN 'insert' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":null}}') \
-                     WHEN 'update' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', COALESCE(old_row_data, 'null'), '}}') \
-                     WHEN 'delete' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', row_data, '}}') \
+                   CASE WHEN refusal IS NOT NULL THEN '{UNCAPTURED}' \
+                     WHEN event_type = 'insert' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":null}}') \
+                     WHEN event_type = 'update' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', COALESCE(old_row_data, 'null'), '}}') \
+                     WHEN event_type = 'delete' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', row_data, '}}') \
                      ELSE CONCAT('{{\"data\":', row_data, '}}') END, \
                    created_at, \
                    LOWER(CONCAT('msg_', LPAD(HEX(FLOOR(UNIX_TIMESTAMP(created_at) * 1000)), 12, '0'), \
                      LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'), \
-                     LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'))) \
-                 FROM ({matches}) m ORDER BY seq, hook_id",
+                     LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'))), \
+                   IF(refusal IS NULL, 'waiting', 'error'), \
+                   IF(refusal IS NULL, '', CONCAT('hook ', hook_name, ' (table ', COALESCE(table_name, '-'), \
+                     ', row ', COALESCE(object_id, '-'), '): ', refusal, '; nothing was sent')), \
+                   IF(refusal IS NULL, NULL, {NOW}) \
+                 FROM (SELECT m.*, {refusal} AS refusal FROM ({matches}) m) r ORDER BY seq, hook_id",
                 matches = matches_of(&list),
             ))
             .execute(conn)?;
@@ -771,10 +948,8 @@ impl super::Backend for MysqlConnection {
         ))
         .bind::<Text, _>(token)
         .execute(self)?;
-        let callbacks: Vec<Callback> = diesel::sql_query(format!(
-            "SELECT * FROM httphooks_callback_details WHERE id IN ({ids})"
-        ))
-        .load(self)?;
+        let callbacks: Vec<Callback> =
+            diesel::sql_query(super::callbacks::callbacks_by_ids_sql(&ids)).load(self)?;
         Ok(super::callbacks::claimed_in_order(callbacks, &due, &marked))
     }
 

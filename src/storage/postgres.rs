@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::PgConnection;
 
-use super::callbacks::{lease_ms_sql, ClaimFilter, Claimed, StartMarks};
+use super::callbacks::{lease_ms_sql, ClaimFilter, Claimed, StartMarks, UNCAPTURED};
 use super::{
     connection_error, now, primary_key, quote_literal, CaptureState, Column, ColumnKind, Table,
 };
@@ -98,38 +98,67 @@ fn with_columns(conn: &mut PgConnection, rows: Vec<TableRow>) -> Result<Option<T
     }))
 }
 
-/// The key columns are the trigger's arguments (see httphooks_capture()).
+/// The row trigger's arguments (see httphooks_capture()): the watched table's oid, which
+/// the clones of a partitioned table's trigger on its partitions pass on, then the key
+/// columns.
 fn trigger_arguments(table: &Table) -> Vec<String> {
-    primary_key(&table.columns)
-        .iter()
-        .map(|c| c.name.clone())
+    std::iter::once(table.oid.unwrap_or(0).to_string())
+        .chain(primary_key(&table.columns).iter().map(|c| c.name.clone()))
         .collect()
 }
 
+/// httphooks' two triggers of a table: its rows' changes, and TRUNCATE. Each with its
+/// `tgtype` (AFTER each row's INSERT, UPDATE and DELETE: 1 + 4 + 8 + 16; AFTER the
+/// statement's TRUNCATE: 32) and arguments.
+fn triggers(table: &Table) -> [(&'static str, &'static str, i16, Vec<String>); 2] {
+    let arguments = trigger_arguments(table);
+    [
+        (
+            "httphooks_capture",
+            "AFTER INSERT OR UPDATE OR DELETE ON {table} FOR EACH ROW",
+            29,
+            arguments.clone(),
+        ),
+        (
+            "httphooks_truncate",
+            "AFTER TRUNCATE ON {table} FOR EACH STATEMENT",
+            32,
+            arguments[..1].to_vec(),
+        ),
+    ]
+}
+
 pub fn trigger_sql(table: &Table) -> Vec<String> {
-    let arguments: Vec<String> = trigger_arguments(table)
-        .iter()
-        .map(|a| quote_literal(a))
-        .collect();
-    vec![format!(
-        "CREATE TRIGGER httphooks_capture AFTER INSERT OR UPDATE OR DELETE ON {} \
-         FOR EACH ROW EXECUTE FUNCTION httphooks_capture({});",
-        table.sql_name,
-        arguments.join(", ")
-    )]
+    triggers(table)
+        .into_iter()
+        .map(|(name, when, _, arguments)| {
+            let arguments: Vec<String> = arguments.iter().map(|a| quote_literal(a)).collect();
+            format!(
+                "CREATE TRIGGER {name} {} EXECUTE FUNCTION httphooks_capture({});",
+                when.replace("{table}", &table.sql_name),
+                arguments.join(", ")
+            )
+        })
+        .collect()
 }
 
 pub fn drop_trigger_sql(table: &Table) -> Vec<String> {
-    vec![format!(
-        "DROP TRIGGER IF EXISTS httphooks_capture ON {};",
-        table.sql_name
-    )]
+    triggers(table)
+        .into_iter()
+        .map(|(name, ..)| format!("DROP TRIGGER IF EXISTS {name} ON {};", table.sql_name))
+        .collect()
 }
 
 #[derive(QueryableByName)]
 struct TriggerRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    tgtype: i16,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    tgargs: Vec<u8>,
     #[diesel(sql_type = diesel::sql_types::Bool)]
-    intact: bool,
+    ours: bool,
 }
 
 /// The due rule (see `ClaimFilter::sql_condition`) with PostgreSQL's spelling and
@@ -144,6 +173,15 @@ fn due_condition(filter: &ClaimFilter) -> String {
         ));
     }
     condition
+}
+
+/// A size in bytes (an SQL expression) as text for messages: "12.0 MB", "512.0 KB".
+fn size_text(bytes: &str) -> String {
+    format!(
+        "(CASE WHEN {bytes} >= 1048576 THEN round({bytes} / 1048576.0, 1) || ' MB' \
+               WHEN {bytes} >= 1024 THEN round({bytes} / 1024.0, 1) || ' KB' \
+               ELSE {bytes} || ' bytes' END)"
+    )
 }
 
 /// The database's clock, in the UTC the timestamps hold.
@@ -176,6 +214,11 @@ impl super::Backend for PgConnection {
 
     fn other_schema_hint(&self) -> Option<&'static str> {
         Some("a table of another schema is named schema.table")
+    }
+
+    /// A statement trigger sees TRUNCATE (see the sixth migration).
+    fn captures_truncate(&self) -> bool {
+        true
     }
 
     fn tune_for_delivery(&mut self) -> Result<()> {
@@ -236,28 +279,52 @@ impl super::Backend for PgConnection {
         drop_trigger_sql(table)
     }
 
-    /// The trigger is intact when it is httphooks' function, enabled, AFTER each row's
-    /// INSERT, UPDATE and DELETE (tgtype 1 + 4 + 8 + 16), with the key as arguments (each
-    /// followed by a NUL byte in tgargs).
+    /// The triggers are intact when both are httphooks' function, enabled, of their
+    /// kind (`triggers`), with their arguments (each followed by a NUL byte in tgargs).
     fn capture_state(&mut self, table: &Table, _watched: &super::Watched) -> Result<CaptureState> {
-        let mut arguments = Vec::new();
-        for argument in trigger_arguments(table) {
-            arguments.extend_from_slice(argument.as_bytes());
-            arguments.push(0);
-        }
-        let rows: Vec<TriggerRow> = diesel::sql_query(
-            "SELECT (t.tgfoid = 'httphooks_capture()'::regprocedure AND t.tgenabled <> 'D' \
-                     AND t.tgtype = 29 AND t.tgargs = $2) AS intact \
-             FROM pg_trigger t WHERE t.tgrelid = $1::bigint::oid AND t.tgname = 'httphooks_capture'",
+        let found: Vec<(String, i16, Vec<u8>)> = diesel::sql_query(
+            "SELECT t.tgname::text AS name, t.tgtype, t.tgargs, \
+                    (t.tgfoid = 'httphooks_capture()'::regprocedure AND t.tgenabled <> 'D') AS ours \
+             FROM pg_trigger t WHERE t.tgrelid = $1::bigint::oid \
+               AND t.tgname IN ('httphooks_capture', 'httphooks_truncate')",
         )
         .bind::<BigInt, _>(table.oid.unwrap_or(0))
-        .bind::<diesel::sql_types::Binary, _>(arguments)
+        .load::<TriggerRow>(self)?
+        .into_iter()
+        .map(|t| (t.name, if t.ours { t.tgtype } else { -1 }, t.tgargs))
+        .collect();
+        let expected = triggers(table)
+            .into_iter()
+            .map(|(name, _, tgtype, arguments)| {
+                let mut bytes = Vec::new();
+                for argument in arguments {
+                    bytes.extend_from_slice(argument.as_bytes());
+                    bytes.push(0);
+                }
+                (name.to_owned(), tgtype, bytes)
+            })
+            .collect();
+        Ok(CaptureState::comparing(found, expected))
+    }
+
+    /// The other tables of its partition tree, as hooks name them: a hook on one of
+    /// them would need a trigger of the same name on the same partitions.
+    fn partition_relatives(&mut self, table: &Table) -> Result<Vec<String>> {
+        #[derive(QueryableByName)]
+        struct Name {
+            #[diesel(sql_type = Text)]
+            name: String,
+        }
+        let names: Vec<Name> = diesel::sql_query(
+            "SELECT CASE WHEN n.nspname = current_schema() THEN c.relname::text \
+                         ELSE n.nspname || '.' || c.relname END AS name \
+             FROM pg_partition_tree(pg_partition_root($1::bigint::oid)) t \
+             JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE t.relid <> $1::bigint::oid",
+        )
+        .bind::<BigInt, _>(table.oid.unwrap_or(0))
         .load(self)?;
-        Ok(match rows.first() {
-            None => CaptureState::Missing,
-            Some(row) if row.intact => CaptureState::Intact,
-            Some(_) => CaptureState::Stale,
-        })
+        Ok(names.into_iter().map(|n| n.name).collect())
     }
 
     /// Moves up to `limit` of the oldest new callbacks into httphooks_callbacks; returns
@@ -271,28 +338,51 @@ impl super::Backend for PgConnection {
                 "SELECT pg_advisory_xact_lock(727274686, hashtext(current_schema()))",
             )
             .execute(conn)?;
-            Ok(diesel::sql_query(
+            // A change marked as not captured (a truncation under a hook that listens to
+            // deletes), or whose data is larger than its hook allows, becomes a failed
+            // callback that says why: it stops nothing else.
+            Ok(diesel::sql_query(format!(
                 "WITH moved AS ( \
                    DELETE FROM httphooks_new_callbacks WHERE id IN \
                      (SELECT id FROM httphooks_new_callbacks ORDER BY id LIMIT $1) \
-                   RETURNING *) \
+                   RETURNING *), \
+                 made AS MATERIALIZED ( \
+                   SELECT m.id, v.hook_id, m.version_id, m.event_type, m.object_id, v.ordered, m.problem, \
+                     v.max_payload_size, v.name AS hook_name, v.table_name, \
+                     (CASE m.event_type \
+                       WHEN 'insert' THEN jsonb_build_object('instance', m.row_data, 'old', NULL) \
+                       WHEN 'update' THEN jsonb_build_object('instance', m.row_data, 'old', m.old_row_data) \
+                       WHEN 'delete' THEN jsonb_build_object('instance', m.row_data, 'old', m.row_data) \
+                       WHEN 'truncate' THEN jsonb_build_object('instance', NULL, 'old', NULL) \
+                       ELSE jsonb_build_object('data', m.row_data) END)::text AS event_data, \
+                     CASE WHEN m.created_at BETWEEN '1970-01-01' AND '100000-01-01' \
+                       THEN m.created_at ELSE now() AT TIME ZONE 'UTC' END AS made_at \
+                   FROM moved m JOIN httphooks_hook_versions v ON v.id = m.version_id), \
+                 judged AS ( \
+                   SELECT made.*, CASE WHEN problem IS NOT NULL THEN problem \
+                     WHEN octet_length(event_data) > max_payload_size THEN \
+                       'the change''s data is ' || {size} || ', more than the hook''s --max-payload-size of ' \
+                       || {limit} || '; raise it with `httphooks hooks edit ' || hook_name \
+                       || ' --max-payload-size SIZE` to send such changes' END AS refusal \
+                   FROM made) \
                  INSERT INTO httphooks_callbacks \
-                   (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id) \
-                 SELECT v.hook_id, m.version_id, m.event_type, m.object_id, v.ordered, \
-                   (CASE m.event_type \
-                     WHEN 'insert' THEN jsonb_build_object('instance', m.row_data, 'old', NULL) \
-                     WHEN 'update' THEN jsonb_build_object('instance', m.row_data, 'old', m.old_row_data) \
-                     WHEN 'delete' THEN jsonb_build_object('instance', m.row_data, 'old', m.row_data) \
-                     ELSE jsonb_build_object('data', m.row_data) END)::text, \
-                   m.made_at, \
-                   'msg_' || lpad(to_hex((extract(epoch FROM m.made_at) * 1000)::bigint), 12, '0') \
+                   (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id, \
+                    status, status_details, updated_at) \
+                 SELECT hook_id, version_id, event_type, object_id, ordered, \
+                   CASE WHEN refusal IS NULL THEN event_data ELSE '{UNCAPTURED}' END, \
+                   made_at, \
+                   'msg_' || lpad(to_hex((extract(epoch FROM made_at) * 1000)::bigint), 12, '0') \
                      || lpad(to_hex((random() * 1099511627776)::bigint), 10, '0') \
-                     || lpad(to_hex((random() * 1099511627776)::bigint), 10, '0') \
-                 FROM (SELECT moved.*, CASE WHEN created_at BETWEEN '1970-01-01' AND '100000-01-01' \
-                         THEN created_at ELSE now() AT TIME ZONE 'UTC' END AS made_at FROM moved) m \
-                 JOIN httphooks_hook_versions v ON v.id = m.version_id \
-                 ORDER BY m.id",
-            )
+                     || lpad(to_hex((random() * 1099511627776)::bigint), 10, '0'), \
+                   CASE WHEN refusal IS NULL THEN 'waiting' ELSE 'error' END, \
+                   CASE WHEN refusal IS NULL THEN '' ELSE 'hook ' || hook_name || ' (table ' \
+                     || coalesce(table_name, '-') || ', row ' || coalesce(object_id, '-') || '): ' \
+                     || refusal || '; nothing was sent' END, \
+                   CASE WHEN refusal IS NULL THEN NULL ELSE {NOW} END \
+                 FROM judged ORDER BY id",
+                size = size_text("octet_length(event_data)"),
+                limit = size_text("max_payload_size"),
+            ))
             .bind::<BigInt, _>(limit)
             .execute(conn)?)
         })
@@ -349,8 +439,11 @@ impl super::Backend for PgConnection {
                    claim_token = $3, claim_started = {mark} \
                FROM due{picked_from}, httphooks_hooks h WHERE c.id = due.id AND h.id = c.hook_id \
                RETURNING c.id, due.previous_token, due.previous_started, c.claim_started AS mark) \
-             SELECT d.*, claimed.previous_token, claimed.previous_started, claimed.mark AS marked \
-             FROM claimed JOIN httphooks_callback_details d ON d.id = claimed.id",
+             {callbacks}",
+            callbacks = super::callbacks::callbacks_sql(
+                ", claimed.previous_token, claimed.previous_started, claimed.mark AS marked",
+                " JOIN claimed ON claimed.id = d.id"
+            ),
             condition = due_condition(filter),
             lease = lease_ms_sql("h.timeout_ms"),
         ))

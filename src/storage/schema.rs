@@ -27,6 +27,7 @@ diesel::table! {
         table_oid -> Nullable<BigInt>,
         key_columns -> Nullable<Text>,
         capture_verified_at -> Nullable<Timestamp>,
+        max_payload_size -> BigInt,
     }
 }
 
@@ -48,6 +49,7 @@ diesel::table! {
         ca_file -> Nullable<Text>,
         created_at -> Timestamp,
         ordered -> Bool,
+        max_payload_size -> BigInt,
     }
 }
 
@@ -75,7 +77,8 @@ diesel::table! {
     }
 }
 
-// A view: a callback joined with its hook version (migrations define it).
+// A view: a callback with the content of its hook version (migrations define it); its
+// delivery settings are those of the hook version `settings_version_id`.
 diesel::table! {
     httphooks_callback_details (id) {
         id -> BigInt,
@@ -85,9 +88,6 @@ diesel::table! {
         event_type -> Text,
         table_name -> Nullable<Text>,
         object_id -> Nullable<Text>,
-        url -> Text,
-        http_method -> Text,
-        headers -> Text,
         content_type -> Text,
         payload_template -> Nullable<Text>,
         payload -> Nullable<Text>,
@@ -95,16 +95,11 @@ diesel::table! {
         status -> Text,
         status_details -> Text,
         attempts -> Integer,
-        max_attempts -> Integer,
-        timeout_ms -> Integer,
         next_attempt_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Nullable<Timestamp>,
         claimed_until -> Nullable<Timestamp>,
         claim_token -> Nullable<Text>,
-        auth -> Nullable<Text>,
-        signing_secret_env -> Nullable<Text>,
-        ca_file -> Nullable<Text>,
         settings_version_id -> BigInt,
         hook_enabled -> Nullable<Bool>,
         claim_started -> Bool,

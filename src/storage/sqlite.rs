@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::SqliteConnection;
 
-use super::callbacks::{ClaimFilter, Claimed, StartMarks};
+use super::callbacks::{ClaimFilter, Claimed, StartMarks, UNCAPTURED};
 use super::{
     connection_error, now, primary_key, quote_ident, quote_literal, CaptureState, Column,
     ColumnKind, Table, Watched, ROW_EVENTS,
@@ -22,14 +22,15 @@ const COLUMNS_PER_JSON_OBJECT: usize = 60;
 
 const SQLITE_FIX: &str = "that the path is a SQLite database file you may write";
 
-pub fn open(path: &str) -> Result<SqliteConnection> {
+/// Opens the file; a lock another connection holds is waited for up to `busy` at a
+/// time (the busy timeout makes concurrent writers wait instead of failing).
+pub fn open(path: &str, busy: std::time::Duration) -> Result<SqliteConnection> {
     let mut conn = SqliteConnection::establish(path)
         .map_err(|e| connection_error("SQLite", path, SQLITE_FIX, e))?;
-    // WAL lets `send_callbacks` read and write while the application writes; the busy
-    // timeout makes concurrent writers wait instead of failing.
-    conn.batch_execute(
-        "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;",
-    )
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON;",
+        busy.as_millis()
+    ))
     .map_err(|e| connection_error("SQLite", path, SQLITE_FIX, e))?;
     Ok(conn)
 }
@@ -205,21 +206,55 @@ struct TriggerRow {
 /// ids in creation order (`--ordered` relies on it), each with its webhook-id: the
 /// change's time in milliseconds (12 hex digits) and 80 random bits. The row data is JSON made by
 /// json_object() or json(), so it is pasted into the event data as it is (parsing it
-/// again would cost a tenth of the admission).
-const ADMIT: &str = "INSERT INTO httphooks_callbacks \
-    (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id) \
-    SELECT hook_id, version_id, event_type, \
-      CASE WHEN typeof(object_id) = 'blob' THEN hex(object_id) ELSE CAST(object_id AS TEXT) END, ordered, \
-      CASE event_type \
-        WHEN 'insert' THEN '{\"instance\":' || row_data || ',\"old\":null}' \
-        WHEN 'update' THEN '{\"instance\":' || row_data || ',\"old\":' || coalesce(old_row_data, 'null') || '}' \
-        WHEN 'delete' THEN '{\"instance\":' || row_data || ',\"old\":' || row_data || '}' \
-        ELSE '{\"data\":' || row_data || '}' END, \
-      strftime('%Y-%m-%d %H:%M:%f', made_at), \
-      'msg_' || printf('%012x', CAST((made_at - 2440587.5) * 86400000 AS INTEGER)) \
-        || lower(hex(randomblob(10))) \
-    FROM (SELECT *, coalesce(julianday(created_at), julianday('now')) AS made_at \
-          FROM httphooks_new_callback_matches WHERE seq BETWEEN ?1 AND ?2) ORDER BY seq, hook_id";
+/// again would cost a tenth of the admission). A change whose data is larger than its
+/// hook allows becomes a failed callback that says so: it stops nothing else.
+fn admit_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO httphooks_callbacks \
+              (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id, \
+               status, status_details, updated_at) \
+             SELECT hook_id, version_id, event_type, object_id, ordered, \
+               CASE WHEN refusal IS NOT NULL THEN '{UNCAPTURED}' \
+                 WHEN event_type = 'insert' THEN '{{\"instance\":' || row_data || ',\"old\":null}}' \
+                 WHEN event_type = 'update' THEN '{{\"instance\":' || row_data || ',\"old\":' || coalesce(old_row_data, 'null') || '}}' \
+                 WHEN event_type = 'delete' THEN '{{\"instance\":' || row_data || ',\"old\":' || row_data || '}}' \
+                 ELSE '{{\"data\":' || row_data || '}}' END, \
+               strftime('%Y-%m-%d %H:%M:%f', made_at), \
+               'msg_' || printf('%012x', CAST((made_at - 2440587.5) * 86400000 AS INTEGER)) \
+                 || lower(hex(randomblob(10))), \
+               CASE WHEN refusal IS NULL THEN 'waiting' ELSE 'error' END, \
+               CASE WHEN refusal IS NULL THEN '' ELSE 'hook ' || hook_name || ' (table ' || coalesce(table_name, '-') \
+                 || ', row ' || coalesce(object_id, '-') || '): ' || refusal || '; nothing was sent' END, \
+               CASE WHEN refusal IS NULL THEN NULL ELSE strftime('%Y-%m-%d %H:%M:%f', 'now') END \
+             FROM (SELECT *, CASE WHEN problem IS NOT NULL THEN problem \
+                     WHEN size > max_payload_size THEN 'the change''s data is ' || {size} \
+                       || ', more than the hook''s --max-payload-size of ' || {limit} \
+                       || '; raise it with `httphooks hooks edit ' || hook_name \
+                       || ' --max-payload-size SIZE` to send such changes' END AS refusal \
+                   FROM (SELECT seq, hook_id, version_id, event_type, ordered, row_data, old_row_data, problem, \
+                           max_payload_size, hook_name, table_name, \
+                           CASE WHEN typeof(object_id) = 'blob' THEN hex(object_id) ELSE CAST(object_id AS TEXT) END AS object_id, \
+                           coalesce(julianday(created_at), julianday('now')) AS made_at, \
+                           octet_length(row_data) * (CASE event_type WHEN 'delete' THEN 2 ELSE 1 END) \
+                             + coalesce(octet_length(old_row_data), 0) + 32 AS size \
+                         FROM httphooks_new_callback_matches WHERE seq BETWEEN ?1 AND ?2)) \
+             ORDER BY seq, hook_id",
+            size = size_text("size"),
+            limit = size_text("max_payload_size"),
+        )
+    })
+}
+
+/// A size in bytes (an SQL expression) as text for messages: "12.0 MB", "512.0 KB".
+fn size_text(bytes: &str) -> String {
+    format!(
+        "(CASE WHEN {bytes} >= 1048576 THEN printf('%.1f MB', {bytes} / 1048576.0) \
+               WHEN {bytes} >= 1024 THEN printf('%.1f KB', {bytes} / 1024.0) \
+               ELSE {bytes} || ' bytes' END)"
+    )
+}
 
 /// The callbacks of a change that admission could not read (say, a value that breaks
 /// SQLite's JSON functions): one failed callback per hook the change may have gone to,
@@ -241,7 +276,7 @@ const QUARANTINE: &str = "INSERT INTO httphooks_callbacks \
     WHERE n.id = ?1";
 
 fn admit_range(conn: &mut SqliteConnection, first: i64, last: i64) -> Result<usize> {
-    Ok(diesel::sql_query(ADMIT)
+    Ok(diesel::sql_query(admit_sql())
         .bind::<BigInt, _>(first)
         .bind::<BigInt, _>(last)
         .execute(conn)?)
@@ -286,6 +321,23 @@ impl super::Backend for SqliteConnection {
     fn tune_for_delivery(&mut self) -> Result<()> {
         self.batch_execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000")?;
         Ok(())
+    }
+
+    /// WAL lets `send_callbacks` read and write while the application writes. Set once
+    /// the database is known to be httphooks' (a command that refuses an application's
+    /// file leaves its journal as it was); a database another connection holds locked
+    /// keeps its journal until a later command.
+    fn prepare_for_use(&mut self) -> Result<()> {
+        match self
+            .batch_execute("PRAGMA journal_mode = WAL")
+            .map_err(crate::Error::from)
+        {
+            Err(error) if error.db_failure() == Some(crate::error::DbFailure::Busy) => {
+                log::debug!("journal_mode stays as it is for now: {error}");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Takes the write lock up front, so that concurrent writers wait for
@@ -479,10 +531,8 @@ impl super::Backend for SqliteConnection {
             .bind::<Text, _>(token)
             .bind::<Timestamp, _>(now)
             .execute(self)?;
-            let callbacks: Vec<super::models::Callback> = diesel::sql_query(format!(
-                "SELECT * FROM httphooks_callback_details WHERE id IN ({ids})"
-            ))
-            .load(self)?;
+            let callbacks: Vec<super::models::Callback> =
+                diesel::sql_query(super::callbacks::callbacks_by_ids_sql(&ids)).load(self)?;
             Ok(super::callbacks::claimed_in_order(callbacks, &due, &marked))
         }
     }

@@ -153,6 +153,7 @@ impl TestDb {
         let mut cmd = httphooks();
         cmd.current_dir(self.dir.path())
             .env("DATABASE_URL", &self.url)
+            .env("STATE_DIRECTORY", self.dir.path())
             .env_remove("RUST_LOG");
         cmd
     }
@@ -162,6 +163,7 @@ impl TestDb {
         std::process::Command::new(binary())
             .current_dir(self.dir.path())
             .env("DATABASE_URL", &self.url)
+            .env("STATE_DIRECTORY", self.dir.path())
             .env_remove("RUST_LOG")
             .args(args)
             .stdout(std::process::Stdio::piped())

@@ -10,9 +10,10 @@ use crate::cli::HookDefinition;
 use crate::delivery::auth::Auth;
 use crate::delivery::headers::{literal_dollar_warnings, parse_header_args};
 use crate::error::{Error, Result};
-use crate::payload::{render_sample, ContentType, EventContext, Renderer};
+use crate::payload::size;
+use crate::payload::{check_against_columns, render_sample, ContentType, EventContext, Renderer};
 use crate::storage::models::{join_events, Hook, HookFields};
-use crate::storage::{hooks, Column, Db, Table, ROW_EVENTS};
+use crate::storage::{hooks, Column, Db, Table, TABLE_EVENTS};
 
 /// The headers given are saved as they are; a `$VAR` among them most likely meant
 /// `${VAR}`, so say so (on stderr, where it does not disturb scripts).
@@ -55,6 +56,7 @@ pub(super) struct Draft {
     pub(super) auth: Option<String>,
     pub(super) signing_secret_env: Option<String>,
     pub(super) ca_file: Option<String>,
+    pub(super) max_payload_size: i64,
 }
 
 impl From<&Hook> for Draft {
@@ -77,6 +79,7 @@ impl From<&Hook> for Draft {
             auth: hook.auth.clone(),
             signing_secret_env: hook.signing_secret_env.clone(),
             ca_file: hook.ca_file.clone(),
+            max_payload_size: hook.max_payload_size,
         }
     }
 }
@@ -129,9 +132,16 @@ pub(super) fn validate(
                     "hooks cannot watch httphooks' own tables; choose an application table",
                 ));
             }
-            if let Some(custom) = events.iter().find(|e| !ROW_EVENTS.contains(&e.as_str())) {
+            if let Some(custom) = events.iter().find(|e| !TABLE_EVENTS.contains(&e.as_str())) {
                 return Err(Error::invalid(format!(
-                    "a table hook takes only insert, update and delete, not {custom:?}; omit --table for custom events"
+                    "a table hook takes only insert, update, delete and truncate, not {custom:?}; omit --table for custom events"
+                )));
+            }
+            if events.iter().any(|e| e == "truncate") && !db.captures_truncate() {
+                return Err(Error::invalid(format!(
+                    "{} fires no trigger on TRUNCATE, so a hook cannot listen to truncate there \
+                     (README: What is captured); remove truncate from --events",
+                    db.backend_name()
                 )));
             }
             let found = db.find_table(table)?.ok_or_else(|| {
@@ -143,6 +153,7 @@ pub(super) fn validate(
                         .unwrap_or_default()
                 ))
             })?;
+            check_partition_tree(db, &found, editing)?;
             Some(check_key(db, found, draft.key.as_deref(), editing)?)
         }
         None => {
@@ -151,7 +162,7 @@ pub(super) fn validate(
                     "--key names a table's key columns; give --table too, or omit --key for custom events",
                 ));
             }
-            if let Some(row_event) = events.iter().find(|e| ROW_EVENTS.contains(&e.as_str())) {
+            if let Some(row_event) = events.iter().find(|e| TABLE_EVENTS.contains(&e.as_str())) {
                 return Err(Error::invalid(format!(
                     "the {row_event} event needs --table; hooks without a table take custom events only"
                 )));
@@ -220,6 +231,13 @@ pub(super) fn validate(
     if !(1..=50).contains(&draft.max_attempts) {
         return Err(Error::invalid("--max-attempts must be between 1 and 50"));
     }
+    if !(size::MIN_MAX_PAYLOAD..=size::MAX_MAX_PAYLOAD).contains(&draft.max_payload_size) {
+        return Err(Error::invalid(format!(
+            "--max-payload-size must be between {} and {}",
+            size::format(size::MIN_MAX_PAYLOAD),
+            size::format(size::MAX_MAX_PAYLOAD)
+        )));
+    }
 
     if let Some(variable) = &draft.signing_secret_env {
         check_variable_name("--signing-secret-env", variable)?;
@@ -257,8 +275,32 @@ pub(super) fn validate(
             }
             _ => None,
         },
+        max_payload_size: draft.max_payload_size,
     };
     Ok(fields)
+}
+
+/// One table of a partition tree may be watched (PostgreSQL): a hook on a partitioned
+/// table gets the changes of every partition, through the same trigger cloned onto them.
+fn check_partition_tree(db: &mut Db, table: &Table, editing: Option<i64>) -> Result<()> {
+    let relatives = db.partition_relatives(table)?;
+    if relatives.is_empty() {
+        return Ok(());
+    }
+    for other in hooks::list(db)? {
+        if Some(other.id) == editing {
+            continue;
+        }
+        if let Some(watched) = other.table_name.filter(|name| relatives.contains(name)) {
+            return Err(Error::invalid(format!(
+                "table {} is in one partition tree with table {watched}, which hook {} watches; \
+                 a hook on the partitioned table gets the changes of all its partitions, so \
+                 watch one table of the tree (give --table {watched}, or move hook {} first)",
+                table.name, other.name, other.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn key_names(given: &[String]) -> Vec<String> {
@@ -336,17 +378,27 @@ pub(super) fn check_template(
     let mut renderer = Renderer::new();
     let template = draft.template.as_deref();
     let fail = |event: &str, problem: crate::payload::PayloadError| {
+        let hint = if event == "truncate" {
+            " (a truncate event has no row: instance and old are null, so test them with {% if instance %})"
+        } else {
+            ""
+        };
         Error::invalid(format!(
-            "hook {name}: for {event} events {problem}; fix the template and try again"
+            "hook {name}: for {event} events {problem}; fix the template{hint} and try again"
         ))
     };
     match (columns, &draft.table) {
         (Some(columns), Some(table)) => {
-            for event in events {
-                let sample = EventContext::sample(name, table, event, columns);
-                render_sample(&mut renderer, template, content_type, &sample, columns)
-                    .map_err(|p| fail(event, p))?;
-            }
+            check_against_columns(
+                &mut renderer,
+                template,
+                content_type,
+                name,
+                table,
+                events,
+                columns,
+            )
+            .map_err(|(event, problem)| fail(&event, problem))?;
         }
         _ => match sample_data {
             Some(sample) => {

@@ -19,6 +19,7 @@ use crate::cli::{Format, HookAddArgs, HookEditArgs, HooksCommand};
 use crate::delivery::auth::Auth;
 use crate::delivery::headers::{parse_header_args, stored_pairs};
 use crate::error::{Error, Result};
+use crate::payload::size;
 use crate::storage::capture::{self, State};
 use crate::storage::models::Hook;
 use crate::storage::{callbacks, hooks, Db};
@@ -86,6 +87,7 @@ fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
             .map(Into::into)
             .unwrap_or(Duration::from_secs(10)),
         max_attempts: def.max_attempts.unwrap_or(8),
+        max_payload_size: max_payload_size_flag(def)?.unwrap_or(size::DEFAULT_MAX_PAYLOAD),
         enabled: !args.disabled,
         ordered: def.ordered,
         auth: auth_from_flags(def)?.flatten(),
@@ -95,6 +97,7 @@ fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
     let fields = validate(db, &draft, def.sample_data.as_deref(), None)?;
     warn_about_literal_dollars(def)?;
     let hook = hooks::create(db, &fields)?;
+    warn_of_uncaptured_changes(db, &hook)?;
     println!(
         "created hook {} (id {}){}",
         hook.name,
@@ -178,14 +181,43 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
     if let Some(max_attempts) = def.max_attempts {
         draft.max_attempts = max_attempts;
     }
+    if let Some(max_payload_size) = max_payload_size_flag(def)? {
+        draft.max_payload_size = max_payload_size;
+    }
     let fields = validate(db, &draft, def.sample_data.as_deref(), Some(hook.id))?;
     warn_about_literal_dollars(def)?;
     let hook = hooks::update(db, &hook, &fields)?;
+    warn_of_uncaptured_changes(db, &hook)?;
     println!(
         "updated hook {} (id {}); callbacks already made keep their content and go out with the new settings",
         hook.name, hook.id
     );
     Ok(())
+}
+
+/// Says which changes of the hook's table reach no trigger (MySQL: foreign-key
+/// cascades), for the events it listens to; `status` shows them too.
+fn warn_of_uncaptured_changes(db: &mut Db, hook: &Hook) -> Result<()> {
+    let Some(table) = hook.table_name.as_deref() else {
+        return Ok(());
+    };
+    if let Some(table) = db.find_table(table)? {
+        for path in db.uncaptured_paths(&table, &hook.event_list())? {
+            eprintln!("httphooks: warning: {path}");
+        }
+    }
+    Ok(())
+}
+
+/// `--max-payload-size` in bytes, when given.
+fn max_payload_size_flag(def: &crate::cli::HookDefinition) -> Result<Option<i64>> {
+    def.max_payload_size
+        .as_deref()
+        .map(|given| {
+            size::parse(given)
+                .map_err(|problem| Error::invalid(format!("--max-payload-size: {problem}")))
+        })
+        .transpose()
 }
 
 fn set_enabled(db: &mut Db, name: &str, enabled: bool) -> Result<()> {
@@ -278,8 +310,17 @@ fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
             gone.push(table.name().to_owned());
         }
     }
+    let templates = super::capture::template_problems(&tables);
     if gone.is_empty() {
-        Ok(())
+        match templates.split_last() {
+            None => Ok(()),
+            Some((last, others)) => {
+                for problem in others {
+                    eprintln!("httphooks: {}", problem.message);
+                }
+                Err(Error::invalid(last.message.clone()))
+            }
+        }
     } else {
         Err(Error::environment(format!(
             "could not sync {} of {} watched table(s) because they no longer exist ({}); re-create them or remove their hooks",
@@ -395,6 +436,7 @@ fn hook_json(hook: &Hook) -> Value {
         "key": hook.key_list(),
         "timeout": humantime::format_duration(Duration::from_millis(hook.timeout_ms as u64)).to_string(),
         "max_attempts": hook.max_attempts,
+        "max_payload_size": size::format(hook.max_payload_size),
         "auth": Auth::parse(hook.auth.as_deref()).map(|auth| serde_json::to_value(auth).expect("serializes")),
         "signing_secret_env": hook.signing_secret_env,
         "ca_file": hook.ca_file,

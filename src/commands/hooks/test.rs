@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::definition::check_url;
 use crate::cli::HookTestArgs;
-use crate::delivery::{prepare, shown_headers, Deliverer, DeliverySettings};
+use crate::delivery::{prepare, shown_headers, Deliverer};
 use crate::error::{Error, Result};
 use crate::payload::{render_sample, ContentType, EventContext, Renderer};
 use crate::storage::{hooks, Db};
@@ -83,18 +83,11 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
     if let Some(to) = &args.to {
         check_url("--to", to)?;
     }
-    let target_url = args.to.clone().unwrap_or_else(|| hook.target_url.clone());
-    let target = DeliverySettings {
-        url: &target_url,
-        http_method: &hook.http_method,
-        headers: &hook.headers,
-        content_type: &hook.content_type,
-        timeout_ms: hook.timeout_ms,
-        auth: hook.auth.as_deref(),
-        signing_secret_env: hook.signing_secret_env.as_deref(),
-        ca_file: hook.ca_file.as_deref(),
-    };
-    let prepared = prepare(&target, "msg_test", &body)
+    let mut target = hook.settings();
+    if let Some(to) = &args.to {
+        target.target_url = to.clone();
+    }
+    let prepared = prepare(&target, &hook.content_type, "msg_test", &body)
         .map_err(|problem| Error::environment(format!("{problem}; set it and try again")))?;
     if args.dry_run {
         println!("{}", prepared.as_text());
