@@ -16,7 +16,8 @@
 //!
 //!   cargo bench --bench delivery -- --scenario hanging [--n 2000] [--latency-ms 20]
 //!       One endpoint never answers, one is healthy (answering after --latency-ms):
-//!       the healthy one's rate with the hanging one beside it, against its rate alone.
+//!       the healthy one's rate with the hanging one beside it, against its rate alone;
+//!       then the same with the hanging one a route (`/hang`) of the healthy server.
 //!   cargo bench --bench delivery -- --scenario slowdown [--n 600]
 //!       A receiver that takes 10 ms plus 10 ms per request it is already serving:
 //!       how many requests it is given at once over time (the limiter settling).
@@ -503,18 +504,22 @@ fn last_arrival(server: &Server, started: Instant) -> f64 {
 }
 
 /// One endpoint never answers, the other is healthy: the healthy one's rate beside
-/// it, against its rate alone (same rows, same run settings).
+/// it, against its rate alone (same rows, same run settings). Then the same with the
+/// hanging one a route of the healthy server (`/hang` beside `/healthy`).
 fn hanging(db: &TestDb, options: &Options) {
     let n = options.n.min(20_000);
     let latency = options.latency_ms;
-    let healthy = Server::start_lean(move |_| match latency {
-        0 => Reply::Status(200),
-        ms => Reply::Slow(Duration::from_millis(ms)),
+    let healthy = Server::start_lean(move |request| match (request.path.as_str(), latency) {
+        ("/hang", _) => Reply::Hang,
+        (_, 0) => Reply::Status(200),
+        (_, ms) => Reply::Slow(Duration::from_millis(ms)),
     });
     let dead = Server::start_lean(|_| Reply::Hang);
     hooked_table(db, "alone", &healthy.url("/alone"), &[]);
     hooked_table(db, "healthy", &healthy.url("/healthy"), &[]);
     hooked_table(db, "dead", &dead.url("/dead"), &["--timeout", "10s"]);
+    hooked_table(db, "route", &healthy.url("/healthy"), &[]);
+    hooked_table(db, "hang", &healthy.url("/hang"), &["--timeout", "10s"]);
     let concurrency = options.concurrency.to_string();
     println!(
         "scenario hanging: {n} callbacks to a healthy endpoint ({latency} ms), concurrency {concurrency}"
@@ -554,6 +559,43 @@ fn hanging(db: &TestDb, options: &Options) {
          the hanging endpoint got {} requests; the run took {:.1}s (--max-runtime {deadline})",
         100.0 * beside_rate / alone_rate,
         dead.received().len(),
+        elapsed.as_secs_f64()
+    );
+
+    // The hanging endpoint's backlog would hang beside the route too.
+    run(db, &["hooks", "remove", "dead", "--force"]);
+    insert(db, &["route", "hang"], n);
+    let count = |path: &str| healthy.received().iter().filter(|r| r.path == path).count();
+    let (healthy_before, hang_before) = (count("/healthy"), count("/hang"));
+    let total_before = healthy.received().len();
+    let started = Instant::now();
+    let (elapsed, summary) = run(
+        db,
+        &[
+            "send_callbacks",
+            "--concurrency",
+            &concurrency,
+            "--max-runtime",
+            &deadline,
+        ],
+    );
+    let beside = healthy.received()[total_before..]
+        .iter()
+        .filter(|r| r.path == "/healthy")
+        .map(|r| r.at.duration_since(started).as_secs_f64())
+        .fold(0.0, f64::max);
+    assert_eq!(
+        count("/healthy") - healthy_before,
+        n,
+        "every healthy callback arrived once"
+    );
+    let beside_rate = n as f64 / beside;
+    println!("{summary}");
+    println!(
+        "beside a hanging route of the same server: {n} in {beside:.2}s = {beside_rate:.0}/s ({:.0}% of its rate alone); \
+         the hanging route got {} requests; the run took {:.1}s (--max-runtime {deadline})",
+        100.0 * beside_rate / alone_rate,
+        count("/hang") - hang_before,
         elapsed.as_secs_f64()
     );
 }

@@ -296,7 +296,7 @@ fn fetch(client: &Client, oauth: &OAuth2Client, timeout: Duration) -> Result<Tok
             Header::new("Content-Type", "application/x-www-form-urlencoded"),
             Header::new("Accept", "application/json"),
         ],
-        body: Some(form.finish()),
+        body: Some(form.finish().into()),
         timeout,
         ca_file: None,
     };

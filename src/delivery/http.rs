@@ -26,8 +26,9 @@ pub struct Request {
     pub method: String,
     pub url: String,
     pub headers: Vec<Header>,
-    /// None for GET.
-    pub body: Option<String>,
+    /// None for GET. Shared: the attempt record and the stored payload refer to the
+    /// same bytes, which may be megabytes.
+    pub body: Option<std::sync::Arc<str>>,
     pub timeout: Duration,
     /// An extra CA certificate file (PEM) to trust, besides the usual roots.
     pub ca_file: Option<String>,

@@ -2,6 +2,7 @@
 //! and what came back into attempt records and the callback's next state.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -117,7 +118,7 @@ pub fn request_template(
 
 impl RequestTemplate {
     /// The request for one callback: its `webhook-id` and body.
-    pub fn prepare(&self, webhook_id: &str, body: &str) -> Prepared {
+    pub fn prepare(&self, webhook_id: &str, body: Arc<str>) -> Prepared {
         let mut headers = self.headers.clone();
         headers.push(Header::new("webhook-id", webhook_id));
         Prepared {
@@ -125,7 +126,7 @@ impl RequestTemplate {
                 method: self.method.clone(),
                 url: self.url.clone(),
                 headers,
-                body: self.sends_body.then(|| body.to_owned()),
+                body: self.sends_body.then_some(body),
                 timeout: self.timeout,
                 ca_file: self.ca_file.clone(),
             },
@@ -144,7 +145,7 @@ pub fn prepare(
     webhook_id: &str,
     body: &str,
 ) -> Result<Prepared, EnvProblem> {
-    Ok(request_template(target, content_type)?.prepare(webhook_id, body))
+    Ok(request_template(target, content_type)?.prepare(webhook_id, Arc::from(body)))
 }
 
 impl Prepared {
@@ -331,7 +332,7 @@ impl Deliverer {
         &self,
         callback: &Callback,
         prepared: &Prepared,
-        rendered_payload: Option<String>,
+        rendered_payload: Option<Arc<str>>,
         may_start: &dyn Fn() -> bool,
     ) -> Delivered {
         let exchanges = self.send(prepared, may_start);
@@ -414,7 +415,7 @@ fn attempt_record(callback_id: i64, number: i32, exchange: &Exchange) -> Attempt
         request_method: request.method.clone(),
         request_url: request.url.clone(),
         request_headers: serde_json::to_string(&shown_headers(request)).expect("strings serialize"),
-        request_body: request.body.clone().unwrap_or_default(),
+        request_body: request.body.as_deref().unwrap_or_default().to_owned(),
         response_status_code: None,
         response_reason: None,
         response_headers: None,

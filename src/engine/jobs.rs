@@ -133,13 +133,15 @@ pub fn prepare(
     let template = templates
         .entry(callback.settings_version_id)
         .or_insert_with(|| request_template(&callback.settings, &callback.content_type));
+    let size = body.len();
+    let body: std::sync::Arc<str> = body.into();
     match template
         .as_ref()
-        .map(|t| t.prepare(&callback.webhook_id(), &body))
+        .map(|t| t.prepare(&callback.webhook_id(), body.clone()))
     {
         Ok(prepared) => Preparation::Job(Job {
             route: route_of(&callback.settings.target_url),
-            size: body.len(),
+            size,
             timeout: callback.settings.timeout(),
             rendered_payload: rendered_now.then_some(body),
             callback,

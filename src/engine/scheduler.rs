@@ -48,7 +48,7 @@ pub struct Job {
     pub callback: Callback,
     pub prepared: Prepared,
     /// The body, when it was rendered by this run (it is stored with the outcome).
-    pub rendered_payload: Option<String>,
+    pub rendered_payload: Option<std::sync::Arc<str>>,
     /// The route it goes to (see [`route_of`]).
     pub route: String,
     /// The bytes it holds (its body), for the run's memory bound.

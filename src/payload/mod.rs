@@ -159,33 +159,28 @@ impl EventContext {
             .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
-    /// The body sent when a hook has no template.
+    /// The body sent when a hook has no template, as a document.
     pub fn default_payload(&self) -> Value {
-        let mut payload = json!({
-            "event_type": self.event_type,
-            "object_type": self.table,
-            "object_id": self.object_id,
-        });
-        let fields = payload.as_object_mut().expect("built as an object");
-        if let Some(instance) = &self.instance {
-            fields.insert("object_serialization".into(), instance.clone());
+        serde_json::to_value(self.default_fields()).expect("a payload serializes")
+    }
+
+    /// The default payload's fields, borrowing the rows: written straight to JSON text,
+    /// a row of megabytes is not copied on the way.
+    fn default_fields(&self) -> DefaultPayload<'_> {
+        DefaultPayload {
+            event_type: &self.event_type,
+            object_type: self.table.as_deref(),
+            object_id: self.object_id.as_deref(),
+            object_serialization: self.instance.as_ref(),
+            old_object_serialization: self.old.as_ref(),
+            data: self.data.as_ref(),
+            event_metadata: EventMetadata {
+                event_type: &self.event_type,
+                time: self.time_rfc3339(),
+                hook: &self.hook,
+                callback_id: self.callback_id,
+            },
         }
-        if let Some(old) = &self.old {
-            fields.insert("old_object_serialization".into(), old.clone());
-        }
-        if let Some(data) = &self.data {
-            fields.insert("data".into(), data.clone());
-        }
-        fields.insert(
-            "event_metadata".into(),
-            json!({
-                "event_type": self.event_type,
-                "time": self.time_rfc3339(),
-                "hook": self.hook,
-                "callback_id": self.callback_id,
-            }),
-        );
-        payload
     }
 
     /// The variables a template sees.
@@ -204,6 +199,29 @@ impl EventContext {
     }
 }
 
+/// The default payload (docs/behaviour.md §3), its fields in this order.
+#[derive(serde::Serialize)]
+struct DefaultPayload<'a> {
+    event_type: &'a str,
+    object_type: Option<&'a str>,
+    object_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object_serialization: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_object_serialization: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+    event_metadata: EventMetadata<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct EventMetadata<'a> {
+    event_type: &'a str,
+    time: String,
+    hook: &'a str,
+    callback_id: i64,
+}
+
 /// Renders a callback's body: the template (or the default payload), checked to be a
 /// valid document for the content type, then encoded for the wire.
 pub fn render_body(
@@ -216,7 +234,7 @@ pub fn render_body(
         Some(template) => {
             renderer.render(template, content_type, &context.template_context(), &[])?
         }
-        None => default_document(content_type, context)?,
+        None => return default_body(content_type, context),
     };
     encode(document, content_type)
 }
@@ -262,22 +280,24 @@ pub fn render_sample(
             &context.template_context(),
             &json_columns,
         )?,
-        None => default_document(content_type, context)?,
+        None => return default_body(content_type, context),
     };
     encode(document, content_type)
 }
 
-fn default_document(
-    content_type: ContentType,
-    context: &EventContext,
-) -> Result<String, PayloadError> {
-    if content_type == ContentType::Xml {
-        return Err(PayloadError::Document(
+/// The default payload, encoded for the content type. Made by serializing, so it is
+/// valid JSON without parsing it again (a row may be megabytes).
+fn default_body(content_type: ContentType, context: &EventContext) -> Result<String, PayloadError> {
+    match content_type {
+        ContentType::Xml => Err(PayloadError::Document(
             "an application/xml hook needs a template, since the default payload is JSON"
                 .to_owned(),
-        ));
+        )),
+        ContentType::Form => flatten_form(&context.default_payload()),
+        ContentType::Json | ContentType::Text => {
+            Ok(serde_json::to_string(&context.default_fields()).expect("a payload serializes"))
+        }
     }
-    Ok(context.default_payload().to_string())
 }
 
 fn encode(document: String, content_type: ContentType) -> Result<String, PayloadError> {

@@ -247,7 +247,7 @@ pub struct Outcome {
     /// For the run's statistics per hook.
     pub hook_id: i64,
     /// The body rendered for the first attempt, stored so retries send the same bytes.
-    pub rendered_payload: Option<String>,
+    pub rendered_payload: Option<std::sync::Arc<str>>,
     pub status: Status,
     pub status_details: String,
     pub next_attempt_at: Option<NaiveDateTime>,
@@ -309,7 +309,7 @@ fn attempt_bytes(attempt: &&Attempt) -> usize {
 
 fn outcome_bytes(outcome: &&Outcome) -> usize {
     256 + outcome.status_details.len()
-        + outcome.rendered_payload.as_ref().map_or(0, String::len)
+        + outcome.rendered_payload.as_ref().map_or(0, |p| p.len())
         + outcome
             .attempts
             .iter()
@@ -341,29 +341,64 @@ fn record_part(db: &mut Db, token: &str, outcomes: &[&Outcome]) -> Result<usize>
     // renewals do, and two writers taking the same rows in different orders deadlock.
     let mut in_id_order: Vec<&Outcome> = outcomes.to_vec();
     in_id_order.sort_by_key(|o| o.callback_id);
-    let changes: Vec<serde_json::Value> = in_id_order
+    // Written straight to JSON text, borrowing bodies rather than copying them first.
+    #[derive(serde::Serialize)]
+    struct Change<'a> {
+        id: i64,
+        status: &'static str,
+        details: &'a str,
+        attempted: usize,
+        next_attempt_at: Option<String>,
+        payload: Option<&'a str>,
+    }
+    let changes: Vec<Change> = in_id_order
         .into_iter()
-        .map(|o| {
-            serde_json::json!({
-                "id": o.callback_id,
-                "status": o.status.as_str(),
-                "details": o.status_details,
-                "attempted": o.attempts.len(),
-                "next_attempt_at": o.next_attempt_at.map(|t| t.format(TIMESTAMP_FORMAT).to_string()),
-                "payload": o.rendered_payload,
-            })
+        .map(|o| Change {
+            id: o.callback_id,
+            status: o.status.as_str(),
+            details: &o.status_details,
+            attempted: o.attempts.len(),
+            next_attempt_at: o
+                .next_attempt_at
+                .map(|t| t.format(TIMESTAMP_FORMAT).to_string()),
+            payload: o
+                .rendered_payload
+                .as_deref()
+                .filter(|p| p.len() <= INLINE_PAYLOAD),
         })
         .collect();
-    let changes = serde_json::Value::Array(changes).to_string();
+    let changes = serde_json::to_string(&changes).expect("outcomes serialize");
+    let large: Vec<(i64, &str)> = outcomes
+        .iter()
+        .filter_map(|o| Some((o.callback_id, o.rendered_payload.as_deref()?)))
+        .filter(|(_, payload)| payload.len() > INLINE_PAYLOAD)
+        .collect();
     db.write_transaction(|db| {
         for part in chunks_by_bytes(&attempts, attempt_bytes, RECORD_BYTES) {
             with_conn!(db, |conn| diesel::insert_into(httphooks_attempts::table)
                 .values(part.to_vec())
                 .execute(conn))?;
         }
+        for (id, payload) in &large {
+            with_conn!(db, |conn| {
+                use httphooks_callbacks::dsl as c;
+                diesel::update(
+                    c::httphooks_callbacks
+                        .filter(c::id.eq(id))
+                        .filter(c::claim_token.eq(token)),
+                )
+                .set(c::payload.eq(payload))
+                .execute(conn)
+            })?;
+        }
         db.apply_outcomes(token, &changes, now())
     })
 }
+
+/// Bodies up to this size are stored with the outcomes' one JSON array; larger ones by
+/// a statement of their own, since the databases' JSON functions copy every value
+/// they read several times (a 20 MB body cost SQLite 300 MB).
+const INLINE_PAYLOAD: usize = 64 << 10;
 
 /// How timestamps are written inside JSON for the backends to read back: diesel's
 /// SQLite text form, which PostgreSQL also parses.

@@ -211,35 +211,37 @@ struct TriggerRow {
 fn admit_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
+        // One level of subquery: each level copies the row's registers, megabytes each.
+        let refused = "(problem IS NOT NULL OR size > max_payload_size)";
         format!(
             "INSERT INTO httphooks_callbacks \
               (hook_id, version_id, event_type, object_id, ordered, event_data, created_at, webhook_id, \
                status, status_details, updated_at) \
              SELECT hook_id, version_id, event_type, object_id, ordered, \
-               CASE WHEN refusal IS NOT NULL THEN '{UNCAPTURED}' \
-                 WHEN event_type = 'insert' THEN '{{\"instance\":' || row_data || ',\"old\":null}}' \
-                 WHEN event_type = 'update' THEN '{{\"instance\":' || row_data || ',\"old\":' || coalesce(old_row_data, 'null') || '}}' \
-                 WHEN event_type = 'delete' THEN '{{\"instance\":' || row_data || ',\"old\":' || row_data || '}}' \
-                 ELSE '{{\"data\":' || row_data || '}}' END, \
+               CASE WHEN {refused} THEN '{UNCAPTURED}' \
+                 WHEN event_type = 'insert' THEN concat('{{\"instance\":', row_data, ',\"old\":null}}') \
+                 WHEN event_type = 'update' THEN concat('{{\"instance\":', row_data, ',\"old\":', coalesce(old_row_data, 'null'), '}}') \
+                 WHEN event_type = 'delete' THEN concat('{{\"instance\":', row_data, ',\"old\":', row_data, '}}') \
+                 ELSE concat('{{\"data\":', row_data, '}}') END, \
                strftime('%Y-%m-%d %H:%M:%f', made_at), \
                'msg_' || printf('%012x', CAST((made_at - 2440587.5) * 86400000 AS INTEGER)) \
                  || lower(hex(randomblob(10))), \
-               CASE WHEN refusal IS NULL THEN 'waiting' ELSE 'error' END, \
-               CASE WHEN refusal IS NULL THEN '' ELSE 'hook ' || hook_name || ' (table ' || coalesce(table_name, '-') \
-                 || ', row ' || coalesce(object_id, '-') || '): ' || refusal || '; nothing was sent' END, \
-               CASE WHEN refusal IS NULL THEN NULL ELSE strftime('%Y-%m-%d %H:%M:%f', 'now') END \
-             FROM (SELECT *, CASE WHEN problem IS NOT NULL THEN problem \
-                     WHEN size > max_payload_size THEN 'the change''s data is ' || {size} \
-                       || ', more than the hook''s --max-payload-size of ' || {limit} \
-                       || '; raise it with `httphooks hooks edit ' || hook_name \
-                       || ' --max-payload-size SIZE` to send such changes' END AS refusal \
-                   FROM (SELECT seq, hook_id, version_id, event_type, ordered, row_data, old_row_data, problem, \
-                           max_payload_size, hook_name, table_name, \
-                           CASE WHEN typeof(object_id) = 'blob' THEN hex(object_id) ELSE CAST(object_id AS TEXT) END AS object_id, \
-                           coalesce(julianday(created_at), julianday('now')) AS made_at, \
-                           octet_length(row_data) * (CASE event_type WHEN 'delete' THEN 2 ELSE 1 END) \
-                             + coalesce(octet_length(old_row_data), 0) + 32 AS size \
-                         FROM httphooks_new_callback_matches WHERE seq BETWEEN ?1 AND ?2)) \
+               CASE WHEN {refused} THEN 'error' ELSE 'waiting' END, \
+               CASE WHEN {refused} THEN 'hook ' || hook_name || ' (table ' || coalesce(table_name, '-') \
+                 || ', row ' || coalesce(object_id, '-') || '): ' \
+                 || coalesce(problem, 'the change''s data is ' || {size} \
+                    || ', more than the hook''s --max-payload-size of ' || {limit} \
+                    || '; raise it with `httphooks hooks edit ' || hook_name \
+                    || ' --max-payload-size SIZE` to send such changes') \
+                 || '; nothing was sent' ELSE '' END, \
+               CASE WHEN {refused} THEN strftime('%Y-%m-%d %H:%M:%f', 'now') END \
+             FROM (SELECT seq, hook_id, version_id, event_type, ordered, row_data, old_row_data, problem, \
+                     max_payload_size, hook_name, table_name, \
+                     CASE WHEN typeof(object_id) = 'blob' THEN hex(object_id) ELSE CAST(object_id AS TEXT) END AS object_id, \
+                     coalesce(julianday(created_at), julianday('now')) AS made_at, \
+                     octet_length(row_data) * (CASE event_type WHEN 'delete' THEN 2 ELSE 1 END) \
+                       + coalesce(octet_length(old_row_data), 0) + 32 AS size \
+                   FROM httphooks_new_callback_matches WHERE seq BETWEEN ?1 AND ?2) \
              ORDER BY seq, hook_id",
             size = size_text("size"),
             limit = size_text("max_payload_size"),
