@@ -503,8 +503,18 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
          ALTER TABLE httphooks_hooks DROP COLUMN table_oid; \
          ALTER TABLE httphooks_hooks DROP COLUMN key_columns; \
          ALTER TABLE httphooks_hooks DROP COLUMN capture_verified_at; \
-         ALTER TABLE httphooks_hooks DROP COLUMN max_payload_size; \
          ALTER TABLE httphooks_hook_versions DROP COLUMN max_payload_size; \
+         ALTER TABLE httphooks_hooks ADD COLUMN target_url TEXT NOT NULL DEFAULT ''; \
+         ALTER TABLE httphooks_hooks ADD COLUMN http_method TEXT NOT NULL DEFAULT 'POST'; \
+         ALTER TABLE httphooks_hooks ADD COLUMN headers TEXT NOT NULL DEFAULT '{{}}'; \
+         ALTER TABLE httphooks_hooks ADD COLUMN content_type TEXT NOT NULL DEFAULT 'application/json'; \
+         ALTER TABLE httphooks_hooks ADD COLUMN payload_template TEXT; \
+         ALTER TABLE httphooks_hooks ADD COLUMN ordered BOOLEAN NOT NULL DEFAULT 0; \
+         ALTER TABLE httphooks_hooks ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 10000; \
+         ALTER TABLE httphooks_hooks ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 8; \
+         ALTER TABLE httphooks_hooks ADD COLUMN auth TEXT; \
+         ALTER TABLE httphooks_hooks ADD COLUMN signing_secret_env TEXT; \
+         ALTER TABLE httphooks_hooks ADD COLUMN ca_file TEXT; \
          CREATE TRIGGER httphooks_t_insert AFTER INSERT ON t BEGIN \
            INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, event_data) \
            VALUES (1, 1, 'insert', '{{}}'); END;"
@@ -512,7 +522,7 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
     let (code, _, err) = db.run(&["callbacks", "list"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
-    assert!(db.ok(&["migrate"]).contains("applied 5 migration"));
+    assert!(db.ok(&["migrate"]).contains("applied 6 migration"));
     db.sql("INSERT INTO t (v) VALUES (7)");
     let data = json(
         &db.text("SELECT event_data AS v FROM httphooks_callbacks")

@@ -221,6 +221,35 @@ conformance!(only_the_token_holder_renews_and_records, |db: TestDb| {
     assert!(claim(&mut conn, "later", 10).is_empty());
 });
 
+// Removing a hook with --force cancels its waiting callbacks, those a run holds too:
+// the run's outcome, written afterwards, changes none of them.
+conformance!(
+    cancelling_a_hooks_callbacks_takes_them_from_a_run_that_holds_them,
+    |db: TestDb| {
+        let db = with_hooks(db);
+        let mut conn = open(&db);
+        enqueue(&mut conn, "h", 2);
+        let claimed = claim(&mut conn, "holder", 10);
+        assert_eq!(claimed.len(), 2);
+        let hook = hooks::require(&mut conn, "h").unwrap();
+        let cancelled = hooks::remove(&mut conn, &hook, "cancelled: hook h was removed").unwrap();
+        assert_eq!(cancelled, 2);
+        for claim in &claimed {
+            let id = claim.callback.id;
+            let changed = conn
+                .write_transaction(|c| {
+                    c.apply_outcomes("holder", &outcome(id, Status::Sent), now())
+                })
+                .unwrap();
+            assert_eq!(changed, 0, "the run no longer holds it");
+            let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
+            assert_eq!(callback.status(), Some(Status::Error));
+            assert_eq!(callback.status_details, "cancelled: hook h was removed");
+            assert_eq!(callback.claim_token, None);
+        }
+    }
+);
+
 conformance!(a_failed_attempt_waits_for_its_retry_time, |db: TestDb| {
     let db = with_hooks(db);
     let mut conn = open(&db);

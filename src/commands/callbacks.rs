@@ -62,7 +62,11 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
         CallbacksCommand::Cancel { ids } => {
             require_existing(&mut db, &ids)?;
             refuse_in_flight(&mut db, &ids)?;
-            let changed = callbacks::cancel(&mut db, &ids, "cancelled by operator")?;
+            let changed = callbacks::cancel(
+                &mut db,
+                callbacks::Which::Ids(&ids),
+                "cancelled by operator",
+            )?;
             let skipped = ids.len() - changed;
             println!(
                 "cancelled {changed} callback(s){}",

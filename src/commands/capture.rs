@@ -26,10 +26,10 @@ pub fn template_problems(tables: &[TableCapture]) -> Vec<TemplateProblem> {
             continue;
         };
         for hook in capture.hooks.iter().filter(|hook| hook.enabled) {
-            let Some(template) = hook.payload_template.as_deref() else {
+            let Some(template) = hook.content.payload_template.as_deref() else {
                 continue;
             };
-            let Some(content_type) = ContentType::parse(&hook.content_type) else {
+            let Some(content_type) = ContentType::parse(&hook.content.content_type) else {
                 continue;
             };
             let checked = check_against_columns(

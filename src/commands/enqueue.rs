@@ -36,13 +36,13 @@ fn check_renders(db: &mut Db, args: &EnqueueArgs, data: &serde_json::Value) -> R
     if !hook.enabled || hook.table_name.is_some() || !hook.event_list().contains(&args.event) {
         return Ok(());
     }
-    let Some(content_type) = ContentType::parse(&hook.content_type) else {
+    let Some(content_type) = ContentType::parse(&hook.content.content_type) else {
         return Ok(());
     };
     let context = EventContext::custom(&hook.name, &args.event, data.clone());
     render_body(
         &mut Renderer::new(),
-        hook.payload_template.as_deref(),
+        hook.content.payload_template.as_deref(),
         content_type,
         &context,
     )

@@ -83,7 +83,7 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
         } else {
             None
         };
-        let endpoint = endpoint_of(&hook.target_url);
+        let endpoint = endpoint_of(&hook.settings.target_url);
         let hour = last_hour.get(&endpoint).cloned().unwrap_or_default();
         let limit = last_day.get(&endpoint).map(|seen| seen.concurrency_limit);
         hook_rows.push(json!({

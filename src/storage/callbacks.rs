@@ -645,26 +645,39 @@ pub fn retry(db: &mut Db, ids: &[i64], rerender: bool) -> Result<Retried> {
     })
 }
 
-/// Turns waiting callbacks into errors that will not be sent. Returns how many changed.
-pub fn cancel(db: &mut Db, ids: &[i64], reason: &str) -> Result<usize> {
+/// Which callbacks an operation takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Which<'a> {
+    Ids(&'a [i64]),
+    /// Every callback of the hook with this id.
+    OfHook(i64),
+}
+
+/// Turns waiting callbacks into errors that will not be sent, taking them from a run
+/// that holds them (its outcome is then not written: outcomes are written only where
+/// the run's token still holds the claim). Returns how many changed.
+pub fn cancel(db: &mut Db, which: Which, reason: &str) -> Result<usize> {
     let now = now();
     with_conn!(db, |conn| {
         use httphooks_callbacks::dsl as c;
-        Ok(diesel::update(
-            c::httphooks_callbacks
-                .filter(c::id.eq_any(ids))
-                .filter(c::status.eq(Status::Waiting.as_str())),
-        )
-        .set((
-            c::status.eq(Status::Error.as_str()),
-            c::status_details.eq(reason),
-            c::next_attempt_at.eq(None::<NaiveDateTime>),
-            c::updated_at.eq(Some(now)),
-            c::claimed_until.eq(None::<NaiveDateTime>),
-            c::claim_token.eq(None::<String>),
-            c::claim_started.eq(false),
-        ))
-        .execute(conn)?)
+        let target = diesel::update(c::httphooks_callbacks)
+            .filter(c::status.eq(Status::Waiting.as_str()))
+            .into_boxed();
+        let target = match which {
+            Which::Ids(ids) => target.filter(c::id.eq_any(ids)),
+            Which::OfHook(hook) => target.filter(c::hook_id.eq(hook)),
+        };
+        Ok(target
+            .set((
+                c::status.eq(Status::Error.as_str()),
+                c::status_details.eq(reason),
+                c::next_attempt_at.eq(None::<NaiveDateTime>),
+                c::updated_at.eq(Some(now)),
+                c::claimed_until.eq(None::<NaiveDateTime>),
+                c::claim_token.eq(None::<String>),
+                c::claim_started.eq(false),
+            ))
+            .execute(conn)?)
     })
 }
 
@@ -676,26 +689,6 @@ pub fn count_waiting_for_hook(db: &mut Db, hook_id: i64) -> Result<i64> {
             .filter(c::status.eq(Status::Waiting.as_str()))
             .count()
             .get_result(conn)?)
-    })
-}
-
-/// Cancels a hook's waiting callbacks (before the hook is removed with --force).
-pub fn cancel_waiting_for_hook(db: &mut Db, hook_id: i64, reason: &str) -> Result<usize> {
-    let now = now();
-    with_conn!(db, |conn| {
-        use httphooks_callbacks::dsl as c;
-        Ok(diesel::update(
-            c::httphooks_callbacks
-                .filter(c::hook_id.eq(hook_id))
-                .filter(c::status.eq(Status::Waiting.as_str())),
-        )
-        .set((
-            c::status.eq(Status::Error.as_str()),
-            c::status_details.eq(reason),
-            c::next_attempt_at.eq(None::<NaiveDateTime>),
-            c::updated_at.eq(Some(now)),
-        ))
-        .execute(conn)?)
     })
 }
 

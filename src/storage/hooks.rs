@@ -2,15 +2,26 @@
 
 use diesel::prelude::*;
 
-use super::models::{Hook, HookFields, NewHookVersion};
+use super::models::{Hook, HookContent, HookRow, HookSettings, NewHookVersion};
 use super::schema::httphooks_hook_versions;
 use super::schema::httphooks_hooks::dsl as h;
+
+/// Hooks joined to the version they are at, which holds their content and settings:
+/// select [`Hook::as_select`] from it.
+macro_rules! hooks_with_version {
+    () => {
+        h::httphooks_hooks.inner_join(
+            httphooks_hook_versions::table
+                .on(httphooks_hook_versions::id.nullable().eq(h::version_id)),
+        )
+    };
+}
 use super::{with_conn, Db, Table, Watched, ROW_EVENTS};
 use crate::error::{DbFailure, Error, Result};
 
 pub fn find(db: &mut Db, name: &str) -> Result<Option<Hook>> {
     with_conn!(db, |conn| {
-        Ok(h::httphooks_hooks
+        Ok(hooks_with_version!()
             .select(Hook::as_select())
             .filter(h::name.eq(name))
             .first(conn)
@@ -20,7 +31,7 @@ pub fn find(db: &mut Db, name: &str) -> Result<Option<Hook>> {
 
 pub fn find_by_id(db: &mut Db, id: i64) -> Result<Option<Hook>> {
     with_conn!(db, |conn| {
-        Ok(h::httphooks_hooks
+        Ok(hooks_with_version!()
             .select(Hook::as_select())
             .filter(h::id.eq(id))
             .first(conn)
@@ -55,7 +66,7 @@ pub fn require_by_id_or_name(db: &mut Db, given: &str) -> Result<Hook> {
 }
 
 pub fn list(db: &mut Db) -> Result<Vec<Hook>> {
-    with_conn!(db, |conn| Ok(h::httphooks_hooks
+    with_conn!(db, |conn| Ok(hooks_with_version!()
         .select(Hook::as_select())
         .order(h::id)
         .load(conn)?))
@@ -63,7 +74,7 @@ pub fn list(db: &mut Db) -> Result<Vec<Hook>> {
 
 pub(crate) fn hooks_on_table(db: &mut Db, table: &str) -> Result<Vec<Hook>> {
     with_conn!(db, |conn| {
-        Ok(h::httphooks_hooks
+        Ok(hooks_with_version!()
             .select(Hook::as_select())
             .filter(h::table_name.eq(table))
             .load(conn)?)
@@ -145,18 +156,18 @@ pub(crate) fn locate(db: &mut Db, hooks: &[Hook], name: &str) -> Result<Option<T
 /// new callbacks carry it.
 pub(crate) fn adopt_name(db: &mut Db, hooks: &[Hook], table: &Table) -> Result<()> {
     for hook in hooks {
-        let mut fields = HookFields::from(hook);
-        fields.table_name = Some(table.name.clone());
-        fields.table_oid = table.oid;
+        let mut row = hook.row();
+        row.table_name = Some(table.name.clone());
+        row.table_oid = table.oid;
         with_conn!(db, |conn| {
             diesel::update(h::httphooks_hooks.filter(h::id.eq(hook.id)))
                 .set((
-                    h::table_name.eq(&fields.table_name),
-                    h::table_oid.eq(fields.table_oid),
+                    h::table_name.eq(&row.table_name),
+                    h::table_oid.eq(row.table_oid),
                 ))
                 .execute(conn)
         })?;
-        new_version(db, hook.id, &fields)?;
+        new_version(db, hook.id, &row, &hook.content, &hook.settings)?;
     }
     // Triggers that capture under the old name (MySQL's go with a renamed table) are
     // remade under the new one, which the hooks now hold.
@@ -290,9 +301,22 @@ pub fn watched_tables(db: &mut Db) -> Result<Vec<String>> {
     })
 }
 
-/// Makes a new version of the hook's delivery settings its current one.
-fn new_version(db: &mut Db, hook_id: i64, fields: &HookFields) -> Result<()> {
-    let version = NewHookVersion::of(hook_id, fields);
+/// Makes a new version of the hook (its name, table, content and settings) its current
+/// one.
+fn new_version(
+    db: &mut Db,
+    hook_id: i64,
+    row: &HookRow,
+    content: &HookContent,
+    settings: &HookSettings,
+) -> Result<()> {
+    let version = NewHookVersion {
+        hook_id,
+        name: row.name.clone(),
+        table_name: row.table_name.clone(),
+        content: content.clone(),
+        settings: settings.clone(),
+    };
     with_conn!(db, |conn| {
         diesel::insert_into(httphooks_hook_versions::table)
             .values(&version)
@@ -310,25 +334,33 @@ fn new_version(db: &mut Db, hook_id: i64, fields: &HookFields) -> Result<()> {
 }
 
 /// Inserts a hook and installs its table's triggers, in one transaction.
-pub fn create(db: &mut Db, fields: &HookFields) -> Result<Hook> {
-    if fields.ordered {
+pub fn create(
+    db: &mut Db,
+    row: &HookRow,
+    content: &HookContent,
+    settings: &HookSettings,
+) -> Result<Hook> {
+    if content.ordered {
         db.index_for_ordered_hooks()?;
     }
+    let vanished = || Error::environment("the new hook vanished; run the command again");
     change_hooks(db, |db| {
-        with_conn!(db, |conn| diesel::insert_into(h::httphooks_hooks)
-            .values(fields)
-            .execute(conn))?;
-        let id = find(db, &fields.name)?
-            .ok_or_else(|| Error::environment("the new hook vanished; run the command again"))?
-            .id;
-        new_version(db, id, fields)?;
-        if let Some(table) = &fields.table_name {
+        let id: i64 = with_conn!(db, |conn| {
+            diesel::insert_into(h::httphooks_hooks)
+                .values(row)
+                .execute(conn)?;
+            h::httphooks_hooks
+                .select(h::id)
+                .filter(h::name.eq(&row.name))
+                .first(conn)
+        })?;
+        new_version(db, id, row, content, settings)?;
+        if let Some(table) = &row.table_name {
             refresh_triggers(db, table)?;
         }
-        find(db, &fields.name)?
-            .ok_or_else(|| Error::environment("the new hook vanished; run the command again"))
+        find_by_id(db, id)?.ok_or_else(vanished)
     })
-    .map_err(not_changed(&fields.name))
+    .map_err(not_changed(&row.name))
 }
 
 /// Says which hook a refused change left as it was, when the refusal names another
@@ -343,21 +375,24 @@ fn not_changed(hook: &str) -> impl FnOnce(Error) -> Error + '_ {
 }
 
 /// Saves a changed hook and brings the triggers of its old and new table up to date.
-pub fn update(db: &mut Db, before: &Hook, fields: &HookFields) -> Result<Hook> {
-    if fields.ordered {
+pub fn update(
+    db: &mut Db,
+    before: &Hook,
+    row: &HookRow,
+    content: &HookContent,
+    settings: &HookSettings,
+) -> Result<Hook> {
+    if content.ordered {
         db.index_for_ordered_hooks()?;
     }
     change_hooks(db, |db| {
         with_conn!(db, |conn| {
             diesel::update(h::httphooks_hooks.filter(h::id.eq(before.id)))
-                .set((fields, h::updated_at.eq(super::now())))
+                .set((row, h::updated_at.eq(super::now())))
                 .execute(conn)
         })?;
-        new_version(db, before.id, fields)?;
-        for table in [&before.table_name, &fields.table_name]
-            .into_iter()
-            .flatten()
-        {
+        new_version(db, before.id, row, content, settings)?;
+        for table in [&before.table_name, &row.table_name].into_iter().flatten() {
             refresh_triggers(db, table)?;
         }
         find_by_id(db, before.id)?
@@ -386,7 +421,8 @@ pub fn set_enabled(db: &mut Db, hook: &Hook, enabled: bool) -> Result<()> {
 /// brings its table's triggers up to date (none when no other hook watches it).
 pub fn remove(db: &mut Db, hook: &Hook, cancel_reason: &str) -> Result<usize> {
     change_hooks(db, |db| {
-        let cancelled = super::callbacks::cancel_waiting_for_hook(db, hook.id, cancel_reason)?;
+        let cancelled =
+            super::callbacks::cancel(db, super::callbacks::Which::OfHook(hook.id), cancel_reason)?;
         with_conn!(db, |conn| diesel::delete(
             h::httphooks_hooks.filter(h::id.eq(hook.id))
         )
@@ -425,26 +461,16 @@ mod tests {
             name: "h".to_owned(),
             table_name: Some("t".to_owned()),
             events: events.to_owned(),
-            target_url: "http://127.0.0.1:9/".to_owned(),
-            http_method: "POST".to_owned(),
-            headers: "{}".to_owned(),
-            content_type: "application/json".to_owned(),
-            payload_template: None,
             enabled,
-            ordered: false,
             when_changed: when_changed.map(str::to_owned),
-            timeout_ms: 10_000,
-            max_attempts: 8,
-            auth: None,
-            signing_secret_env: None,
-            ca_file: None,
             created_at: chrono::NaiveDateTime::default(),
             updated_at: chrono::NaiveDateTime::default(),
             version_id: Some(1),
             table_oid: None,
             key_columns: None,
             capture_verified_at: None,
-            max_payload_size: 10_485_760,
+            content: crate::storage::models::HookContent::default(),
+            settings: HookSettings::new("http://127.0.0.1:9/"),
         }
     }
 

@@ -8,7 +8,10 @@ use super::schema::{
 };
 use super::text::{OptionalRowText, RowJson};
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+/// A hook: its row (what triggers and admission read, and its identity) and, from the
+/// hook version it is at (`version_id`), what its callbacks are made of and its
+/// settings. Read with the queries of `storage::hooks`, which join the two.
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = httphooks_hooks)]
 pub struct Hook {
     pub id: i64,
@@ -16,21 +19,9 @@ pub struct Hook {
     pub table_name: Option<String>,
     /// Stored as ",insert,update,"; see [`Hook::event_list`].
     pub events: String,
-    pub target_url: String,
-    pub http_method: String,
-    /// A JSON object of header names to values (values may hold `${VAR}`).
-    pub headers: String,
-    pub content_type: String,
-    pub payload_template: Option<String>,
     pub enabled: bool,
-    pub ordered: bool,
     /// A JSON array of column names.
     pub when_changed: Option<String>,
-    pub timeout_ms: i32,
-    pub max_attempts: i32,
-    pub auth: Option<String>,
-    pub signing_secret_env: Option<String>,
-    pub ca_file: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// The current version: what new callbacks are made with.
@@ -41,8 +32,10 @@ pub struct Hook {
     pub key_columns: Option<String>,
     /// When httphooks last found the table's triggers intact.
     pub capture_verified_at: Option<NaiveDateTime>,
-    /// The most a callback may hold, in bytes: its change's data and its body.
-    pub max_payload_size: i64,
+    #[diesel(embed)]
+    pub content: HookContent,
+    #[diesel(embed)]
+    pub settings: HookSettings,
 }
 
 impl Hook {
@@ -57,26 +50,24 @@ impl Hook {
             .unwrap_or_default()
     }
 
-    /// Its delivery settings and limits.
-    pub fn settings(&self) -> HookSettings {
-        HookSettings {
-            target_url: self.target_url.clone(),
-            http_method: self.http_method.clone(),
-            headers: self.headers.clone(),
-            timeout_ms: self.timeout_ms,
-            max_attempts: self.max_attempts,
-            auth: self.auth.clone(),
-            signing_secret_env: self.signing_secret_env.clone(),
-            ca_file: self.ca_file.clone(),
-            max_payload_size: self.max_payload_size,
-        }
-    }
-
     /// The key columns named with `--key`, None for the primary key.
     pub fn key_list(&self) -> Option<Vec<String>> {
         self.key_columns
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok())
+    }
+
+    /// The row's columns as they stand, to change some and write them back.
+    pub fn row(&self) -> HookRow {
+        HookRow {
+            name: self.name.clone(),
+            table_name: self.table_name.clone(),
+            events: self.events.clone(),
+            enabled: self.enabled,
+            when_changed: self.when_changed.clone(),
+            table_oid: self.table_oid,
+            key_columns: self.key_columns.clone(),
+        }
     }
 }
 
@@ -93,98 +84,51 @@ pub fn split_events(stored: &str) -> Vec<String> {
         .collect()
 }
 
-/// The columns a hook definition sets; used both to insert and to update.
+/// The columns of a hook's row that a definition sets; to insert and to update.
 #[derive(Debug, Clone, Insertable, AsChangeset)]
 #[diesel(table_name = httphooks_hooks, treat_none_as_null = true)]
-pub struct HookFields {
+pub struct HookRow {
     pub name: String,
     pub table_name: Option<String>,
     pub events: String,
-    pub target_url: String,
-    pub http_method: String,
-    pub headers: String,
-    pub content_type: String,
-    pub payload_template: Option<String>,
     pub enabled: bool,
-    pub ordered: bool,
     pub when_changed: Option<String>,
-    pub timeout_ms: i32,
-    pub max_attempts: i32,
-    pub auth: Option<String>,
-    pub signing_secret_env: Option<String>,
-    pub ca_file: Option<String>,
     pub table_oid: Option<i64>,
     pub key_columns: Option<String>,
-    pub max_payload_size: i64,
 }
 
-impl From<&Hook> for HookFields {
-    fn from(hook: &Hook) -> Self {
-        HookFields {
-            name: hook.name.clone(),
-            table_name: hook.table_name.clone(),
-            events: hook.events.clone(),
-            target_url: hook.target_url.clone(),
-            http_method: hook.http_method.clone(),
-            headers: hook.headers.clone(),
-            content_type: hook.content_type.clone(),
-            payload_template: hook.payload_template.clone(),
-            enabled: hook.enabled,
-            ordered: hook.ordered,
-            when_changed: hook.when_changed.clone(),
-            timeout_ms: hook.timeout_ms,
-            max_attempts: hook.max_attempts,
-            auth: hook.auth.clone(),
-            signing_secret_env: hook.signing_secret_env.clone(),
-            ca_file: hook.ca_file.clone(),
-            table_oid: hook.table_oid,
-            key_columns: hook.key_columns.clone(),
-            max_payload_size: hook.max_payload_size,
+/// What a hook's callbacks are made of, fixed for each callback when it is made
+/// (docs/behaviour.md §4): the template and content type, and whether they wait for
+/// earlier callbacks of their row.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = httphooks_hook_versions)]
+pub struct HookContent {
+    pub content_type: String,
+    pub payload_template: Option<String>,
+    pub ordered: bool,
+}
+
+impl Default for HookContent {
+    fn default() -> Self {
+        HookContent {
+            content_type: "application/json".to_owned(),
+            payload_template: None,
+            ordered: false,
         }
     }
 }
 
-/// An immutable snapshot of a hook's delivery settings, made on every change.
+/// An immutable snapshot of a hook, made on every change: its content and settings.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = httphooks_hook_versions)]
 pub struct NewHookVersion {
     pub hook_id: i64,
     pub name: String,
     pub table_name: Option<String>,
-    pub target_url: String,
-    pub http_method: String,
-    pub headers: String,
-    pub content_type: String,
-    pub payload_template: Option<String>,
-    pub timeout_ms: i32,
-    pub max_attempts: i32,
-    pub auth: Option<String>,
-    pub signing_secret_env: Option<String>,
-    pub ca_file: Option<String>,
-    pub ordered: bool,
-    pub max_payload_size: i64,
-}
-
-impl NewHookVersion {
-    pub fn of(hook_id: i64, fields: &HookFields) -> NewHookVersion {
-        NewHookVersion {
-            hook_id,
-            name: fields.name.clone(),
-            table_name: fields.table_name.clone(),
-            target_url: fields.target_url.clone(),
-            http_method: fields.http_method.clone(),
-            headers: fields.headers.clone(),
-            content_type: fields.content_type.clone(),
-            payload_template: fields.payload_template.clone(),
-            timeout_ms: fields.timeout_ms,
-            max_attempts: fields.max_attempts,
-            auth: fields.auth.clone(),
-            signing_secret_env: fields.signing_secret_env.clone(),
-            ca_file: fields.ca_file.clone(),
-            ordered: fields.ordered,
-            max_payload_size: fields.max_payload_size,
-        }
-    }
+    #[diesel(embed)]
+    pub content: HookContent,
+    #[diesel(embed)]
+    pub settings: HookSettings,
 }
 
 /// A callback with its content from the hook version it was made with and its
@@ -322,8 +266,11 @@ impl std::fmt::Display for Status {
 /// A hook's delivery settings, and its limits: what each attempt of its callbacks uses
 /// (docs/behaviour.md §4: a callback's settings are its hook's current ones). Every
 /// hook version holds a full set, so a callback reads them from the version its hook
-/// is at now.
-#[derive(Debug, Clone, Default, Queryable, QueryableByName, Selectable)]
+/// is at now. A new setting is a field here, with its default in [`HookSettings::new`],
+/// and a column of `httphooks_hook_versions` (README: Layout).
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Queryable, QueryableByName, Selectable, Insertable,
+)]
 #[diesel(table_name = httphooks_hook_versions)]
 pub struct HookSettings {
     pub target_url: String,
@@ -355,6 +302,21 @@ pub const SETTINGS_COLUMNS: [&str; 9] = [
 ];
 
 impl HookSettings {
+    /// The settings of a new hook that sends to `url`, where no flag says otherwise.
+    pub fn new(url: &str) -> HookSettings {
+        HookSettings {
+            target_url: url.to_owned(),
+            http_method: "POST".to_owned(),
+            headers: "{}".to_owned(),
+            timeout_ms: 10_000,
+            max_attempts: 8,
+            auth: None,
+            signing_secret_env: None,
+            ca_file: None,
+            max_payload_size: crate::payload::size::DEFAULT_MAX_PAYLOAD,
+        }
+    }
+
     /// How long one request may take.
     pub fn timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(u64::try_from(self.timeout_ms).unwrap_or(10_000))

@@ -437,7 +437,8 @@ impl super::Backend for PgConnection {
                UPDATE httphooks_callbacks c \
                SET claimed_until = {NOW} + {lease} * interval '1 millisecond', \
                    claim_token = $3, claim_started = {mark} \
-               FROM due{picked_from}, httphooks_hooks h WHERE c.id = due.id AND h.id = c.hook_id \
+               FROM due{picked_from}, httphooks_hooks h, httphooks_hook_versions v \
+               WHERE c.id = due.id AND h.id = c.hook_id AND v.id = h.version_id \
                RETURNING c.id, due.previous_token, due.previous_started, c.claim_started AS mark) \
              {callbacks}",
             callbacks = super::callbacks::callbacks_sql(
@@ -445,7 +446,7 @@ impl super::Backend for PgConnection {
                 " JOIN claimed ON claimed.id = d.id"
             ),
             condition = due_condition(filter),
-            lease = lease_ms_sql("h.timeout_ms"),
+            lease = lease_ms_sql("v.timeout_ms"),
         ))
         .bind::<Timestamp, _>(filter.due_before(now()))
         .bind::<BigInt, _>(limit)
@@ -470,11 +471,11 @@ impl super::Backend for PgConnection {
             "UPDATE httphooks_callbacks c \
              SET claimed_until = {NOW} + {lease} * interval '1 millisecond', \
                  claim_started = c.claim_started OR $2 \
-             FROM httphooks_hooks h \
-             WHERE h.id = c.hook_id AND c.id = ANY($1) AND c.claim_token = $3 \
-               AND c.status = 'waiting'{enabled} \
+             FROM httphooks_hooks h, httphooks_hook_versions v \
+             WHERE h.id = c.hook_id AND v.id = h.version_id AND c.id = ANY($1) \
+               AND c.claim_token = $3 AND c.status = 'waiting'{enabled} \
              RETURNING c.id",
-            lease = lease_ms_sql("h.timeout_ms"),
+            lease = lease_ms_sql("v.timeout_ms"),
         ))
         .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
         .bind::<diesel::sql_types::Bool, _>(started)

@@ -296,7 +296,8 @@ fn lease_until_sql() -> String {
     format!(
         "strftime('%Y-%m-%d %H:%M:%f', ?, '+' || ({} / 1000.0) || ' seconds')",
         super::callbacks::lease_ms_sql(
-            "(SELECT h.timeout_ms FROM httphooks_hooks h WHERE h.id = httphooks_callbacks.hook_id)"
+            "(SELECT v.timeout_ms FROM httphooks_hooks h JOIN httphooks_hook_versions v ON v.id = h.version_id \
+              WHERE h.id = httphooks_callbacks.hook_id)"
         )
     )
 }

@@ -1,8 +1,6 @@
 //! Raw flags to a validated hook: every field of a definition is checked, in full,
 //! before anything is written (docs/behaviour.md §2).
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use super::*;
@@ -12,7 +10,7 @@ use crate::delivery::headers::{literal_dollar_warnings, parse_header_args};
 use crate::error::{Error, Result};
 use crate::payload::size;
 use crate::payload::{check_against_columns, render_sample, ContentType, EventContext, Renderer};
-use crate::storage::models::{join_events, Hook, HookFields};
+use crate::storage::models::{join_events, Hook, HookContent, HookRow, HookSettings};
 use crate::storage::{hooks, Column, Db, Table, TABLE_EVENTS};
 
 /// The headers given are saved as they are; a `$VAR` among them most likely meant
@@ -37,26 +35,33 @@ pub(super) fn read_template(def: &HookDefinition) -> Result<Option<String>> {
     Ok(def.template.clone())
 }
 
-/// A hook definition before validation.
+/// A hook definition before validation: the hook's row, and its version's content and
+/// settings.
 pub(super) struct Draft {
     pub(super) name: String,
     pub(super) table: Option<String>,
     pub(super) events: Vec<String>,
-    pub(super) url: String,
-    pub(super) method: String,
-    pub(super) headers: String,
-    pub(super) content_type: String,
-    pub(super) template: Option<String>,
+    pub(super) enabled: bool,
     pub(super) key: Option<Vec<String>>,
     pub(super) when_changed: Option<Vec<String>>,
-    pub(super) timeout: Duration,
-    pub(super) max_attempts: i32,
-    pub(super) enabled: bool,
-    pub(super) ordered: bool,
-    pub(super) auth: Option<String>,
-    pub(super) signing_secret_env: Option<String>,
-    pub(super) ca_file: Option<String>,
-    pub(super) max_payload_size: i64,
+    pub(super) content: HookContent,
+    pub(super) settings: HookSettings,
+}
+
+impl Draft {
+    /// A new hook as `hooks add` starts it, before its flags: the defaults.
+    pub(super) fn new(name: &str, events: Vec<String>, url: &str) -> Draft {
+        Draft {
+            name: name.to_owned(),
+            table: None,
+            events,
+            enabled: true,
+            key: None,
+            when_changed: None,
+            content: HookContent::default(),
+            settings: HookSettings::new(url),
+        }
+    }
 }
 
 impl From<&Hook> for Draft {
@@ -65,23 +70,20 @@ impl From<&Hook> for Draft {
             name: hook.name.clone(),
             table: hook.table_name.clone(),
             events: hook.event_list(),
-            url: hook.target_url.clone(),
-            method: hook.http_method.clone(),
-            headers: hook.headers.clone(),
-            content_type: hook.content_type.clone(),
-            template: hook.payload_template.clone(),
+            enabled: hook.enabled,
             key: hook.key_list(),
             when_changed: hook.when_changed.as_ref().map(|_| hook.when_changed_list()),
-            timeout: Duration::from_millis(hook.timeout_ms as u64),
-            max_attempts: hook.max_attempts,
-            enabled: hook.enabled,
-            ordered: hook.ordered,
-            auth: hook.auth.clone(),
-            signing_secret_env: hook.signing_secret_env.clone(),
-            ca_file: hook.ca_file.clone(),
-            max_payload_size: hook.max_payload_size,
+            content: hook.content.clone(),
+            settings: hook.settings.clone(),
         }
     }
+}
+
+/// A hook definition that passed every check: what to store.
+pub(super) struct Validated {
+    pub(super) row: HookRow,
+    pub(super) content: HookContent,
+    pub(super) settings: HookSettings,
 }
 
 pub(super) fn valid_event_name(event: &str) -> bool {
@@ -92,23 +94,85 @@ pub(super) fn valid_event_name(event: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
 }
 
-/// Checks everything a hook definition holds and returns the fields to store, with the
+/// Checks everything a hook definition holds and returns what to store, with the
 /// table's columns for its triggers. Nothing is written here.
 pub(super) fn validate(
     db: &mut Db,
     draft: &Draft,
     sample_data: Option<&str>,
     editing: Option<i64>,
-) -> Result<HookFields> {
-    let name = draft.name.trim();
+) -> Result<Validated> {
+    let name = check_name(&draft.name)?;
+    let events = check_events(&draft.events)?;
+    let table = match &draft.table {
+        Some(table) => Some(check_table(
+            db,
+            table,
+            &events,
+            draft.key.as_deref(),
+            editing,
+        )?),
+        None => {
+            check_custom_events(&events, draft)?;
+            None
+        }
+    };
+    let settings = check_settings(&draft.settings)?;
+    let content_type = ContentType::parse(&draft.content.content_type).ok_or_else(|| {
+        Error::invalid(format!(
+            "{:?} is not a supported content type; use {}",
+            draft.content.content_type,
+            ContentType::ALLOWED
+        ))
+    })?;
+    let when_changed = check_when_changed(draft, &events, table.as_ref())?;
+    check_template(
+        draft,
+        &name,
+        &events,
+        content_type,
+        table.as_ref().map(|t| t.columns.as_slice()),
+        sample_data,
+    )?;
+    let row = HookRow {
+        name,
+        table_name: table.as_ref().map(|t| t.name.clone()),
+        events: join_events(&events),
+        enabled: draft.enabled,
+        when_changed,
+        table_oid: table.as_ref().and_then(|t| t.oid),
+        key_columns: match (&table, &draft.key) {
+            (Some(_), Some(key)) => {
+                Some(serde_json::to_string(&key_names(key)).expect("strings serialize"))
+            }
+            _ => None,
+        },
+    };
+    let content = HookContent {
+        content_type: draft.content.content_type.trim().to_owned(),
+        ..draft.content.clone()
+    };
+    Ok(Validated {
+        row,
+        content,
+        settings,
+    })
+}
+
+fn check_name(given: &str) -> Result<String> {
+    let name = given.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(|c| c.is_control() || c == ',') {
         return Err(Error::invalid(
             "a hook name must be 1 to 100 characters without commas or control characters",
         ));
     }
+    Ok(name.to_owned())
+}
 
+/// The events, lower case, each once.
+fn check_events(given: &[String]) -> Result<Vec<String>> {
     let mut events: Vec<String> = Vec::new();
-    for event in &draft.events {
+    for event in given {
         let event = event.trim().to_ascii_lowercase();
         if !valid_event_name(&event) {
             return Err(Error::invalid(format!(
@@ -124,160 +188,133 @@ pub(super) fn validate(
             "--events needs at least one event (e.g. insert,update)",
         ));
     }
+    Ok(events)
+}
 
-    let table = match &draft.table {
-        Some(table) => {
-            if table.to_ascii_lowercase().starts_with("httphooks_") {
-                return Err(Error::invalid(
-                    "hooks cannot watch httphooks' own tables; choose an application table",
-                ));
-            }
-            if let Some(custom) = events.iter().find(|e| !TABLE_EVENTS.contains(&e.as_str())) {
-                return Err(Error::invalid(format!(
-                    "a table hook takes only insert, update, delete and truncate, not {custom:?}; omit --table for custom events"
-                )));
-            }
-            if events.iter().any(|e| e == "truncate") && !db.captures_truncate() {
-                return Err(Error::invalid(format!(
-                    "{} fires no trigger on TRUNCATE, so a hook cannot listen to truncate there \
-                     (README: What is captured); remove truncate from --events",
-                    db.backend_name()
-                )));
-            }
-            let found = db.find_table(table)?.ok_or_else(|| {
-                Error::invalid(format!(
-                    "there is no table {table:?} in the {} database; create it first or check the name{}",
-                    db.backend_name(),
-                    db.other_schema_hint()
-                        .map(|hint| format!(" ({hint})"))
-                        .unwrap_or_default()
-                ))
-            })?;
-            check_partition_tree(db, &found, editing)?;
-            Some(check_key(db, found, draft.key.as_deref(), editing)?)
-        }
-        None => {
-            if draft.key.is_some() {
-                return Err(Error::invalid(
-                    "--key names a table's key columns; give --table too, or omit --key for custom events",
-                ));
-            }
-            if let Some(row_event) = events.iter().find(|e| TABLE_EVENTS.contains(&e.as_str())) {
-                return Err(Error::invalid(format!(
-                    "the {row_event} event needs --table; hooks without a table take custom events only"
-                )));
-            }
-            None
-        }
-    };
+/// The watched table, keyed as its hooks identify rows.
+fn check_table(
+    db: &mut Db,
+    table: &str,
+    events: &[String],
+    key: Option<&[String]>,
+    editing: Option<i64>,
+) -> Result<Table> {
+    if table.to_ascii_lowercase().starts_with("httphooks_") {
+        return Err(Error::invalid(
+            "hooks cannot watch httphooks' own tables; choose an application table",
+        ));
+    }
+    if let Some(custom) = events.iter().find(|e| !TABLE_EVENTS.contains(&e.as_str())) {
+        return Err(Error::invalid(format!(
+            "a table hook takes only insert, update, delete and truncate, not {custom:?}; omit --table for custom events"
+        )));
+    }
+    if events.iter().any(|e| e == "truncate") && !db.captures_truncate() {
+        return Err(Error::invalid(format!(
+            "{} fires no trigger on TRUNCATE, so a hook cannot listen to truncate there \
+             (README: What is captured); remove truncate from --events",
+            db.backend_name()
+        )));
+    }
+    let found = db.find_table(table)?.ok_or_else(|| {
+        Error::invalid(format!(
+            "there is no table {table:?} in the {} database; create it first or check the name{}",
+            db.backend_name(),
+            db.other_schema_hint()
+                .map(|hint| format!(" ({hint})"))
+                .unwrap_or_default()
+        ))
+    })?;
+    check_partition_tree(db, &found, editing)?;
+    check_key(db, found, key, editing)
+}
 
-    check_url("--url", &draft.url)?;
+fn check_custom_events(events: &[String], draft: &Draft) -> Result<()> {
+    if draft.key.is_some() {
+        return Err(Error::invalid(
+            "--key names a table's key columns; give --table too, or omit --key for custom events",
+        ));
+    }
+    if let Some(row_event) = events.iter().find(|e| TABLE_EVENTS.contains(&e.as_str())) {
+        return Err(Error::invalid(format!(
+            "the {row_event} event needs --table; hooks without a table take custom events only"
+        )));
+    }
+    Ok(())
+}
 
-    let method = draft.method.trim().to_ascii_uppercase();
+/// Each setting in its range (docs/behaviour.md §2, §8), as it will be stored.
+fn check_settings(given: &HookSettings) -> Result<HookSettings> {
+    let mut settings = given.clone();
+    settings.target_url = settings.target_url.trim().to_owned();
+    check_url("--url", &settings.target_url)?;
+    let method = settings.http_method.trim().to_ascii_uppercase();
     if !METHODS.contains(&method.as_str()) {
         return Err(Error::invalid(format!(
             "{:?} is not a supported method; use one of {}",
-            draft.method,
+            settings.http_method,
             METHODS.join(", ")
         )));
     }
-
-    let content_type = ContentType::parse(&draft.content_type).ok_or_else(|| {
-        Error::invalid(format!(
-            "{:?} is not a supported content type; use {}",
-            draft.content_type,
-            ContentType::ALLOWED
-        ))
-    })?;
-
-    let when_changed = match &draft.when_changed {
-        None => None,
-        Some(list) => {
-            let list: Vec<String> = list
-                .iter()
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty())
-                .collect();
-            let Some(columns) = &table else {
-                return Err(Error::invalid(
-                    "--when-changed needs --table: it filters a table's updates",
-                ));
-            };
-            if !events.iter().any(|e| e == "update") {
-                return Err(Error::invalid(
-                    "--when-changed filters updates; add update to --events",
-                ));
-            }
-            if list.is_empty() {
-                return Err(Error::invalid("--when-changed needs at least one column"));
-            }
-            let columns = &columns.columns;
-            if let Some(unknown) = list
-                .iter()
-                .find(|c| !columns.iter().any(|col| &col.name == *c))
-            {
-                return Err(Error::invalid(format!(
-                    "--when-changed names {unknown:?}, which is not a column of table {}; check the spelling",
-                    draft.table.as_deref().unwrap_or_default()
-                )));
-            }
-            Some(serde_json::to_string(&list).expect("strings serialize"))
-        }
-    };
-
-    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&draft.timeout) {
+    settings.http_method = method;
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&settings.timeout()) || settings.timeout_ms < 0 {
         return Err(Error::invalid("--timeout must be between 100ms and 5m"));
     }
-    if !(1..=50).contains(&draft.max_attempts) {
+    if !(1..=50).contains(&settings.max_attempts) {
         return Err(Error::invalid("--max-attempts must be between 1 and 50"));
     }
-    if !(size::MIN_MAX_PAYLOAD..=size::MAX_MAX_PAYLOAD).contains(&draft.max_payload_size) {
+    if !(size::MIN_MAX_PAYLOAD..=size::MAX_MAX_PAYLOAD).contains(&settings.max_payload_size) {
         return Err(Error::invalid(format!(
             "--max-payload-size must be between {} and {}",
             size::format(size::MIN_MAX_PAYLOAD),
             size::format(size::MAX_MAX_PAYLOAD)
         )));
     }
-
-    if let Some(variable) = &draft.signing_secret_env {
+    if let Some(variable) = &settings.signing_secret_env {
         check_variable_name("--signing-secret-env", variable)?;
     }
-    check_template(
-        draft,
-        name,
-        &events,
-        content_type,
-        table.as_ref().map(|t| t.columns.as_slice()),
-        sample_data,
-    )?;
+    Ok(settings)
+}
 
-    let fields = HookFields {
-        name: name.to_owned(),
-        table_name: table.as_ref().map(|t| t.name.clone()),
-        events: join_events(&events),
-        target_url: draft.url.trim().to_owned(),
-        http_method: method,
-        headers: draft.headers.clone(),
-        content_type: draft.content_type.trim().to_owned(),
-        payload_template: draft.template.clone(),
-        enabled: draft.enabled,
-        ordered: draft.ordered,
-        when_changed,
-        timeout_ms: draft.timeout.as_millis() as i32,
-        max_attempts: draft.max_attempts,
-        auth: draft.auth.clone(),
-        signing_secret_env: draft.signing_secret_env.clone(),
-        ca_file: draft.ca_file.clone(),
-        table_oid: table.as_ref().and_then(|t| t.oid),
-        key_columns: match (&table, &draft.key) {
-            (Some(_), Some(key)) => {
-                Some(serde_json::to_string(&key_names(key)).expect("strings serialize"))
-            }
-            _ => None,
-        },
-        max_payload_size: draft.max_payload_size,
+/// The columns whose change makes an update count, as stored (a JSON array).
+fn check_when_changed(
+    draft: &Draft,
+    events: &[String],
+    table: Option<&Table>,
+) -> Result<Option<String>> {
+    let Some(list) = &draft.when_changed else {
+        return Ok(None);
     };
-    Ok(fields)
+    let list: Vec<String> = list
+        .iter()
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let Some(table) = table else {
+        return Err(Error::invalid(
+            "--when-changed needs --table: it filters a table's updates",
+        ));
+    };
+    if !events.iter().any(|e| e == "update") {
+        return Err(Error::invalid(
+            "--when-changed filters updates; add update to --events",
+        ));
+    }
+    if list.is_empty() {
+        return Err(Error::invalid("--when-changed needs at least one column"));
+    }
+    if let Some(unknown) = list
+        .iter()
+        .find(|c| !table.columns.iter().any(|col| &col.name == *c))
+    {
+        return Err(Error::invalid(format!(
+            "--when-changed names {unknown:?}, which is not a column of table {}; check the spelling",
+            table.name
+        )));
+    }
+    Ok(Some(
+        serde_json::to_string(&list).expect("strings serialize"),
+    ))
 }
 
 /// One table of a partition tree may be watched (PostgreSQL): a hook on a partitioned
@@ -376,7 +413,7 @@ pub(super) fn check_template(
     sample_data: Option<&str>,
 ) -> Result<()> {
     let mut renderer = Renderer::new();
-    let template = draft.template.as_deref();
+    let template = draft.content.payload_template.as_deref();
     let fail = |event: &str, problem: crate::payload::PayloadError| {
         let hint = if event == "truncate" {
             " (a truncate event has no row: instance and old are null, so test them with {% if instance %})"

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::output::{clip, print_json, print_table, timestamp};
-use crate::cli::{Format, HookAddArgs, HookEditArgs, HooksCommand};
+use crate::cli::{Format, HookAddArgs, HookDefinition, HookEditArgs, HooksCommand};
 use crate::delivery::auth::Auth;
 use crate::delivery::headers::{parse_header_args, stored_pairs};
 use crate::error::{Error, Result};
@@ -68,35 +68,12 @@ fn add(db: &mut Db, args: &HookAddArgs) -> Result<()> {
         .url
         .clone()
         .ok_or_else(|| Error::invalid("hooks add needs --url (an absolute http(s) URL)"))?;
-    let draft = Draft {
-        name: args.name.clone(),
-        table: def.table.clone(),
-        events,
-        url,
-        method: def.method.clone().unwrap_or_else(|| "POST".to_owned()),
-        headers: parse_header_args(&def.headers).map_err(Error::Invalid)?,
-        content_type: def
-            .content_type
-            .clone()
-            .unwrap_or_else(|| "application/json".to_owned()),
-        template: read_template(def)?,
-        key: def.key.clone(),
-        when_changed: def.when_changed.clone(),
-        timeout: def
-            .timeout
-            .map(Into::into)
-            .unwrap_or(Duration::from_secs(10)),
-        max_attempts: def.max_attempts.unwrap_or(8),
-        max_payload_size: max_payload_size_flag(def)?.unwrap_or(size::DEFAULT_MAX_PAYLOAD),
-        enabled: !args.disabled,
-        ordered: def.ordered,
-        auth: auth_from_flags(def)?.flatten(),
-        signing_secret_env: def.signing_secret_env.clone(),
-        ca_file: ca_file_from_flag(def)?,
-    };
-    let fields = validate(db, &draft, def.sample_data.as_deref(), None)?;
+    let mut draft = Draft::new(&args.name, events, &url);
+    draft.enabled = !args.disabled;
+    apply_definition(&mut draft, def, &Clears::default())?;
+    let valid = validate(db, &draft, def.sample_data.as_deref(), None)?;
     warn_about_literal_dollars(def)?;
-    let hook = hooks::create(db, &fields)?;
+    let hook = hooks::create(db, &valid.row, &valid.content, &valid.settings)?;
     warn_of_uncaptured_changes(db, &hook)?;
     println!(
         "created hook {} (id {}){}",
@@ -122,6 +99,43 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
         }
         draft.name = name.clone();
     }
+    let clears = Clears {
+        headers: args.clear_headers,
+        template: args.no_template,
+        signing: args.no_signing,
+        ca_file: args.no_ca_file,
+        ordered: args.no_ordered,
+        when_changed: args.no_when_changed,
+    };
+    apply_definition(&mut draft, def, &clears)?;
+    let valid = validate(db, &draft, def.sample_data.as_deref(), Some(hook.id))?;
+    warn_about_literal_dollars(def)?;
+    let hook = hooks::update(db, &hook, &valid.row, &valid.content, &valid.settings)?;
+    warn_of_uncaptured_changes(db, &hook)?;
+    println!(
+        "updated hook {} (id {}); callbacks already made keep their content and go out with the new settings",
+        hook.name, hook.id
+    );
+    Ok(())
+}
+
+/// What `hooks edit --clear-headers`, `--no-template`… take away before the flags given
+/// add their own (nothing, for `hooks add`).
+#[derive(Default)]
+struct Clears {
+    headers: bool,
+    template: bool,
+    signing: bool,
+    ca_file: bool,
+    ordered: bool,
+    when_changed: bool,
+}
+
+/// Changes the draft by the definition flags given; what is not given stays as it is
+/// (the defaults, for `hooks add`). Checked in full afterwards by `validate`.
+fn apply_definition(draft: &mut Draft, def: &HookDefinition, clears: &Clears) -> Result<()> {
+    let settings = &mut draft.settings;
+    let content = &mut draft.content;
     if def.table.is_some() {
         draft.table = def.table.clone();
     }
@@ -129,69 +143,63 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
         draft.events = events.clone();
     }
     if let Some(url) = &def.url {
-        draft.url = url.clone();
+        settings.target_url = url.clone();
     }
     if let Some(method) = &def.method {
-        draft.method = method.clone();
+        settings.http_method = method.clone();
     }
-    if args.clear_headers || !def.headers.is_empty() {
-        let mut given = if args.clear_headers {
+    if clears.headers || !def.headers.is_empty() {
+        let mut given = if clears.headers {
             Vec::new()
         } else {
-            vec![hook.headers.clone()]
+            vec![settings.headers.clone()]
         };
         given.extend(def.headers.iter().cloned());
-        draft.headers = parse_header_args(&given).map_err(Error::Invalid)?;
+        settings.headers = parse_header_args(&given).map_err(Error::Invalid)?;
     }
     if let Some(content_type) = &def.content_type {
-        draft.content_type = content_type.clone();
+        content.content_type = content_type.clone();
     }
-    if args.no_template {
-        draft.template = None;
+    if clears.template {
+        content.payload_template = None;
     } else if let Some(template) = read_template(def)? {
-        draft.template = Some(template);
+        content.payload_template = Some(template);
     }
     if def.key.is_some() {
         draft.key = def.key.clone();
     }
-    if args.no_when_changed {
+    if clears.when_changed {
         draft.when_changed = None;
     } else if def.when_changed.is_some() {
         draft.when_changed = def.when_changed.clone();
     }
     if let Some(timeout) = def.timeout {
-        draft.timeout = timeout.into();
+        let timeout: Duration = timeout.into();
+        settings.timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     }
-    if def.ordered || args.no_ordered {
-        draft.ordered = def.ordered;
+    if def.ordered || clears.ordered {
+        content.ordered = def.ordered;
     }
     if let Some(auth) = auth_from_flags(def)? {
-        draft.auth = auth;
+        settings.auth = auth;
     }
-    if args.no_signing {
-        draft.signing_secret_env = None;
+    if clears.signing {
+        settings.signing_secret_env = None;
     } else if def.signing_secret_env.is_some() {
-        draft.signing_secret_env = def.signing_secret_env.clone();
+        settings.signing_secret_env = def.signing_secret_env.clone();
     }
-    if args.no_ca_file {
-        draft.ca_file = None;
+    if clears.ca_file {
+        settings.ca_file = None;
     } else if def.ca_file.is_some() {
-        draft.ca_file = ca_file_from_flag(def)?;
+        settings.ca_file = ca_file_from_flag(def)?;
     }
     if let Some(max_attempts) = def.max_attempts {
-        draft.max_attempts = max_attempts;
+        settings.max_attempts = max_attempts;
     }
-    if let Some(max_payload_size) = max_payload_size_flag(def)? {
-        draft.max_payload_size = max_payload_size;
+    if let Some(given) = &def.max_payload_size {
+        settings.max_payload_size = size::parse(given)
+            .map_err(|problem| Error::invalid(format!("--max-payload-size: {problem}")))?;
     }
-    let fields = validate(db, &draft, def.sample_data.as_deref(), Some(hook.id))?;
-    warn_about_literal_dollars(def)?;
-    let hook = hooks::update(db, &hook, &fields)?;
-    warn_of_uncaptured_changes(db, &hook)?;
-    println!(
-        "updated hook {} (id {}); callbacks already made keep their content and go out with the new settings",
-        hook.name, hook.id
-    );
     Ok(())
 }
 
@@ -207,17 +215,6 @@ fn warn_of_uncaptured_changes(db: &mut Db, hook: &Hook) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `--max-payload-size` in bytes, when given.
-fn max_payload_size_flag(def: &crate::cli::HookDefinition) -> Result<Option<i64>> {
-    def.max_payload_size
-        .as_deref()
-        .map(|given| {
-            size::parse(given)
-                .map_err(|problem| Error::invalid(format!("--max-payload-size: {problem}")))
-        })
-        .transpose()
 }
 
 fn set_enabled(db: &mut Db, name: &str, enabled: bool) -> Result<()> {
@@ -376,8 +373,8 @@ fn list(db: &mut Db, format: Format) -> Result<()> {
                         h.name.clone(),
                         h.table_name.clone().unwrap_or_else(|| "-".into()),
                         h.event_list().join(","),
-                        h.http_method.clone(),
-                        clip(&h.target_url, 50),
+                        h.settings.http_method.clone(),
+                        clip(&h.settings.target_url, 50),
                         if h.enabled { "yes".into() } else { "no".into() },
                     ]
                 })
@@ -416,7 +413,8 @@ fn show(db: &mut Db, name: &str, format: Format) -> Result<()> {
 
 /// A hook with docs/behaviour.md §2 field names.
 fn hook_json(hook: &Hook) -> Value {
-    let headers: serde_json::Map<String, Value> = stored_pairs(&hook.headers)
+    let settings = &hook.settings;
+    let headers: serde_json::Map<String, Value> = stored_pairs(&settings.headers)
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
@@ -425,21 +423,21 @@ fn hook_json(hook: &Hook) -> Value {
         "name": hook.name,
         "table_name": hook.table_name,
         "events": hook.event_list(),
-        "target_url": hook.target_url,
-        "http_method": hook.http_method,
+        "target_url": settings.target_url,
+        "http_method": settings.http_method,
         "headers": headers,
-        "content_type": hook.content_type,
-        "payload_template": hook.payload_template,
+        "content_type": hook.content.content_type,
+        "payload_template": hook.content.payload_template,
         "enabled": hook.enabled,
-        "ordered": hook.ordered,
+        "ordered": hook.content.ordered,
         "when_changed": hook.when_changed.as_ref().map(|_| hook.when_changed_list()),
         "key": hook.key_list(),
-        "timeout": humantime::format_duration(Duration::from_millis(hook.timeout_ms as u64)).to_string(),
-        "max_attempts": hook.max_attempts,
-        "max_payload_size": size::format(hook.max_payload_size),
-        "auth": Auth::parse(hook.auth.as_deref()).map(|auth| serde_json::to_value(auth).expect("serializes")),
-        "signing_secret_env": hook.signing_secret_env,
-        "ca_file": hook.ca_file,
+        "timeout": humantime::format_duration(settings.timeout()).to_string(),
+        "max_attempts": settings.max_attempts,
+        "max_payload_size": size::format(settings.max_payload_size),
+        "auth": Auth::parse(settings.auth.as_deref()).map(|auth| serde_json::to_value(auth).expect("serializes")),
+        "signing_secret_env": settings.signing_secret_env,
+        "ca_file": settings.ca_file,
         "created_at": timestamp(&hook.created_at),
         "updated_at": timestamp(&hook.updated_at),
     })

@@ -32,7 +32,7 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
         })?),
         None => None,
     };
-    let content_type = ContentType::parse(&hook.content_type).ok_or_else(|| {
+    let content_type = ContentType::parse(&hook.content.content_type).ok_or_else(|| {
         Error::invalid(format!(
             "hook {} has an unsupported content type; fix it with hooks edit",
             hook.name
@@ -72,7 +72,7 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
     };
     let body = render_sample(
         &mut renderer,
-        hook.payload_template.as_deref(),
+        hook.content.payload_template.as_deref(),
         content_type,
         &context,
         &columns,
@@ -83,11 +83,11 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
     if let Some(to) = &args.to {
         check_url("--to", to)?;
     }
-    let mut target = hook.settings();
+    let mut target = hook.settings.clone();
     if let Some(to) = &args.to {
         target.target_url = to.clone();
     }
-    let prepared = prepare(&target, &hook.content_type, "msg_test", &body)
+    let prepared = prepare(&target, &hook.content.content_type, "msg_test", &body)
         .map_err(|problem| Error::environment(format!("{problem}; set it and try again")))?;
     if args.dry_run {
         println!("{}", prepared.as_text());

@@ -1,0 +1,19 @@
+-- A hook's settings live in its versions only: `httphooks_hooks.version_id` names the
+-- current one, whose row holds every setting (URL, method, headers, timeout, attempts,
+-- auth, signing, CA file, size limit) and what callbacks are made of (template, content
+-- type, order). The hook row keeps what triggers and admission read (table, events,
+-- enabled, when_changed, key) and its identity. So a new setting is one column, here.
+-- Every hook's current version already holds its current settings (each `hooks add|
+-- edit` makes one).
+ALTER TABLE httphooks_hooks DROP COLUMN target_url;
+ALTER TABLE httphooks_hooks DROP COLUMN http_method;
+ALTER TABLE httphooks_hooks DROP COLUMN headers;
+ALTER TABLE httphooks_hooks DROP COLUMN content_type;
+ALTER TABLE httphooks_hooks DROP COLUMN payload_template;
+ALTER TABLE httphooks_hooks DROP COLUMN ordered;
+ALTER TABLE httphooks_hooks DROP COLUMN timeout_ms;
+ALTER TABLE httphooks_hooks DROP COLUMN max_attempts;
+ALTER TABLE httphooks_hooks DROP COLUMN auth;
+ALTER TABLE httphooks_hooks DROP COLUMN signing_secret_env;
+ALTER TABLE httphooks_hooks DROP COLUMN ca_file;
+ALTER TABLE httphooks_hooks DROP COLUMN max_payload_size;
