@@ -57,7 +57,7 @@ fn claim_with(conn: &mut Db, token: &str, limit: i64, filter: &ClaimFilter) -> V
         up_to: limit,
         except_hooks: Vec::new(),
     };
-    conn.write_transaction(|conn| conn.claim(filter, limit, token, &marks))
+    conn.write_transaction(|conn| conn.backend().claim(filter, limit, token, &marks))
         .unwrap()
 }
 
@@ -79,16 +79,12 @@ conformance!(admission_makes_callbacks_in_creation_order, |db: TestDb| {
     let db = with_hooks(db);
     let mut conn = open(&db);
     enqueue(&mut conn, "h", 5);
-    assert_eq!(conn.count_new_callbacks(None).unwrap(), 5);
+    assert_eq!(conn.backend().count_new(None).unwrap(), 5);
     assert!(conn.oldest_new_callback().unwrap().is_some());
-    assert_eq!(
-        conn.write_transaction(|c| c.admit_new_callbacks(3))
-            .unwrap(),
-        3
-    );
-    assert_eq!(conn.count_new_callbacks(None).unwrap(), 2);
+    assert_eq!(conn.write_transaction(|c| c.backend().admit(3)).unwrap(), 3);
+    assert_eq!(conn.backend().count_new(None).unwrap(), 2);
     assert_eq!(callbacks::admit_all(&mut conn).unwrap(), 2);
-    assert_eq!(conn.count_new_callbacks(None).unwrap(), 0);
+    assert_eq!(conn.backend().count_new(None).unwrap(), 0);
     assert_eq!(conn.oldest_new_callback().unwrap(), None);
     let listed = callbacks::list(
         &mut conn,
@@ -143,8 +139,7 @@ conformance!(
         assert!(ids(&second).iter().all(|id| !first_ids.contains(id)));
         assert!(claim(&mut conn, "run-c", 10).is_empty());
         // peek_due agrees: nothing is due while the leases last.
-        assert!(conn
-            .peek_due(&ClaimFilter::default(), 10)
+        assert!(callbacks::peek_due(&mut conn, &ClaimFilter::default(), 10)
             .unwrap()
             .is_empty());
     }
@@ -198,13 +193,19 @@ conformance!(only_the_token_holder_renews_and_records, |db: TestDb| {
     );
     // An outcome under another token changes nothing.
     let changed = conn
-        .write_transaction(|c| c.apply_outcomes("other", &outcome(id, Status::Sent), now()))
+        .write_transaction(|c| {
+            c.backend()
+                .apply_outcomes("other", &outcome(id, Status::Sent), now())
+        })
         .unwrap();
     assert_eq!(changed, 0);
     let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
     assert_eq!(callback.status(), Some(Status::Waiting));
     let changed = conn
-        .write_transaction(|c| c.apply_outcomes("holder", &outcome(id, Status::Sent), now()))
+        .write_transaction(|c| {
+            c.backend()
+                .apply_outcomes("holder", &outcome(id, Status::Sent), now())
+        })
         .unwrap();
     assert_eq!(changed, 1);
     let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
@@ -238,7 +239,8 @@ conformance!(
             let id = claim.callback.id;
             let changed = conn
                 .write_transaction(|c| {
-                    c.apply_outcomes("holder", &outcome(id, Status::Sent), now())
+                    c.backend()
+                        .apply_outcomes("holder", &outcome(id, Status::Sent), now())
                 })
                 .unwrap();
             assert_eq!(changed, 0, "the run no longer holds it");
@@ -261,7 +263,7 @@ conformance!(a_failed_attempt_waits_for_its_retry_time, |db: TestDb| {
         "payload": null }])
     .to_string();
     assert_eq!(
-        conn.write_transaction(|c| c.apply_outcomes("run", &changes, now()))
+        conn.write_transaction(|c| c.backend().apply_outcomes("run", &changes, now()))
             .unwrap(),
         1
     );
@@ -293,8 +295,11 @@ conformance!(ordered_callbacks_wait_for_earlier_ones, |db: TestDb| {
     );
     let id = first[0].callback.id;
     assert_eq!(health::ordered_behind(&mut conn, id + 1).unwrap(), Some(id));
-    conn.write_transaction(|c| c.apply_outcomes("run", &outcome(id, Status::Sent), now()))
-        .unwrap();
+    conn.write_transaction(|c| {
+        c.backend()
+            .apply_outcomes("run", &outcome(id, Status::Sent), now())
+    })
+    .unwrap();
     let next = claim(&mut conn, "run", 10);
     assert_eq!(ids(&next), vec![id + 1]);
 });
@@ -342,7 +347,10 @@ conformance!(filters_and_marks_choose_what_is_claimed, |db: TestDb| {
         except_hooks: Vec::new(),
     };
     let rest = conn
-        .write_transaction(|c| c.claim(&ClaimFilter::default(), 10, "run-2", &marks))
+        .write_transaction(|c| {
+            c.backend()
+                .claim(&ClaimFilter::default(), 10, "run-2", &marks)
+        })
         .unwrap();
     assert_eq!(rest.len(), 2);
     assert_eq!(rest.iter().filter(|c| c.marked).count(), 1);
@@ -381,7 +389,8 @@ conformance!(concurrent_claims_never_share_a_callback, |db: TestDb| {
                         };
                         let batch = conn
                             .write_transaction(|c| {
-                                c.claim(&ClaimFilter::default(), 5, &token, &marks)
+                                c.backend()
+                                    .claim(&ClaimFilter::default(), 5, &token, &marks)
                             })
                             .unwrap();
                         if batch.is_empty() {
@@ -416,7 +425,7 @@ conformance!(
         callbacks::expire_claims_of(&mut holder, "holder").unwrap();
         let url = db.url.clone();
         let (sender, other_claimed) = std::sync::mpsc::channel();
-        let concurrent = holder.allows_concurrent_writers();
+        let concurrent = holder.backend().allows_concurrent_writers();
         let other = std::thread::scope(|scope| {
             let during = holder
                 .write_transaction(|conn| {
@@ -462,7 +471,7 @@ conformance!(unused_hook_versions_go_while_changes_wait, |db: TestDb| {
     // A change of the table, not admitted yet.
     db.connect().sql("INSERT INTO t (v) VALUES (1)");
     let mut conn = open(&db);
-    assert_eq!(conn.count_new_callbacks(None).unwrap(), 1);
+    assert_eq!(conn.backend().count_new(None).unwrap(), 1);
     assert_eq!(hooks::prune_unused_versions(&mut conn).unwrap(), 2);
     assert_eq!(db.count(versions), 3);
     // The change still becomes a callback of the hook as it is.

@@ -28,7 +28,7 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
     let successes = runs::last_successes(&mut db)?;
     let last_hour = runs::endpoints_since(&mut db, now - chrono::Duration::hours(1))?;
     let last_day = runs::endpoints_since(&mut db, now - chrono::Duration::days(1))?;
-    let new = db.count_new_callbacks(None)?;
+    let new = db.backend().count_new(None)?;
     let recent = runs::recent(&mut db, RECENT_RUNS)?;
     let tables = capture::inspect(&mut db)?;
     let templates = super::capture::template_problems(&tables);
@@ -42,7 +42,7 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
             .flat_map(|h| h.event_list())
             .collect();
         let uncaptured = match &table.table {
-            Some(found) => db.uncaptured_paths(found, &events)?,
+            Some(found) => db.backend().uncaptured_paths(found, &events)?,
             None => Vec::new(),
         };
         let names: Vec<String> = table.hooks.iter().map(|h| h.name.clone()).collect();

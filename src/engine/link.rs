@@ -51,7 +51,7 @@ impl Link {
 /// for a second at a time, so that retries keep the run's deadline.
 fn connect(url: Option<&str>) -> Result<Db> {
     let mut db = Db::open_migrated_waiting(url, Duration::from_secs(1))?;
-    db.tune_for_delivery()?;
+    db.backend().tune_for_delivery()?;
     Ok(db)
 }
 

@@ -283,7 +283,10 @@ impl Engine {
         };
         let claims_link = Mutex::new(Link::new(self.url.as_deref()));
         let (writes_apart, max_callback_bytes) = retrying(&claims_link, &starting, |db| {
-            Ok((db.allows_concurrent_writers(), db.max_callback_bytes()?))
+            Ok((
+                db.backend().allows_concurrent_writers(),
+                db.backend().max_callback_bytes()?,
+            ))
         })?;
         let own_records_link = writes_apart.then(|| Mutex::new(Link::new(self.url.as_deref())));
         let records_link = own_records_link.as_ref().unwrap_or(&claims_link);
@@ -585,7 +588,10 @@ impl Engine {
                 .min(i64::try_from(byte_room).unwrap_or(i64::MAX));
             let before_claim = Instant::now();
             let claimed = retrying(link, &d.policy, |db| {
-                db.write_transaction(|db| db.claim(&d.filter, want, &self.identity.token, &marks))
+                db.write_transaction(|db| {
+                    db.backend()
+                        .claim(&d.filter, want, &self.identity.token, &marks)
+                })
             })?;
             d.pace.claimed(before_claim.elapsed(), d.scheduler);
             if claimed.is_empty() {

@@ -12,165 +12,17 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::models::{Attempt, Callback, Status, SETTINGS_COLUMNS};
+pub use super::backend::{
+    lease_for, ClaimFilter, Claimed, Outcome, StartMarks, ADMIT_AHEAD, LEASE_MARGIN_MS,
+    LEASE_TIMEOUTS, UNCAPTURED,
+};
+use super::backend::{peek_due_sql, TIMESTAMP_FORMAT};
+use super::models::{Attempt, Callback, Status};
 use super::schema::{
     httphooks_attempts, httphooks_callback_details, httphooks_callbacks, httphooks_hook_versions,
 };
 use super::{now, with_conn, Db};
 use crate::error::Result;
-
-/// The event data of a callback made for a change that could not be captured (too large,
-/// or a truncation its hook does not listen to): its status says why, and there is
-/// nothing to send.
-pub const UNCAPTURED: &str = r#"{"uncaptured":true}"#;
-
-/// A lease lasts `LEASE_TIMEOUTS` × the hook's timeout + `LEASE_MARGIN_MS`; runs renew
-/// the leases of callbacks that wait long, and start no request without its whole
-/// timeout left (see `engine::scheduler`). A run that dies on another host holds its
-/// callbacks until then; on the same host the next run takes them back at once.
-pub const LEASE_TIMEOUTS: i64 = 2;
-pub const LEASE_MARGIN_MS: i64 = 20_000;
-
-/// The lease a claim gets for a hook with this timeout.
-pub fn lease_for(timeout: std::time::Duration) -> std::time::Duration {
-    timeout * LEASE_TIMEOUTS as u32 + std::time::Duration::from_millis(LEASE_MARGIN_MS as u64)
-}
-
-/// The lease in milliseconds as SQL, from an expression giving the hook's timeout.
-pub(super) fn lease_ms_sql(timeout_ms: &str) -> String {
-    format!("(coalesce({timeout_ms}, 10000) * {LEASE_TIMEOUTS} + {LEASE_MARGIN_MS})")
-}
-
-/// A claim admits this many times as many new callbacks as it claims: admitting costs
-/// per statement about as much as per row, so most claims then find nothing to admit.
-pub const ADMIT_AHEAD: i64 = 4;
-
-/// Which waiting callbacks a run may claim.
-#[derive(Debug, Clone, Default)]
-pub struct ClaimFilter {
-    pub hook_ids: Vec<i64>,
-    /// Named callbacks are sent even when their retry time has not come yet.
-    pub callback_ids: Vec<i64>,
-    /// Hooks this run claims no more for (their endpoint has all it can take, or
-    /// their environment is missing).
-    pub exclude_hook_ids: Vec<i64>,
-    /// Callbacks this run has already attempted (`--callback`: one attempt each).
-    pub exclude_ids: Vec<i64>,
-    /// Only callbacks after this (due time, id) in claim order: where the last claim
-    /// ended, while hooks are excluded, so that claims do not step again over the
-    /// excluded hooks' callbacks at the head of the queue. (Each backend adds this to
-    /// the due rule in the form its planner turns into an index range.)
-    pub after: Option<(NaiveDateTime, i64)>,
-}
-
-impl ClaimFilter {
-    /// When a callback is due, as SQL on `httphooks_callbacks` (the one definition;
-    /// claims, `--dry-run` and `callbacks explain` use it): it is waiting; its retry
-    /// time (`due_key`, the backend's expression of the due index, 1970 for a new
-    /// callback) is at or before `due_before` (bound to [`Self::due_before`]); no live
-    /// lease holds it (`now` is the database's clock); its hook is enabled (a disabled
-    /// hook's callbacks are held); and, for an ordered hook, no earlier callback of its
-    /// row is still waiting. `null_safe_equals` is the backend's NULL-safe `=`. Ids
-    /// are integers, so inlining them is safe. The hook test is a scalar subquery, not
-    /// `EXISTS`: MariaDB turns an `EXISTS` into a semi-join that reads the hooks first
-    /// and sorts every waiting callback (265 ms at 100k waiting, against 0.3 ms for a
-    /// scan of the due index that stops at the limit).
-    pub(super) fn sql_condition(
-        &self,
-        due_key: &str,
-        due_before: &str,
-        now: &str,
-        null_safe_equals: &str,
-    ) -> String {
-        let mut condition = format!(
-            "httphooks_callbacks.status = 'waiting' AND {due_key} <= {due_before} \
-             AND (httphooks_callbacks.claimed_until IS NULL OR httphooks_callbacks.claimed_until < {now}) \
-             AND COALESCE((SELECT h.enabled FROM httphooks_hooks h \
-               WHERE h.id = httphooks_callbacks.hook_id), FALSE) \
-             AND (NOT httphooks_callbacks.ordered OR NOT EXISTS (SELECT 1 FROM httphooks_callbacks earlier \
-               WHERE earlier.status = 'waiting' AND earlier.ordered \
-                 AND earlier.hook_id = httphooks_callbacks.hook_id \
-                 AND earlier.object_id {null_safe_equals} httphooks_callbacks.object_id \
-                 AND earlier.id < httphooks_callbacks.id))"
-        );
-        let lists = [
-            ("hook_id IN", &self.hook_ids),
-            ("id IN", &self.callback_ids),
-            ("hook_id NOT IN", &self.exclude_hook_ids),
-            ("id NOT IN", &self.exclude_ids),
-        ];
-        for (test, ids) in lists {
-            if !ids.is_empty() {
-                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                condition.push_str(&format!(
-                    " AND httphooks_callbacks.{test} ({})",
-                    list.join(",")
-                ));
-            }
-        }
-        condition
-    }
-
-    pub(super) fn due_before(&self, now: NaiveDateTime) -> NaiveDateTime {
-        if self.callback_ids.is_empty() {
-            now
-        } else {
-            // Not NaiveDateTime::MAX: SQLite compares timestamps as text, and its
-            // "+262142-…" sorts before every real date.
-            chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .expect("a valid date")
-        }
-    }
-}
-
-/// A callback claimed by this run, with the token of an earlier claim whose lease ran
-/// out (that run died with the callback in hand) and whether that run had started it.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct Claimed {
-    #[diesel(embed)]
-    pub callback: Callback,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    pub previous_token: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    pub previous_started: bool,
-    /// Marked as started by this claim (see [`StartMarks`]).
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    pub marked: bool,
-}
-
-/// Callbacks as SQL written by hand reads them (claims): the view's columns and the
-/// settings of the hook version `settings_version_id` (the hook's current ones), as
-/// `d` and `s`; `extra` columns and joins follow.
-pub(super) fn callbacks_sql(extra_columns: &str, joins: &str) -> String {
-    let settings: Vec<String> = SETTINGS_COLUMNS.iter().map(|c| format!("s.{c}")).collect();
-    format!(
-        "SELECT d.*, {}{extra_columns} FROM httphooks_callback_details d \
-         JOIN httphooks_hook_versions s ON s.id = d.settings_version_id{joins}",
-        settings.join(", ")
-    )
-}
-
-/// The query `send_callbacks --dry-run` peeks with: the due callbacks' details in
-/// claim order, the first `limit` (a placeholder) of them, by the backend's due key
-/// and due condition.
-pub(super) fn peek_due_sql(due_key: &str, condition: &str, limit: &str) -> String {
-    format!(
-        "{} ORDER BY q.due, q.id",
-        callbacks_sql(
-            "",
-            &format!(
-                " JOIN (SELECT id, {due_key} AS due FROM httphooks_callbacks WHERE {condition} \
-                   ORDER BY {due_key}, id LIMIT {limit}) q ON q.id = d.id"
-            )
-        )
-    )
-}
-
-/// Callbacks by id, in no particular order (claims that read, then update).
-pub(super) fn callbacks_by_ids_sql(ids: &str) -> String {
-    format!("{} WHERE d.id IN ({ids})", callbacks_sql("", ""))
-}
 
 /// The view joined to the hook versions the callbacks' settings come from, for
 /// diesel's DSL: select [`Callback::as_select`] from it.
@@ -181,78 +33,6 @@ macro_rules! callbacks_with_settings {
                 .on(httphooks_hook_versions::id.eq(httphooks_callback_details::settings_version_id)),
         )
     };
-}
-
-/// A due row a claim locked (SQLite, MySQL: the claim reads, then updates), as an
-/// earlier claim left it.
-#[derive(QueryableByName)]
-pub(super) struct DueRow {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub hook_id: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    pub claim_token: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    pub claim_started: bool,
-}
-
-/// The claimed callbacks in claim order, each with what an earlier claim left on it
-/// (`due`) and whether this claim marked it as started.
-pub(super) fn claimed_in_order(
-    mut callbacks: Vec<Callback>,
-    due: &[DueRow],
-    marked: &[i64],
-) -> Vec<Claimed> {
-    callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
-    callbacks
-        .into_iter()
-        .map(|callback| {
-            let before = due.iter().find(|d| d.id == callback.id);
-            Claimed {
-                previous_token: before.and_then(|d| d.claim_token.clone()),
-                previous_started: before.is_some_and(|d| d.claim_started),
-                marked: marked.contains(&callback.id),
-                callback,
-            }
-        })
-        .collect()
-}
-
-/// Which claimed callbacks a claim marks as started at once (in the same statement):
-/// the first `up_to` in claim order whose hook is not in `except_hooks` (hooks whose
-/// endpoint has all the ready requests it may). The rest are marked later, in batches,
-/// when their endpoint can start them.
-#[derive(Debug, Clone, Default)]
-pub struct StartMarks {
-    pub up_to: i64,
-    pub except_hooks: Vec<i64>,
-}
-
-impl StartMarks {
-    /// The ids of `due` (in claim order) that this claim marks as started.
-    pub(super) fn pick(&self, due: &[DueRow]) -> Vec<i64> {
-        due.iter()
-            .filter(|d| !self.except_hooks.contains(&d.hook_id))
-            .take(usize::try_from(self.up_to).unwrap_or(0))
-            .map(|d| d.id)
-            .collect()
-    }
-}
-
-/// What one attempt (or a decision not to attempt) changes on a callback.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Outcome {
-    pub callback_id: i64,
-    /// For the run's statistics per hook.
-    pub hook_id: i64,
-    /// The body rendered for the first attempt, stored so retries send the same bytes.
-    pub rendered_payload: Option<std::sync::Arc<str>>,
-    pub status: Status,
-    pub status_details: String,
-    pub next_attempt_at: Option<NaiveDateTime>,
-    /// What went on the wire; each counts towards max_attempts.
-    pub attempts: Vec<Attempt>,
 }
 
 /// Records the outcomes of the run `token` whose claims it still holds (a run that
@@ -391,7 +171,7 @@ fn record_part(db: &mut Db, token: &str, outcomes: &[&Outcome]) -> Result<usize>
                 .execute(conn)
             })?;
         }
-        db.apply_outcomes(token, &changes, now())
+        db.backend().apply_outcomes(token, &changes, now())
     })
 }
 
@@ -399,16 +179,6 @@ fn record_part(db: &mut Db, token: &str, outcomes: &[&Outcome]) -> Result<usize>
 /// a statement of their own, since the databases' JSON functions copy every value
 /// they read several times (a 20 MB body cost SQLite 300 MB).
 const INLINE_PAYLOAD: usize = 64 << 10;
-
-/// How timestamps are written inside JSON for the backends to read back: diesel's
-/// SQLite text form, which PostgreSQL also parses.
-pub(super) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
-
-/// A timestamp as an SQL literal both backends compare with their timestamps: text in
-/// SQLite, cast on PostgreSQL by comparison with a timestamp expression.
-pub(super) fn timestamp_literal(time: NaiveDateTime) -> String {
-    format!("'{}'", time.format(TIMESTAMP_FORMAT))
-}
 
 /// Records the attempts dead runs may have made: each of `claims` was claimed and
 /// marked as started by a run whose lease ran out before it wrote an outcome. Each
@@ -471,7 +241,7 @@ pub fn renew(db: &mut Db, token: &str, ids: &[i64], started: bool) -> Result<Vec
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    db.renew_claims(token, ids, started)
+    db.backend().renew(token, ids, started)
 }
 
 /// Takes back the claims of a run that is known to be dead: their leases end now, so
@@ -557,9 +327,16 @@ pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
     })
 }
 
-/// Waiting callbacks that a run would claim now, without claiming them (`--dry-run`).
+/// Waiting callbacks that a run would claim now, in claim order, without claiming them
+/// (`--dry-run`).
 pub fn peek_due(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>> {
-    db.peek_due(filter, limit)
+    let backend = db.backend();
+    let sql = peek_due_sql(
+        backend.due_key(),
+        &backend.due_condition(filter),
+        &limit.to_string(),
+    );
+    with_conn!(db, |conn| Ok(diesel::sql_query(&sql).load(conn)?))
 }
 
 pub fn get(db: &mut Db, id: i64) -> Result<Option<Callback>> {
@@ -703,7 +480,7 @@ pub fn admit_all_reporting(db: &mut Db, progress: &mut dyn FnMut(usize)) -> Resu
     const BATCH: i64 = 10_000;
     let mut total = 0;
     loop {
-        let admitted = db.write_transaction(|db| db.admit_new_callbacks(BATCH))?;
+        let admitted = db.write_transaction(|db| db.backend().admit(BATCH))?;
         total += admitted;
         progress(total);
         if admitted < BATCH as usize {
@@ -739,7 +516,7 @@ pub fn count_by_status(db: &mut Db, wanted: &str, since: Option<NaiveDateTime>) 
         query.count().get_result(conn)
     })?;
     let new = if wanted == Status::Waiting.as_str() {
-        db.count_new_callbacks(since)?
+        db.backend().count_new(since)?
     } else {
         0
     };

@@ -111,7 +111,7 @@ pub fn inspect(db: &mut Db) -> Result<Vec<TableCapture>> {
             Some(table) if hooks.iter().any(|hook| hook.table_oid != table.oid) => State::Recreated,
             // Triggers cannot capture what its hooks name (see `columns_missing`).
             Some(_) if needs_edit.is_some() => State::Stale,
-            Some(table) => match db.capture_state(table, &watched_by(&hooks))? {
+            Some(table) => match db.backend().capture_state(table, &watched_by(&hooks))? {
                 CaptureState::Intact => State::Intact,
                 CaptureState::Missing => State::Missing,
                 CaptureState::Stale => State::Stale,

@@ -139,14 +139,14 @@ pub fn key_of(hooks: &[Hook]) -> Option<Vec<String>> {
 /// schema, follow table names.
 pub(crate) fn locate(db: &mut Db, hooks: &[Hook], name: &str) -> Result<Option<Table>> {
     let by_identity = match hooks.iter().find_map(|hook| hook.table_oid) {
-        Some(oid) => db.table_by_oid(oid)?,
+        Some(oid) => db.backend().table_by_oid(oid)?,
         None => None,
     };
     let table = match by_identity {
         Some(table) => Some(table),
-        None => match db.find_table(name)? {
+        None => match db.backend().find_table(name)? {
             Some(table) => Some(table),
-            None => db.table_by_triggers(name)?,
+            None => db.backend().table_by_triggers(name)?,
         },
     };
     Ok(table.map(|table| table.keyed_by(key_of(hooks).as_deref())))
@@ -207,7 +207,10 @@ pub(crate) fn refresh_triggers(db: &mut Db, table: &str) -> Result<Option<Table>
     let mut first = None;
     let mut next = Some(table.to_owned());
     while let Some(name) = next.take() {
-        let displaced = db.table_by_triggers(&name)?.map(|carrier| carrier.name);
+        let displaced = db
+            .backend()
+            .table_by_triggers(&name)?
+            .map(|carrier| carrier.name);
         let found = refresh_one_table(db, &name)?;
         if refreshed.is_empty() {
             first = found;
@@ -221,7 +224,7 @@ pub(crate) fn refresh_triggers(db: &mut Db, table: &str) -> Result<Option<Table>
 fn refresh_one_table(db: &mut Db, table: &str) -> Result<Option<Table>> {
     let hooks = hooks_on_table(db, table)?;
     if hooks.is_empty() {
-        if let Some(found) = db.find_table(table)? {
+        if let Some(found) = db.backend().find_table(table)? {
             db.drop_triggers(&found)?;
             return Ok(Some(found));
         }
@@ -241,7 +244,7 @@ fn refresh_one_table(db: &mut Db, table: &str) -> Result<Option<Table>> {
     // Triggers already as they would be made are left alone: a change of URL or
     // timeout touches no trigger, and on MySQL remaking one leaves a moment in which
     // writes are not captured.
-    if adopted || db.capture_state(&found, &watched)? != super::CaptureState::Intact {
+    if adopted || db.backend().capture_state(&found, &watched)? != super::CaptureState::Intact {
         db.install_triggers(&found, &watched)?;
     }
     mark_verified(db, &hooks.iter().map(|hook| hook.id).collect::<Vec<_>>())?;
@@ -271,7 +274,7 @@ pub fn reinstall_triggers(db: &mut Db, tables: Option<&[String]>) -> Result<Vec<
 fn change_hooks<T>(db: &mut Db, change: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
     super::callbacks::admit_all(db)?;
     let changed = db.write_transaction(|db| {
-        db.admit_new_callbacks(i64::MAX)?;
+        db.backend().admit(i64::MAX)?;
         change(db)
     });
     match changed {
@@ -280,7 +283,7 @@ fn change_hooks<T>(db: &mut Db, change: impl FnOnce(&mut Db) -> Result<T>) -> Re
         Err(Error::Database {
             failure: DbFailure::Busy,
             message,
-        }) if db.commits_on_ddl() => Err(Error::environment(format!(
+        }) if db.backend().commits_on_ddl() => Err(Error::environment(format!(
             "{message}; the change may have been saved without its table's triggers: run \
              `httphooks hooks sync` once that transaction has ended (`httphooks hooks list` \
              shows what was saved)"
@@ -341,7 +344,7 @@ pub fn create(
     settings: &HookSettings,
 ) -> Result<Hook> {
     if content.ordered {
-        db.index_for_ordered_hooks()?;
+        db.backend().index_for_ordered_hooks()?;
     }
     let vanished = || Error::environment("the new hook vanished; run the command again");
     change_hooks(db, |db| {
@@ -383,7 +386,7 @@ pub fn update(
     settings: &HookSettings,
 ) -> Result<Hook> {
     if content.ordered {
-        db.index_for_ordered_hooks()?;
+        db.backend().index_for_ordered_hooks()?;
     }
     change_hooks(db, |db| {
         with_conn!(db, |conn| {

@@ -20,7 +20,7 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 type Datetime = diesel::sql_types::Datetime;
 use diesel::MysqlConnection;
 
-use super::callbacks::{
+use super::backend::{
     lease_ms_sql, timestamp_literal, ClaimFilter, Claimed, StartMarks, UNCAPTURED,
 };
 use super::models::Callback;
@@ -414,11 +414,11 @@ fn size_text(bytes: &str) -> String {
 /// callback (event data and stored body together) may be read back in, a packet.
 pub(super) const PACKET_HEADROOM: i64 = 65_536;
 
-/// The due rule (see `ClaimFilter::sql_condition`) with MySQL's spelling and clock;
-/// binds the due time. A position to start after is spelt as two ranges, which
-/// MySQL reads from the due index (a row-value comparison it may not).
-fn due_condition(filter: &ClaimFilter) -> String {
-    let mut condition = filter.sql_condition(DUE_KEY, "?", NOW, "<=>");
+/// The due rule (see `ClaimFilter::sql_condition`) with MySQL's spelling and clock, the
+/// due time a literal. A position to start after is spelt as two ranges, which MySQL
+/// reads from the due index (a row-value comparison it may not).
+fn due_condition(filter: &ClaimFilter, due_before: chrono::NaiveDateTime) -> String {
+    let mut condition = filter.sql_condition(DUE_KEY, &timestamp_literal(due_before), NOW, "<=>");
     if let Some((due_at, id)) = filter.after {
         let at = timestamp_literal(due_at);
         condition.push_str(&format!(
@@ -894,10 +894,15 @@ impl super::Backend for MysqlConnection {
         marks: &StartMarks,
     ) -> Result<Vec<Claimed>> {
         // New callbacks join the queue as runs need them.
-        self.admit(limit * super::callbacks::ADMIT_AHEAD)?;
+        self.admit(limit * super::backend::ADMIT_AHEAD)?;
         let due_before = filter.due_before(super::now());
-        let mut due: Vec<super::callbacks::DueRow> = Vec::new();
+        let mut due: Vec<super::backend::DueRow> = Vec::new();
         let mut from = filter.clone();
+        // The candidates are looked up by id: where they are in claim order is known.
+        let anywhere = ClaimFilter {
+            after: None,
+            ..filter.clone()
+        };
         // Rows another run locked meanwhile are skipped: read on past them, as SKIP
         // LOCKED on the index would.
         while (due.len() as i64) < limit {
@@ -905,22 +910,20 @@ impl super::Backend for MysqlConnection {
             let candidates: Vec<DueCandidate> = diesel::sql_query(format!(
                 "SELECT id, {DUE_KEY} AS due_at FROM httphooks_callbacks \
                  WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?",
-                due_condition(&from)
+                due_condition(&from, due_before)
             ))
-            .bind::<Datetime, _>(due_before)
             .bind::<BigInt, _>(want)
             .load(self)?;
             let Some(last) = candidates.last() else {
                 break;
             };
             from.after = Some((last.due_at, last.id));
-            let mut locked: Vec<super::callbacks::DueRow> = diesel::sql_query(format!(
+            let mut locked: Vec<super::backend::DueRow> = diesel::sql_query(format!(
                 "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
                  WHERE id IN ({}) AND {} ORDER BY id FOR UPDATE SKIP LOCKED",
                 id_list(candidates.iter().map(|c| c.id)),
-                filter.sql_condition(DUE_KEY, "?", NOW, "<=>")
+                due_condition(&anywhere, due_before)
             ))
-            .bind::<Datetime, _>(due_before)
             .load(self)?;
             for candidate in &candidates {
                 if let Some(at) = locked.iter().position(|d| d.id == candidate.id) {
@@ -950,8 +953,8 @@ impl super::Backend for MysqlConnection {
         .bind::<Text, _>(token)
         .execute(self)?;
         let callbacks: Vec<Callback> =
-            diesel::sql_query(super::callbacks::callbacks_by_ids_sql(&ids)).load(self)?;
-        Ok(super::callbacks::claimed_in_order(callbacks, &due, &marked))
+            diesel::sql_query(super::backend::callbacks_by_ids_sql(&ids)).load(self)?;
+        Ok(super::backend::claimed_in_order(callbacks, &due, &marked))
     }
 
     fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
@@ -984,15 +987,12 @@ impl super::Backend for MysqlConnection {
         })
     }
 
-    fn peek_due(&mut self, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>> {
-        Ok(diesel::sql_query(super::callbacks::peek_due_sql(
-            DUE_KEY,
-            &due_condition(filter),
-            "?",
-        ))
-        .bind::<Datetime, _>(filter.due_before(super::now()))
-        .bind::<BigInt, _>(limit)
-        .load(self)?)
+    fn due_key(&self) -> &'static str {
+        DUE_KEY
+    }
+
+    fn due_condition(&self, filter: &ClaimFilter) -> String {
+        due_condition(filter, filter.due_before(super::now()))
     }
 
     /// One UPDATE joined to the changes: STRAIGHT_JOIN reads JSON_TABLE first and finds
@@ -1040,36 +1040,5 @@ impl super::Backend for MysqlConnection {
             .count()
             .get_result(self)?;
         Ok(enabled as usize)
-    }
-
-    /// No RETURNING on MySQL's INSERT: the id this connection inserted last.
-    fn insert_run(&mut self, run: &super::runs::NewRun) -> Result<i64> {
-        use super::schema::httphooks_runs::dsl as r;
-        self.transaction(|conn| {
-            diesel::insert_into(r::httphooks_runs)
-                .values(run)
-                .execute(conn)?;
-            Ok(diesel::select(diesel::dsl::sql::<BigInt>(
-                "CAST(LAST_INSERT_ID() AS SIGNED)",
-            ))
-            .get_result(conn)?)
-        })
-    }
-
-    fn save_token(
-        &mut self,
-        key: &str,
-        token: &str,
-        expires_at: chrono::NaiveDateTime,
-    ) -> Result<()> {
-        use super::schema::httphooks_oauth_tokens::dsl as t;
-        diesel::replace_into(t::httphooks_oauth_tokens)
-            .values((
-                t::cache_key.eq(key),
-                t::access_token.eq(token),
-                t::expires_at.eq(expires_at),
-            ))
-            .execute(self)?;
-        Ok(())
     }
 }

@@ -6,10 +6,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::PgConnection;
 
-use super::callbacks::{lease_ms_sql, ClaimFilter, Claimed, StartMarks, UNCAPTURED};
-use super::{
-    connection_error, now, primary_key, quote_literal, CaptureState, Column, ColumnKind, Table,
-};
+use super::backend::{lease_ms_sql, quote_literal, ClaimFilter, Claimed, StartMarks, UNCAPTURED};
+use super::{connection_error, now, primary_key, CaptureState, Column, ColumnKind, Table};
 use crate::error::Result;
 
 /// The expression of the due index (see the migration): it must be written the same
@@ -162,14 +160,18 @@ struct TriggerRow {
 }
 
 /// The due rule (see `ClaimFilter::sql_condition`) with PostgreSQL's spelling and
-/// clock; binds the due time as $1.
+/// clock, the due time a literal.
 fn due_condition(filter: &ClaimFilter) -> String {
-    let mut condition = filter.sql_condition(DUE_KEY, "$1", NOW, "IS NOT DISTINCT FROM");
+    let due_before = format!(
+        "{}::timestamp",
+        super::backend::timestamp_literal(filter.due_before(now()))
+    );
+    let mut condition = filter.sql_condition(DUE_KEY, &due_before, NOW, "IS NOT DISTINCT FROM");
     if let Some((due_at, id)) = filter.after {
         // Literals: the timestamp is formatted by us, the id is an integer.
         condition.push_str(&format!(
             " AND ({DUE_KEY}, httphooks_callbacks.id) > ({}::timestamp, {id})",
-            super::callbacks::timestamp_literal(due_at)
+            super::backend::timestamp_literal(due_at)
         ));
     }
     condition
@@ -420,8 +422,8 @@ impl super::Backend for PgConnection {
         } else {
             (
                 "picked AS ( \
-                   SELECT (array_agg(id ORDER BY due_at, id))[1:$4] AS ids \
-                   FROM due WHERE NOT (hook_id = ANY($5))), ",
+                   SELECT (array_agg(id ORDER BY due_at, id))[1:$3] AS ids \
+                   FROM due WHERE NOT (hook_id = ANY($4))), ",
                 ", picked",
                 "coalesce(due.id = ANY(picked.ids), FALSE)",
             )
@@ -431,30 +433,29 @@ impl super::Backend for PgConnection {
                SELECT id, hook_id, {DUE_KEY} AS due_at, \
                       claim_token AS previous_token, claim_started AS previous_started \
                FROM httphooks_callbacks WHERE {condition} \
-               ORDER BY {DUE_KEY}, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+               ORDER BY {DUE_KEY}, id LIMIT $1 FOR UPDATE SKIP LOCKED), \
              {picked} \
              claimed AS ( \
                UPDATE httphooks_callbacks c \
                SET claimed_until = {NOW} + {lease} * interval '1 millisecond', \
-                   claim_token = $3, claim_started = {mark} \
+                   claim_token = $2, claim_started = {mark} \
                FROM due{picked_from}, httphooks_hooks h, httphooks_hook_versions v \
                WHERE c.id = due.id AND h.id = c.hook_id AND v.id = h.version_id \
                RETURNING c.id, due.previous_token, due.previous_started, c.claim_started AS mark) \
              {callbacks}",
-            callbacks = super::callbacks::callbacks_sql(
+            callbacks = super::backend::callbacks_sql(
                 ", claimed.previous_token, claimed.previous_started, claimed.mark AS marked",
                 " JOIN claimed ON claimed.id = d.id"
             ),
             condition = due_condition(filter),
             lease = lease_ms_sql("v.timeout_ms"),
         ))
-        .bind::<Timestamp, _>(filter.due_before(now()))
         .bind::<BigInt, _>(limit)
         .bind::<Text, _>(token)
         .bind::<BigInt, _>(marks.up_to)
         .bind::<diesel::sql_types::Array<BigInt>, _>(&marks.except_hooks);
         // New callbacks join the queue as runs need them.
-        self.admit(limit * super::callbacks::ADMIT_AHEAD)?;
+        self.admit(limit * super::backend::ADMIT_AHEAD)?;
         // Read the due index in order and stop at the limit, whatever the statistics say:
         // on a freshly filled table they predict a handful of rows, and PostgreSQL would
         // sort the whole backlog on every claim (40 ms instead of 0.3 ms at 100,000). The
@@ -484,20 +485,12 @@ impl super::Backend for PgConnection {
         Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
-    /// Due callbacks in claim order, without claiming them.
-    fn peek_due(
-        &mut self,
-        filter: &ClaimFilter,
-        limit: i64,
-    ) -> Result<Vec<super::models::Callback>> {
-        Ok(diesel::sql_query(super::callbacks::peek_due_sql(
-            DUE_KEY,
-            &due_condition(filter),
-            "$2",
-        ))
-        .bind::<Timestamp, _>(filter.due_before(now()))
-        .bind::<BigInt, _>(limit)
-        .load(self)?)
+    fn due_key(&self) -> &'static str {
+        DUE_KEY
+    }
+
+    fn due_condition(&self, filter: &ClaimFilter) -> String {
+        due_condition(filter)
     }
 
     fn apply_outcomes(
@@ -529,33 +522,5 @@ impl super::Backend for PgConnection {
             .bind::<Text, _>(data.to_string())
             .get_result(self)?;
         Ok(made.made as usize)
-    }
-
-    fn insert_run(&mut self, run: &super::runs::NewRun) -> Result<i64> {
-        use super::schema::httphooks_runs::dsl as r;
-        Ok(diesel::insert_into(r::httphooks_runs)
-            .values(run)
-            .returning(r::id)
-            .get_result(self)?)
-    }
-
-    fn save_token(
-        &mut self,
-        key: &str,
-        token: &str,
-        expires_at: chrono::NaiveDateTime,
-    ) -> Result<()> {
-        use super::schema::httphooks_oauth_tokens::dsl as t;
-        diesel::insert_into(t::httphooks_oauth_tokens)
-            .values((
-                t::cache_key.eq(key),
-                t::access_token.eq(token),
-                t::expires_at.eq(expires_at),
-            ))
-            .on_conflict(t::cache_key)
-            .do_update()
-            .set((t::access_token.eq(token), t::expires_at.eq(expires_at)))
-            .execute(self)?;
-        Ok(())
     }
 }

@@ -59,9 +59,19 @@ pub struct Run {
     pub stop_reason: Option<String>,
 }
 
-/// Records that a run started; returns its id.
+/// Records that a run started; returns its id (found by its token, which is the run's
+/// own: not every backend returns what it inserted).
 pub fn start(db: &mut Db, run: &NewRun) -> Result<i64> {
-    db.backend().insert_run(run)
+    with_conn!(db, |conn| {
+        diesel::insert_into(r::httphooks_runs)
+            .values(run)
+            .execute(conn)?;
+        Ok(r::httphooks_runs
+            .select(r::id)
+            .filter(r::token.eq(&run.token))
+            .order(r::id.desc())
+            .first(conn)?)
+    })
 }
 
 pub fn end(db: &mut Db, id: i64, end: &RunEnd) -> Result<()> {

@@ -5,10 +5,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::SqliteConnection;
 
-use super::callbacks::{ClaimFilter, Claimed, StartMarks, UNCAPTURED};
+use super::backend::{
+    quote_ident, quote_literal, timestamp_literal, ClaimFilter, Claimed, StartMarks, UNCAPTURED,
+};
 use super::{
-    connection_error, now, primary_key, quote_ident, quote_literal, CaptureState, Column,
-    ColumnKind, Table, Watched, ROW_EVENTS,
+    connection_error, now, primary_key, CaptureState, Column, ColumnKind, Table, Watched,
+    ROW_EVENTS,
 };
 use crate::error::Result;
 
@@ -284,10 +286,15 @@ fn admit_range(conn: &mut SqliteConnection, first: i64, last: i64) -> Result<usi
         .execute(conn)?)
 }
 
-/// The due rule (see `ClaimFilter::sql_condition`) with SQLite's spelling; binds the
-/// due time, then the current time.
-fn due_condition(filter: &ClaimFilter) -> String {
-    filter.sql_condition(DUE_KEY, "?", "?", "IS")
+/// The due rule (see `ClaimFilter::sql_condition`) with SQLite's spelling, the due time
+/// and the clock as literals (SQLite compares timestamps as text).
+fn due_condition(filter: &ClaimFilter, now: chrono::NaiveDateTime) -> String {
+    filter.sql_condition(
+        DUE_KEY,
+        &timestamp_literal(filter.due_before(now)),
+        &timestamp_literal(now),
+        "IS",
+    )
 }
 
 /// `claimed_until` for a new or renewed lease: the bound time plus the lease of the
@@ -295,7 +302,7 @@ fn due_condition(filter: &ClaimFilter) -> String {
 fn lease_until_sql() -> String {
     format!(
         "strftime('%Y-%m-%d %H:%M:%f', ?, '+' || ({} / 1000.0) || ' seconds')",
-        super::callbacks::lease_ms_sql(
+        super::backend::lease_ms_sql(
             "(SELECT v.timeout_ms FROM httphooks_hooks h JOIN httphooks_hook_versions v ON v.id = h.version_id \
               WHERE h.id = httphooks_callbacks.hook_id)"
         )
@@ -475,18 +482,15 @@ impl super::Backend for SqliteConnection {
         marks: &StartMarks,
     ) -> Result<Vec<Claimed>> {
         let now = now();
-        let due_before = filter.due_before(now);
+        let condition = due_condition(filter, now);
         {
             // New callbacks join the queue as the run needs them.
-            self.admit(limit * super::callbacks::ADMIT_AHEAD)?;
-            let due: Vec<super::callbacks::DueRow> = match filter.after {
+            self.admit(limit * super::backend::ADMIT_AHEAD)?;
+            let due: Vec<super::backend::DueRow> = match filter.after {
                 None => diesel::sql_query(format!(
                     "SELECT id, hook_id, claim_token, claim_started FROM httphooks_callbacks \
-                     WHERE {} ORDER BY {DUE_KEY}, id LIMIT ?",
-                    due_condition(filter)
+                     WHERE {condition} ORDER BY {DUE_KEY}, id LIMIT ?"
                 ))
-                .bind::<Timestamp, _>(due_before)
-                .bind::<Timestamp, _>(now)
                 .bind::<BigInt, _>(limit)
                 .load(self)?,
                 // After a position: SQLite seeks an expression index with a row value only
@@ -495,7 +499,6 @@ impl super::Backend for SqliteConnection {
                 Some((due_at, id)) => {
                     let columns =
                         format!("id, hook_id, claim_token, claim_started, {DUE_KEY} AS due");
-                    let condition = due_condition(filter);
                     diesel::sql_query(format!(
                         "SELECT id, hook_id, claim_token, claim_started FROM ( \
                            SELECT * FROM (SELECT {columns} FROM httphooks_callbacks \
@@ -505,13 +508,9 @@ impl super::Backend for SqliteConnection {
                              WHERE {condition} AND {DUE_KEY} > ? ORDER BY {DUE_KEY}, id LIMIT ?)) \
                          ORDER BY due, id LIMIT ?"
                     ))
-                    .bind::<Timestamp, _>(due_before)
-                    .bind::<Timestamp, _>(now)
                     .bind::<Timestamp, _>(due_at)
                     .bind::<BigInt, _>(id)
                     .bind::<BigInt, _>(limit)
-                    .bind::<Timestamp, _>(due_before)
-                    .bind::<Timestamp, _>(now)
                     .bind::<Timestamp, _>(due_at)
                     .bind::<BigInt, _>(limit)
                     .bind::<BigInt, _>(limit)
@@ -535,8 +534,8 @@ impl super::Backend for SqliteConnection {
             .bind::<Timestamp, _>(now)
             .execute(self)?;
             let callbacks: Vec<super::models::Callback> =
-                diesel::sql_query(super::callbacks::callbacks_by_ids_sql(&ids)).load(self)?;
-            Ok(super::callbacks::claimed_in_order(callbacks, &due, &marked))
+                diesel::sql_query(super::backend::callbacks_by_ids_sql(&ids)).load(self)?;
+            Ok(super::backend::claimed_in_order(callbacks, &due, &marked))
         }
     }
 
@@ -561,22 +560,12 @@ impl super::Backend for SqliteConnection {
         Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
-    /// Due callbacks in claim order, without claiming them.
-    fn peek_due(
-        &mut self,
-        filter: &ClaimFilter,
-        limit: i64,
-    ) -> Result<Vec<super::models::Callback>> {
-        let now = now();
-        Ok(diesel::sql_query(super::callbacks::peek_due_sql(
-            DUE_KEY,
-            &due_condition(filter),
-            "?",
-        ))
-        .bind::<Timestamp, _>(filter.due_before(now))
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(self)?)
+    fn due_key(&self) -> &'static str {
+        DUE_KEY
+    }
+
+    fn due_condition(&self, filter: &ClaimFilter) -> String {
+        due_condition(filter, now())
     }
 
     fn apply_outcomes(
@@ -613,33 +602,5 @@ impl super::Backend for SqliteConnection {
         .bind::<Text, _>(data.to_string())
         .bind::<Text, _>(hook)
         .execute(self)?)
-    }
-
-    fn insert_run(&mut self, run: &super::runs::NewRun) -> Result<i64> {
-        use super::schema::httphooks_runs::dsl as r;
-        Ok(diesel::insert_into(r::httphooks_runs)
-            .values(run)
-            .returning(r::id)
-            .get_result(self)?)
-    }
-
-    fn save_token(
-        &mut self,
-        key: &str,
-        token: &str,
-        expires_at: chrono::NaiveDateTime,
-    ) -> Result<()> {
-        use super::schema::httphooks_oauth_tokens::dsl as t;
-        diesel::insert_into(t::httphooks_oauth_tokens)
-            .values((
-                t::cache_key.eq(key),
-                t::access_token.eq(token),
-                t::expires_at.eq(expires_at),
-            ))
-            .on_conflict(t::cache_key)
-            .do_update()
-            .set((t::access_token.eq(token), t::expires_at.eq(expires_at)))
-            .execute(self)?;
-        Ok(())
     }
 }

@@ -19,8 +19,20 @@ pub fn load(db: &mut Db, key: &str, now: NaiveDateTime) -> Result<Option<(String
     })
 }
 
+/// Stores a token under `key`, replacing any there (each backend's upsert is spelt
+/// differently; a token is saved about once an hour).
 pub fn save(db: &mut Db, key: &str, token: &str, expires_at: NaiveDateTime) -> Result<()> {
-    db.backend().save_token(key, token, expires_at)
+    with_conn!(db, |conn| conn.transaction(|conn| {
+        diesel::delete(t::httphooks_oauth_tokens.filter(t::cache_key.eq(key))).execute(conn)?;
+        diesel::insert_into(t::httphooks_oauth_tokens)
+            .values((
+                t::cache_key.eq(key),
+                t::access_token.eq(token),
+                t::expires_at.eq(expires_at),
+            ))
+            .execute(conn)
+    }))?;
+    Ok(())
 }
 
 /// Forgets a token the target refused, unless another run has already replaced it.

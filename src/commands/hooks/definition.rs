@@ -209,18 +209,19 @@ fn check_table(
             "a table hook takes only insert, update, delete and truncate, not {custom:?}; omit --table for custom events"
         )));
     }
-    if events.iter().any(|e| e == "truncate") && !db.captures_truncate() {
+    if events.iter().any(|e| e == "truncate") && !db.backend().captures_truncate() {
         return Err(Error::invalid(format!(
             "{} fires no trigger on TRUNCATE, so a hook cannot listen to truncate there \
              (README: What is captured); remove truncate from --events",
-            db.backend_name()
+            db.backend().name()
         )));
     }
-    let found = db.find_table(table)?.ok_or_else(|| {
+    let found = db.backend().find_table(table)?.ok_or_else(|| {
         Error::invalid(format!(
             "there is no table {table:?} in the {} database; create it first or check the name{}",
-            db.backend_name(),
-            db.other_schema_hint()
+            db.backend().name(),
+            db.backend()
+                .other_schema_hint()
                 .map(|hint| format!(" ({hint})"))
                 .unwrap_or_default()
         ))
@@ -320,7 +321,7 @@ fn check_when_changed(
 /// One table of a partition tree may be watched (PostgreSQL): a hook on a partitioned
 /// table gets the changes of every partition, through the same trigger cloned onto them.
 fn check_partition_tree(db: &mut Db, table: &Table, editing: Option<i64>) -> Result<()> {
-    let relatives = db.partition_relatives(table)?;
+    let relatives = db.backend().partition_relatives(table)?;
     if relatives.is_empty() {
         return Ok(());
     }

@@ -209,8 +209,8 @@ fn warn_of_uncaptured_changes(db: &mut Db, hook: &Hook) -> Result<()> {
     let Some(table) = hook.table_name.as_deref() else {
         return Ok(());
     };
-    if let Some(table) = db.find_table(table)? {
-        for path in db.uncaptured_paths(&table, &hook.event_list())? {
+    if let Some(table) = db.backend().find_table(table)? {
+        for path in db.backend().uncaptured_paths(&table, &hook.event_list())? {
             eprintln!("httphooks: warning: {path}");
         }
     }
@@ -345,10 +345,13 @@ fn triggers(db: &mut Db, name: &str, drop: bool) -> Result<()> {
         )));
     };
     let statements = if drop {
-        db.drop_trigger_sql(found)
+        db.backend().drop_trigger_sql(found)
     } else {
-        let mut statements = db.drop_trigger_sql(found);
-        statements.extend(db.trigger_sql(found, &hooks::watched_by(&table.hooks)));
+        let mut statements = db.backend().drop_trigger_sql(found);
+        statements.extend(
+            db.backend()
+                .trigger_sql(found, &hooks::watched_by(&table.hooks)),
+        );
         statements
     };
     // Each ends with `;`, ready for a migration file (MySQL's are kept without it,

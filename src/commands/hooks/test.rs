@@ -41,11 +41,15 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
     let mut renderer = Renderer::new();
     let (context, columns) = match &hook.table_name {
         Some(table) => {
-            let columns = db.table_columns(table)?.ok_or_else(|| {
-                Error::invalid(format!(
-                    "table {table} no longer exists; remove the hook or re-create the table"
-                ))
-            })?;
+            let columns = db
+                .backend()
+                .find_table(table)?
+                .map(|t| t.columns)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "table {table} no longer exists; remove the hook or re-create the table"
+                    ))
+                })?;
             let mut context = EventContext::sample(&hook.name, table, &event, &columns);
             // Given values replace the sample's, column by column.
             if let (Some(Value::Object(given)), Some(Value::Object(row))) =

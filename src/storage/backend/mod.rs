@@ -3,17 +3,19 @@
 //! Each backend file (`sqlite.rs`, `postgres.rs`, `mysql.rs`) implements [`Backend`]
 //! on its diesel connection type and holds all SQL that is its own: connection
 //! settings, migrations, table introspection, triggers, admission and claims. The rest
-//! of storage uses [`super::Db`], whose methods forward here, and diesel's DSL for
+//! of storage reaches it through [`super::Db::backend`], and uses diesel's DSL for
 //! queries every backend runs as they are (the `with_conn!` macro). Nothing outside
 //! storage asks which backend it has: it asks a capability.
 
 use chrono::NaiveDateTime;
 
-use super::callbacks::{ClaimFilter, Claimed, StartMarks};
-use super::models::Callback;
-use super::primary_key;
-use super::runs::NewRun;
 use crate::error::Result;
+
+mod sql;
+mod types;
+
+pub(in crate::storage) use sql::*;
+pub use types::*;
 
 /// What a database must do for httphooks. Object safe: `Db` hands out `&mut dyn
 /// Backend`.
@@ -165,8 +167,13 @@ pub trait Backend {
     /// ids it still holds.
     fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>>;
 
-    /// Due callbacks in claim order, without claiming them.
-    fn peek_due(&mut self, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>>;
+    /// The expression callbacks are claimed in the order of (their due time; 1970 for
+    /// a new one), as the due index has it.
+    fn due_key(&self) -> &'static str;
+
+    /// When a callback is due, in this backend's SQL on `httphooks_callbacks` (see
+    /// `ClaimFilter::sql_condition`), with the due time and any position as literals.
+    fn due_condition(&self, filter: &ClaimFilter) -> String;
 
     /// Applies a JSON array of outcomes (see `callbacks::record`) to the callbacks
     /// `token` still holds, in one statement; returns how many changed.
@@ -175,154 +182,4 @@ pub trait Backend {
     /// Writes a custom event of the enabled hook named `hook` where triggers write;
     /// returns how many callbacks it makes. The caller has checked hook and event.
     fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize>;
-
-    // --- Writes diesel's DSL spells differently per backend -------------------------
-
-    /// Inserts a run and returns its id.
-    fn insert_run(&mut self, run: &NewRun) -> Result<i64>;
-
-    /// Stores an OAuth2 token under `key`, replacing any there.
-    fn save_token(&mut self, key: &str, token: &str, expires_at: NaiveDateTime) -> Result<()>;
-}
-
-/// The events of a table's rows, which row triggers see.
-pub const ROW_EVENTS: [&str; 3] = ["insert", "update", "delete"];
-
-/// The events a table hook may listen to: its rows' events, and TRUNCATE where the
-/// backend's triggers see it ([`Backend::captures_truncate`]). None of them is a custom
-/// event.
-pub const TABLE_EVENTS: [&str; 4] = ["insert", "update", "delete", "truncate"];
-
-/// What the enabled hooks of a table listen to: its row events, and for updates the
-/// columns they watch (None when some hook takes any update).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Watched {
-    pub events: Vec<String>,
-    pub update_columns: Option<Vec<String>>,
-}
-
-/// The row of a `SELECT count(*) AS n` written in SQL.
-#[derive(diesel::QueryableByName)]
-pub(crate) struct CountRow {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub n: i64,
-}
-
-/// An application table as httphooks finds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Table {
-    /// The name hooks store and messages show: on PostgreSQL schema-qualified
-    /// (`sales.orders`) when the table is not in the schema httphooks works in.
-    pub name: String,
-    /// PostgreSQL: how DDL names it (quoted, qualified where needed).
-    pub sql_name: String,
-    /// PostgreSQL: the table's oid, which renames keep.
-    pub oid: Option<i64>,
-    /// MySQL: the name its capture triggers were made for, when the table was renamed
-    /// since (the triggers went with it and still capture under that name).
-    pub captured_as: Option<String>,
-    /// Its columns; `primary_key` marks the key that `object_id` is made of (the
-    /// table's primary key, or the hooks' `--key` columns, see [`Table::keyed_by`]).
-    pub columns: Vec<Column>,
-}
-
-impl Table {
-    /// The table with `key` (column names) as the key triggers record, in place of
-    /// its primary key; None keeps the primary key.
-    pub fn keyed_by(mut self, key: Option<&[String]>) -> Table {
-        if let Some(key) = key {
-            for column in &mut self.columns {
-                column.primary_key = key
-                    .iter()
-                    .position(|k| k == &column.name)
-                    .map_or(0, |p| p as i32 + 1);
-            }
-        }
-        self
-    }
-
-    /// The names of the key columns, in key order.
-    pub fn key_names(&self) -> Vec<String> {
-        primary_key(&self.columns)
-            .into_iter()
-            .map(|c| c.name.clone())
-            .collect()
-    }
-}
-
-/// What a table's triggers are, compared with what httphooks would install now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureState {
-    Intact,
-    /// No trigger of httphooks' on the table.
-    Missing,
-    /// Triggers that do not match the table's columns, key or hooks.
-    Stale,
-}
-
-impl CaptureState {
-    /// Compares the triggers found on a table with those httphooks would make now, in
-    /// any order.
-    pub fn comparing<T: Ord>(mut found: Vec<T>, mut expected: Vec<T>) -> CaptureState {
-        found.sort();
-        expected.sort();
-        if found == expected {
-            CaptureState::Intact
-        } else if found.is_empty() {
-            CaptureState::Missing
-        } else {
-            CaptureState::Stale
-        }
-    }
-}
-
-/// What httphooks knows of an application table's column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    pub name: String,
-    pub kind: ColumnKind,
-    /// 1-based position in the primary key, 0 when not part of it.
-    pub primary_key: i32,
-    /// The database holds only integers here whatever is written (SQLite's rowid
-    /// alias), so triggers need not guard against other types.
-    pub always_integer: bool,
-}
-
-/// Column types as far as payloads care: what a sample value looks like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnKind {
-    Integer,
-    Real,
-    Boolean,
-    Text,
-    Timestamp,
-    Json,
-    Blob,
-}
-
-impl ColumnKind {
-    /// Maps a declared SQL type (either backend's spelling) to its kind.
-    pub fn from_declared(declared: &str) -> ColumnKind {
-        let t = declared.to_ascii_lowercase();
-        if t.starts_with("json") {
-            ColumnKind::Json
-        } else if t.contains("bool") {
-            ColumnKind::Boolean
-        } else if t.contains("int") || t == "serial" || t == "bigserial" || t == "smallserial" {
-            ColumnKind::Integer
-        } else if t.contains("real")
-            || t.contains("floa")
-            || t.contains("doub")
-            || t.contains("numeric")
-            || t.contains("decimal")
-        {
-            ColumnKind::Real
-        } else if t.contains("time") || t.contains("date") {
-            ColumnKind::Timestamp
-        } else if t.contains("blob") || t == "bytea" {
-            ColumnKind::Blob
-        } else {
-            ColumnKind::Text
-        }
-    }
 }

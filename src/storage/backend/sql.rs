@@ -1,0 +1,137 @@
+//! SQL the backends share: how a due callback reads in SQL, how claimed callbacks are
+//! read back, timestamps and names as literals.
+
+use chrono::NaiveDateTime;
+
+use super::types::{ClaimFilter, Claimed, DueRow, LEASE_MARGIN_MS, LEASE_TIMEOUTS};
+use crate::storage::models::{Callback, SETTINGS_COLUMNS};
+
+/// Quotes an SQL identifier for SQLite and PostgreSQL (MySQL's are in `mysql.rs`).
+pub(in crate::storage) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal for SQLite and PostgreSQL (which runs with
+/// standard_conforming_strings on); MySQL's are in `mysql.rs`.
+pub(in crate::storage) fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The lease in milliseconds as SQL, from an expression giving the hook's timeout.
+pub(in crate::storage) fn lease_ms_sql(timeout_ms: &str) -> String {
+    format!("(coalesce({timeout_ms}, 10000) * {LEASE_TIMEOUTS} + {LEASE_MARGIN_MS})")
+}
+
+impl ClaimFilter {
+    /// When a callback is due, as SQL on `httphooks_callbacks` (the one definition;
+    /// claims, `--dry-run` and `callbacks explain` use it): it is waiting; its retry
+    /// time (`due_key`, the backend's expression of the due index, 1970 for a new
+    /// callback) is at or before `due_before` (bound to [`Self::due_before`]); no live
+    /// lease holds it (`now` is the database's clock); its hook is enabled (a disabled
+    /// hook's callbacks are held); and, for an ordered hook, no earlier callback of its
+    /// row is still waiting. `null_safe_equals` is the backend's NULL-safe `=`. Ids
+    /// are integers, so inlining them is safe. The hook test is a scalar subquery, not
+    /// `EXISTS`: MariaDB turns an `EXISTS` into a semi-join that reads the hooks first
+    /// and sorts every waiting callback (265 ms at 100k waiting, against 0.3 ms for a
+    /// scan of the due index that stops at the limit).
+    pub(in crate::storage) fn sql_condition(
+        &self,
+        due_key: &str,
+        due_before: &str,
+        now: &str,
+        null_safe_equals: &str,
+    ) -> String {
+        let mut condition = format!(
+            "httphooks_callbacks.status = 'waiting' AND {due_key} <= {due_before} \
+             AND (httphooks_callbacks.claimed_until IS NULL OR httphooks_callbacks.claimed_until < {now}) \
+             AND COALESCE((SELECT h.enabled FROM httphooks_hooks h \
+               WHERE h.id = httphooks_callbacks.hook_id), FALSE) \
+             AND (NOT httphooks_callbacks.ordered OR NOT EXISTS (SELECT 1 FROM httphooks_callbacks earlier \
+               WHERE earlier.status = 'waiting' AND earlier.ordered \
+                 AND earlier.hook_id = httphooks_callbacks.hook_id \
+                 AND earlier.object_id {null_safe_equals} httphooks_callbacks.object_id \
+                 AND earlier.id < httphooks_callbacks.id))"
+        );
+        let lists = [
+            ("hook_id IN", &self.hook_ids),
+            ("id IN", &self.callback_ids),
+            ("hook_id NOT IN", &self.exclude_hook_ids),
+            ("id NOT IN", &self.exclude_ids),
+        ];
+        for (test, ids) in lists {
+            if !ids.is_empty() {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                condition.push_str(&format!(
+                    " AND httphooks_callbacks.{test} ({})",
+                    list.join(",")
+                ));
+            }
+        }
+        condition
+    }
+}
+
+/// Callbacks as SQL written by hand reads them (claims): the view's columns and the
+/// settings of the hook version `settings_version_id` (the hook's current ones), as
+/// `d` and `s`; `extra` columns and joins follow.
+pub(in crate::storage) fn callbacks_sql(extra_columns: &str, joins: &str) -> String {
+    let settings: Vec<String> = SETTINGS_COLUMNS.iter().map(|c| format!("s.{c}")).collect();
+    format!(
+        "SELECT d.*, {}{extra_columns} FROM httphooks_callback_details d \
+         JOIN httphooks_hook_versions s ON s.id = d.settings_version_id{joins}",
+        settings.join(", ")
+    )
+}
+
+/// The query `send_callbacks --dry-run` peeks with: the due callbacks' details in
+/// claim order, the first `limit` (a placeholder) of them, by the backend's due key
+/// and due condition.
+pub(in crate::storage) fn peek_due_sql(due_key: &str, condition: &str, limit: &str) -> String {
+    format!(
+        "{} ORDER BY q.due, q.id",
+        callbacks_sql(
+            "",
+            &format!(
+                " JOIN (SELECT id, {due_key} AS due FROM httphooks_callbacks WHERE {condition} \
+                   ORDER BY {due_key}, id LIMIT {limit}) q ON q.id = d.id"
+            )
+        )
+    )
+}
+
+/// Callbacks by id, in no particular order (claims that read, then update).
+pub(in crate::storage) fn callbacks_by_ids_sql(ids: &str) -> String {
+    format!("{} WHERE d.id IN ({ids})", callbacks_sql("", ""))
+}
+
+/// The claimed callbacks in claim order, each with what an earlier claim left on it
+/// (`due`) and whether this claim marked it as started.
+pub(in crate::storage) fn claimed_in_order(
+    mut callbacks: Vec<Callback>,
+    due: &[DueRow],
+    marked: &[i64],
+) -> Vec<Claimed> {
+    callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
+    callbacks
+        .into_iter()
+        .map(|callback| {
+            let before = due.iter().find(|d| d.id == callback.id);
+            Claimed {
+                previous_token: before.and_then(|d| d.claim_token.clone()),
+                previous_started: before.is_some_and(|d| d.claim_started),
+                marked: marked.contains(&callback.id),
+                callback,
+            }
+        })
+        .collect()
+}
+
+/// How timestamps are written inside JSON for the backends to read back: diesel's
+/// SQLite text form, which PostgreSQL also parses.
+pub(in crate::storage) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
+
+/// A timestamp as an SQL literal both backends compare with their timestamps: text in
+/// SQLite, cast on PostgreSQL by comparison with a timestamp expression.
+pub(in crate::storage) fn timestamp_literal(time: NaiveDateTime) -> String {
+    format!("'{}'", time.format(TIMESTAMP_FORMAT))
+}

@@ -1,0 +1,155 @@
+//! Where a database URL points, and how messages show it: the one place that reads a
+//! URL's scheme (docs/behaviour.md §1).
+
+use std::path::Path;
+
+use crate::error::{one_line, Error, Result};
+
+/// The file used when no database URL is given (docs/behaviour.md §1).
+pub const DEFAULT_SQLITE_FILE: &str = "httphooks.sqlite3";
+
+/// Where a database URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    Sqlite(String),
+    Postgres(String),
+    Mysql(String),
+}
+
+impl DatabaseLocation {
+    /// Chooses the backend from the URL's scheme (docs/behaviour.md §1); no URL means the default
+    /// SQLite file in the current directory.
+    pub fn parse(url: Option<&str>) -> Result<DatabaseLocation> {
+        let url = match url.map(str::trim) {
+            None | Some("") => return Ok(DatabaseLocation::Sqlite(DEFAULT_SQLITE_FILE.to_owned())),
+            Some(url) => url,
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseLocation::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Ok(DatabaseLocation::Sqlite(path.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            return Ok(DatabaseLocation::Sqlite(path.to_owned()));
+        }
+        if let Some(rest) = url.strip_prefix("mysql://") {
+            // MySQL connects without a database and then fails on every statement.
+            let database = rest
+                .split_once('/')
+                .map_or("", |(_, path)| path.split('?').next().unwrap_or(""));
+            if database.is_empty() || database.contains('/') {
+                return Err(Error::invalid(format!(
+                    "the MySQL URL {} names no database; end it with one, as in mysql://USER@HOST:3306/DATABASE",
+                    redact_url(url)
+                )));
+            }
+            return Ok(DatabaseLocation::Mysql(url.to_owned()));
+        }
+        if url.contains("://") {
+            return Err(Error::invalid(format!(
+                "unsupported database URL scheme in {}; use sqlite://PATH, a file path, postgres://… or mysql://…",
+                redact_url(url)
+            )));
+        }
+        Ok(DatabaseLocation::Sqlite(url.to_owned()))
+    }
+}
+
+/// The SQLite file `url` names when it does not exist yet (connecting creates it).
+pub(super) fn sqlite_file_to_create(url: Option<&str>) -> Option<String> {
+    match DatabaseLocation::parse(url) {
+        Ok(DatabaseLocation::Sqlite(path)) if path != ":memory:" && !Path::new(&path).exists() => {
+            Some(path)
+        }
+        _ => None,
+    }
+}
+
+/// Tells the operator on stderr that a new SQLite database file was made, with its full
+/// path: a command run in an unexpected directory is noticed at once.
+pub fn say_created(path: &str) {
+    eprintln!(
+        "httphooks: created new database {} (set DATABASE_URL to use another)",
+        shown_path(path)
+    );
+}
+
+/// A SQLite path as messages show it: absolute, so the operator sees where it was.
+pub(super) fn shown_path(path: &str) -> String {
+    std::path::absolute(path)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.to_owned())
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    // libpq also takes the password as a parameter (`?password=…`).
+    let secret =
+        |key: &str| key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("sslpassword");
+    if parsed.query_pairs().any(|(key, _)| secret(&key)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if secret(&key) {
+                    "***".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+/// What a connection error says of the problem, without the fix that sends the user to
+/// DATABASE_URL: for a database that was reachable before and went away.
+pub(crate) fn connection_problem(message: &str) -> &str {
+    message
+        .split("; check DATABASE_URL")
+        .next()
+        .unwrap_or(message)
+}
+
+/// `fix` completes "check DATABASE_URL and …" for the backend (see
+/// [`connection_problem`]).
+pub(crate) fn connection_error(
+    backend: &str,
+    target: &str,
+    fix: &str,
+    error: impl std::fmt::Display,
+) -> Error {
+    Error::Database {
+        failure: crate::error::DbFailure::Connection,
+        message: format!(
+            "cannot open the {backend} database at {}: {}; check DATABASE_URL and {fix}",
+            redact_url(target),
+            one_line(&error.to_string())
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_are_shown_without_passwords() {
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        let shown = super::redact_url("postgres://h/db?user=u&password=secret&sslmode=require");
+        assert!(
+            !shown.contains("secret") && shown.contains("sslmode=require"),
+            "{shown}"
+        );
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}
