@@ -30,8 +30,8 @@ fn everything_written(db: &TestDb, outputs: &[String]) -> String {
         db.as_text("old_row_data")
     );
     for (table, columns) in [
-        ("httphooks_hooks", "headers || coalesce(auth, '') || coalesce(signing_secret_env, '')"),
-        ("httphooks_hook_versions", "headers || coalesce(auth, '')"),
+        // A hook's settings are in its versions.
+        ("httphooks_hook_versions", "headers || coalesce(auth, '') || coalesce(signing_secret_env, '')"),
         (
             "httphooks_new_callbacks",
             new_columns.as_str(),

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::payload::Renderer;
 use crate::storage::callbacks::{self, ClaimFilter};
 use crate::storage::models::Status;
-use crate::storage::{hooks, Db};
+use crate::storage::{hooks, Connector, Db};
 
 pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     if let Some(path) = &args.metrics_file {
@@ -70,7 +70,7 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         max_runtime,
         quiet: args.quiet,
     };
-    let mut summary = Engine::new(url, options).run(&filter)?;
+    let mut summary = Engine::new(Connector::new(url)?, options).run(&filter)?;
     if !args.quiet {
         println!("{}", summary.line());
     }

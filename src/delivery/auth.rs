@@ -20,7 +20,6 @@ use sha2::{Digest, Sha256};
 use super::headers::Header;
 use super::http::{Client, Request};
 use super::EnvProblem;
-use crate::storage::{tokens, Db};
 
 /// How a hook authenticates, as stored (JSON) with the hook: names of variables only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,39 +172,39 @@ struct Token {
     expires_at: NaiveDateTime,
 }
 
-/// A token for a request, and whether it was fetched just now.
-#[derive(Debug, Clone)]
-pub struct IssuedToken {
-    pub value: String,
-    pub fresh: bool,
+/// Where tokens are kept between runs (the database's `httphooks_oauth_tokens`, see
+/// `engine::tokens`), so consecutive runs share one until shortly before it expires.
+/// A cache that fails is only logged: the token endpoint is asked instead.
+pub trait TokenCache: Send {
+    /// A cached token for `key` still good at `now`, with when it expires.
+    fn load(
+        &mut self,
+        key: &str,
+        now: NaiveDateTime,
+    ) -> crate::Result<Option<(String, NaiveDateTime)>>;
+    fn save(&mut self, key: &str, token: &str, expires_at: NaiveDateTime) -> crate::Result<()>;
+    /// Forgets a token the target refused, unless another run replaced it already.
+    fn forget(&mut self, key: &str, token: &str) -> crate::Result<()>;
 }
 
-/// Hands out OAuth2 tokens: from memory, then the database, then the token endpoint.
-/// One fetch per key at a time; concurrent requests wait for it and share the result.
+/// Hands out OAuth2 tokens: from memory, then the cache, then the token endpoint. One
+/// fetch per key at a time; concurrent requests wait for it and share the result.
 pub struct TokenSource {
-    database_url: Option<String>,
-    db: Mutex<Option<Db>>,
+    cache: Mutex<Box<dyn TokenCache>>,
     slots: Mutex<HashMap<String, Arc<Mutex<Option<Token>>>>>,
 }
 
 impl TokenSource {
-    /// A source that also caches in the database at `url` (None: the default database).
-    pub fn with_database(url: Option<&str>) -> TokenSource {
+    pub fn new(cache: Box<dyn TokenCache>) -> TokenSource {
         TokenSource {
-            database_url: Some(url.unwrap_or("").to_owned()),
-            db: Mutex::new(None),
+            cache: Mutex::new(cache),
             slots: Mutex::new(HashMap::new()),
         }
     }
 
-    fn with_db<T>(&self, f: impl FnOnce(&mut Db) -> crate::Result<T>) -> Option<T> {
-        let url = self.database_url.as_deref()?;
-        let mut guard = self.db.lock().ok()?;
-        if guard.is_none() {
-            let url = (!url.is_empty()).then_some(url);
-            *guard = Db::open_migrated(url).ok();
-        }
-        let result = f(guard.as_mut()?);
+    fn with_cache<T>(&self, f: impl FnOnce(&mut dyn TokenCache) -> crate::Result<T>) -> Option<T> {
+        let mut cache = self.cache.lock().ok()?;
+        let result = f(cache.as_mut());
         if let Err(error) = &result {
             log::warn!("the OAuth2 token cache is unavailable: {error}");
         }
@@ -223,7 +222,7 @@ impl TokenSource {
         client: &Client,
         oauth: &OAuth2Client,
         timeout: Duration,
-    ) -> Result<IssuedToken, String> {
+    ) -> Result<String, String> {
         let key = oauth.cache_key();
         let slot = self.slot(&key);
         let mut cached = slot
@@ -231,28 +230,19 @@ impl TokenSource {
             .map_err(|_| "the token cache failed".to_owned())?;
         let now = Utc::now().naive_utc();
         if let Some(token) = cached.as_ref().filter(|t| t.expires_at > now) {
-            return Ok(IssuedToken {
-                value: token.value.clone(),
-                fresh: false,
-            });
+            return Ok(token.value.clone());
         }
-        if let Some(Some((value, expires_at))) = self.with_db(|db| tokens::load(db, &key, now)) {
+        if let Some(Some((value, expires_at))) = self.with_cache(|cache| cache.load(&key, now)) {
             *cached = Some(Token {
                 value: value.clone(),
                 expires_at,
             });
-            return Ok(IssuedToken {
-                value,
-                fresh: false,
-            });
+            return Ok(value);
         }
         let token = fetch(client, oauth, timeout.min(TOKEN_TIMEOUT))?;
-        self.with_db(|db| tokens::save(db, &key, &token.value, token.expires_at));
+        self.with_cache(|cache| cache.save(&key, &token.value, token.expires_at));
         *cached = Some(token.clone());
-        Ok(IssuedToken {
-            value: token.value,
-            fresh: true,
-        })
+        Ok(token.value)
     }
 
     /// The target refused `value`: forget it so the next request fetches a new one.
@@ -264,7 +254,7 @@ impl TokenSource {
                 *cached = None;
             }
         }
-        self.with_db(|db| tokens::forget(db, &key, value));
+        self.with_cache(|cache| cache.forget(&key, value));
     }
 }
 

@@ -17,7 +17,7 @@ pub mod retry;
 pub mod signing;
 pub mod target;
 
-use auth::{Auth, Credentials, OAuth2Client, TokenSource};
+use auth::{Auth, Credentials, OAuth2Client, TokenCache, TokenSource};
 use headers::{Header, MissingVariable};
 use http::{Client, Failure, FailureKind, Request, Response};
 use retry::AfterFailure;
@@ -234,12 +234,12 @@ pub struct Delivered {
 
 impl Deliverer {
     /// The HTTP client (`connections` requests at once, the target policy from the
-    /// environment) and the OAuth2 token source that caches in the database at `url`.
-    pub fn new(connections: usize, url: Option<&str>) -> crate::Result<Deliverer> {
+    /// environment) and the OAuth2 token source that keeps tokens in `cache`.
+    pub fn new(connections: usize, cache: Box<dyn TokenCache>) -> crate::Result<Deliverer> {
         let policy = target::Policy::from_env().map_err(crate::Error::environment)?;
         Ok(Deliverer {
             client: Client::new(connections, policy),
-            tokens: TokenSource::with_database(url),
+            tokens: TokenSource::new(cache),
         })
     }
 
@@ -251,7 +251,7 @@ impl Deliverer {
         let refused = matches!(&first.result, Ok(response) if response.status == 401);
         match (refused, &prepared.oauth, token) {
             (true, Some(oauth), Some(token)) if may_start() => {
-                self.tokens.invalidate(oauth, &token.value);
+                self.tokens.invalidate(oauth, &token);
                 let (second, _) = self.exchange(prepared);
                 vec![first, second]
             }
@@ -261,7 +261,7 @@ impl Deliverer {
 
     /// One request. Fetching an OAuth2 token counts against the request's timeout, so
     /// an exchange never takes much longer than the hook's timeout.
-    fn exchange(&self, prepared: &Prepared) -> (Exchange, Option<auth::IssuedToken>) {
+    fn exchange(&self, prepared: &Prepared) -> (Exchange, Option<String>) {
         let mut request = prepared.request.clone();
         let started_at = Utc::now();
         let clock = Instant::now();
@@ -279,10 +279,9 @@ impl Deliverer {
                 });
             match token {
                 Ok((token, left)) => {
-                    request.headers.push(Header::secret(
-                        "Authorization",
-                        format!("Bearer {}", token.value),
-                    ));
+                    request
+                        .headers
+                        .push(Header::secret("Authorization", format!("Bearer {token}")));
                     request.timeout = left;
                     issued = Some(token);
                 }

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{DbFailure, Error, Result};
-use crate::storage::Db;
+use crate::storage::{Connector, Db};
 
 /// Without `--max-runtime`, how long a run waits for its database to come back.
 pub const RECONNECT_BUDGET: Duration = Duration::from_secs(60);
@@ -16,16 +16,16 @@ const LONGEST_DELAY: Duration = Duration::from_secs(5);
 
 /// A connection that is opened again after it was lost.
 pub struct Link {
-    url: Option<String>,
+    connector: Connector,
     db: Option<Db>,
 }
 
 impl Link {
     /// A link that connects when it is first used (see [`retrying`]), so that a
     /// database locked or away at the start is waited for like one lost later.
-    pub fn new(url: Option<&str>) -> Link {
+    pub fn new(connector: &Connector) -> Link {
         Link {
-            url: url.map(str::to_owned),
+            connector: connector.clone(),
             db: None,
         }
     }
@@ -35,7 +35,7 @@ impl Link {
     pub fn run<T>(&mut self, op: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
         let db = match &mut self.db {
             Some(db) => db,
-            slot => slot.insert(connect(self.url.as_deref())?),
+            slot => slot.insert(connect(&self.connector)?),
         };
         let result = op(db);
         if let Err(error) = &result {
@@ -49,8 +49,8 @@ impl Link {
 
 /// The delivery engine's sessions (see `Db::tune_for_delivery`); a SQLite lock is waited
 /// for a second at a time, so that retries keep the run's deadline.
-fn connect(url: Option<&str>) -> Result<Db> {
-    let mut db = Db::open_migrated_waiting(url, Duration::from_secs(1))?;
+fn connect(connector: &Connector) -> Result<Db> {
+    let mut db = connector.open_migrated(Duration::from_secs(1))?;
     db.backend().tune_for_delivery()?;
     Ok(db)
 }

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::storage::callbacks::{self, Outcome};
-use crate::storage::{redact_url, DatabaseLocation, Db};
+use crate::storage::Db;
 
 /// What a file holds.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -39,24 +39,18 @@ pub fn folder() -> Option<PathBuf> {
         .or_else(|| from("HOME").map(|home| home.join(".local/state/httphooks")))
 }
 
-/// A short name for the database, the same for every run against it from this host:
-/// the file's absolute path (SQLite) or the URL without its password.
-fn database_key(url: Option<&str>) -> String {
-    let identity = match DatabaseLocation::parse(url) {
-        Ok(DatabaseLocation::Sqlite(path)) => std::path::absolute(&path)
-            .map(|p| p.display().to_string())
-            .unwrap_or(path),
-        _ => redact_url(url.unwrap_or_default()),
-    };
+/// A short name for the database (its identity, see `Connector::identity`), for file
+/// names.
+fn database_key(database: &str) -> String {
     // FNV-1a: stable across builds, unlike std's hasher.
-    let hash = identity.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+    let hash = database.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
     });
     format!("{hash:016x}")
 }
 
 /// Saves `outcomes` of the run `token`; returns the file.
-pub fn save(url: Option<&str>, token: &str, outcomes: Vec<Outcome>) -> Result<PathBuf, String> {
+pub fn save(database: &str, token: &str, outcomes: Vec<Outcome>) -> Result<PathBuf, String> {
     let folder = folder().ok_or(
         "there is no folder to keep them in (set STATE_DIRECTORY, XDG_STATE_HOME or HOME)",
     )?;
@@ -68,10 +62,10 @@ pub fn save(url: Option<&str>, token: &str, outcomes: Vec<Outcome>) -> Result<Pa
         .collect();
     let path = folder.join(format!(
         "unrecorded-{}-{safe_token}.json",
-        database_key(url)
+        database_key(database)
     ));
     let saved = Saved {
-        database: redact_url(url.unwrap_or("the default SQLite file")),
+        database: database.to_owned(),
         token: token.to_owned(),
         outcomes,
     };
@@ -86,14 +80,14 @@ pub fn save(url: Option<&str>, token: &str, outcomes: Vec<Outcome>) -> Result<Pa
 /// Records the outcomes earlier runs against this database saved, and removes their
 /// files. Each file is taken by renaming it first, so that two runs starting together
 /// never apply one twice. Returns how many callbacks it recorded.
-pub fn record_saved(db: &mut Db, url: Option<&str>) -> crate::Result<usize> {
+pub fn record_saved(db: &mut Db, database: &str) -> crate::Result<usize> {
     let Some(folder) = folder() else {
         return Ok(0);
     };
     let Ok(entries) = std::fs::read_dir(&folder) else {
         return Ok(0);
     };
-    let prefix = format!("unrecorded-{}-", database_key(url));
+    let prefix = format!("unrecorded-{}-", database_key(database));
     let mut recorded = 0;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -47,6 +47,36 @@ macro_rules! with_conn {
 }
 pub(crate) use with_conn;
 
+/// Opens connections to one database, its URL read once: what a run that connects
+/// again and again (reconnecting, a second connection, the token cache) holds.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    location: DatabaseLocation,
+}
+
+impl Connector {
+    pub fn new(url: Option<&str>) -> Result<Connector> {
+        Ok(Connector {
+            location: DatabaseLocation::parse(url)?,
+        })
+    }
+
+    /// A connection to the migrated database, waiting up to `busy` at a time for a
+    /// SQLite lock (see [`Db::open_migrated_waiting`]).
+    pub fn open_migrated(&self, busy: Duration) -> Result<Db> {
+        let mut db = Db::connect_to(&self.location, false, busy)?;
+        ensure_migrated(&mut db)?;
+        db.backend().prepare_for_use()?;
+        Ok(db)
+    }
+
+    /// The database, the same text for every run against it from this host: the
+    /// file's absolute path (SQLite) or the URL without its password.
+    pub fn identity(&self) -> String {
+        self.location.identity()
+    }
+}
+
 impl Db {
     /// Connects to the database. `create` allows making a new SQLite file (only
     /// `migrate` does; every other command expects an existing database).
@@ -57,7 +87,11 @@ impl Db {
     /// [`Db::connect`], waiting up to `busy` at a time for a SQLite lock another
     /// connection holds (callers that keep a deadline wait less and try again).
     pub fn connect_waiting(url: Option<&str>, create: bool, busy: Duration) -> Result<Db> {
-        let conn = match DatabaseLocation::parse(url)? {
+        Db::connect_to(&DatabaseLocation::parse(url)?, create, busy)
+    }
+
+    fn connect_to(location: &DatabaseLocation, create: bool, busy: Duration) -> Result<Db> {
+        let conn = match location.clone() {
             DatabaseLocation::Sqlite(path) => {
                 if path.trim().is_empty() {
                     return Err(Error::invalid(
@@ -112,10 +146,7 @@ impl Db {
 
     /// [`Db::open_migrated`], waiting up to `busy` at a time for a SQLite lock.
     pub fn open_migrated_waiting(url: Option<&str>, busy: Duration) -> Result<Db> {
-        let mut db = Db::connect_waiting(url, false, busy)?;
-        ensure_migrated(&mut db)?;
-        db.backend().prepare_for_use()?;
-        Ok(db)
+        Connector::new(url)?.open_migrated(busy)
     }
 
     /// As [`Db::open_migrated_waiting`], but the default SQLite file (no database URL

@@ -17,6 +17,15 @@ pub enum DatabaseLocation {
 }
 
 impl DatabaseLocation {
+    /// The database, the same text for every connection to it from this host: the
+    /// file's absolute path (SQLite) or the URL without its password.
+    pub fn identity(&self) -> String {
+        match self {
+            DatabaseLocation::Sqlite(path) => shown_path(path),
+            DatabaseLocation::Postgres(url) | DatabaseLocation::Mysql(url) => redact_url(url),
+        }
+    }
+
     /// Chooses the backend from the URL's scheme (docs/behaviour.md §1); no URL means the default
     /// SQLite file in the current directory.
     pub fn parse(url: Option<&str>) -> Result<DatabaseLocation> {

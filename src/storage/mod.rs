@@ -30,7 +30,7 @@ pub use backend::{
     TABLE_EVENTS,
 };
 pub(crate) use db::with_conn;
-pub use db::{Db, LOCK_WAIT};
+pub use db::{Connector, Db, LOCK_WAIT};
 pub(crate) use location::{connection_error, connection_problem};
 pub use location::{redact_url, DatabaseLocation, DEFAULT_SQLITE_FILE};
 pub use migrations::{ensure_migrated, migrate};

@@ -7,9 +7,10 @@ use serde_json::Value;
 use super::definition::check_url;
 use crate::cli::HookTestArgs;
 use crate::delivery::{prepare, shown_headers, Deliverer};
+use crate::engine::DatabaseTokens;
 use crate::error::{Error, Result};
 use crate::payload::{render_sample, ContentType, EventContext, Renderer};
-use crate::storage::{hooks, Db};
+use crate::storage::{hooks, Connector, Db};
 
 /// `hooks test`: the request a real event would produce, shown or sent once. Nothing
 /// is written to the callbacks table.
@@ -98,7 +99,7 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
         println!("dry run: nothing was sent");
         return Ok(ExitCode::SUCCESS);
     }
-    let deliverer = Deliverer::new(1, url)?;
+    let deliverer = Deliverer::new(1, DatabaseTokens::new(&Connector::new(url)?))?;
     let mut ok = true;
     for exchange in deliverer.send(&prepared, &|| true) {
         println!("> {} {}", exchange.request.method, exchange.request.url);

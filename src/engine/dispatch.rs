@@ -1,0 +1,342 @@
+//! The dispatcher: claims due callbacks in batches, renders them into requests and
+//! queues them for the workers, marks them as started as their routes make room, and
+//! renews the leases of those that wait.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::jobs::{self, Preparation, Templates};
+use super::link::{retrying, Link, RetryPolicy};
+use super::scheduler::{Scheduler, START_MARGIN};
+use super::summary::{StopReason, Summary};
+use super::{Engine, BYTES_PER_WORKER, IDLE_WAIT, RENEW_AHEAD};
+use crate::error::Result;
+use crate::payload::Renderer;
+use crate::storage::callbacks::{self, lease_for, ClaimFilter, Claimed, Outcome};
+
+/// The dispatcher's state between rounds.
+pub(super) struct Dispatch<'a> {
+    pub(super) filter: ClaimFilter,
+    pub(super) renderer: Renderer,
+    pub(super) templates: Templates,
+    /// The route each hook sent to last, to stop claiming for full routes.
+    pub(super) hook_routes: HashMap<i64, String>,
+    /// The backend's limit on one callback's row (see `Db::max_callback_bytes`).
+    pub(super) max_callback_bytes: Option<i64>,
+    /// The largest body a claim brought in this run, to size the next claim by.
+    pub(super) largest_body: usize,
+    /// Hooks held for a missing environment variable: never claimed again this run.
+    pub(super) held_hooks: BTreeSet<i64>,
+    pub(super) summary: Summary,
+    pub(super) reports: Sender<Outcome>,
+    pub(super) scheduler: &'a Scheduler,
+    pub(super) policy: RetryPolicy<'a>,
+    pub(super) pace: Pace,
+}
+
+/// How long claims take (smoothed): endpoints keep enough requests ready to cover two.
+#[derive(Default)]
+pub(super) struct Pace {
+    claim_seconds: Option<f64>,
+}
+
+impl Pace {
+    fn claimed(&mut self, took: Duration, scheduler: &Scheduler) {
+        let took = took.as_secs_f64();
+        let smoothed = self.claim_seconds.map_or(took, |s| s + (took - s) * 0.3);
+        self.claim_seconds = Some(smoothed);
+        scheduler.lock().claim_time = Duration::from_secs_f64(smoothed);
+    }
+}
+
+impl Engine {
+    /// reached, a signal arrives or the database fails for good.
+    pub(super) fn dispatch(
+        &self,
+        link: &Mutex<Link>,
+        d: &mut Dispatch,
+        deadline: Option<Instant>,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<StopReason> {
+        loop {
+            if stopping() {
+                return Ok(StopReason::Signal);
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Ok(StopReason::Deadline);
+            }
+            if d.scheduler.lock().failed {
+                return Ok(StopReason::Error);
+            }
+            self.renew_expiring(link, d)?;
+            self.mark_ready(link, d)?;
+            let outstanding = d.scheduler.lock().outstanding();
+            let remaining = self
+                .options
+                .limit
+                .map_or(i64::MAX, |limit| limit - d.summary.claimed as i64);
+            if remaining <= 0 {
+                // Nothing more is claimed, but what was claimed is still marked as its
+                // endpoints make room, sent and recorded (workers only start marked jobs).
+                if outstanding == 0 {
+                    return Ok(StopReason::Limit);
+                }
+                d.scheduler
+                    .wait_until(IDLE_WAIT, |q| q.outstanding() < outstanding);
+                continue;
+            }
+            // Claim in batches, as the window has room.
+            let batch = self.concurrency();
+            let window = self.window();
+            let room = window.saturating_sub(outstanding);
+            if room < batch && outstanding > 0 {
+                d.scheduler.room_wanted.store(true, Ordering::SeqCst);
+                d.scheduler
+                    .wait_until(IDLE_WAIT, |q| q.outstanding() + batch <= window);
+                continue;
+            }
+            let byte_budget = self.concurrency() * BYTES_PER_WORKER;
+            let held_bytes = d.scheduler.lock().held_bytes();
+            if held_bytes >= byte_budget && outstanding > 0 {
+                d.scheduler
+                    .wait_until(IDLE_WAIT, |q| q.held_bytes() < byte_budget);
+                continue;
+            }
+            // As many as the budget holds of the largest bodies seen (at least one).
+            let byte_room = match d.largest_body {
+                0 => usize::MAX,
+                largest => ((byte_budget - held_bytes) / largest).max(1),
+            };
+            d.scheduler.room_wanted.store(false, Ordering::SeqCst);
+            self.exclude_full_routes(d);
+            let marks = d.scheduler.lock().start_marks(&d.hook_routes);
+            // What can be marked now, and a worker's round more to queue.
+            let want = (room.max(1) as i64)
+                .min(marks.up_to + batch as i64)
+                .min(remaining)
+                .min(i64::try_from(byte_room).unwrap_or(i64::MAX));
+            let before_claim = Instant::now();
+            let claimed = retrying(link, &d.policy, |db| {
+                db.write_transaction(|db| {
+                    db.backend()
+                        .claim(&d.filter, want, &self.identity.token, &marks)
+                })
+            })?;
+            d.pace.claimed(before_claim.elapsed(), d.scheduler);
+            if claimed.is_empty() {
+                if outstanding == 0 {
+                    return Ok(StopReason::Done);
+                }
+                // What is in flight may unblock more (the next callback of an ordered
+                // row), so wait for it before giving up.
+                d.scheduler
+                    .wait_until(IDLE_WAIT, |q| q.outstanding() < outstanding);
+                continue;
+            }
+            // While hooks are excluded, the next claim goes on where this one ended;
+            // a claim that comes up short starts again from the head of the queue.
+            d.filter.after = match claimed.last() {
+                Some(last)
+                    if !d.filter.exclude_hook_ids.is_empty() && claimed.len() as i64 == want =>
+                {
+                    let due_at = last
+                        .callback
+                        .next_attempt_at
+                        .unwrap_or(chrono::DateTime::UNIX_EPOCH.naive_utc());
+                    Some((due_at, last.callback.id))
+                }
+                _ => None,
+            };
+            d.summary.claimed += claimed.len();
+            log::debug!(
+                "claimed {} ({} marked) in {:?}; {outstanding} were outstanding",
+                claimed.len(),
+                claimed.iter().filter(|c| c.marked).count(),
+                before_claim.elapsed(),
+            );
+            self.settle_unknown_outcomes(link, d, &claimed)?;
+            self.queue_claimed(link, d, claimed, before_claim)?;
+        }
+    }
+
+    /// Stops claiming for hooks whose route holds all the claims it may.
+    fn exclude_full_routes(&self, d: &mut Dispatch) {
+        let full = d.scheduler.lock().full_routes();
+        let mut excluded: BTreeSet<i64> = d.held_hooks.clone();
+        for (hook, route) in &d.hook_routes {
+            if full.contains(route) {
+                excluded.insert(*hook);
+            }
+        }
+        let excluded: Vec<i64> = excluded.into_iter().collect();
+        if excluded != d.filter.exclude_hook_ids {
+            // Hooks claimable again may have callbacks anywhere in the queue.
+            d.filter.after = None;
+        }
+        d.filter.exclude_hook_ids = excluded;
+    }
+
+    /// Claims taken over from runs that died after starting them: record the attempt
+    /// each may have made.
+    fn settle_unknown_outcomes(
+        &self,
+        link: &Mutex<Link>,
+        d: &mut Dispatch,
+        claimed: &[Claimed],
+    ) -> Result<()> {
+        let started: Vec<&Claimed> = claimed
+            .iter()
+            .filter(|c| c.previous_started && c.previous_token.is_some())
+            .collect();
+        if started.is_empty() {
+            return Ok(());
+        }
+        retrying(link, &d.policy, |db| {
+            callbacks::record_unknown_outcomes(db, &self.identity.token, &started)
+        })
+    }
+
+    /// Renders and queues claimed callbacks; gives back those held by the environment.
+    fn queue_claimed(
+        &self,
+        link: &Mutex<Link>,
+        d: &mut Dispatch,
+        claimed: Vec<Claimed>,
+        claimed_at: Instant,
+    ) -> Result<()> {
+        let mut held: HashMap<String, Vec<i64>> = HashMap::new();
+        let named = !d.filter.callback_ids.is_empty();
+        let mut jobs = Vec::new();
+        let marked: Vec<i64> = claimed
+            .iter()
+            .filter(|c| c.marked)
+            .map(|c| c.callback.id)
+            .collect();
+        for claim in claimed {
+            let mut callback = claim.callback;
+            if claim.previous_started && claim.previous_token.is_some() {
+                callback.attempts += 1;
+            }
+            if named {
+                // --callback: one attempt per named callback per run.
+                d.filter.exclude_ids.push(callback.id);
+            }
+            let lease_until = claimed_at + lease_for(callback.settings.timeout());
+            let hook_id = callback.hook_id;
+            let prepared = jobs::prepare(
+                &mut d.renderer,
+                &mut d.templates,
+                callback,
+                lease_until,
+                d.max_callback_bytes,
+            );
+            match prepared {
+                Preparation::Job(job) => {
+                    d.largest_body = d.largest_body.max(job.size);
+                    d.hook_routes.insert(hook_id, job.route.clone());
+                    jobs.push(job);
+                }
+                Preparation::Done(outcome) => {
+                    d.scheduler.lock().unrecorded += 1;
+                    let _ = d.reports.send(outcome);
+                }
+                Preparation::Held(id, problem) => {
+                    d.held_hooks.insert(hook_id);
+                    held.entry(problem).or_default().push(id);
+                }
+            }
+        }
+        d.scheduler.update(|q| {
+            for job in jobs {
+                if marked.contains(&job.callback.id) {
+                    q.add_ready(job);
+                } else {
+                    q.add_claimed(job);
+                }
+            }
+        });
+        for (problem, ids) in held {
+            let note = format!("not sent: {problem}");
+            retrying(link, &d.policy, |db| {
+                callbacks::release(db, &self.identity.token, &ids, Some(&note))
+            })?;
+            d.summary.held += ids.len();
+            d.summary.environment_problems.insert(problem);
+        }
+        Ok(())
+    }
+
+    /// Marks as started what endpoints can start soon, renewing their leases.
+    fn mark_ready(&self, link: &Mutex<Link>, d: &mut Dispatch) -> Result<()> {
+        let to_mark = d.scheduler.update(|q| q.take_to_mark());
+        if to_mark.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = to_mark.iter().map(|job| job.callback.id).collect();
+        let marked_at = Instant::now();
+        log::debug!("marking {} ready", ids.len());
+        let held = retrying(link, &d.policy, |db| {
+            callbacks::renew(db, &self.identity.token, &ids, true)
+        })?;
+        let mut not_held = Vec::new();
+        d.scheduler.update(|q| {
+            for mut job in to_mark {
+                if held.contains(&job.callback.id) {
+                    job.lease_until = marked_at + lease_for(job.timeout);
+                    q.add_ready(job);
+                } else {
+                    not_held.push(job.callback.id);
+                }
+            }
+        });
+        // Taken by another run (then this changes nothing), or its hook was paused
+        // meanwhile: give it back.
+        if !not_held.is_empty() {
+            retrying(link, &d.policy, |db| {
+                callbacks::release(db, &self.identity.token, &not_held, None)
+            })?;
+            d.summary.released += not_held.len();
+        }
+        Ok(())
+    }
+
+    /// Renews the leases of callbacks that have waited long; drops those that another
+    /// run has taken meanwhile.
+    fn renew_expiring(&self, link: &Mutex<Link>, d: &mut Dispatch) -> Result<()> {
+        let now = Instant::now();
+        let expiring = d.scheduler.update(|q| {
+            q.take_expiring(|job| {
+                job.lease_until.saturating_duration_since(now)
+                    < job.timeout + START_MARGIN + RENEW_AHEAD
+            })
+        });
+        if expiring.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = expiring.iter().map(|job| job.callback.id).collect();
+        let renewed_at = Instant::now();
+        let held = retrying(link, &d.policy, |db| {
+            callbacks::renew(db, &self.identity.token, &ids, false)
+        })?;
+        let lost = expiring.len() - held.len();
+        if lost > 0 {
+            log::warn!("{lost} claims were taken over by another run before they were sent");
+        }
+        d.scheduler.update(|q| {
+            for mut job in expiring {
+                if held.contains(&job.callback.id) {
+                    job.lease_until = renewed_at + lease_for(job.timeout);
+                    if job.marked {
+                        q.add_ready(job);
+                    } else {
+                        q.add_claimed(job);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
