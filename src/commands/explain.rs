@@ -75,6 +75,17 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
             )),
         });
     }
+    if callback.status() == Some(Status::Error) && callback.uncaptured() {
+        return Ok(Explanation {
+            state: "failed",
+            why: format!(
+                "its change was not captured{}: {}; there is nothing to send, and no retry can change that.",
+                at(callback.updated_at),
+                callback.status_details.trim_end_matches('.')
+            ),
+            command: None,
+        });
+    }
     if callback.status() == Some(Status::Error) {
         return Ok(Explanation {
             state: "failed",

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::SendArgs;
 use crate::delivery::prepare;
-use crate::engine::{body_of, Engine, Options};
+use crate::engine::{body_of, Engine, Options, StopReason, Summary};
 use crate::error::{Error, Result};
 use crate::payload::Renderer;
 use crate::storage::callbacks::{self, ClaimFilter};
@@ -13,6 +13,8 @@ use crate::storage::models::Status;
 use crate::storage::{hooks, Connector, Db};
 
 pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
+    // The run's time counts from here: waiting for a locked database is part of it.
+    let started_at = std::time::Instant::now();
     if let Some(path) = &args.metrics_file {
         super::metrics_file::check_path(path)?;
     }
@@ -22,7 +24,22 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         // Beyond a century a deadline means none, and adding it to the clock could
         // overflow.
         .filter(|d: &std::time::Duration| d.as_secs() < 100 * 365 * 86_400);
-    let mut db = open_within(url, max_runtime)?;
+    let mut db = match open_within(url, started_at, max_runtime) {
+        Ok(db) => db,
+        // A database locked past the deadline: the run's summary, then why.
+        Err(error) if error.db_failure() == Some(crate::error::DbFailure::Busy) => {
+            if !args.quiet {
+                let summary = Summary {
+                    stop_reason: StopReason::Error,
+                    elapsed: started_at.elapsed(),
+                    ..Summary::default()
+                };
+                println!("{}", summary.line());
+            }
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
     // Capture first: a table rebuilt or altered since the last run gets its triggers
     // back (a dry run changes nothing, so it only warns). A failure here (say, no right
     // to create triggers) is reported and delivery goes on.
@@ -68,6 +85,7 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         concurrency: usize::from(args.concurrency),
         limit: args.limit,
         max_runtime,
+        started_at,
         quiet: args.quiet,
     };
     let mut summary = Engine::new(Connector::new(url)?, options).run(&filter)?;
@@ -99,16 +117,20 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
 /// application's long transaction) within the run's deadline, as the engine does once
 /// it runs; without a deadline, for as long as it would wait for a database that went
 /// away.
-fn open_within(url: Option<&str>, max_runtime: Option<std::time::Duration>) -> Result<Db> {
+fn open_within(
+    url: Option<&str>,
+    started_at: std::time::Instant,
+    max_runtime: Option<std::time::Duration>,
+) -> Result<Db> {
     use std::time::{Duration, Instant};
-    let give_up_at = Instant::now() + max_runtime.unwrap_or(crate::engine::RECONNECT_BUDGET);
+    let give_up_at = started_at + max_runtime.unwrap_or(crate::engine::RECONNECT_BUDGET);
     loop {
         let left = give_up_at.saturating_duration_since(Instant::now());
         let busy = left.clamp(Duration::from_millis(100), Duration::from_secs(1));
         match Db::open_creating_default(url, busy) {
             Err(error)
                 if error.db_failure() == Some(crate::error::DbFailure::Busy)
-                    && Instant::now() + busy < give_up_at =>
+                    && Instant::now() < give_up_at =>
             {
                 log::warn!("waiting for the database: {error}");
             }

@@ -79,8 +79,8 @@ pub fn size_problem(
         format!(
             "{what} is {}, more than the hook's --max-payload-size of {}; raise it with \
              `httphooks hooks edit {} --max-payload-size SIZE` to send it",
-            size::format(bytes),
-            size::format(limit),
+            size::format_exact(bytes),
+            size::format_exact(limit),
             callback.hook_name
         )
     };
@@ -94,11 +94,11 @@ pub fn size_problem(
     match max_callback_bytes {
         Some(most) if body + data > most => Some(format!(
             "the body ({}) and the change's data ({}) together are more than a row of the \
-             queue may hold with this server's max_allowed_packet ({}); raise \
+             queue may hold with this server's max_allowed_packet of {}; raise \
              max_allowed_packet on the server to send it",
-            size::format(body),
-            size::format(data),
-            size::format(most)
+            size::format_exact(body),
+            size::format_exact(data),
+            size::format_exact(most)
         )),
         _ => None,
     }

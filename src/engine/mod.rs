@@ -81,6 +81,8 @@ pub struct Options {
     pub concurrency: usize,
     pub limit: Option<i64>,
     pub max_runtime: Option<Duration>,
+    /// When the run began (the command started), which its deadline counts from.
+    pub started_at: Instant,
     pub quiet: bool,
 }
 
@@ -135,7 +137,7 @@ impl Engine {
     /// is reached, a signal arrives or the database fails for longer than the run may
     /// wait (then the summary carries the failure).
     pub fn run(&self, filter: &ClaimFilter) -> Result<Summary> {
-        let started = Instant::now();
+        let started = self.options.started_at;
         let deadline = self.options.max_runtime.map(|d| started + d);
         let stop = stop_on_signals()?;
         let stopping = || stop.load(Ordering::SeqCst);
@@ -172,9 +174,11 @@ impl Engine {
                 backend.max_callback_bytes()?,
             ))
         })?;
-        let deliverer = Deliverer::new(self.concurrency(), DatabaseTokens::new(&self.connector))?;
+        let deliverer = Deliverer::new(self.concurrency(), DatabaseTokens::boxed(&self.connector))?;
         // Outcomes an earlier run on this host sent but could not record: recorded
-        // before its claims are taken back, so that they are not sent again.
+        // before its claims are taken back, so that they are not sent again, one run at
+        // a time (`spool::lock`).
+        let saved_outcomes = spool::lock();
         let saved = retrying(&claims, &starting, |db| {
             spool::record_saved(db, &self.connector.identity())
         });
@@ -182,6 +186,7 @@ impl Engine {
             log::warn!("could not record the outcomes an earlier run saved: {error}");
         }
         let run_id = self.start_run(&claims, &starting)?;
+        drop(saved_outcomes);
         Ok(Opened {
             records: writes_apart.then(|| Mutex::new(Link::new(&self.connector))),
             claims,
@@ -426,8 +431,7 @@ impl Engine {
         }
     }
 
-    /// Claims, marks and renews until nothing is due, the limit or deadline is
-
+    /// A spinner on a terminal, nothing under cron or `--quiet`.
     fn progress_bar(&self) -> ProgressBar {
         if self.options.quiet || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();

@@ -77,6 +77,38 @@ pub fn save(database: &str, token: &str, outcomes: Vec<Outcome>) -> Result<PathB
     Ok(path)
 }
 
+/// Keeps runs of this host apart from the moment one records saved outcomes until it has
+/// taken back the claims of dead runs: a run that did not get a file must not take back
+/// (and send again) the claims whose outcomes another run is recording. Released when
+/// dropped; None where there is no folder (then nothing is saved either).
+pub struct Lock(#[allow(dead_code)] Option<std::fs::File>);
+
+pub fn lock() -> Lock {
+    let file = folder().and_then(|folder| {
+        std::fs::create_dir_all(&folder).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(folder.join("unrecorded.lock"))
+            .ok()?;
+        lock_file(&file).then_some(file)
+    });
+    Lock(file)
+}
+
+#[cfg(unix)]
+fn lock_file(file: &std::fs::File) -> bool {
+    use std::os::unix::io::AsRawFd;
+    // Released when the file is closed (the lock dropped, or the process gone).
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) == 0 }
+}
+
+#[cfg(not(unix))]
+fn lock_file(_file: &std::fs::File) -> bool {
+    false
+}
+
 /// Records the outcomes earlier runs against this database saved, and removes their
 /// files. Each file is taken by renaming it first, so that two runs starting together
 /// never apply one twice. Returns how many callbacks it recorded.

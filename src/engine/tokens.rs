@@ -13,7 +13,7 @@ pub struct DatabaseTokens {
 }
 
 impl DatabaseTokens {
-    pub fn new(connector: &Connector) -> Box<dyn TokenCache> {
+    pub fn boxed(connector: &Connector) -> Box<dyn TokenCache> {
         Box::new(DatabaseTokens {
             connector: connector.clone(),
             db: None,

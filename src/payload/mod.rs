@@ -103,6 +103,12 @@ impl EventContext {
             PayloadError::StoredData(format!("the stored event data is not JSON ({e})"))
         })?;
         let field = |name: &str| stored.get(name).filter(|v| !v.is_null()).cloned();
+        let instance = field("instance");
+        // A delete's old row is the deleted row, stored once (as `instance`).
+        let old = match event_type {
+            "delete" => field("old").or_else(|| instance.clone()),
+            _ => field("old"),
+        };
         Ok(EventContext {
             event_type: event_type.to_owned(),
             table: table.map(str::to_owned),
@@ -110,8 +116,8 @@ impl EventContext {
             callback_id,
             object_id: object_id.map(str::to_owned),
             occurred_at,
-            instance: field("instance"),
-            old: field("old"),
+            instance,
+            old,
             data: field("data"),
         })
     }

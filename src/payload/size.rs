@@ -48,6 +48,16 @@ pub fn format(bytes: i64) -> String {
     }
 }
 
+/// A size for messages that compare two: [`format`] with the exact bytes, so that two
+/// sizes that round alike still read apart ("1.0 KB (1048 bytes)").
+pub fn format_exact(bytes: i64) -> String {
+    if bytes >= KB {
+        format!("{} ({bytes} bytes)", format(bytes))
+    } else {
+        format(bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +80,7 @@ mod tests {
         assert_eq!(format(10_485_760), "10.0 MB");
         assert_eq!(format(1536), "1.5 KB");
         assert_eq!(format(300), "300 bytes");
+        assert_eq!(format_exact(1048), "1.0 KB (1048 bytes)");
+        assert_eq!(format_exact(300), "300 bytes");
     }
 }

@@ -4,6 +4,7 @@
 use diesel::prelude::*;
 
 use super::models::split_events;
+use super::schema::httphooks_hook_versions::dsl as v;
 use super::schema::httphooks_hooks::dsl as h;
 use super::TABLE_EVENTS;
 use crate::error::{Error, Result};
@@ -11,8 +12,9 @@ use crate::error::{Error, Result};
 /// A connection httphooks can enqueue on: the application's own diesel connection,
 /// possibly inside a transaction it has open.
 pub trait Enqueue {
-    /// The stored event list of the hook named `hook`, if there is one.
-    fn hook_events(&mut self, hook: &str) -> Result<Option<String>>;
+    /// The stored event list of the hook named `hook`, if there is one, and the most a
+    /// callback of it may hold (`--max-payload-size`).
+    fn hook_events(&mut self, hook: &str) -> Result<Option<(String, i64)>>;
     /// Inserts one callback per enabled hook named `hook`; returns how many.
     fn insert_callbacks(
         &mut self,
@@ -42,7 +44,7 @@ pub fn enqueue<C: Enqueue>(
     event: &str,
     data: &serde_json::Value,
 ) -> Result<usize> {
-    let events = conn.hook_events(hook)?.ok_or_else(|| {
+    let (events, max_payload_size) = conn.hook_events(hook)?.ok_or_else(|| {
         Error::invalid(format!(
             "there is no hook named {hook:?}; `httphooks hooks list` shows the hooks"
         ))
@@ -66,6 +68,14 @@ pub fn enqueue<C: Enqueue>(
             events.join(", ")
         )));
     }
+    let size = data.to_string().len() as i64;
+    if size > max_payload_size {
+        return Err(Error::invalid(format!(
+            "the data is {}, more than hook {hook:?}'s --max-payload-size of {}; send less, or raise it with `httphooks hooks edit {hook} --max-payload-size SIZE`",
+            crate::payload::size::format_exact(size),
+            crate::payload::size::format_exact(max_payload_size)
+        )));
+    }
     conn.insert_callbacks(hook, event, data)
 }
 
@@ -74,9 +84,10 @@ pub fn enqueue<C: Enqueue>(
 macro_rules! enqueue_on {
     ($connection:ty) => {
         impl Enqueue for $connection {
-            fn hook_events(&mut self, hook: &str) -> Result<Option<String>> {
+            fn hook_events(&mut self, hook: &str) -> Result<Option<(String, i64)>> {
                 Ok(h::httphooks_hooks
-                    .select(h::events)
+                    .inner_join(v::httphooks_hook_versions.on(v::id.nullable().eq(h::version_id)))
+                    .select((h::events, v::max_payload_size))
                     .filter(h::name.eq(hook))
                     .first(self)
                     .optional()?)
@@ -100,7 +111,7 @@ enqueue_on!(diesel::PgConnection);
 enqueue_on!(diesel::MysqlConnection);
 
 impl Enqueue for super::Db {
-    fn hook_events(&mut self, hook: &str) -> Result<Option<String>> {
+    fn hook_events(&mut self, hook: &str) -> Result<Option<(String, i64)>> {
         super::with_conn!(self, |conn| conn.hook_events(hook))
     }
 

@@ -103,11 +103,30 @@ struct NamedPosition {
     position: i32,
 }
 
-/// MySQL's spelling of types: `tinyint(1)` is BOOLEAN, binary strings are blobs.
+/// Spatial types: their values are binary (WKB), which JSON cannot hold as text.
+const SPATIAL: [&str; 8] = [
+    "geometry",
+    "point",
+    "linestring",
+    "polygon",
+    "multipoint",
+    "multilinestring",
+    "multipolygon",
+    "geometrycollection",
+];
+
+/// MySQL's spelling of types: `tinyint(1)` is BOOLEAN, binary strings and spatial values
+/// are blobs, ENUM and SET text (whatever their values spell: `enum('print')` is no
+/// integer).
 fn column_kind(declared: &str, json_check: bool) -> ColumnKind {
     let t = declared.to_ascii_lowercase();
+    let base = t.split(['(', ' ']).next().unwrap_or_default();
     if json_check || t == "json" {
         ColumnKind::Json
+    } else if base == "enum" || base == "set" {
+        ColumnKind::Text
+    } else if SPATIAL.contains(&base) {
+        ColumnKind::Blob
     } else if t.starts_with("tinyint(1)") || t == "bit(1)" {
         ColumnKind::Boolean
     } else if t.contains("binary") || t.contains("blob") || t.starts_with("bit") {
@@ -278,10 +297,26 @@ fn triggers(table: &Table, watched: &Watched) -> Vec<Trigger> {
                 "'null'",
                 "NULL",
                 &format!(
-                    "CONCAT('the row holds ', {bytes}, ' bytes of text and binary values, more than MySQL \
-                     can turn into JSON in a trigger with max_allowed_packet = ', @@max_allowed_packet, \
-                     ' (a sixth of it); raise max_allowed_packet on the server to capture such rows')"
+                    "CONCAT('the change holds ', {bytes}, ' bytes of text and binary values, more than \
+                     MySQL can turn into JSON in a trigger with max_allowed_packet = ', \
+                     @@max_allowed_packet, ' (text counts six times, binary twice); raise \
+                     max_allowed_packet on the server to capture such rows')"
                 ),
+            );
+            // Whatever else stops the JSON (a value it cannot hold as text, a function
+            // MariaDB's table cache left failing) must not fail the application's write:
+            // the change is recorded as not captured, saying why.
+            let failed = insert(
+                "'null'",
+                "NULL",
+                "CONCAT('the trigger could not turn the row into JSON (', message, '); the \
+                 application''s write went through without its change; if every change of the \
+                 table fails so, run FLUSH TABLES on it (MariaDB keeps a failed JSON function in \
+                 its table cache)')",
+            );
+            let handler = format!(
+                "DECLARE EXIT HANDLER FOR 1048, 1301, 1366 BEGIN DECLARE message TEXT; \
+                 GET DIAGNOSTICS CONDITION 1 message = MESSAGE_TEXT; {failed}; END;"
             );
             let guarded = format!(
                 "IF {bound} <= @@max_allowed_packet THEN {captured}; ELSE {too_large}; END IF;"
@@ -299,9 +334,12 @@ fn triggers(table: &Table, watched: &Watched) -> Vec<Trigger> {
                     if tests.is_empty() {
                         return None;
                     }
-                    format!("BEGIN IF {} THEN {guarded} END IF; END", tests.join(" OR "))
+                    format!(
+                        "BEGIN {handler} IF {} THEN {guarded} END IF; END",
+                        tests.join(" OR ")
+                    )
                 }
-                _ => format!("BEGIN {guarded} END"),
+                _ => format!("BEGIN {handler} {guarded} END"),
             };
             Some(Trigger {
                 name: trigger_name(&table.name, event),
@@ -404,8 +442,8 @@ fn matches_of(ids: &str) -> String {
 /// A size in bytes (an SQL expression) as text for messages: "12.0 MB", "512.0 KB".
 fn size_text(bytes: &str) -> String {
     format!(
-        "CASE WHEN {bytes} >= 1048576 THEN CONCAT(ROUND({bytes} / 1048576, 1), ' MB') \
-              WHEN {bytes} >= 1024 THEN CONCAT(ROUND({bytes} / 1024, 1), ' KB') \
+        "CASE WHEN {bytes} >= 1048576 THEN CONCAT(ROUND({bytes} / 1048576, 1), ' MB (', {bytes}, ' bytes)') \
+              WHEN {bytes} >= 1024 THEN CONCAT(ROUND({bytes} / 1024, 1), ' KB (', {bytes}, ' bytes)') \
               ELSE CONCAT({bytes}, ' bytes') END"
     )
 }
@@ -526,12 +564,22 @@ impl super::Backend for MysqlConnection {
                     action.on_update, action.parent
                 ));
             }
+            // Watching the parent tells of the change that set the cascade off (not for
+            // a table whose foreign key points at itself).
+            let fix = if action.parent == table.name {
+                "change such rows in the application rather than by the foreign key".to_owned()
+            } else {
+                format!(
+                    "watch {} too, or change such rows in the application rather than by the \
+                     foreign key",
+                    action.parent
+                )
+            };
             for what in missed {
                 paths.push(format!(
                     "rows of table {} {what} (foreign key {}) make no callback: MySQL fires no \
-                     trigger for changes a foreign key makes; watch {} too, or change its rows \
-                     in the application rather than by the foreign key",
-                    table.name, action.name, action.parent
+                     trigger for changes a foreign key makes; {fix}",
+                    table.name, action.name
                 ));
             }
         }
@@ -824,7 +872,7 @@ impl super::Backend for MysqlConnection {
             // is larger than its hook allows or than a packet can carry back, becomes a failed
             // callback that says why: it stops nothing else. CASE evaluates only the branch
             // it takes, so no CONCAT of a too large change is ever made.
-            let size = "(LENGTH(row_data) * IF(event_type = 'delete', 2, 1) + COALESCE(LENGTH(old_row_data), 0) + 32)";
+            let size = "(LENGTH(row_data) + COALESCE(LENGTH(old_row_data), 0) + 32)";
             let packet_limit = format!("((@@max_allowed_packet - {PACKET_HEADROOM}) DIV 2)");
             let refusal = format!(
                 "CASE WHEN problem IS NOT NULL THEN problem \
@@ -832,8 +880,8 @@ impl super::Backend for MysqlConnection {
                      ', more than the hook''s --max-payload-size of ', {limit_text}, \
                      '; raise it with `httphooks hooks edit ', hook_name, ' --max-payload-size SIZE` to send such changes') \
                    WHEN {size} > {packet_limit} THEN CONCAT('the change''s data is ', {size_text}, \
-                     ', more than half of max_allowed_packet (', {packet_text}, \
-                     '), which a callback must fit in with its body; raise max_allowed_packet on the server to send such changes') \
+                     ', more than half of the server''s max_allowed_packet of ', {packet_text}, \
+                     ', since a callback must fit in one packet with its body; raise max_allowed_packet on the server to send such changes') \
                  END",
                 size_text = size_text(size),
                 limit_text = size_text("max_payload_size"),
@@ -847,7 +895,7 @@ impl super::Backend for MysqlConnection {
                    CASE WHEN refusal IS NOT NULL THEN '{UNCAPTURED}' \
                      WHEN event_type = 'insert' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":null}}') \
                      WHEN event_type = 'update' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', COALESCE(old_row_data, 'null'), '}}') \
-                     WHEN event_type = 'delete' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', row_data, '}}') \
+                     WHEN event_type = 'delete' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":null}}') \
                      ELSE CONCAT('{{\"data\":', row_data, '}}') END, \
                    created_at, \
                    LOWER(CONCAT('msg_', LPAD(HEX(FLOOR(UNIX_TIMESTAMP(created_at) * 1000)), 12, '0'), \

@@ -180,8 +180,8 @@ fn due_condition(filter: &ClaimFilter) -> String {
 /// A size in bytes (an SQL expression) as text for messages: "12.0 MB", "512.0 KB".
 fn size_text(bytes: &str) -> String {
     format!(
-        "(CASE WHEN {bytes} >= 1048576 THEN round({bytes} / 1048576.0, 1) || ' MB' \
-               WHEN {bytes} >= 1024 THEN round({bytes} / 1024.0, 1) || ' KB' \
+        "(CASE WHEN {bytes} >= 1048576 THEN round({bytes} / 1048576.0, 1) || ' MB (' || {bytes} || ' bytes)' \
+               WHEN {bytes} >= 1024 THEN round({bytes} / 1024.0, 1) || ' KB (' || {bytes} || ' bytes)' \
                ELSE {bytes} || ' bytes' END)"
     )
 }
@@ -306,11 +306,28 @@ impl super::Backend for PgConnection {
                 (name.to_owned(), tgtype, bytes)
             })
             .collect();
-        Ok(CaptureState::comparing(found, expected))
+        let state = CaptureState::comparing(found, expected);
+        if state != CaptureState::Intact {
+            return Ok(state);
+        }
+        // A partition's clone of the trigger disabled on its own loses that partition's
+        // changes.
+        let disabled: super::CountRow = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_partition_tree($1::bigint::oid) p \
+             JOIN pg_trigger t ON t.tgrelid = p.relid AND t.tgname = 'httphooks_capture' \
+             WHERE p.relid <> $1::bigint::oid AND t.tgenabled = 'D'",
+        )
+        .bind::<BigInt, _>(table.oid.unwrap_or(0))
+        .get_result(self)?;
+        Ok(if disabled.n > 0 {
+            CaptureState::Stale
+        } else {
+            state
+        })
     }
 
-    /// The other tables of its partition tree, as hooks name them: a hook on one of
-    /// them would need a trigger of the same name on the same partitions.
+    /// Its ancestors and descendants in a partition tree, as hooks name them: a hook on
+    /// one of them would need a trigger of the same name on the same partitions.
     fn partition_relatives(&mut self, table: &Table) -> Result<Vec<String>> {
         #[derive(QueryableByName)]
         struct Name {
@@ -320,7 +337,8 @@ impl super::Backend for PgConnection {
         let names: Vec<Name> = diesel::sql_query(
             "SELECT CASE WHEN n.nspname = current_schema() THEN c.relname::text \
                          ELSE n.nspname || '.' || c.relname END AS name \
-             FROM pg_partition_tree(pg_partition_root($1::bigint::oid)) t \
+             FROM (SELECT relid FROM pg_partition_ancestors($1::bigint::oid) \
+                   UNION SELECT relid FROM pg_partition_tree($1::bigint::oid)) t \
              JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE t.relid <> $1::bigint::oid",
         )
@@ -354,7 +372,7 @@ impl super::Backend for PgConnection {
                      (CASE m.event_type \
                        WHEN 'insert' THEN jsonb_build_object('instance', m.row_data, 'old', NULL) \
                        WHEN 'update' THEN jsonb_build_object('instance', m.row_data, 'old', m.old_row_data) \
-                       WHEN 'delete' THEN jsonb_build_object('instance', m.row_data, 'old', m.row_data) \
+                       WHEN 'delete' THEN jsonb_build_object('instance', m.row_data, 'old', NULL) \
                        WHEN 'truncate' THEN jsonb_build_object('instance', NULL, 'old', NULL) \
                        ELSE jsonb_build_object('data', m.row_data) END)::text AS event_data, \
                      CASE WHEN m.created_at BETWEEN '1970-01-01' AND '100000-01-01' \

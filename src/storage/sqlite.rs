@@ -223,7 +223,7 @@ fn admit_sql() -> &'static str {
                CASE WHEN {refused} THEN '{UNCAPTURED}' \
                  WHEN event_type = 'insert' THEN concat('{{\"instance\":', row_data, ',\"old\":null}}') \
                  WHEN event_type = 'update' THEN concat('{{\"instance\":', row_data, ',\"old\":', coalesce(old_row_data, 'null'), '}}') \
-                 WHEN event_type = 'delete' THEN concat('{{\"instance\":', row_data, ',\"old\":', row_data, '}}') \
+                 WHEN event_type = 'delete' THEN concat('{{\"instance\":', row_data, ',\"old\":null}}') \
                  ELSE concat('{{\"data\":', row_data, '}}') END, \
                strftime('%Y-%m-%d %H:%M:%f', made_at), \
                'msg_' || printf('%012x', CAST((made_at - 2440587.5) * 86400000 AS INTEGER)) \
@@ -241,7 +241,7 @@ fn admit_sql() -> &'static str {
                      max_payload_size, hook_name, table_name, \
                      CASE WHEN typeof(object_id) = 'blob' THEN hex(object_id) ELSE CAST(object_id AS TEXT) END AS object_id, \
                      coalesce(julianday(created_at), julianday('now')) AS made_at, \
-                     octet_length(row_data) * (CASE event_type WHEN 'delete' THEN 2 ELSE 1 END) \
+                     octet_length(row_data) \
                        + coalesce(octet_length(old_row_data), 0) + 32 AS size \
                    FROM httphooks_new_callback_matches WHERE seq BETWEEN ?1 AND ?2) \
              ORDER BY seq, hook_id",
@@ -254,8 +254,8 @@ fn admit_sql() -> &'static str {
 /// A size in bytes (an SQL expression) as text for messages: "12.0 MB", "512.0 KB".
 fn size_text(bytes: &str) -> String {
     format!(
-        "(CASE WHEN {bytes} >= 1048576 THEN printf('%.1f MB', {bytes} / 1048576.0) \
-               WHEN {bytes} >= 1024 THEN printf('%.1f KB', {bytes} / 1024.0) \
+        "(CASE WHEN {bytes} >= 1048576 THEN printf('%.1f MB (%d bytes)', {bytes} / 1048576.0, {bytes}) \
+               WHEN {bytes} >= 1024 THEN printf('%.1f KB (%d bytes)', {bytes} / 1024.0, {bytes}) \
                ELSE {bytes} || ' bytes' END)"
     )
 }

@@ -331,9 +331,9 @@ fn check_partition_tree(db: &mut Db, table: &Table, editing: Option<i64>) -> Res
         }
         if let Some(watched) = other.table_name.filter(|name| relatives.contains(name)) {
             return Err(Error::invalid(format!(
-                "table {} is in one partition tree with table {watched}, which hook {} watches; \
-                 a hook on the partitioned table gets the changes of all its partitions, so \
-                 watch one table of the tree (give --table {watched}, or move hook {} first)",
+                "table {} and table {watched} are in one partition tree and hook {} already \
+                 watches {watched}; watch one table per partition tree (a partitioned table's \
+                 hooks get every partition's changes), or move hook {} to another table first",
                 table.name, other.name, other.name
             )));
         }

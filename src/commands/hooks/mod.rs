@@ -45,7 +45,7 @@ pub fn run(url: Option<&str>, command: HooksCommand) -> Result<ExitCode> {
         HooksCommand::Enable { name } => set_enabled(&mut db, &name, true),
         HooksCommand::Disable { name } => set_enabled(&mut db, &name, false),
         HooksCommand::Remove { name, force } => remove(&mut db, &name, force),
-        HooksCommand::Sync { name } => sync(&mut db, name.as_deref()),
+        HooksCommand::Sync { name } => return sync(&mut db, name.as_deref()),
         HooksCommand::Triggers { table, drop } => triggers(&mut db, &table, drop),
         HooksCommand::Test(args) => return test::test(&mut db, url, &args),
     }?;
@@ -252,7 +252,7 @@ fn remove(db: &mut Db, name: &str, force: bool) -> Result<()> {
 /// Re-creates the triggers of every watched table, or of the one a hook watches, or of
 /// a table named directly, each table in a transaction of its own: a table that is gone
 /// is reported and the others are still synced; then exit 3.
-fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
+fn sync(db: &mut Db, name: Option<&str>) -> Result<ExitCode> {
     let mut tables = capture::inspect(db)?;
     if let Some(name) = name {
         let wanted = match hooks::find(db, name)? {
@@ -272,7 +272,7 @@ fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
     }
     if tables.is_empty() {
         println!("no table has hooks; nothing to sync");
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     let mut gone = Vec::new();
     for table in &tables {
@@ -307,17 +307,17 @@ fn sync(db: &mut Db, name: Option<&str>) -> Result<()> {
             gone.push(table.name().to_owned());
         }
     }
+    // Triggers synced, but a template no longer fits: the condition to act on (exit 1).
     let templates = super::capture::template_problems(&tables);
     if gone.is_empty() {
-        match templates.split_last() {
-            None => Ok(()),
-            Some((last, others)) => {
-                for problem in others {
-                    eprintln!("httphooks: {}", problem.message);
-                }
-                Err(Error::invalid(last.message.clone()))
-            }
+        for problem in &templates {
+            eprintln!("httphooks: {}", problem.message);
         }
+        Ok(if templates.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
     } else {
         Err(Error::environment(format!(
             "could not sync {} of {} watched table(s) because they no longer exist ({}); re-create them or remove their hooks",

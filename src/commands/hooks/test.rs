@@ -99,7 +99,7 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
         println!("dry run: nothing was sent");
         return Ok(ExitCode::SUCCESS);
     }
-    let deliverer = Deliverer::new(1, DatabaseTokens::new(&Connector::new(url)?))?;
+    let deliverer = Deliverer::new(1, DatabaseTokens::boxed(&Connector::new(url)?))?;
     let mut ok = true;
     for exchange in deliverer.send(&prepared, &|| true) {
         println!("> {} {}", exchange.request.method, exchange.request.url);
