@@ -1,7 +1,13 @@
 //! The command line: every subcommand and flag, as docs/behaviour.md §5 names them. The seed
 //! spellings (`send_callbacks`, `--hook_id`) are primary; kebab-case aliases work too.
 
+use std::str::FromStr;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::storage::callbacks::ListedStatus;
+use crate::storage::models::Status;
 
 /// The version and the database backends this binary was built with.
 #[cfg(not(feature = "mysql"))]
@@ -114,19 +120,12 @@ pub struct SendArgs {
     pub metrics_file: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum MonitoredStatus {
-    Waiting,
-    Error,
-}
-
-impl MonitoredStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MonitoredStatus::Waiting => "waiting",
-            MonitoredStatus::Error => "error",
-        }
-    }
+/// A `--status` argument: one of `names`, shown in `--help`, parsed as `T`.
+fn status_names<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<T>())
 }
 
 #[derive(Debug, Args)]
@@ -137,8 +136,9 @@ impl MonitoredStatus {
 )]
 pub struct MonitorArgs {
     /// The status to count.
-    #[arg(long, value_enum, required_unless_present_any = ["lag", "no_run_since"])]
-    pub status: Option<MonitoredStatus>,
+    #[arg(long, value_parser = status_names::<Status>(&["waiting", "error"]),
+          required_unless_present_any = ["lag", "no_run_since"])]
+    pub status: Option<Status>,
     /// Exit 1 when the count is greater than this.
     #[arg(long = "callbacks_limit", visible_alias = "callbacks-limit", default_value_t = 10, value_name = "N",
           value_parser = clap::value_parser!(i64).range(0..))]
@@ -383,8 +383,8 @@ pub enum CallbacksCommand {
     /// List callbacks, newest first.
     List {
         /// waiting, sent or error; held lists the waiting callbacks of disabled hooks.
-        #[arg(long, value_parser = ["waiting", "held", "sent", "error"])]
-        status: Option<String>,
+        #[arg(long, value_parser = status_names::<ListedStatus>(&["waiting", "held", "sent", "error"]))]
+        status: Option<ListedStatus>,
         /// Only callbacks of the hook with this name.
         #[arg(long)]
         hook: Option<String>,

@@ -9,12 +9,12 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    httphooks::logging::init();
-    let cli = match httphooks::cli::Cli::try_parse() {
+    httphooks::init_logging();
+    let cli = match httphooks::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => return httphooks::cli::usage_error(error),
+        Err(error) => return httphooks::usage_error(error),
     };
-    match httphooks::commands::run(cli) {
+    match httphooks::run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("httphooks: {error}");

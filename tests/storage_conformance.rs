@@ -7,8 +7,8 @@
 mod common;
 
 use common::TestDb;
-use httphooks::storage::callbacks::{self, ClaimFilter, Claimed, StartMarks};
-use httphooks::storage::models::Status;
+use httphooks::storage::callbacks::{self, Claim, ClaimFilter, Claimed, Outcome, StartMarks};
+use httphooks::storage::models::{Attempt, Status};
 use httphooks::storage::{health, hooks, Db};
 
 const URL: &str = "http://127.0.0.1:9/hook";
@@ -57,18 +57,32 @@ fn claim_with(conn: &mut Db, token: &str, limit: i64, filter: &ClaimFilter) -> V
         up_to: limit,
         except_hooks: Vec::new(),
     };
-    conn.write_transaction(|conn| conn.backend().claim(filter, limit, token, &marks))
-        .unwrap()
+    conn.write_transaction(|conn| {
+        conn.backend().claim(&Claim {
+            filter,
+            limit,
+            token,
+            marks: &marks,
+        })
+    })
+    .unwrap()
 }
 
 fn ids(claims: &[Claimed]) -> Vec<i64> {
     claims.iter().map(|c| c.callback.id).collect()
 }
 
-fn outcome(id: i64, status: Status) -> String {
-    serde_json::json!([{ "id": id, "status": status.as_str(), "details": "200 OK", "attempted": 1,
-                         "next_attempt_at": null, "payload": "{}" }])
-    .to_string()
+/// One attempt's outcome, as the engine records it.
+fn outcome(id: i64, status: Status) -> Outcome {
+    Outcome {
+        callback_id: id,
+        hook_id: 0,
+        rendered_payload: Some("{}".into()),
+        status,
+        status_details: "200 OK".to_owned(),
+        next_attempt_at: None,
+        attempts: vec![Attempt::default()],
+    }
 }
 
 fn now() -> chrono::NaiveDateTime {
@@ -105,7 +119,7 @@ conformance!(admission_makes_callbacks_in_creation_order, |db: TestDb| {
         .collect();
     assert_eq!(data, vec![4, 3, 2, 1, 0]);
     for callback in &listed {
-        assert_eq!(callback.status(), Some(Status::Waiting));
+        assert_eq!(callback.status, Status::Waiting);
         let id = callback.webhook_id();
         assert!(id.starts_with("msg_") && id.len() == 4 + 32, "{id}");
     }
@@ -113,7 +127,7 @@ conformance!(admission_makes_callbacks_in_creation_order, |db: TestDb| {
     webhook_ids.dedup();
     assert_eq!(webhook_ids.len(), 5);
     assert_eq!(
-        callbacks::count_by_status(&mut conn, Status::Waiting.as_str(), None).unwrap(),
+        callbacks::count_by_status(&mut conn, Status::Waiting, None).unwrap(),
         5
     );
 });
@@ -195,21 +209,21 @@ conformance!(only_the_token_holder_renews_and_records, |db: TestDb| {
     let changed = conn
         .write_transaction(|c| {
             c.backend()
-                .apply_outcomes("other", &outcome(id, Status::Sent), now())
+                .apply_outcomes("other", &[&outcome(id, Status::Sent)])
         })
         .unwrap();
     assert_eq!(changed, 0);
     let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
-    assert_eq!(callback.status(), Some(Status::Waiting));
+    assert_eq!(callback.status, Status::Waiting);
     let changed = conn
         .write_transaction(|c| {
             c.backend()
-                .apply_outcomes("holder", &outcome(id, Status::Sent), now())
+                .apply_outcomes("holder", &[&outcome(id, Status::Sent)])
         })
         .unwrap();
     assert_eq!(changed, 1);
     let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
-    assert_eq!(callback.status(), Some(Status::Sent));
+    assert_eq!(callback.status, Status::Sent);
     assert_eq!(callback.attempts, 1);
     assert_eq!(callback.status_details, "200 OK");
     assert_eq!(callback.payload.as_deref(), Some("{}"));
@@ -240,12 +254,12 @@ conformance!(
             let changed = conn
                 .write_transaction(|c| {
                     c.backend()
-                        .apply_outcomes("holder", &outcome(id, Status::Sent), now())
+                        .apply_outcomes("holder", &[&outcome(id, Status::Sent)])
                 })
                 .unwrap();
             assert_eq!(changed, 0, "the run no longer holds it");
             let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
-            assert_eq!(callback.status(), Some(Status::Error));
+            assert_eq!(callback.status, Status::Error);
             assert_eq!(callback.status_details, "cancelled: hook h was removed");
             assert_eq!(callback.claim_token, None);
         }
@@ -258,12 +272,15 @@ conformance!(a_failed_attempt_waits_for_its_retry_time, |db: TestDb| {
     enqueue(&mut conn, "h", 1);
     let id = claim(&mut conn, "run", 1)[0].callback.id;
     let later = now() + chrono::TimeDelta::hours(1);
-    let changes = serde_json::json!([{ "id": id, "status": "waiting", "details": "503",
-        "attempted": 1, "next_attempt_at": later.format("%Y-%m-%d %H:%M:%S%.f").to_string(),
-        "payload": null }])
-    .to_string();
+    let failed = Outcome {
+        status: Status::Waiting,
+        status_details: "503".to_owned(),
+        next_attempt_at: Some(later),
+        rendered_payload: None,
+        ..outcome(id, Status::Waiting)
+    };
     assert_eq!(
-        conn.write_transaction(|c| c.backend().apply_outcomes("run", &changes, now()))
+        conn.write_transaction(|c| c.backend().apply_outcomes("run", &[&failed]))
             .unwrap(),
         1
     );
@@ -297,7 +314,7 @@ conformance!(ordered_callbacks_wait_for_earlier_ones, |db: TestDb| {
     assert_eq!(health::ordered_behind(&mut conn, id + 1).unwrap(), Some(id));
     conn.write_transaction(|c| {
         c.backend()
-            .apply_outcomes("run", &outcome(id, Status::Sent), now())
+            .apply_outcomes("run", &[&outcome(id, Status::Sent)])
     })
     .unwrap();
     let next = claim(&mut conn, "run", 10);
@@ -348,8 +365,12 @@ conformance!(filters_and_marks_choose_what_is_claimed, |db: TestDb| {
     };
     let rest = conn
         .write_transaction(|c| {
-            c.backend()
-                .claim(&ClaimFilter::default(), 10, "run-2", &marks)
+            c.backend().claim(&Claim {
+                filter: &ClaimFilter::default(),
+                limit: 10,
+                token: "run-2",
+                marks: &marks,
+            })
         })
         .unwrap();
     assert_eq!(rest.len(), 2);
@@ -389,8 +410,12 @@ conformance!(concurrent_claims_never_share_a_callback, |db: TestDb| {
                         };
                         let batch = conn
                             .write_transaction(|c| {
-                                c.backend()
-                                    .claim(&ClaimFilter::default(), 5, &token, &marks)
+                                c.backend().claim(&Claim {
+                                    filter: &ClaimFilter::default(),
+                                    limit: 5,
+                                    token: &token,
+                                    marks: &marks,
+                                })
                             })
                             .unwrap();
                         if batch.is_empty() {
@@ -425,7 +450,7 @@ conformance!(
         callbacks::expire_claims_of(&mut holder, "holder").unwrap();
         let url = db.url.clone();
         let (sender, other_claimed) = std::sync::mpsc::channel();
-        let concurrent = holder.backend().allows_concurrent_writers();
+        let concurrent = holder.backend().profile().allows_concurrent_writers;
         let other = std::thread::scope(|scope| {
             let during = holder
                 .write_transaction(|conn| {

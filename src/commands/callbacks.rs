@@ -109,7 +109,7 @@ fn refuse_in_flight(db: &mut Db, ids: &[i64]) -> Result<()> {
     let mut held = Vec::new();
     for id in ids {
         let claimed = callbacks::get(db, *id)?.is_some_and(|c| {
-            c.status() == Some(Status::Waiting)
+            c.status == Status::Waiting
                 && c.claim_token.is_some()
                 && c.claimed_until.is_some_and(|until| until > now)
         });
@@ -143,7 +143,7 @@ fn refuse_uncaptured(db: &mut Db, ids: &[i64]) -> Result<()> {
 fn refuse_sent(db: &mut Db, ids: &[i64]) -> Result<()> {
     let mut sent = Vec::new();
     for id in ids {
-        if callbacks::get(db, *id)?.is_some_and(|c| c.status() == Some(Status::Sent)) {
+        if callbacks::get(db, *id)?.is_some_and(|c| c.status == Status::Sent) {
             sent.push(id.to_string());
         }
     }
@@ -159,7 +159,7 @@ fn refuse_sent(db: &mut Db, ids: &[i64]) -> Result<()> {
 
 /// Why a waiting callback is not being sent, when its hook holds it.
 fn held(c: &Callback) -> Option<String> {
-    (c.status() == Some(Status::Waiting) && c.hook_enabled == Some(false)).then(|| {
+    (c.status == Status::Waiting && c.hook_enabled == Some(false)).then(|| {
         format!(
             "hook {} is disabled; `httphooks hooks enable {}` sends it",
             c.hook_name, c.hook_name
@@ -182,8 +182,8 @@ fn list(db: &mut Db, filter: &ListFilter, format: Format) -> Result<()> {
                         c.object_id.clone().unwrap_or_else(|| "-".into()),
                         // One word, so that columns stay where scripts expect them.
                         match held(c) {
-                            Some(_) => callbacks::HELD.to_owned(),
-                            None => c.status.clone(),
+                            Some(_) => "held".to_owned(),
+                            None => c.status.to_string(),
                         },
                         c.attempts.to_string(),
                         timestamp(&c.created_at),
@@ -273,31 +273,12 @@ fn print_callback(document: &Value) {
             attempt["elapsed_ms"]
         );
         let request = &attempt["request"];
-        println!(
-            "  > {} {}",
-            request["method"].as_str().unwrap_or(""),
-            request["url"].as_str().unwrap_or("")
-        );
-        for pair in request["headers"].as_array().into_iter().flatten() {
-            println!(
-                "  > {}: {}",
-                pair[0].as_str().unwrap_or(""),
-                pair[1].as_str().unwrap_or("")
-            );
-        }
+        let text = |value: &Value| value.as_str().unwrap_or("").to_owned();
+        let start = format!("{} {}", text(&request["method"]), text(&request["url"]));
+        print_message(">", &start, &request["headers"]);
         if let Some(response) = attempt.get("response") {
-            println!(
-                "  < {} {}",
-                response["status_code"],
-                response["reason"].as_str().unwrap_or("")
-            );
-            for pair in response["headers"].as_array().into_iter().flatten() {
-                println!(
-                    "  < {}: {}",
-                    pair[0].as_str().unwrap_or(""),
-                    pair[1].as_str().unwrap_or("")
-                );
-            }
+            let start = format!("{} {}", response["status_code"], text(&response["reason"]));
+            print_message("<", &start, &response["headers"]);
             println!("  < {}", clip(response["body"].as_str().unwrap_or(""), 500));
         }
         if let Some(error) = attempt.get("error") {
@@ -307,6 +288,18 @@ fn print_callback(document: &Value) {
                 error["message"].as_str().unwrap_or("")
             );
         }
+    }
+}
+
+/// A request's or response's first line and headers, each line after `marker`.
+fn print_message(marker: &str, start: &str, headers: &Value) {
+    println!("  {marker} {start}");
+    for pair in headers.as_array().into_iter().flatten() {
+        println!(
+            "  {marker} {}: {}",
+            pair[0].as_str().unwrap_or(""),
+            pair[1].as_str().unwrap_or("")
+        );
     }
 }
 

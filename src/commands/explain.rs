@@ -53,17 +53,38 @@ pub fn run(db: &mut Db, id: i64, format: Format) -> Result<ExitCode> {
 }
 
 fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
-    let id = callback.id;
     let now = now();
-    let after_attempts = || match callback.attempts {
+    if let Some(found) = finished(callback).or_else(|| paused(callback)) {
+        return Ok(found);
+    }
+    if let Some(found) = claimed(db, callback, now)? {
+        return Ok(found);
+    }
+    if let Some(found) = ordered(db, callback)? {
+        return Ok(found);
+    }
+    if let Some(found) = backing_off(callback, now).or_else(|| held_by_environment(callback)) {
+        return Ok(found);
+    }
+    due(db, callback, now)
+}
+
+/// "before any attempt", or the last attempt's number and result.
+fn after_attempts(callback: &Callback) -> String {
+    match callback.attempts {
         0 => "before any attempt".to_owned(),
         n => format!(
             "after attempt {n}/{} ({})",
             callback.settings.max_attempts, callback.status_details
         ),
-    };
-    if callback.status() == Some(Status::Sent) {
-        return Ok(Explanation {
+    }
+}
+
+/// Sent, failed for good, or never captured.
+fn finished(callback: &Callback) -> Option<Explanation> {
+    let id = callback.id;
+    if callback.status == Status::Sent {
+        return Some(Explanation {
             state: "sent",
             why: format!(
                 "it was delivered{} ({}); nothing more will be sent.",
@@ -75,40 +96,40 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
             )),
         });
     }
-    if callback.status() == Some(Status::Error) && callback.uncaptured() {
-        return Ok(Explanation {
-            state: "failed",
-            why: format!(
-                "its change was not captured{}: {}; there is nothing to send, and no retry can change that.",
-                at(callback.updated_at),
-                callback.status_details.trim_end_matches('.')
-            ),
-            command: None,
-        });
+    if callback.status != Status::Error {
+        return None;
     }
-    if callback.status() == Some(Status::Error) {
-        return Ok(Explanation {
-            state: "failed",
-            why: format!(
-                "it failed for good{}: {}.",
-                at(callback.updated_at),
-                callback.status_details.trim_end_matches('.')
-            ),
-            command: Some(format!(
-                "httphooks callbacks retry {id}   # queue it again with a fresh set of attempts"
-            )),
-        });
-    }
+    let (when, details) = (
+        at(callback.updated_at),
+        callback.status_details.trim_end_matches('.'),
+    );
+    // A change that was not captured has nothing to send: no retry can help.
+    let (why, command) = if callback.uncaptured() {
+        let why = format!("its change was not captured{when}: {details}; there is nothing to send, and no retry can change that.");
+        (why, None)
+    } else {
+        let retry = format!(
+            "httphooks callbacks retry {id}   # queue it again with a fresh set of attempts"
+        );
+        (format!("it failed for good{when}: {details}."), Some(retry))
+    };
+    Some(Explanation {
+        state: "failed",
+        why,
+        command,
+    })
+}
+
+/// Its hook is disabled or gone.
+fn paused(callback: &Callback) -> Option<Explanation> {
+    let id = callback.id;
     match callback.hook_enabled {
-        None => {
-            return Ok(Explanation {
+        None => Some(Explanation {
                 state: "held",
                 why: "it is held: its hook was removed, so no run sends it.".to_owned(),
                 command: Some(format!("httphooks callbacks cancel {id}")),
-            })
-        }
-        Some(false) => {
-            return Ok(Explanation {
+            }),
+        Some(false) => Some(Explanation {
                 state: "held",
                 why: format!(
                     "it is held: hook {} is disabled (paused), and a paused hook's callbacks wait until it is enabled.",
@@ -118,10 +139,13 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
                     "httphooks hooks enable {}   # or: httphooks callbacks cancel {id}",
                     callback.hook_name
                 )),
-            })
-        }
-        Some(true) => {}
+            }),
+        Some(true) => None,
     }
+}
+
+/// A run holds it under a live lease.
+fn claimed(db: &mut Db, callback: &Callback, now: NaiveDateTime) -> Result<Option<Explanation>> {
     if let (Some(until), Some(token)) = (callback.claimed_until, &callback.claim_token) {
         if until > now {
             let run = runs::by_token(db, token)?;
@@ -140,18 +164,23 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
             } else {
                 "has it queued"
             };
-            return Ok(Explanation {
+            return Ok(Some(Explanation {
                 state: "claimed",
                 why: format!(
                     "it is claimed: {who} {sending}; the claim's lease ends {} UTC, after which another run takes it over if that run died.",
                     until.format("%Y-%m-%d %H:%M:%S")
                 ),
                 command: None,
-            });
+            }));
         }
     }
-    if let Some(earlier) = health::ordered_behind(db, id)? {
-        return Ok(Explanation {
+    Ok(None)
+}
+
+/// An earlier callback of its row goes first (ordered hooks).
+fn ordered(db: &mut Db, callback: &Callback) -> Result<Option<Explanation>> {
+    if let Some(earlier) = health::ordered_behind(db, callback.id)? {
+        return Ok(Some(Explanation {
             state: "ordered",
             why: format!(
                 "it waits behind callback {earlier}: hook {} is ordered, and callbacks of the same row go one at a time, oldest first.",
@@ -160,29 +189,40 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
             command: Some(format!(
                 "httphooks callbacks explain {earlier}   # or cancel it: httphooks callbacks cancel {earlier}"
             )),
-        });
+        }));
     }
+    Ok(None)
+}
+
+/// Its retry time is still to come.
+fn backing_off(callback: &Callback, now: NaiveDateTime) -> Option<Explanation> {
+    let id = callback.id;
     if let Some(next) = callback.next_attempt_at.filter(|next| *next > now) {
-        return Ok(Explanation {
+        return Some(Explanation {
             state: "backing_off",
             why: format!(
                 "it is backing off until {} UTC (in {}) {}.",
                 next.format("%Y-%m-%d %H:%M:%S"),
                 span(next - now),
-                after_attempts()
+                after_attempts(callback)
             ),
             command: Some(format!(
                 "httphooks send_callbacks --callback {id}   # send it now"
             )),
         });
     }
+    None
+}
+
+/// Due, but this environment lacks a variable its hook needs.
+fn held_by_environment(callback: &Callback) -> Option<Explanation> {
     if let Err(problem) = prepare(
         &callback.settings,
         &callback.content_type,
         &callback.webhook_id(),
         "",
     ) {
-        return Ok(Explanation {
+        return Some(Explanation {
             state: "held",
             why: format!(
                 "it is due, but in this environment it would be held: {}; send_callbacks holds it until its environment has the variable.",
@@ -194,9 +234,15 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
             )),
         });
     }
+    None
+}
+
+/// Nothing holds it: the next run sends it.
+fn due(db: &mut Db, callback: &Callback, now: NaiveDateTime) -> Result<Explanation> {
+    let id = callback.id;
     let since = callback.next_attempt_at.unwrap_or(callback.created_at);
     let last_run = runs::last_finished(db)?;
-    let last = match last_run.and_then(|run| run.ended_at) {
+    let last = match last_run.and_then(|run| run.end.ended_at) {
         Some(ended) => format!(
             "the last send_callbacks run finished {} ago",
             span(now - ended)
@@ -209,7 +255,7 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
             "it is due since {} UTC ({} ago) {}; the next send_callbacks run sends it ({last}).",
             since.format("%Y-%m-%d %H:%M:%S"),
             span(now - since),
-            after_attempts()
+            after_attempts(callback)
         ),
         command: Some(format!(
             "httphooks send_callbacks --callback {id}   # send it now"

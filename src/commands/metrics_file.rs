@@ -2,9 +2,11 @@
 //! format, for node_exporter's textfile collector. Written at the end of each run to a
 //! temporary file beside PATH and renamed over it, so the collector never reads half.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
+
+use chrono::NaiveDateTime;
 
 use crate::engine::Summary;
 use crate::error::{Error, Result};
@@ -71,17 +73,36 @@ pub fn write(path: &Path, db: &mut Db, summary: &Summary) -> Result<()> {
 
 fn render(db: &mut Db, summary: &Summary) -> Result<String> {
     let now = now();
-    let all = hooks::list(db)?;
-    let names: BTreeMap<i64, String> = all.iter().map(|h| (h.id, h.name.clone())).collect();
-    let enabled: BTreeMap<i64, bool> = all.iter().map(|h| (h.id, h.enabled)).collect();
-    let name = |id: &i64| names.get(id).cloned().unwrap_or_else(|| id.to_string());
+    let hooks = hooks::list(db)?;
+    let names: BTreeMap<i64, String> = hooks.iter().map(|h| (h.id, h.name.clone())).collect();
+    let paused: BTreeSet<i64> = hooks.iter().filter(|h| !h.enabled).map(|h| h.id).collect();
     let waiting = health::waiting_by_hook(db, now)?;
     let oldest_due = health::oldest_due_since(db, &[])?;
     let successes = runs::last_successes(db)?;
     let mut out = String::new();
+    write_run(&mut out, summary, &names, now);
+    write_queue(
+        &mut out, summary, &names, &paused, &waiting, oldest_due, now,
+    );
+    write_successes(&mut out, &names, &successes);
+    write_endpoints(&mut out, summary);
+    Ok(out)
+}
 
+/// A hook's name; its id once it was removed.
+fn hook_name(names: &BTreeMap<i64, String>, id: &i64) -> String {
+    names.get(id).cloned().unwrap_or_else(|| id.to_string())
+}
+
+/// What the run did, how long it took and when it ended.
+fn write_run(
+    out: &mut String,
+    summary: &Summary,
+    names: &BTreeMap<i64, String>,
+    now: NaiveDateTime,
+) {
     family(
-        &mut out,
+        out,
         "httphooks_run_callbacks",
         "gauge",
         "Callbacks the last run finished, per hook and outcome (sent, retried, failed).",
@@ -93,54 +114,65 @@ fn render(db: &mut Db, summary: &Summary) -> Result<String> {
             ("failed", stats.failed),
         ] {
             sample(
-                &mut out,
+                out,
                 "httphooks_run_callbacks",
-                &[("hook", &name(hook)), ("outcome", outcome)],
+                &[("hook", &hook_name(names, hook)), ("outcome", outcome)],
                 f64::from(count),
             );
         }
     }
     family(
-        &mut out,
+        out,
         "httphooks_run_duration_seconds",
         "gauge",
         "How long the last run took.",
     );
     sample(
-        &mut out,
+        out,
         "httphooks_run_duration_seconds",
         &[],
         summary.elapsed.as_secs_f64(),
     );
     family(
-        &mut out,
+        out,
         "httphooks_run_end_timestamp_seconds",
         "gauge",
         "When the last run ended (Unix time).",
     );
     sample(
-        &mut out,
+        out,
         "httphooks_run_end_timestamp_seconds",
         &[],
         unix_seconds(now),
     );
+}
 
-    family(&mut out, "httphooks_queue_callbacks", "gauge", "Waiting callbacks per hook at the end of the run: due, backing_off (retry time to come), claimed (by another run), held (hook paused, environment missing, ordered behind another).");
-    for (id, hook_name) in &names {
+/// The waiting callbacks per hook and state, and the oldest due one's wait.
+fn write_queue(
+    out: &mut String,
+    summary: &Summary,
+    names: &BTreeMap<i64, String>,
+    paused: &BTreeSet<i64>,
+    waiting: &BTreeMap<i64, health::Waiting>,
+    oldest_due: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) {
+    family(out, "httphooks_queue_callbacks", "gauge", "Waiting callbacks per hook at the end of the run: due, backing_off (retry time to come), claimed (by another run), held (hook paused, environment missing, ordered behind another).");
+    for (id, name) in names {
         let queue = waiting.get(id).copied().unwrap_or_default();
-        let paused = !enabled.get(id).copied().unwrap_or(true);
         // Held: the hook is paused, this run lacked its environment, or ordered
         // callbacks wait behind earlier ones of their row.
-        let (due, backing_off, claimed, held) = if paused || summary.held_hooks.contains(id) {
-            (0, queue.backing_off, 0, queue.total - queue.backing_off)
-        } else {
-            (
-                queue.due(),
-                queue.backing_off,
-                queue.claimed,
-                queue.ordered_behind,
-            )
-        };
+        let (due, backing_off, claimed, held) =
+            if paused.contains(id) || summary.held_hooks.contains(id) {
+                (0, queue.backing_off, 0, queue.total - queue.backing_off)
+            } else {
+                (
+                    queue.due(),
+                    queue.backing_off,
+                    queue.claimed,
+                    queue.ordered_behind,
+                )
+            };
         let states = [
             ("due", due),
             ("backing_off", backing_off),
@@ -149,15 +181,15 @@ fn render(db: &mut Db, summary: &Summary) -> Result<String> {
         ];
         for (state, count) in states {
             sample(
-                &mut out,
+                out,
                 "httphooks_queue_callbacks",
-                &[("hook", hook_name), ("state", state)],
+                &[("hook", name), ("state", state)],
                 count as f64,
             );
         }
     }
     family(
-        &mut out,
+        out,
         "httphooks_oldest_due_seconds",
         "gauge",
         "How long the longest-waiting due callback has waited (0 when none is due).",
@@ -165,52 +197,61 @@ fn render(db: &mut Db, summary: &Summary) -> Result<String> {
     let lag = oldest_due.map_or(0.0, |since| {
         (now - since).num_milliseconds().max(0) as f64 / 1000.0
     });
-    sample(&mut out, "httphooks_oldest_due_seconds", &[], lag);
+    sample(out, "httphooks_oldest_due_seconds", &[], lag);
+}
 
+/// When each hook last got a 2xx.
+fn write_successes(
+    out: &mut String,
+    names: &BTreeMap<i64, String>,
+    successes: &BTreeMap<i64, NaiveDateTime>,
+) {
     family(
-        &mut out,
+        out,
         "httphooks_last_success_timestamp_seconds",
         "gauge",
         "When each hook last got a 2xx (Unix time), over the runs on record.",
     );
-    for (hook, at) in &successes {
+    for (hook, at) in successes {
         sample(
-            &mut out,
+            out,
             "httphooks_last_success_timestamp_seconds",
-            &[("hook", &name(hook))],
+            &[("hook", &hook_name(names, hook))],
             unix_seconds(*at),
         );
     }
+}
 
+/// Each endpoint's concurrency limit and request durations.
+fn write_endpoints(out: &mut String, summary: &Summary) {
     family(
-        &mut out,
+        out,
         "httphooks_endpoint_concurrency_limit",
         "gauge",
         "Each endpoint's adaptive concurrency limit at the end of the last run.",
     );
     for (endpoint, stats) in &summary.endpoint_stats {
         sample(
-            &mut out,
+            out,
             "httphooks_endpoint_concurrency_limit",
             &[("endpoint", endpoint)],
             f64::from(stats.concurrency_limit),
         );
     }
     family(
-        &mut out,
+        out,
         "httphooks_request_duration_seconds",
         "histogram",
         "Request durations in the last run, per endpoint.",
     );
     for (endpoint, stats) in &summary.endpoint_stats {
         histogram(
-            &mut out,
+            out,
             "httphooks_request_duration_seconds",
             endpoint,
             &stats.latency,
         );
     }
-    Ok(out)
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -8,7 +8,7 @@ use crate::storage::{self, Db};
 pub fn run(url: Option<&str>) -> Result<ExitCode> {
     let mut db = Db::connect_creating(url)?;
     let ran = storage::migrate(&mut db)?;
-    let backend = db.backend().name();
+    let backend = db.backend().profile().name;
     if ran == 0 {
         println!("the httphooks schema is up to date ({backend})");
     } else {

@@ -140,7 +140,6 @@ fn checks(url: Option<&str>, args: &MonitorArgs) -> Result<Vec<Check>> {
         });
     }
     if let Some(status) = args.status {
-        let status = status.as_str();
         let since = args
             .minutes_ago
             .map(|m| before_now(chrono::Duration::try_minutes(m)));
@@ -151,11 +150,7 @@ fn checks(url: Option<&str>, args: &MonitorArgs) -> Result<Vec<Check>> {
         };
         let limit = args.critical.unwrap_or(args.callbacks_limit);
         checks.push(Check {
-            label: if status == "error" {
-                "error"
-            } else {
-                "waiting"
-            },
+            label: status.as_str(),
             value: Some(count as f64),
             seconds: false,
             warning: args.warning,
@@ -193,7 +188,7 @@ fn checks(url: Option<&str>, args: &MonitorArgs) -> Result<Vec<Check>> {
     if let Some(minutes) = args.no_run_since {
         let limit = args.critical.unwrap_or(minutes);
         let last = runs::last_finished(&mut db)?;
-        let ended = last.as_ref().and_then(|run| run.ended_at);
+        let ended = last.as_ref().and_then(|run| run.end.ended_at);
         let ago = ended.map(|ended| (now - ended).num_milliseconds().max(0) as f64 / 1000.0);
         let text = match (ended, ago) {
             (Some(ended), Some(ago)) => format!(

@@ -99,10 +99,10 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         super::metrics_file::write(path, &mut Db::open_migrated(url)?, &summary)?;
     }
     if !summary.environment_problems.is_empty() {
-        let problems: Vec<&str> = summary
+        let problems: Vec<String> = summary
             .environment_problems
             .iter()
-            .map(String::as_str)
+            .map(ToString::to_string)
             .collect();
         return Err(Error::environment(format!(
             "{} callback(s) were not sent because {}; set it for send_callbacks",
@@ -148,7 +148,7 @@ fn check_named_callbacks(db: &mut Db, ids: &[i64]) -> Result<()> {
                     "no callback has id {id}; `httphooks callbacks list` shows them (nothing was sent)"
                 )))
             }
-            Some(c) if c.status() != Some(Status::Waiting) => eprintln!(
+            Some(c) if c.status != Status::Waiting => eprintln!(
                 "httphooks: callback {id} is {}, not waiting, so it is not sent; `httphooks callbacks retry {id}` queues it again",
                 c.status
             ),

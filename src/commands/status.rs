@@ -13,7 +13,7 @@ use crate::cli::{Format, FormatArg};
 use crate::engine::endpoint_of;
 use crate::error::Result;
 use crate::storage::runs::{self, EndpointSeen, Run};
-use crate::storage::{capture, health, hooks, now, Db};
+use crate::storage::{capture, health, hooks, now, Db, TableEvent};
 
 /// Runs shown under the hooks.
 const RECENT_RUNS: i64 = 5;
@@ -35,11 +35,11 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
     let mut capture: Vec<Value> = Vec::new();
     for table in &tables {
         // What the hooks listen to that reaches no trigger (MySQL: cascades).
-        let events: Vec<String> = table
+        let events: Vec<TableEvent> = table
             .hooks
             .iter()
             .filter(|h| h.enabled)
-            .flat_map(|h| h.event_list())
+            .flat_map(|h| h.table_events())
             .collect();
         let uncaptured = match &table.table {
             Some(found) => db.backend().uncaptured_paths(found, &events)?,
@@ -143,15 +143,15 @@ fn run_json(run: &Run) -> Value {
         "host": run.host,
         "pid": run.pid,
         "started_at": timestamp(&run.started_at),
-        "ended_at": optional_timestamp(&run.ended_at),
-        "claimed": run.claimed,
-        "sent": run.sent,
-        "retried": run.retried,
-        "failed": run.failed,
-        "held": run.held,
-        "released": run.released,
-        "exit_code": run.exit_code,
-        "stop_reason": run.stop_reason,
+        "ended_at": optional_timestamp(&run.end.ended_at),
+        "claimed": run.end.claimed,
+        "sent": run.end.sent,
+        "retried": run.end.retried,
+        "failed": run.end.failed,
+        "held": run.end.held,
+        "released": run.end.released,
+        "exit_code": run.end.exit_code,
+        "stop_reason": run.end.stop_reason,
     })
 }
 
@@ -162,11 +162,28 @@ fn print_tables(
     recent: &[Run],
     now: chrono::NaiveDateTime,
 ) {
-    let cell = |value: &Value| match value {
+    print_hooks(hooks, now);
+    if new > 0 {
+        println!(
+            "\n{new} new callback(s) not admitted yet (the next run or `callbacks list` admits them)"
+        );
+    }
+    println!();
+    print_capture(capture);
+    print_runs(recent, now);
+}
+
+/// A JSON value as a table cell.
+fn cell(value: &Value) -> String {
+    match value {
         Value::Null => "-".to_owned(),
         Value::String(text) => text.clone(),
         other => other.to_string(),
-    };
+    }
+}
+
+/// One row per hook: its queue, errors, lag, last success, latency and endpoint.
+fn print_hooks(hooks: &[Value], now: chrono::NaiveDateTime) {
     let rows: Vec<Vec<String>> = hooks
         .iter()
         .map(|h| {
@@ -229,12 +246,10 @@ fn print_tables(
             &rows,
         );
     }
-    if new > 0 {
-        println!(
-            "\n{new} new callback(s) not admitted yet (the next run or `callbacks list` admits them)"
-        );
-    }
-    println!();
+}
+
+/// Each watched table's capture, and what is broken or not captured.
+fn print_capture(capture: &[Value]) {
     for table in capture {
         let table_name = cell(&table["table_name"]);
         if table["intact"] == json!(true) {
@@ -252,6 +267,10 @@ fn print_tables(
     if !capture.is_empty() {
         println!();
     }
+}
+
+/// The recent runs, newest first.
+fn print_runs(recent: &[Run], now: chrono::NaiveDateTime) {
     if recent.is_empty() {
         println!("no send_callbacks run yet");
         return;
@@ -260,10 +279,12 @@ fn print_tables(
         .iter()
         .map(|run| {
             let ended = run
+                .end
                 .ended_at
                 .map(|e| format!("{} ago", span(now - e)))
                 .unwrap_or_else(|| "running".to_owned());
             let took = run
+                .end
                 .ended_at
                 .map(|e| span(e - run.started_at))
                 .unwrap_or_else(|| span(now - run.started_at));
@@ -272,12 +293,16 @@ fn print_tables(
                 ended,
                 took,
                 format!("{}:{}", run.host, run.pid),
-                run.claimed.to_string(),
-                run.sent.to_string(),
-                run.retried.to_string(),
-                run.failed.to_string(),
-                run.stop_reason.clone().unwrap_or_else(|| "-".to_owned()),
-                run.exit_code
+                run.end.claimed.to_string(),
+                run.end.sent.to_string(),
+                run.end.retried.to_string(),
+                run.end.failed.to_string(),
+                run.end
+                    .stop_reason
+                    .clone()
+                    .unwrap_or_else(|| "-".to_owned()),
+                run.end
+                    .exit_code
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "-".to_owned()),
             ]

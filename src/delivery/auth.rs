@@ -33,15 +33,20 @@ pub enum Auth {
     #[serde(rename = "bearer")]
     Bearer { token_env: String },
     #[serde(rename = "oauth2-client-credentials")]
-    OAuth2 {
-        token_url: String,
-        client_id_env: String,
-        client_secret_env: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        scope: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        audience: Option<String>,
-    },
+    OAuth2(OAuth2Settings),
+}
+
+/// OAuth2 client credentials as a hook stores them: the token endpoint, the names of
+/// the variables holding the client's id and secret, and what to ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuth2Settings {
+    pub token_url: String,
+    pub client_id_env: String,
+    pub client_secret_env: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
 }
 
 /// Credentials read from the environment, ready to use.
@@ -70,22 +75,6 @@ impl Auth {
         stored.and_then(|text| serde_json::from_str(text).ok())
     }
 
-    /// The environment variables it reads.
-    pub fn variables(&self) -> Vec<&str> {
-        match self {
-            Auth::Basic {
-                username_env,
-                password_env,
-            } => vec![username_env, password_env],
-            Auth::Bearer { token_env } => vec![token_env],
-            Auth::OAuth2 {
-                client_id_env,
-                client_secret_env,
-                ..
-            } => vec![client_id_env, client_secret_env],
-        }
-    }
-
     /// One line for `--dry-run` and `hooks show`: how it authenticates, no secrets.
     pub fn describe(&self) -> String {
         match self {
@@ -94,20 +83,15 @@ impl Auth {
                 password_env,
             } => format!("basic, user ${username_env}, password ${password_env}"),
             Auth::Bearer { token_env } => format!("bearer token from ${token_env}"),
-            Auth::OAuth2 {
-                token_url,
-                client_id_env,
-                client_secret_env,
-                scope,
-                audience,
-            } => {
+            Auth::OAuth2(oauth) => {
                 let mut text = format!(
-                    "OAuth2 client credentials from {token_url} (client ${client_id_env}, secret ${client_secret_env}"
+                    "OAuth2 client credentials from {} (client ${}, secret ${}",
+                    oauth.token_url, oauth.client_id_env, oauth.client_secret_env
                 );
-                if let Some(scope) = scope {
+                if let Some(scope) = &oauth.scope {
                     text.push_str(&format!(", scope {scope}"));
                 }
-                if let Some(audience) = audience {
+                if let Some(audience) = &oauth.audience {
                     text.push_str(&format!(", audience {audience}"));
                 }
                 text + ")"
@@ -131,18 +115,12 @@ impl Auth {
                 "Authorization",
                 format!("Bearer {}", read(token_env)?),
             )),
-            Auth::OAuth2 {
-                token_url,
-                client_id_env,
-                client_secret_env,
-                scope,
-                audience,
-            } => Credentials::OAuth2(OAuth2Client {
-                token_url: token_url.clone(),
-                client_id: read(client_id_env)?,
-                client_secret: read(client_secret_env)?,
-                scope: scope.clone(),
-                audience: audience.clone(),
+            Auth::OAuth2(oauth) => Credentials::OAuth2(OAuth2Client {
+                token_url: oauth.token_url.clone(),
+                client_id: read(&oauth.client_id_env)?,
+                client_secret: read(&oauth.client_secret_env)?,
+                scope: oauth.scope.clone(),
+                audience: oauth.audience.clone(),
             }),
         })
     }

@@ -95,24 +95,6 @@ impl FailureKind {
             FailureKind::Http => "http",
         }
     }
-
-    /// Whether a later attempt may succeed.
-    pub fn is_retryable(self) -> bool {
-        self != FailureKind::Blocked
-    }
-
-    /// Whether it suggests the receiver is overloaded or down (its endpoint then gets
-    /// fewer parallel requests), rather than misconfigured.
-    pub fn means_overload(self) -> bool {
-        matches!(
-            self,
-            FailureKind::Timeout
-                | FailureKind::Connect
-                | FailureKind::ConnectionRefused
-                | FailureKind::ConnectionReset
-                | FailureKind::ConnectionClosed
-        )
-    }
 }
 
 pub struct Client {

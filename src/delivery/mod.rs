@@ -20,11 +20,11 @@ pub mod target;
 use auth::{Auth, Credentials, OAuth2Client, TokenCache, TokenSource};
 use headers::{Header, MissingVariable};
 use http::{Client, Failure, FailureKind, Request, Response};
-use retry::AfterFailure;
+use retry::{AfterFailure, Classified, Next};
 
 /// A callback that cannot be sent as the environment stands: a variable its hook
 /// names is missing or malformed. Its callbacks wait; the run exits 3.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EnvProblem {
     pub variable: String,
     pub problem: String,
@@ -348,12 +348,17 @@ impl Deliverer {
             .collect();
         let attempt_number = callback.attempts + attempts.len() as i32;
         let last = exchanges.last().expect("at least one exchange");
-        let pressure = pressure_of(last);
-        let (what, retryable, retry_after, success) = match &last.result {
-            Ok(response) => describe_response(response),
-            Err(Failure { kind, message }) => (message.clone(), kind.is_retryable(), None, false),
+        let Classified {
+            what,
+            next,
+            pressure,
+        } = retry::classify(&last.result, last.elapsed);
+        let (retryable, retry_after) = match next {
+            Next::Success => (false, None),
+            Next::Retry(asked) => (true, asked),
+            Next::Final => (false, None),
         };
-        let (status, status_details, next_attempt_at) = if success {
+        let (status, status_details, next_attempt_at) = if next == Next::Success {
             (Status::Sent, what, None)
         } else {
             let (after, line) = retry::after_failure(
@@ -390,18 +395,6 @@ impl Deliverer {
 /// A request is not started with less time than this left of its timeout.
 const MIN_REQUEST_TIME: Duration = Duration::from_millis(50);
 
-fn pressure_of(exchange: &Exchange) -> Pressure {
-    match &exchange.result {
-        Ok(response) if (200..300).contains(&response.status) => {
-            Pressure::Answered(exchange.elapsed)
-        }
-        Ok(response) if matches!(response.status, 408 | 429 | 503 | 504) => Pressure::Overloaded,
-        Ok(_) => Pressure::Neutral,
-        Err(failure) if failure.kind.means_overload() => Pressure::Overloaded,
-        Err(_) => Pressure::Neutral,
-    }
-}
-
 /// The immutable record of one exchange, secrets redacted.
 fn attempt_record(callback_id: i64, number: i32, exchange: &Exchange) -> Attempt {
     let request = &exchange.request;
@@ -436,37 +429,6 @@ fn attempt_record(callback_id: i64, number: i32, exchange: &Exchange) -> Attempt
         }
     }
     attempt
-}
-
-/// (status line, retryable, Retry-After, success) for a response.
-fn describe_response(response: &Response) -> (String, bool, Option<Duration>, bool) {
-    let line = format!("{} {}", response.status, response.reason)
-        .trim_end()
-        .to_owned();
-    if (200..300).contains(&response.status) {
-        return (line, false, None, true);
-    }
-    if (300..400).contains(&response.status) {
-        let location = response.header("location").unwrap_or("nowhere");
-        return (
-            format!("{line}, redirect to {location} not followed"),
-            true,
-            None,
-            false,
-        );
-    }
-    let retry_after = match response.status {
-        429 | 503 => response
-            .header("retry-after")
-            .and_then(|v| retry::parse_retry_after(v, Utc::now())),
-        _ => None,
-    };
-    (
-        line,
-        retry::status_is_retryable(response.status),
-        retry_after,
-        false,
-    )
 }
 
 /// The outcome for a callback whose body cannot be rendered: a permanent error that

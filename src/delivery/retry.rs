@@ -10,14 +10,99 @@
 
 use std::time::Duration;
 
+use super::http::{Failure, FailureKind, Response};
+use super::Pressure;
+
 /// Seconds to wait after attempt 1, 2, …; the last entry repeats.
 pub const SCHEDULE: [u64; 7] = [10, 60, 300, 1800, 7200, 21600, 50400];
 
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(6 * 3600);
 
-/// Whether a response status can succeed on a later try.
-pub fn status_is_retryable(code: u16) -> bool {
-    !(400..500).contains(&code) || code == 408 || code == 429
+/// What an exchange's result means for its callback.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Success,
+    /// A later attempt may succeed; no sooner than this, if the receiver said so
+    /// (`Retry-After` on 429 and 503).
+    Retry(Option<Duration>),
+    /// No later attempt can succeed: a 4xx other than 408 and 429, a blocked target.
+    Final,
+}
+
+/// An exchange's result classified: what happened in words (a status line or the
+/// failure), what becomes of the callback, and what it says about the receiver's load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classified {
+    pub what: String,
+    pub next: Next,
+    pub pressure: Pressure,
+}
+
+/// The one place that decides what a response or failure means.
+pub fn classify(result: &Result<Response, Failure>, elapsed: Duration) -> Classified {
+    match result {
+        Ok(response) => classify_response(response, elapsed),
+        Err(Failure { kind, message }) => Classified {
+            what: message.clone(),
+            next: if *kind == FailureKind::Blocked {
+                Next::Final
+            } else {
+                Next::Retry(None)
+            },
+            // Timeouts and connections refused, reset or closed suggest an overloaded
+            // or down receiver (its endpoint then gets fewer parallel requests); DNS,
+            // TLS or protocol errors a misconfigured one.
+            pressure: if matches!(
+                kind,
+                FailureKind::Timeout
+                    | FailureKind::Connect
+                    | FailureKind::ConnectionRefused
+                    | FailureKind::ConnectionReset
+                    | FailureKind::ConnectionClosed
+            ) {
+                Pressure::Overloaded
+            } else {
+                Pressure::Neutral
+            },
+        },
+    }
+}
+
+fn classify_response(response: &Response, elapsed: Duration) -> Classified {
+    let line = format!("{} {}", response.status, response.reason)
+        .trim_end()
+        .to_owned();
+    let status = response.status;
+    let (what, next) = match status {
+        200..=299 => (line, Next::Success),
+        // Not followed: the hook's URL is what the operator must fix.
+        300..=399 => (
+            format!(
+                "{line}, redirect to {} not followed",
+                response.header("location").unwrap_or("nowhere")
+            ),
+            Next::Retry(None),
+        ),
+        408 => (line, Next::Retry(None)),
+        429 | 503 => {
+            let asked = response
+                .header("retry-after")
+                .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+            (line, Next::Retry(asked))
+        }
+        400..=499 => (line, Next::Final),
+        _ => (line, Next::Retry(None)),
+    };
+    let pressure = match status {
+        200..=299 => Pressure::Answered(elapsed),
+        408 | 429 | 503 | 504 => Pressure::Overloaded,
+        _ => Pressure::Neutral,
+    };
+    Classified {
+        what,
+        next,
+        pressure,
+    }
 }
 
 /// The wait after attempt number `attempt` (1-based): the schedule's step, or longer
@@ -107,14 +192,64 @@ pub fn after_failure(
 mod tests {
     use super::*;
 
+    fn answer(status: u16, headers: &[(&str, &str)]) -> Classified {
+        let response = Response {
+            status,
+            reason: String::new(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: String::new(),
+        };
+        classify(&Ok(response), Duration::from_millis(7))
+    }
+
+    fn failure(kind: FailureKind) -> Classified {
+        let failure = Failure {
+            kind,
+            message: "it failed".into(),
+        };
+        classify(&Err(failure), Duration::from_millis(7))
+    }
+
     #[test]
     fn client_errors_are_final_except_408_and_429() {
-        assert!(!status_is_retryable(404));
-        assert!(!status_is_retryable(410));
-        assert!(status_is_retryable(408));
-        assert!(status_is_retryable(429));
-        assert!(status_is_retryable(503));
-        assert!(status_is_retryable(302));
+        assert_eq!(answer(200, &[]).next, Next::Success);
+        assert_eq!(answer(404, &[]).next, Next::Final);
+        assert_eq!(answer(410, &[]).next, Next::Final);
+        assert_eq!(answer(408, &[]).next, Next::Retry(None));
+        assert_eq!(answer(429, &[]).next, Next::Retry(None));
+        assert_eq!(answer(500, &[]).next, Next::Retry(None));
+        assert_eq!(
+            answer(503, &[("retry-after", "120")]).next,
+            Next::Retry(Some(Duration::from_secs(120)))
+        );
+        let redirect = answer(302, &[("location", "https://x/")]);
+        assert_eq!(redirect.next, Next::Retry(None));
+        assert_eq!(redirect.what, "302, redirect to https://x/ not followed");
+        assert_eq!(failure(FailureKind::Blocked).next, Next::Final);
+        assert_eq!(failure(FailureKind::Dns).next, Next::Retry(None));
+    }
+
+    #[test]
+    fn timeouts_refusals_and_overload_statuses_are_pressure() {
+        assert_eq!(
+            answer(204, &[]).pressure,
+            Pressure::Answered(Duration::from_millis(7))
+        );
+        for status in [408, 429, 503, 504] {
+            assert_eq!(answer(status, &[]).pressure, Pressure::Overloaded);
+        }
+        for status in [400, 404, 500, 302] {
+            assert_eq!(answer(status, &[]).pressure, Pressure::Neutral);
+        }
+        for kind in [FailureKind::Timeout, FailureKind::ConnectionRefused] {
+            assert_eq!(failure(kind).pressure, Pressure::Overloaded);
+        }
+        for kind in [FailureKind::Tls, FailureKind::Dns, FailureKind::Blocked] {
+            assert_eq!(failure(kind).pressure, Pressure::Neutral);
+        }
     }
 
     #[test]

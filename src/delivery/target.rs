@@ -45,13 +45,6 @@ impl Policy {
         Ok(Policy { strict, allowed })
     }
 
-    pub fn strict(allowed: Vec<IpNet>) -> Policy {
-        Policy {
-            strict: true,
-            allowed,
-        }
-    }
-
     /// Why `address` may not be sent to, if it may not.
     pub fn refusal(&self, address: IpAddr) -> Option<String> {
         let address = canonical(address);
@@ -130,6 +123,13 @@ mod tests {
         text.parse().unwrap()
     }
 
+    fn strict(allowed: Vec<IpNet>) -> Policy {
+        Policy {
+            strict: true,
+            allowed,
+        }
+    }
+
     #[test]
     fn metadata_and_link_local_are_always_refused() {
         let policy = Policy::default();
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn strict_allows_public_addresses_and_the_allow_list() {
-        let policy = Policy::strict(vec!["10.1.0.0/16".parse().unwrap()]);
+        let policy = strict(vec!["10.1.0.0/16".parse().unwrap()]);
         for address in ["93.184.216.34", "2606:2800:220:1::1", "10.1.2.3"] {
             assert!(policy.refusal(ip(address)).is_none(), "{address}");
         }

@@ -13,9 +13,10 @@ use super::link::{retrying, Link, RetryPolicy};
 use super::scheduler::{Scheduler, START_MARGIN};
 use super::summary::{StopReason, Summary};
 use super::{Engine, BYTES_PER_WORKER, IDLE_WAIT, RENEW_AHEAD};
+use crate::delivery::EnvProblem;
 use crate::error::Result;
 use crate::payload::Renderer;
-use crate::storage::callbacks::{self, lease_for, ClaimFilter, Claimed, Outcome};
+use crate::storage::callbacks::{self, lease_for, Claim, ClaimFilter, Claimed, Outcome};
 
 /// The dispatcher's state between rounds.
 pub(super) struct Dispatch<'a> {
@@ -121,8 +122,12 @@ impl Engine {
             let before_claim = Instant::now();
             let claimed = retrying(link, &d.policy, |db| {
                 db.write_transaction(|db| {
-                    db.backend()
-                        .claim(&d.filter, want, &self.identity.token, &marks)
+                    db.backend().claim(&Claim {
+                        filter: &d.filter,
+                        limit: want,
+                        token: &self.identity.token,
+                        marks: &marks,
+                    })
                 })
             })?;
             d.pace.claimed(before_claim.elapsed(), d.scheduler);
@@ -207,7 +212,7 @@ impl Engine {
         claimed: Vec<Claimed>,
         claimed_at: Instant,
     ) -> Result<()> {
-        let mut held: HashMap<String, Vec<i64>> = HashMap::new();
+        let mut held: HashMap<EnvProblem, Vec<i64>> = HashMap::new();
         let named = !d.filter.callback_ids.is_empty();
         let mut jobs = Vec::new();
         let marked: Vec<i64> = claimed
@@ -259,7 +264,7 @@ impl Engine {
             }
         });
         for (problem, ids) in held {
-            let note = format!("not sent: {problem}");
+            let note = format!("not sent: {}", problem.problem);
             retrying(link, &d.policy, |db| {
                 callbacks::release(db, &self.identity.token, &ids, Some(&note))
             })?;

@@ -57,9 +57,8 @@ pub enum Preparation {
     Job(Job),
     /// Decided without sending (the body cannot be rendered).
     Done(Outcome),
-    /// Not sent: the environment lacks what the hook needs (the callback, and the
-    /// problem in words).
-    Held(i64, String),
+    /// Not sent: the environment lacks what the hook needs (the callback, and what).
+    Held(i64, EnvProblem),
 }
 
 /// Request templates by the hook version whose delivery settings they hold.
@@ -149,6 +148,6 @@ pub fn prepare(
             lease_until,
             marked: false,
         }),
-        Err(problem) => Preparation::Held(callback.id, problem.problem.clone()),
+        Err(problem) => Preparation::Held(callback.id, problem.clone()),
     }
 }

@@ -52,8 +52,8 @@ pub use jobs::body_of;
 pub use link::RECONNECT_BUDGET;
 use link::{retrying, Link, RetryPolicy};
 use process::RunIdentity;
+pub use scheduler::endpoint_of;
 use scheduler::Scheduler;
-pub use scheduler::{endpoint_of, EndpointState};
 pub use summary::{StopReason, Summary};
 pub use tokens::DatabaseTokens;
 
@@ -170,7 +170,7 @@ impl Engine {
         let (writes_apart, max_callback_bytes) = retrying(&claims, &starting, |db| {
             let backend = db.backend();
             Ok((
-                backend.allows_concurrent_writers(),
+                backend.profile().allows_concurrent_writers,
                 backend.max_callback_bytes()?,
             ))
         })?;

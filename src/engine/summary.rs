@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::scheduler::{self, EndpointState};
+use crate::delivery::EnvProblem;
 use crate::error::{DbFailure, Error};
 use crate::storage::callbacks::Outcome;
 use crate::storage::runs;
@@ -47,7 +48,7 @@ pub struct Summary {
     /// Not sent because the environment lacks what their hook needs.
     pub held: usize,
     /// Why held callbacks were not sent (one sentence per problem).
-    pub environment_problems: BTreeSet<String>,
+    pub environment_problems: BTreeSet<EnvProblem>,
     pub stop_reason: StopReason,
     pub elapsed: Duration,
     /// Each endpoint's concurrency limit at the end.

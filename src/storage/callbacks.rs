@@ -12,11 +12,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-pub use super::backend::{
-    lease_for, ClaimFilter, Claimed, Outcome, StartMarks, ADMIT_AHEAD, LEASE_MARGIN_MS,
-    LEASE_TIMEOUTS, UNCAPTURED,
-};
-use super::backend::{peek_due_sql, TIMESTAMP_FORMAT};
+pub use super::backend::{lease_for, Claim, ClaimFilter, Claimed, Outcome, StartMarks, UNCAPTURED};
+use super::backend::{peek_due_sql, INLINE_PAYLOAD};
 use super::models::{Attempt, Callback, Status};
 use super::schema::{
     httphooks_attempts, httphooks_callback_details, httphooks_callbacks, httphooks_hook_versions,
@@ -117,37 +114,6 @@ fn record_part(db: &mut Db, token: &str, outcomes: &[&Outcome]) -> Result<usize>
     }
     // Borrowed, not cloned: attempts carry request and response bodies.
     let attempts: Vec<&Attempt> = outcomes.iter().flat_map(|o| o.attempts.iter()).collect();
-    // In id order: the backends lock the rows in the order of the array, as claims and
-    // renewals do, and two writers taking the same rows in different orders deadlock.
-    let mut in_id_order: Vec<&Outcome> = outcomes.to_vec();
-    in_id_order.sort_by_key(|o| o.callback_id);
-    // Written straight to JSON text, borrowing bodies rather than copying them first.
-    #[derive(serde::Serialize)]
-    struct Change<'a> {
-        id: i64,
-        status: &'static str,
-        details: &'a str,
-        attempted: usize,
-        next_attempt_at: Option<String>,
-        payload: Option<&'a str>,
-    }
-    let changes: Vec<Change> = in_id_order
-        .into_iter()
-        .map(|o| Change {
-            id: o.callback_id,
-            status: o.status.as_str(),
-            details: &o.status_details,
-            attempted: o.attempts.len(),
-            next_attempt_at: o
-                .next_attempt_at
-                .map(|t| t.format(TIMESTAMP_FORMAT).to_string()),
-            payload: o
-                .rendered_payload
-                .as_deref()
-                .filter(|p| p.len() <= INLINE_PAYLOAD),
-        })
-        .collect();
-    let changes = serde_json::to_string(&changes).expect("outcomes serialize");
     let large: Vec<(i64, &str)> = outcomes
         .iter()
         .filter_map(|o| Some((o.callback_id, o.rendered_payload.as_deref()?)))
@@ -171,14 +137,9 @@ fn record_part(db: &mut Db, token: &str, outcomes: &[&Outcome]) -> Result<usize>
                 .execute(conn)
             })?;
         }
-        db.backend().apply_outcomes(token, &changes, now())
+        db.backend().apply_outcomes(token, outcomes)
     })
 }
-
-/// Bodies up to this size are stored with the outcomes' one JSON array; larger ones by
-/// a statement of their own, since the databases' JSON functions copy every value
-/// they read several times (a 20 MB body cost SQLite 300 MB).
-const INLINE_PAYLOAD: usize = 64 << 10;
 
 /// Records the attempts dead runs may have made: each of `claims` was claimed and
 /// marked as started by a run whose lease ran out before it wrote an outcome. Each
@@ -253,7 +214,7 @@ pub fn expire_claims_of(db: &mut Db, dead_token: &str) -> Result<usize> {
         use httphooks_callbacks::dsl as c;
         Ok(diesel::update(
             c::httphooks_callbacks
-                .filter(c::status.eq(Status::Waiting.as_str()))
+                .filter(c::status.eq(Status::Waiting))
                 .filter(c::claim_token.eq(dead_token)),
         )
         .set(c::claimed_until.eq(Some(past)))
@@ -292,13 +253,31 @@ pub fn release(db: &mut Db, token: &str, ids: &[i64], note: Option<&str>) -> Res
     })
 }
 
-/// The `callbacks list --status` that selects waiting callbacks of disabled hooks.
-pub const HELD: &str = "held";
+/// What `callbacks list --status` selects: callbacks of a status, or the waiting
+/// callbacks of disabled hooks (held: a pause; see `ClaimFilter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedStatus {
+    Is(Status),
+    Held,
+}
+
+impl std::str::FromStr for ListedStatus {
+    type Err = String;
+
+    fn from_str(name: &str) -> std::result::Result<ListedStatus, String> {
+        match name {
+            "held" => Ok(ListedStatus::Held),
+            _ => Status::parse(name)
+                .map(ListedStatus::Is)
+                .ok_or_else(|| format!("{name:?} is not waiting, held, sent or error")),
+        }
+    }
+}
 
 /// The filters of `callbacks list`.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub status: Option<String>,
+    pub status: Option<ListedStatus>,
     pub hook_name: Option<String>,
     pub limit: i64,
 }
@@ -310,14 +289,13 @@ pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
             .select(Callback::as_select())
             .order(c::id.desc())
             .into_boxed();
-        match filter.status.as_deref() {
-            // Held: waiting, but their hook is disabled (a pause; see `ClaimFilter`).
-            Some(HELD) => {
+        match filter.status {
+            Some(ListedStatus::Held) => {
                 query = query
-                    .filter(c::status.eq(Status::Waiting.as_str()))
+                    .filter(c::status.eq(Status::Waiting))
                     .filter(c::hook_enabled.eq(false));
             }
-            Some(status) => query = query.filter(c::status.eq(status.to_owned())),
+            Some(ListedStatus::Is(status)) => query = query.filter(c::status.eq(status)),
             None => {}
         }
         if let Some(hook) = &filter.hook_name {
@@ -332,7 +310,7 @@ pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
 pub fn peek_due(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<Vec<Callback>> {
     let backend = db.backend();
     let sql = peek_due_sql(
-        backend.due_key(),
+        backend.profile().due_key,
         &backend.due_condition(filter),
         &limit.to_string(),
     );
@@ -402,7 +380,7 @@ pub fn retry(db: &mut Db, ids: &[i64], rerender: bool) -> Result<Retried> {
         Ok::<_, crate::Error>(
             diesel::update(c::httphooks_callbacks.filter(c::id.eq_any(ids)))
                 .set((
-                    c::status.eq(Status::Waiting.as_str()),
+                    c::status.eq(Status::Waiting),
                     c::status_details.eq("retry requested by operator"),
                     // A fresh budget; the history's numbers go on.
                     c::attempts_before_retry.eq(c::attempts_before_retry + c::attempts),
@@ -438,7 +416,7 @@ pub fn cancel(db: &mut Db, which: Which, reason: &str) -> Result<usize> {
     with_conn!(db, |conn| {
         use httphooks_callbacks::dsl as c;
         let target = diesel::update(c::httphooks_callbacks)
-            .filter(c::status.eq(Status::Waiting.as_str()))
+            .filter(c::status.eq(Status::Waiting))
             .into_boxed();
         let target = match which {
             Which::Ids(ids) => target.filter(c::id.eq_any(ids)),
@@ -446,7 +424,7 @@ pub fn cancel(db: &mut Db, which: Which, reason: &str) -> Result<usize> {
         };
         Ok(target
             .set((
-                c::status.eq(Status::Error.as_str()),
+                c::status.eq(Status::Error),
                 c::status_details.eq(reason),
                 c::next_attempt_at.eq(None::<NaiveDateTime>),
                 c::updated_at.eq(Some(now)),
@@ -463,7 +441,7 @@ pub fn count_waiting_for_hook(db: &mut Db, hook_id: i64) -> Result<i64> {
         use httphooks_callbacks::dsl as c;
         Ok(c::httphooks_callbacks
             .filter(c::hook_id.eq(hook_id))
-            .filter(c::status.eq(Status::Waiting.as_str()))
+            .filter(c::status.eq(Status::Waiting))
             .count()
             .get_result(conn)?)
     })
@@ -493,15 +471,15 @@ pub fn admit_all_reporting(db: &mut Db, progress: &mut dyn FnMut(usize)) -> Resu
 /// has not changed since) is at or after `since`; all of them without it. Errors are
 /// served by their partial index. New callbacks not admitted yet count as waiting: a
 /// monitoring probe only reads.
-pub fn count_by_status(db: &mut Db, wanted: &str, since: Option<NaiveDateTime>) -> Result<i64> {
+pub fn count_by_status(db: &mut Db, wanted: Status, since: Option<NaiveDateTime>) -> Result<i64> {
     let queued: i64 = with_conn!(db, |conn| {
         use httphooks_callbacks::dsl as c;
         let mut query = c::httphooks_callbacks
-            .filter(c::status.eq(wanted.to_owned()))
+            .filter(c::status.eq(wanted))
             .into_boxed();
         match since {
             // Errors always have updated_at; this way their index serves the range.
-            Some(since) if wanted != Status::Waiting.as_str() => {
+            Some(since) if wanted != Status::Waiting => {
                 query = query.filter(c::updated_at.ge(since));
             }
             Some(since) => {
@@ -515,7 +493,7 @@ pub fn count_by_status(db: &mut Db, wanted: &str, since: Option<NaiveDateTime>) 
         }
         query.count().get_result(conn)
     })?;
-    let new = if wanted == Status::Waiting.as_str() {
+    let new = if wanted == Status::Waiting {
         db.backend().count_new(since)?
     } else {
         0
@@ -567,7 +545,7 @@ pub fn delete_old_batch(
                 .filter(c::created_at.lt(before))
                 .into_boxed();
             if !include_waiting {
-                old = old.filter(c::status.ne(Status::Waiting.as_str()));
+                old = old.filter(c::status.ne(Status::Waiting));
             }
             let deleted = old.execute(conn)?;
             // Then the attempts in the range whose callback is gone: those of the

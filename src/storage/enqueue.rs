@@ -2,11 +2,12 @@
 //! their own transaction (docs/behaviour.md §6).
 
 use diesel::prelude::*;
+use serde_json::Value;
 
 use super::models::split_events;
 use super::schema::httphooks_hook_versions::dsl as v;
 use super::schema::httphooks_hooks::dsl as h;
-use super::TABLE_EVENTS;
+use super::TableEvent;
 use crate::error::{Error, Result};
 
 /// A connection httphooks can enqueue on: the application's own diesel connection,
@@ -16,12 +17,7 @@ pub trait Enqueue {
     /// callback of it may hold (`--max-payload-size`).
     fn hook_events(&mut self, hook: &str) -> Result<Option<(String, i64)>>;
     /// Inserts one callback per enabled hook named `hook`; returns how many.
-    fn insert_callbacks(
-        &mut self,
-        hook: &str,
-        event: &str,
-        data: &serde_json::Value,
-    ) -> Result<usize>;
+    fn insert_callbacks(&mut self, hook: &str, event: &str, data: &Value) -> Result<usize>;
 }
 
 /// Enqueues a custom event for `hook` on the caller's connection, inside whatever
@@ -38,25 +34,20 @@ pub trait Enqueue {
 /// })
 /// .unwrap();
 /// ```
-pub fn enqueue<C: Enqueue>(
-    conn: &mut C,
-    hook: &str,
-    event: &str,
-    data: &serde_json::Value,
-) -> Result<usize> {
+pub fn enqueue<C: Enqueue>(conn: &mut C, hook: &str, event: &str, data: &Value) -> Result<usize> {
     let (events, max_payload_size) = conn.hook_events(hook)?.ok_or_else(|| {
         Error::invalid(format!(
             "there is no hook named {hook:?}; `httphooks hooks list` shows the hooks"
         ))
     })?;
-    if TABLE_EVENTS.contains(&event) {
+    if TableEvent::parse(event).is_some() {
         return Err(Error::invalid(format!(
             "{event} events come from the table's triggers, with the row; enqueue takes custom events such as attempt.submitted"
         )));
     }
     let events = split_events(&events);
     // A table's hook takes only its rows' events: a custom event needs its own hook.
-    if events.iter().all(|e| TABLE_EVENTS.contains(&e.as_str())) {
+    if events.iter().all(|e| TableEvent::parse(e).is_some()) {
         return Err(Error::invalid(format!(
             "hook {hook:?} watches a table's rows ({}), not custom events; add a hook for {event:?} without --table: `httphooks hooks add NAME --events {event} --url URL`",
             events.join(", ")
@@ -93,12 +84,7 @@ macro_rules! enqueue_on {
                     .optional()?)
             }
 
-            fn insert_callbacks(
-                &mut self,
-                hook: &str,
-                event: &str,
-                data: &serde_json::Value,
-            ) -> Result<usize> {
+            fn insert_callbacks(&mut self, hook: &str, event: &str, data: &Value) -> Result<usize> {
                 super::Backend::enqueue(self, hook, event, data)
             }
         }
@@ -115,12 +101,7 @@ impl Enqueue for super::Db {
         super::with_conn!(self, |conn| conn.hook_events(hook))
     }
 
-    fn insert_callbacks(
-        &mut self,
-        hook: &str,
-        event: &str,
-        data: &serde_json::Value,
-    ) -> Result<usize> {
+    fn insert_callbacks(&mut self, hook: &str, event: &str, data: &Value) -> Result<usize> {
         self.backend().enqueue(hook, event, data)
     }
 }

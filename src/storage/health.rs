@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::timestamp_literal;
 use super::callbacks::{self, ClaimFilter};
 use super::models::Status;
 use super::schema::httphooks_callbacks::dsl as c;
@@ -49,49 +50,46 @@ const ORDERED_BEHIND: &str = "SELECT c.hook_id, COUNT(*) AS n FROM httphooks_cal
         AND (e.object_id = c.object_id OR (e.object_id IS NULL AND c.object_id IS NULL))) \
     GROUP BY c.hook_id";
 
-/// Waiting callbacks per hook, split at `now` into due and backing off.
+#[derive(QueryableByName)]
+struct WaitingRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    hook_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    total: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    later: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    claimed: i64,
+}
+
+/// Waiting callbacks per hook, split at `now` into due, backing off, claimed and
+/// ordered behind another: one pass over the waiting callbacks (COUNT of a CASE is a
+/// BIGINT on every backend, where SUM is not) and one over the ordered ones.
 pub fn waiting_by_hook(db: &mut Db, now: NaiveDateTime) -> Result<BTreeMap<i64, Waiting>> {
-    type Counts = Vec<(i64, i64)>;
-    let (all, later, claimed, behind): (Counts, Counts, Counts, Vec<HookCount>) =
-        with_conn!(db, |conn| {
-            let all = c::httphooks_callbacks
-                .filter(c::status.eq(Status::Waiting.as_str()))
-                .group_by(c::hook_id)
-                .select((c::hook_id, diesel::dsl::count_star()))
-                .load(conn)?;
-            let later = c::httphooks_callbacks
-                .filter(c::status.eq(Status::Waiting.as_str()))
-                .filter(c::next_attempt_at.gt(now))
-                .group_by(c::hook_id)
-                .select((c::hook_id, diesel::dsl::count_star()))
-                .load(conn)?;
-            let claimed = c::httphooks_callbacks
-                .filter(c::status.eq(Status::Waiting.as_str()))
-                .filter(c::claimed_until.gt(now))
-                .group_by(c::hook_id)
-                .select((c::hook_id, diesel::dsl::count_star()))
-                .load(conn)?;
-            let behind = diesel::sql_query(ORDERED_BEHIND).load(conn)?;
-            Ok::<_, crate::Error>((all, later, claimed, behind))
-        })?;
-    let mut waiting: BTreeMap<i64, Waiting> = all
+    let now = timestamp_literal(now);
+    let counts = format!(
+        "SELECT hook_id, COUNT(*) AS total, \
+           COUNT(CASE WHEN next_attempt_at > {now} THEN 1 END) AS later, \
+           COUNT(CASE WHEN claimed_until > {now} THEN 1 END) AS claimed \
+         FROM httphooks_callbacks WHERE status = 'waiting' GROUP BY hook_id"
+    );
+    let (rows, behind): (Vec<WaitingRow>, Vec<HookCount>) = with_conn!(db, |conn| {
+        let rows = diesel::sql_query(&counts).load(conn)?;
+        let behind = diesel::sql_query(ORDERED_BEHIND).load(conn)?;
+        Ok::<_, crate::Error>((rows, behind))
+    })?;
+    let mut waiting: BTreeMap<i64, Waiting> = rows
         .into_iter()
-        .map(|(hook, total)| {
-            (
-                hook,
-                Waiting {
-                    total,
-                    ..Waiting::default()
-                },
-            )
+        .map(|row| {
+            let counts = Waiting {
+                total: row.total,
+                backing_off: row.later,
+                claimed: row.claimed,
+                ordered_behind: 0,
+            };
+            (row.hook_id, counts)
         })
         .collect();
-    for (hook, backing_off) in later {
-        waiting.entry(hook).or_default().backing_off = backing_off;
-    }
-    for (hook, claimed) in claimed {
-        waiting.entry(hook).or_default().claimed = claimed;
-    }
     for row in behind {
         waiting.entry(row.hook_id).or_default().ordered_behind = row.n;
     }
@@ -101,7 +99,7 @@ pub fn waiting_by_hook(db: &mut Db, now: NaiveDateTime) -> Result<BTreeMap<i64, 
 /// Callbacks per hook that became errors at or after `since` (the errors index).
 pub fn errors_by_hook(db: &mut Db, since: NaiveDateTime) -> Result<BTreeMap<i64, i64>> {
     let rows: Vec<(i64, i64)> = with_conn!(db, |conn| c::httphooks_callbacks
-        .filter(c::status.eq(Status::Error.as_str()))
+        .filter(c::status.eq(Status::Error))
         .filter(c::updated_at.ge(since))
         .group_by(c::hook_id)
         .select((c::hook_id, diesel::dsl::count_star()))
@@ -157,7 +155,7 @@ pub fn ordered_behind(db: &mut Db, callback_id: i64) -> Result<Option<i64>> {
         }
         let earlier = c::httphooks_callbacks
             .select(c::id)
-            .filter(c::status.eq(Status::Waiting.as_str()))
+            .filter(c::status.eq(Status::Waiting))
             .filter(c::ordered)
             .filter(c::hook_id.eq(hook_id))
             .filter(c::id.lt(callback_id))

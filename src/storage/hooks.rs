@@ -16,26 +16,27 @@ macro_rules! hooks_with_version {
         )
     };
 }
-use super::{with_conn, Db, Table, Watched, ROW_EVENTS};
+use super::{with_conn, Db, Table, TableEvent, Watched};
 use crate::error::{DbFailure, Error, Result};
 
 pub fn find(db: &mut Db, name: &str) -> Result<Option<Hook>> {
-    with_conn!(db, |conn| {
-        Ok(hooks_with_version!()
-            .select(Hook::as_select())
-            .filter(h::name.eq(name))
-            .first(conn)
-            .optional()?)
-    })
+    find_by(db, Some(name), None)
 }
 
 pub fn find_by_id(db: &mut Db, id: i64) -> Result<Option<Hook>> {
+    find_by(db, None, Some(id))
+}
+
+fn find_by(db: &mut Db, name: Option<&str>, id: Option<i64>) -> Result<Option<Hook>> {
     with_conn!(db, |conn| {
-        Ok(hooks_with_version!()
-            .select(Hook::as_select())
-            .filter(h::id.eq(id))
-            .first(conn)
-            .optional()?)
+        let mut query = hooks_with_version!().select(Hook::as_select()).into_boxed();
+        if let Some(name) = name {
+            query = query.filter(h::name.eq(name));
+        }
+        if let Some(id) = id {
+            query = query.filter(h::id.eq(id));
+        }
+        Ok(query.first(conn).optional()?)
     })
 }
 
@@ -84,14 +85,16 @@ pub(crate) fn hooks_on_table(db: &mut Db, table: &str) -> Result<Vec<Hook>> {
 /// What the enabled hooks among `hooks` listen to.
 pub(crate) fn watched_by(hooks: &[Hook]) -> Watched {
     let enabled: Vec<&Hook> = hooks.iter().filter(|h| h.enabled).collect();
-    let listens = |hook: &Hook, event: &str| hook.event_list().iter().any(|e| e == event);
-    let events = ROW_EVENTS
-        .iter()
-        .filter(|event| enabled.iter().any(|hook| listens(hook, event)))
-        .map(|event| event.to_string())
+    let listens = |hook: &Hook, event: TableEvent| hook.table_events().contains(&event);
+    let events = TableEvent::ROW
+        .into_iter()
+        .filter(|&event| enabled.iter().any(|hook| listens(hook, event)))
         .collect();
     let mut update_columns = Some(Vec::new());
-    for hook in enabled.iter().filter(|hook| listens(hook, "update")) {
+    for hook in enabled
+        .iter()
+        .filter(|hook| listens(hook, TableEvent::Update))
+    {
         match (&mut update_columns, hook.when_changed_list()) {
             (Some(columns), list) if hook.when_changed.is_some() => columns.extend(list),
             _ => update_columns = None,
@@ -283,13 +286,26 @@ fn change_hooks<T>(db: &mut Db, change: impl FnOnce(&mut Db) -> Result<T>) -> Re
         Err(Error::Database {
             failure: DbFailure::Busy,
             message,
-        }) if db.backend().commits_on_ddl() => Err(Error::environment(format!(
+        }) if db.backend().profile().commits_on_ddl => Err(Error::environment(format!(
             "{message}; the change may have been saved without its table's triggers: run \
              `httphooks hooks sync` once that transaction has ended (`httphooks hooks list` \
              shows what was saved)"
         ))),
         other => other,
     }
+}
+
+/// [`change_hooks`] for a change that saves a hook version of `content`: an ordered
+/// hook's claims need their index first, made outside any transaction.
+fn change_hook_content<T>(
+    db: &mut Db,
+    content: &HookContent,
+    change: impl FnOnce(&mut Db) -> Result<T>,
+) -> Result<T> {
+    if content.ordered {
+        db.backend().index_for_ordered_hooks()?;
+    }
+    change_hooks(db, change)
 }
 
 /// Tables that have at least one hook.
@@ -343,11 +359,8 @@ pub fn create(
     content: &HookContent,
     settings: &HookSettings,
 ) -> Result<Hook> {
-    if content.ordered {
-        db.backend().index_for_ordered_hooks()?;
-    }
     let vanished = || Error::environment("the new hook vanished; run the command again");
-    change_hooks(db, |db| {
+    change_hook_content(db, content, |db| {
         let id: i64 = with_conn!(db, |conn| {
             diesel::insert_into(h::httphooks_hooks)
                 .values(row)
@@ -385,10 +398,7 @@ pub fn update(
     content: &HookContent,
     settings: &HookSettings,
 ) -> Result<Hook> {
-    if content.ordered {
-        db.backend().index_for_ordered_hooks()?;
-    }
-    change_hooks(db, |db| {
+    change_hook_content(db, content, |db| {
         with_conn!(db, |conn| {
             diesel::update(h::httphooks_hooks.filter(h::id.eq(before.id)))
                 .set((row, h::updated_at.eq(super::now())))
@@ -468,7 +478,6 @@ mod tests {
             when_changed: when_changed.map(str::to_owned),
             created_at: chrono::NaiveDateTime::default(),
             updated_at: chrono::NaiveDateTime::default(),
-            version_id: Some(1),
             table_oid: None,
             key_columns: None,
             capture_verified_at: None,
@@ -479,7 +488,7 @@ mod tests {
 
     fn watched(events: &[&str], update_columns: Option<&[&str]>) -> Watched {
         Watched {
-            events: events.iter().map(|e| e.to_string()).collect(),
+            events: events.iter().filter_map(|e| TableEvent::parse(e)).collect(),
             update_columns: update_columns.map(|c| c.iter().map(|c| c.to_string()).collect()),
         }
     }

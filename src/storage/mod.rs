@@ -5,35 +5,37 @@
 //! them; the other modules are the operations, in diesel's DSL where every backend runs
 //! it as it is (`with_conn!`), through `Db::backend()` where not.
 
-pub mod backend;
+// Public for the storage conformance suite (tests/storage_conformance.rs), which calls
+// the queue operations as the engine does; the rest is the crate's own.
 pub mod callbacks;
-pub mod capture;
-mod db;
-pub mod enqueue;
 pub mod health;
 pub mod hooks;
+pub mod models;
+
+pub(crate) mod backend;
+pub(crate) mod capture;
+mod db;
+pub(crate) mod enqueue;
 mod location;
 mod migrations;
-pub mod models;
 #[cfg(feature = "mysql")]
 mod mysql;
 mod postgres;
-pub mod runs;
-pub mod schema;
+pub(crate) mod runs;
+pub(crate) mod schema;
 mod sqlite;
-pub mod text;
-pub mod tokens;
+pub(crate) mod text;
+pub(crate) mod tokens;
 
 pub(crate) use backend::CountRow;
-pub use backend::{
-    primary_key, Backend, CaptureState, Column, ColumnKind, Table, Watched, ROW_EVENTS,
-    TABLE_EVENTS,
+pub(crate) use backend::{
+    primary_key, Backend, CaptureState, Column, ColumnKind, Table, TableEvent, Watched,
 };
 pub(crate) use db::with_conn;
-pub use db::{Connector, Db, LOCK_WAIT};
+pub use db::Db;
+pub(crate) use db::{Connector, LOCK_WAIT};
 pub(crate) use location::{connection_error, connection_problem};
-pub use location::{redact_url, DatabaseLocation, DEFAULT_SQLITE_FILE};
-pub use migrations::{ensure_migrated, migrate};
+pub(crate) use migrations::{ensure_migrated, migrate};
 
 /// `span` before now, never earlier than the year 1: no callback is older, every
 /// backend stores that date, and SQLite, which compares timestamps as text, would sort

@@ -1,12 +1,16 @@
 //! Rows of httphooks' tables as Rust values.
 
 use chrono::NaiveDateTime;
+use diesel::deserialize::FromSql;
 use diesel::prelude::*;
+use diesel::serialize::{Output, ToSql};
+use diesel::sql_types::Text;
 
 use super::schema::{
     httphooks_attempts, httphooks_callback_details, httphooks_hook_versions, httphooks_hooks,
 };
 use super::text::{OptionalRowText, RowJson};
+use super::TableEvent;
 
 /// A hook: its row (what triggers and admission read, and its identity) and, from the
 /// hook version it is at (`version_id`), what its callbacks are made of and its
@@ -24,8 +28,6 @@ pub struct Hook {
     pub when_changed: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    /// The current version: what new callbacks are made with.
-    pub version_id: Option<i64>,
     /// PostgreSQL: the watched table's oid, which a rename keeps.
     pub table_oid: Option<i64>,
     /// A JSON array of the columns that identify a row (`--key`); None: the primary key.
@@ -41,6 +43,14 @@ pub struct Hook {
 impl Hook {
     pub fn event_list(&self) -> Vec<String> {
         split_events(&self.events)
+    }
+
+    /// The table events among its events (none for a custom-event hook).
+    pub fn table_events(&self) -> Vec<TableEvent> {
+        self.event_list()
+            .iter()
+            .filter_map(|name| TableEvent::parse(name))
+            .collect()
     }
 
     pub fn when_changed_list(&self) -> Vec<String> {
@@ -163,7 +173,7 @@ pub struct Callback {
     /// `{"instance": row, "old": row}` for row events, `{"data": …}` for custom ones.
     #[diesel(deserialize_as = RowJson)]
     pub event_data: String,
-    pub status: String,
+    pub status: Status,
     pub status_details: String,
     pub attempts: i32,
     /// Empty for a new callback: it is due from `created_at`.
@@ -205,15 +215,7 @@ impl Callback {
 
     /// When the callback is (or was) due: its retry time, or its creation for a new one.
     pub fn due_at(&self) -> Option<NaiveDateTime> {
-        match self.status() {
-            Some(Status::Waiting) => Some(self.next_attempt_at.unwrap_or(self.created_at)),
-            _ => None,
-        }
-    }
-
-    /// Its status; None for a name httphooks does not write.
-    pub fn status(&self) -> Option<Status> {
-        Status::parse(&self.status)
+        (self.status == Status::Waiting).then(|| self.next_attempt_at.unwrap_or(self.created_at))
     }
 
     /// Its last change.
@@ -232,15 +234,31 @@ impl Callback {
 
 /// A callback's status, stored as its name: waiting (to be sent, now or at its retry
 /// time), sent, or error (given up on, or cancelled).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
 #[serde(rename_all = "lowercase")]
+#[diesel(sql_type = Text)]
 pub enum Status {
+    #[default]
     Waiting,
     Sent,
     Error,
 }
 
 impl Status {
+    pub const ALL: [Status; 3] = [Status::Waiting, Status::Sent, Status::Error];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Waiting => "waiting",
@@ -249,17 +267,52 @@ impl Status {
         }
     }
 
-    /// None for a name httphooks does not write (a row changed by hand).
+    /// None for a name httphooks does not write.
     pub fn parse(name: &str) -> Option<Status> {
-        [Status::Waiting, Status::Sent, Status::Error]
+        Status::ALL
             .into_iter()
             .find(|status| status.as_str() == name)
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+
+    fn from_str(name: &str) -> std::result::Result<Status, String> {
+        Status::parse(name).ok_or_else(|| format!("{name:?} is not waiting, sent or error"))
     }
 }
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl<DB> ToSql<Text, DB> for Status
+where
+    DB: diesel::backend::Backend,
+    str: ToSql<Text, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> diesel::serialize::Result {
+        self.as_str().to_sql(out)
+    }
+}
+
+impl<DB> FromSql<Text, DB> for Status
+where
+    DB: diesel::backend::Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        let name = String::from_sql(bytes)?;
+        Status::parse(&name).ok_or_else(|| {
+            format!(
+                "a callback has status {name:?}, which httphooks does not write; set it to \
+                 waiting, sent or error"
+            )
+            .into()
+        })
     }
 }
 
@@ -323,7 +376,9 @@ impl HookSettings {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Default, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize,
+)]
 #[diesel(table_name = httphooks_attempts)]
 pub struct Attempt {
     #[diesel(skip_insertion)]

@@ -6,23 +6,25 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::PgConnection;
 
-use super::backend::{lease_ms_sql, quote_literal, ClaimFilter, Claimed, StartMarks, UNCAPTURED};
-use super::{connection_error, now, primary_key, CaptureState, Column, ColumnKind, Table};
+use super::backend::{
+    lease_ms_sql, outcomes_json, quote_literal, Claim, ClaimFilter, Claimed, ColumnRow, IdRow,
+    Outcome, Profile, UNCAPTURED,
+};
+use super::{connection_error, now, primary_key, CaptureState, Table};
 use crate::error::Result;
+
+impl super::backend::Embedded for PgConnection {
+    const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+        diesel_migrations::embed_migrations!("migrations/postgres");
+}
 
 /// The expression of the due index (see the migration): it must be written the same
 /// way in queries for PostgreSQL to use the index.
 const DUE_KEY: &str = "COALESCE(next_attempt_at, TIMESTAMP '1970-01-01')";
 
 pub fn open(url: &str) -> Result<PgConnection> {
-    let fail = |e: &dyn std::fmt::Display| {
-        connection_error(
-            "PostgreSQL",
-            url,
-            "that the server is running and accepts you",
-            e,
-        )
-    };
+    let check = "that the server is running and accepts you";
+    let fail = |e: &dyn std::fmt::Display| connection_error("PostgreSQL", url, check, e);
     let mut conn = PgConnection::establish(url).map_err(|e| fail(&e))?;
     // A SQL_ASCII database holds any bytes in text, and the server refuses to send
     // bytes that are not UTF-8 to a UTF-8 client: take them as they are (they are read
@@ -45,16 +47,6 @@ struct TableRow {
     sql_name: String,
 }
 
-#[derive(QueryableByName)]
-struct TableInfo {
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = Text)]
-    declared: String,
-    #[diesel(sql_type = Integer)]
-    pk: i32,
-}
-
 /// The name a table is shown and stored under: bare in the schema httphooks works in
 /// (the first of the search_path), schema-qualified elsewhere.
 const TABLE_ROW: &str = "SELECT c.oid::bigint AS oid, \
@@ -68,7 +60,7 @@ fn with_columns(conn: &mut PgConnection, rows: Vec<TableRow>) -> Result<Option<T
     let Some(row) = rows.into_iter().next() else {
         return Ok(None);
     };
-    let columns: Vec<TableInfo> = diesel::sql_query(
+    let columns: Vec<ColumnRow> = diesel::sql_query(
         "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS declared, \
                 COALESCE((SELECT k.position FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position) \
                           WHERE k.attnum = a.attnum), 0)::int AS pk \
@@ -84,15 +76,7 @@ fn with_columns(conn: &mut PgConnection, rows: Vec<TableRow>) -> Result<Option<T
         sql_name: row.sql_name,
         oid: Some(row.oid),
         captured_as: None,
-        columns: columns
-            .into_iter()
-            .map(|r| Column {
-                always_integer: false,
-                kind: ColumnKind::from_declared(&r.declared),
-                name: r.name,
-                primary_key: r.pk,
-            })
-            .collect(),
+        columns: columns.into_iter().map(|r| r.into_column(false)).collect(),
     }))
 }
 
@@ -189,14 +173,20 @@ fn size_text(bytes: &str) -> String {
 /// The database's clock, in the UTC the timestamps hold.
 const NOW: &str = "(now() AT TIME ZONE 'UTC')";
 
-#[derive(QueryableByName)]
-struct IdRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
-const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("migrations/postgres");
+static PROFILE: Profile = Profile {
+    name: "PostgreSQL",
+    // Row locks: runs on several hosts claim and record at the same time.
+    allows_concurrent_writers: true,
+    other_schema_hint: Some("a table of another schema is named schema.table"),
+    commits_on_ddl: false,
+    // A statement trigger sees TRUNCATE (see the sixth migration).
+    captures_truncate: true,
+    // A lock on httphooks' tables (a long transaction, a migration) must not hold a
+    // run past its deadline: statements give up waiting after a second and the run
+    // retries them until its deadline, like SQLite's busy timeout.
+    delivery_session: "SET synchronous_commit = off; SET lock_timeout = '1s'",
+    due_key: DUE_KEY,
+};
 
 #[derive(QueryableByName)]
 struct Made {
@@ -205,50 +195,14 @@ struct Made {
 }
 
 impl super::Backend for PgConnection {
-    fn name(&self) -> &'static str {
-        "PostgreSQL"
-    }
-
-    /// Row locks: runs on several hosts claim and record at the same time.
-    fn allows_concurrent_writers(&self) -> bool {
-        true
-    }
-
-    fn other_schema_hint(&self) -> Option<&'static str> {
-        Some("a table of another schema is named schema.table")
-    }
-
-    /// A statement trigger sees TRUNCATE (see the sixth migration).
-    fn captures_truncate(&self) -> bool {
-        true
-    }
-
-    fn tune_for_delivery(&mut self) -> Result<()> {
-        // A lock on httphooks' tables (a long transaction, a migration) must not hold a
-        // run past its deadline: statements give up waiting after a second and the run
-        // retries them until its deadline, like SQLite's busy timeout.
-        self.batch_execute("SET synchronous_commit = off; SET lock_timeout = '1s'")?;
-        Ok(())
-    }
-
-    fn begin_write(&mut self) -> Result<()> {
-        use diesel::connection::{AnsiTransactionManager, TransactionManager};
-        AnsiTransactionManager::begin_transaction(self)?;
-        Ok(())
-    }
-
-    fn migration_versions(&self) -> Result<Vec<String>> {
-        super::migrations::version_names::<diesel::pg::Pg>(&MIGRATIONS)
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
     }
 
     /// Two `migrate` runs at once: the second waits, then finds nothing to do.
     fn lock_migrations(&mut self) -> Result<()> {
         diesel::sql_query("SELECT pg_advisory_xact_lock(727274685)").execute(self)?;
         Ok(())
-    }
-
-    fn run_migrations(&mut self, applied: &[String]) -> Result<usize> {
-        super::migrations::run_pending(self, &MIGRATIONS, applied)
     }
 
     /// A table by name: the whole name as one identifier first (so `My Table` and
@@ -423,13 +377,8 @@ impl super::Backend for PgConnection {
     /// limit whatever plan PostgreSQL picks. The callbacks to mark as started are picked
     /// with an aggregate: a window function there made PostgreSQL read the whole backlog. Leases are set and checked with the database's
     /// clock, so runs on hosts whose clocks differ still agree on when a lease ran out.
-    fn claim(
-        &mut self,
-        filter: &ClaimFilter,
-        limit: i64,
-        token: &str,
-        marks: &StartMarks,
-    ) -> Result<Vec<Claimed>> {
+    fn claim(&mut self, claim: &Claim) -> Result<Vec<Claimed>> {
+        let (filter, limit, token, marks) = (claim.filter, claim.limit, claim.token, claim.marks);
         // The outer SELECT sees the rows as they were before the UPDATE (one snapshot);
         // only the lease columns differ, and the caller knows its own token.
         // Which claims to mark as started: all of them when nothing stands in the way (the
@@ -503,20 +452,12 @@ impl super::Backend for PgConnection {
         Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
-    fn due_key(&self) -> &'static str {
-        DUE_KEY
-    }
-
     fn due_condition(&self, filter: &ClaimFilter) -> String {
         due_condition(filter)
     }
 
-    fn apply_outcomes(
-        &mut self,
-        token: &str,
-        changes: &str,
-        now: chrono::NaiveDateTime,
-    ) -> Result<usize> {
+    fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize> {
+        let changes = outcomes_json(outcomes);
         Ok(diesel::sql_query(
             "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
              attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = $1, \
@@ -526,8 +467,8 @@ impl super::Backend for PgConnection {
                                                      next_attempt_at timestamp, payload text) \
              WHERE c.id = v.id AND c.claim_token = $3",
         )
-        .bind::<Timestamp, _>(now)
-        .bind::<Text, _>(changes)
+        .bind::<Timestamp, _>(now())
+        .bind::<Text, _>(&changes)
         .bind::<Text, _>(token)
         .execute(self)?)
     }

@@ -25,7 +25,7 @@ pub struct NewRun {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Default, AsChangeset)]
+#[derive(Debug, Clone, Default, AsChangeset, Queryable, Selectable)]
 #[diesel(table_name = super::schema::httphooks_runs)]
 pub struct RunEnd {
     pub ended_at: Option<NaiveDateTime>,
@@ -48,15 +48,9 @@ pub struct Run {
     pub pid: i32,
     pub process: String,
     pub started_at: NaiveDateTime,
-    pub ended_at: Option<NaiveDateTime>,
-    pub claimed: i32,
-    pub sent: i32,
-    pub retried: i32,
-    pub failed: i32,
-    pub held: i32,
-    pub released: i32,
-    pub exit_code: Option<i32>,
-    pub stop_reason: Option<String>,
+    /// Empty while it runs (or when it died).
+    #[diesel(embed)]
+    pub end: RunEnd,
 }
 
 /// Records that a run started; returns its id (found by its token, which is the run's

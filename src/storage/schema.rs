@@ -41,60 +41,51 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    httphooks_callbacks (id) {
-        id -> BigInt,
-        hook_id -> BigInt,
-        version_id -> BigInt,
-        event_type -> Text,
-        object_id -> Nullable<Text>,
-        ordered -> Bool,
-        payload -> Nullable<Text>,
-        event_data -> Text,
-        status -> Text,
-        status_details -> Text,
-        attempts -> Integer,
-        next_attempt_at -> Nullable<Timestamp>,
-        created_at -> Timestamp,
-        updated_at -> Nullable<Timestamp>,
-        claimed_until -> Nullable<Timestamp>,
-        claim_token -> Nullable<Text>,
-        claim_started -> Bool,
-        webhook_id -> Nullable<Text>,
-        attempts_before_retry -> Integer,
-    }
+/// A table of callbacks: `$name` with the columns every callback row has and its own.
+macro_rules! callback_table {
+    ($(#[$doc:meta])* $name:ident { $($own:tt)* }) => {
+        diesel::table! {
+            $(#[$doc])*
+            $name (id) {
+                id -> BigInt,
+                hook_id -> BigInt,
+                version_id -> BigInt,
+                event_type -> Text,
+                object_id -> Nullable<Text>,
+                payload -> Nullable<Text>,
+                event_data -> Text,
+                status -> Text,
+                status_details -> Text,
+                attempts -> Integer,
+                next_attempt_at -> Nullable<Timestamp>,
+                created_at -> Timestamp,
+                updated_at -> Nullable<Timestamp>,
+                claimed_until -> Nullable<Timestamp>,
+                claim_token -> Nullable<Text>,
+                claim_started -> Bool,
+                webhook_id -> Nullable<Text>,
+                attempts_before_retry -> Integer,
+                $($own)*
+            }
+        }
+    };
 }
 
-// A view: a callback with the content of its hook version (migrations define it); its
-// delivery settings are those of the hook version `settings_version_id`.
-diesel::table! {
-    httphooks_callback_details (id) {
-        id -> BigInt,
-        hook_id -> BigInt,
-        version_id -> BigInt,
+callback_table!(httphooks_callbacks { ordered -> Bool, });
+
+callback_table!(
+    /// A view: a callback with its hook's name and state and the content of its hook
+    /// version (migrations define it); its delivery settings are those of the hook
+    /// version `settings_version_id`.
+    httphooks_callback_details {
         hook_name -> Text,
-        event_type -> Text,
         table_name -> Nullable<Text>,
-        object_id -> Nullable<Text>,
         content_type -> Text,
         payload_template -> Nullable<Text>,
-        payload -> Nullable<Text>,
-        event_data -> Text,
-        status -> Text,
-        status_details -> Text,
-        attempts -> Integer,
-        next_attempt_at -> Nullable<Timestamp>,
-        created_at -> Timestamp,
-        updated_at -> Nullable<Timestamp>,
-        claimed_until -> Nullable<Timestamp>,
-        claim_token -> Nullable<Text>,
         settings_version_id -> BigInt,
         hook_enabled -> Nullable<Bool>,
-        claim_started -> Bool,
-        webhook_id -> Nullable<Text>,
-        attempts_before_retry -> Integer,
     }
-}
+);
 
 diesel::table! {
     httphooks_runs (id) {

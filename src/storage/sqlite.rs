@@ -6,13 +6,19 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::SqliteConnection;
 
 use super::backend::{
-    quote_ident, quote_literal, timestamp_literal, ClaimFilter, Claimed, StartMarks, UNCAPTURED,
+    outcomes_json, quote_ident, quote_literal, timestamp_literal, Claim, ClaimFilter, Claimed,
+    ColumnRow, IdRow, Outcome, Profile, UNCAPTURED,
 };
 use super::{
-    connection_error, now, primary_key, CaptureState, Column, ColumnKind, Table, Watched,
-    ROW_EVENTS,
+    connection_error, now, primary_key, CaptureState, Column, ColumnKind, Table, TableEvent,
+    Watched,
 };
 use crate::error::Result;
+
+impl super::backend::Embedded for SqliteConnection {
+    const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+        diesel_migrations::embed_migrations!("migrations/sqlite");
+}
 
 /// The expression of the due index (see the migration): it must be written the same
 /// way in queries for SQLite to use the index.
@@ -39,12 +45,8 @@ pub fn open(path: &str, busy: std::time::Duration) -> Result<SqliteConnection> {
 
 #[derive(QueryableByName)]
 struct TableInfo {
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = Text)]
-    declared: String,
-    #[diesel(sql_type = Integer)]
-    pk: i32,
+    #[diesel(embed)]
+    column: ColumnRow,
     #[diesel(sql_type = Integer)]
     without_rowid: i32,
 }
@@ -60,24 +62,22 @@ fn table_columns(conn: &mut SqliteConnection, table: &str) -> Result<Option<Vec<
     if rows.is_empty() {
         return Ok(None);
     }
-    let single_key = rows.iter().filter(|r| r.pk > 0).count() == 1;
+    let single_key = rows.iter().filter(|r| r.column.pk > 0).count() == 1;
     Ok(Some(
         rows.into_iter()
-            .map(|r| Column {
+            .map(|r| {
                 // An INTEGER PRIMARY KEY of a rowid table is the rowid itself.
-                always_integer: single_key
-                    && r.pk == 1
+                let rowid = single_key
+                    && r.column.pk == 1
                     && r.without_rowid == 0
-                    && r.declared.eq_ignore_ascii_case("INTEGER"),
-                kind: ColumnKind::from_declared(&r.declared),
-                name: r.name,
-                primary_key: r.pk,
+                    && r.column.declared.eq_ignore_ascii_case("INTEGER");
+                r.column.into_column(rowid)
             })
             .collect(),
     ))
 }
 
-fn trigger_name(table: &str, event: &str) -> String {
+fn trigger_name(table: &str, event: TableEvent) -> String {
     quote_ident(&format!("httphooks_{table}_{event}"))
 }
 
@@ -141,23 +141,28 @@ fn object_id(row: &str, columns: &[Column]) -> String {
 /// goes to is decided on admission (see the migration). An update trigger fires only
 /// when a watched column changed (`watched.update_columns`). Everything here must work
 /// in any SQLite an application may run it with (JSON1 of 3.38, julianday).
-fn event_trigger_sql(table: &str, columns: &[Column], event: &str, watched: &Watched) -> String {
-    let row = if event == "delete" { "OLD" } else { "NEW" };
-    let old_row = if event == "update" {
+fn event_trigger_sql(
+    table: &str,
+    columns: &[Column],
+    event: TableEvent,
+    watched: &Watched,
+) -> String {
+    let row = if event == TableEvent::Delete {
+        "OLD"
+    } else {
+        "NEW"
+    };
+    let old_row = if event == TableEvent::Update {
         row_json("OLD", columns)
     } else {
         "NULL".to_owned()
     };
-    let when = match (&watched.update_columns, event) {
-        (Some(names), "update") => {
-            let tests: Vec<String> = columns
-                .iter()
-                .filter(|c| names.contains(&c.name))
-                .map(|c| {
-                    let q = quote_ident(&c.name);
-                    format!("OLD.{q} IS NOT NEW.{q}")
-                })
-                .collect();
+    let tests = watched.update_tests(columns, |name| {
+        let q = quote_ident(name);
+        format!("OLD.{q} IS NOT NEW.{q}")
+    });
+    let when = match (tests, event) {
+        (Some(tests), TableEvent::Update) => {
             format!(
                 " WHEN {}",
                 if tests.is_empty() {
@@ -174,7 +179,7 @@ fn event_trigger_sql(table: &str, columns: &[Column], event: &str, watched: &Wat
          INSERT INTO httphooks_new_callbacks (table_name, event_type, object_id, row_data, old_row_data, created_at) \
          VALUES ({table_literal}, '{event}', {object_id}, {row_data}, {old_row}, julianday('now')); END;",
         name = trigger_name(table, event),
-        op = event.to_ascii_uppercase(),
+        op = event.as_str().to_ascii_uppercase(),
         table_ident = quote_ident(table),
         table_literal = quote_literal(table),
         object_id = object_id(row, columns),
@@ -184,17 +189,17 @@ fn event_trigger_sql(table: &str, columns: &[Column], event: &str, watched: &Wat
 
 /// The triggers `watched` needs: one per event the table's enabled hooks listen to.
 pub fn trigger_sql(table: &Table, watched: &Watched) -> Vec<String> {
-    ROW_EVENTS
-        .iter()
-        .filter(|event| watched.events.iter().any(|e| e == *event))
+    TableEvent::ROW
+        .into_iter()
+        .filter(|event| watched.events.contains(event))
         .map(|event| event_trigger_sql(&table.name, &table.columns, event, watched))
         .collect()
 }
 
 pub fn drop_trigger_sql(table: &str) -> Vec<String> {
-    ROW_EVENTS
+    TableEvent::ROW
         .iter()
-        .map(|event| format!("DROP TRIGGER IF EXISTS {};", trigger_name(table, event)))
+        .map(|&event| format!("DROP TRIGGER IF EXISTS {};", trigger_name(table, event)))
         .collect()
 }
 
@@ -309,28 +314,20 @@ fn lease_until_sql() -> String {
     )
 }
 
-#[derive(QueryableByName)]
-struct IdRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
-const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("migrations/sqlite");
+static PROFILE: Profile = Profile {
+    name: "SQLite",
+    // One writer at a time: a second connection would only wait for the first.
+    allows_concurrent_writers: false,
+    other_schema_hint: None,
+    commits_on_ddl: false,
+    captures_truncate: false,
+    delivery_session: "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000",
+    due_key: DUE_KEY,
+};
 
 impl super::Backend for SqliteConnection {
-    fn name(&self) -> &'static str {
-        "SQLite"
-    }
-
-    /// One writer at a time: a second connection would only wait for the first.
-    fn allows_concurrent_writers(&self) -> bool {
-        false
-    }
-
-    fn tune_for_delivery(&mut self) -> Result<()> {
-        self.batch_execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000")?;
-        Ok(())
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
     }
 
     /// WAL lets `send_callbacks` read and write while the application writes. Set once
@@ -357,15 +354,6 @@ impl super::Backend for SqliteConnection {
         Ok(())
     }
 
-    fn migration_versions(&self) -> Result<Vec<String>> {
-        super::migrations::version_names::<diesel::sqlite::Sqlite>(&MIGRATIONS)
-    }
-
-    /// The caller's BEGIN IMMEDIATE already keeps other `migrate` runs out.
-    fn run_migrations(&mut self, applied: &[String]) -> Result<usize> {
-        super::migrations::run_pending(self, &MIGRATIONS, applied)
-    }
-
     fn find_table(&mut self, name: &str) -> Result<Option<Table>> {
         Ok(table_columns(self, name)?.map(|columns| Table {
             name: name.to_owned(),
@@ -388,7 +376,7 @@ impl super::Backend for SqliteConnection {
     /// makes now: SQLite rewrites a trigger when a column is renamed, drops it with its
     /// table (a rebuild), and an added column is missing from it.
     fn capture_state(&mut self, table: &Table, watched: &Watched) -> Result<CaptureState> {
-        let names: Vec<String> = ROW_EVENTS
+        let names: Vec<String> = TableEvent::ROW
             .iter()
             .map(|event| quote_literal(&format!("httphooks_{}_{event}", table.name)))
             .collect();
@@ -474,13 +462,8 @@ impl super::Backend for SqliteConnection {
     /// SQLite has one writer at a time: selecting and then updating inside the caller's
     /// write transaction (`Db::write_transaction`, BEGIN IMMEDIATE) is atomic against other
     /// `send_callbacks` runs.
-    fn claim(
-        &mut self,
-        filter: &ClaimFilter,
-        limit: i64,
-        token: &str,
-        marks: &StartMarks,
-    ) -> Result<Vec<Claimed>> {
+    fn claim(&mut self, claim: &Claim) -> Result<Vec<Claimed>> {
+        let (filter, limit, token, marks) = (claim.filter, claim.limit, claim.token, claim.marks);
         let now = now();
         let condition = due_condition(filter, now);
         {
@@ -560,20 +543,12 @@ impl super::Backend for SqliteConnection {
         Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
-    fn due_key(&self) -> &'static str {
-        DUE_KEY
-    }
-
     fn due_condition(&self, filter: &ClaimFilter) -> String {
         due_condition(filter, now())
     }
 
-    fn apply_outcomes(
-        &mut self,
-        token: &str,
-        changes: &str,
-        now: chrono::NaiveDateTime,
-    ) -> Result<usize> {
+    fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize> {
+        let changes = outcomes_json(outcomes);
         Ok(diesel::sql_query(
             "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
              attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = ?, \
@@ -584,8 +559,8 @@ impl super::Backend for SqliteConnection {
                           json_extract(value, '$.payload') AS payload FROM json_each(?)) AS v \
              WHERE c.id = v.id AND c.claim_token = ?",
         )
-        .bind::<Timestamp, _>(now)
-        .bind::<Text, _>(changes)
+        .bind::<Timestamp, _>(now())
+        .bind::<Text, _>(&changes)
         .bind::<Text, _>(token)
         .execute(self)?)
     }

@@ -5,13 +5,13 @@ use serde_json::Value;
 
 use super::*;
 use crate::cli::HookDefinition;
-use crate::delivery::auth::Auth;
+use crate::delivery::auth::{Auth, OAuth2Settings};
 use crate::delivery::headers::{literal_dollar_warnings, parse_header_args};
 use crate::error::{Error, Result};
 use crate::payload::size;
 use crate::payload::{check_against_columns, render_sample, ContentType, EventContext, Renderer};
 use crate::storage::models::{join_events, Hook, HookContent, HookRow, HookSettings};
-use crate::storage::{hooks, Column, Db, Table, TABLE_EVENTS};
+use crate::storage::{hooks, Column, Db, Table, TableEvent};
 
 /// The headers given are saved as they are; a `$VAR` among them most likely meant
 /// `${VAR}`, so say so (on stderr, where it does not disturb scripts).
@@ -204,24 +204,26 @@ fn check_table(
             "hooks cannot watch httphooks' own tables; choose an application table",
         ));
     }
-    if let Some(custom) = events.iter().find(|e| !TABLE_EVENTS.contains(&e.as_str())) {
+    if let Some(custom) = events.iter().find(|e| TableEvent::parse(e).is_none()) {
         return Err(Error::invalid(format!(
             "a table hook takes only insert, update, delete and truncate, not {custom:?}; omit --table for custom events"
         )));
     }
-    if events.iter().any(|e| e == "truncate") && !db.backend().captures_truncate() {
+    let listens = |wanted: TableEvent| events.iter().any(|e| TableEvent::parse(e) == Some(wanted));
+    if listens(TableEvent::Truncate) && !db.backend().profile().captures_truncate {
         return Err(Error::invalid(format!(
             "{} fires no trigger on TRUNCATE, so a hook cannot listen to truncate there \
              (README: What is captured); remove truncate from --events",
-            db.backend().name()
+            db.backend().profile().name
         )));
     }
     let found = db.backend().find_table(table)?.ok_or_else(|| {
         Error::invalid(format!(
             "there is no table {table:?} in the {} database; create it first or check the name{}",
-            db.backend().name(),
+            db.backend().profile().name,
             db.backend()
-                .other_schema_hint()
+                .profile()
+                .other_schema_hint
                 .map(|hint| format!(" ({hint})"))
                 .unwrap_or_default()
         ))
@@ -236,7 +238,7 @@ fn check_custom_events(events: &[String], draft: &Draft) -> Result<()> {
             "--key names a table's key columns; give --table too, or omit --key for custom events",
         ));
     }
-    if let Some(row_event) = events.iter().find(|e| TABLE_EVENTS.contains(&e.as_str())) {
+    if let Some(row_event) = events.iter().find(|e| TableEvent::parse(e).is_some()) {
         return Err(Error::invalid(format!(
             "the {row_event} event needs --table; hooks without a table take custom events only"
         )));
@@ -296,7 +298,10 @@ fn check_when_changed(
             "--when-changed needs --table: it filters a table's updates",
         ));
     };
-    if !events.iter().any(|e| e == "update") {
+    if !events
+        .iter()
+        .any(|e| TableEvent::parse(e) == Some(TableEvent::Update))
+    {
         return Err(Error::invalid(
             "--when-changed filters updates; add update to --events",
         ));
@@ -416,7 +421,7 @@ pub(super) fn check_template(
     let mut renderer = Renderer::new();
     let template = draft.content.payload_template.as_deref();
     let fail = |event: &str, problem: crate::payload::PayloadError| {
-        let hint = if event == "truncate" {
+        let hint = if TableEvent::parse(event) == Some(TableEvent::Truncate) {
             " (a truncate event has no row: instance and old are null, so test them with {% if instance %})"
         } else {
             ""
@@ -555,13 +560,13 @@ pub(super) fn auth_from_flags(def: &HookDefinition) -> Result<Option<Option<Stri
         Some(_) => {
             let token_url = given("--token-url", &def.token_url)?;
             check_url("--token-url", &token_url)?;
-            Auth::OAuth2 {
+            Auth::OAuth2(OAuth2Settings {
                 token_url,
                 client_id_env: given("--client-id-env", &def.client_id_env)?,
                 client_secret_env: given("--client-secret-env", &def.client_secret_env)?,
                 scope: def.scope.clone(),
                 audience: def.audience.clone(),
-            }
+            })
         }
     };
     Ok(Some(Some(

@@ -210,7 +210,10 @@ fn warn_of_uncaptured_changes(db: &mut Db, hook: &Hook) -> Result<()> {
         return Ok(());
     };
     if let Some(table) = db.backend().find_table(table)? {
-        for path in db.backend().uncaptured_paths(&table, &hook.event_list())? {
+        for path in db
+            .backend()
+            .uncaptured_paths(&table, &hook.table_events())?
+        {
             eprintln!("httphooks: warning: {path}");
         }
     }
@@ -238,14 +241,11 @@ fn remove(db: &mut Db, name: &str, force: bool) -> Result<()> {
         )));
     }
     let cancelled = hooks::remove(db, &hook, &format!("cancelled: hook {name} was removed"))?;
-    println!(
-        "removed hook {name}{}",
-        if cancelled > 0 {
-            format!(" and cancelled {cancelled} waiting callbacks")
-        } else {
-            String::new()
-        }
-    );
+    let also = match cancelled {
+        0 => String::new(),
+        n => format!(" and cancelled {n} waiting callbacks"),
+    };
+    println!("removed hook {name}{also}");
     Ok(())
 }
 

@@ -8,6 +8,9 @@
 //! storage asks which backend it has: it asks a capability.
 
 use chrono::NaiveDateTime;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::migration::MigrationSource;
+use diesel_migrations::EmbeddedMigrations;
 
 use crate::error::Result;
 
@@ -17,33 +20,81 @@ mod types;
 pub(in crate::storage) use sql::*;
 pub use types::*;
 
-/// What a database must do for httphooks. Object safe: `Db` hands out `&mut dyn
-/// Backend`.
-pub trait Backend {
+/// What a backend is, as values. The rest of the crate asks these, never which
+/// backend it has.
+#[derive(Debug)]
+pub struct Profile {
     /// The product name, for messages ("SQLite").
-    fn name(&self) -> &'static str;
-
+    pub name: &'static str,
     /// Whether a second connection may write while the first claims. Where it may
     /// not (SQLite: one writer at a time), two connections would only wait on each
     /// other, so the engine records outcomes on its claiming connection.
-    fn allows_concurrent_writers(&self) -> bool;
-
+    pub allows_concurrent_writers: bool,
     /// How a user names a table outside the current schema, for a message about a
     /// table not found; None where tables have one namespace per database.
-    fn other_schema_hint(&self) -> Option<&'static str> {
-        None
-    }
-
+    pub other_schema_hint: Option<&'static str>,
     /// Whether a DDL statement commits the transaction it runs in (MySQL), so that a
     /// change of hooks and their triggers is not one transaction there.
-    fn commits_on_ddl(&self) -> bool {
-        false
+    pub commits_on_ddl: bool,
+    /// Whether triggers see TRUNCATE (PostgreSQL), so that hooks may listen to it.
+    pub captures_truncate: bool,
+    /// The session settings of the delivery engine's connections (see
+    /// `Backend::tune_for_delivery`).
+    pub delivery_session: &'static str,
+    /// The expression callbacks are claimed in the order of (their due time; 1970 for
+    /// a new one), as the due index has it.
+    pub due_key: &'static str,
+}
+
+/// A backend's embedded migrations (`migrations/<backend>`).
+pub trait Embedded {
+    const MIGRATIONS: EmbeddedMigrations;
+}
+
+/// What every backend does alike through its diesel connection: implemented once,
+/// below, for each connection type with [`Embedded`] migrations.
+pub trait Connected {
+    /// Runs statements that return no rows (session settings).
+    fn execute_batch(&mut self, sql: &str) -> Result<()>;
+
+    /// Begins a transaction (a savepoint inside one).
+    fn begin(&mut self) -> Result<()>;
+
+    /// The versions of this binary's migrations for this backend, oldest first.
+    fn migration_versions(&self) -> Result<Vec<String>>;
+
+    /// Runs the migrations not in `applied` (recording each in
+    /// `httphooks_schema_migrations`), inside the caller's write transaction.
+    /// Returns how many ran.
+    fn run_migrations(&mut self, applied: &[String]) -> Result<usize>;
+}
+
+impl<C> Connected for C
+where
+    C: diesel::Connection<TransactionManager = AnsiTransactionManager> + Embedded + 'static,
+    EmbeddedMigrations: MigrationSource<C::Backend>,
+{
+    fn execute_batch(&mut self, sql: &str) -> Result<()> {
+        Ok(self.batch_execute(sql)?)
     }
 
-    /// Whether triggers see TRUNCATE (PostgreSQL), so that hooks may listen to it.
-    fn captures_truncate(&self) -> bool {
-        false
+    fn begin(&mut self) -> Result<()> {
+        Ok(AnsiTransactionManager::begin_transaction(self)?)
     }
+
+    fn migration_versions(&self) -> Result<Vec<String>> {
+        super::migrations::version_names::<C::Backend>(&C::MIGRATIONS)
+    }
+
+    fn run_migrations(&mut self, applied: &[String]) -> Result<usize> {
+        super::migrations::run_pending(self, &C::MIGRATIONS, applied)
+    }
+}
+
+/// What a database must do for httphooks. Object safe: `Db` hands out `&mut dyn
+/// Backend`.
+pub trait Backend: Connected {
+    fn profile(&self) -> &'static Profile;
 
     /// The most one callback's row may hold when read back (MySQL: a packet), so that
     /// its event data and stored body together stay readable; None where only memory
@@ -54,12 +105,15 @@ pub trait Backend {
 
     /// Ways changes of `table` reach no trigger that a user should be warned of when
     /// hooks listen to `events` (MySQL: foreign-key cascades), one sentence each.
-    fn uncaptured_paths(&mut self, _table: &Table, _events: &[String]) -> Result<Vec<String>> {
+    fn uncaptured_paths(&mut self, _table: &Table, _events: &[TableEvent]) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
 
-    /// Settings for the delivery engine's connections (see `Db::tune_for_delivery`).
-    fn tune_for_delivery(&mut self) -> Result<()>;
+    /// Sets up a delivery engine's connection ([`Profile::delivery_session`]).
+    fn tune_for_delivery(&mut self) -> Result<()> {
+        let settings = self.profile().delivery_session;
+        self.execute_batch(settings)
+    }
 
     /// Settings a database of httphooks' keeps (SQLite's journal), made once it is
     /// known to be migrated.
@@ -75,23 +129,17 @@ pub trait Backend {
     }
 
     /// Begins a transaction that writes (see `Db::write_transaction`).
-    fn begin_write(&mut self) -> Result<()>;
+    fn begin_write(&mut self) -> Result<()> {
+        self.begin()
+    }
 
     // --- Schema -------------------------------------------------------------------
-
-    /// The versions of this binary's migrations for this backend, oldest first.
-    fn migration_versions(&self) -> Result<Vec<String>>;
 
     /// Keeps concurrent `migrate` runs apart until the caller's transaction ends
     /// (where its write transaction does not already).
     fn lock_migrations(&mut self) -> Result<()> {
         Ok(())
     }
-
-    /// Runs the migrations not in `applied` (recording each in
-    /// `httphooks_schema_migrations`), inside the caller's write transaction.
-    /// Returns how many ran.
-    fn run_migrations(&mut self, applied: &[String]) -> Result<usize>;
 
     // --- Application tables and capture --------------------------------------------
 
@@ -153,31 +201,22 @@ pub trait Backend {
     /// Callbacks that admitting would make, of changes made at or after `since`.
     fn count_new(&mut self, since: Option<NaiveDateTime>) -> Result<i64>;
 
-    /// Claims up to `limit` due callbacks for `token` (admitting first), with leases,
-    /// marking some as started; inside a write transaction. In claim order.
-    fn claim(
-        &mut self,
-        filter: &ClaimFilter,
-        limit: i64,
-        token: &str,
-        marks: &StartMarks,
-    ) -> Result<Vec<Claimed>>;
+    /// Makes a claim (admitting first), with leases, inside a write transaction.
+    /// Returns the claimed callbacks in claim order.
+    fn claim(&mut self, claim: &Claim) -> Result<Vec<Claimed>>;
 
     /// Renews the leases `token` holds on `ids` (see `callbacks::renew`); returns the
     /// ids it still holds.
     fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>>;
 
-    /// The expression callbacks are claimed in the order of (their due time; 1970 for
-    /// a new one), as the due index has it.
-    fn due_key(&self) -> &'static str;
-
     /// When a callback is due, in this backend's SQL on `httphooks_callbacks` (see
     /// `ClaimFilter::sql_condition`), with the due time and any position as literals.
     fn due_condition(&self, filter: &ClaimFilter) -> String;
 
-    /// Applies a JSON array of outcomes (see `callbacks::record`) to the callbacks
-    /// `token` still holds, in one statement; returns how many changed.
-    fn apply_outcomes(&mut self, token: &str, changes: &str, now: NaiveDateTime) -> Result<usize>;
+    /// Applies outcomes (as [`outcomes_json`] writes them, with bodies larger than
+    /// [`INLINE_PAYLOAD`] stored already) to the callbacks `token` still holds, in one
+    /// statement; returns how many changed.
+    fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize>;
 
     /// Writes a custom event of the enabled hook named `hook` where triggers write;
     /// returns how many callbacks it makes. The caller has checked hook and event.

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::types::{ClaimFilter, Claimed, DueRow, LEASE_MARGIN_MS, LEASE_TIMEOUTS};
+use super::types::{ClaimFilter, Claimed, DueRow, Outcome, LEASE_MARGIN_MS, LEASE_TIMEOUTS};
 use crate::storage::models::{Callback, SETTINGS_COLUMNS};
 
 /// Quotes an SQL identifier for SQLite and PostgreSQL (MySQL's are in `mysql.rs`).
@@ -129,6 +129,47 @@ pub(in crate::storage) fn claimed_in_order(
 /// How timestamps are written inside JSON for the backends to read back: diesel's
 /// SQLite text form, which PostgreSQL also parses.
 pub(in crate::storage) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
+
+/// Bodies up to this size are stored with the outcomes' one JSON array; larger ones by
+/// a statement of their own, since the databases' JSON functions copy every value
+/// they read several times (a 20 MB body cost SQLite 300 MB).
+pub(in crate::storage) const INLINE_PAYLOAD: usize = 64 << 10;
+
+/// Outcomes as the JSON array every backend's `apply_outcomes` reads: one object per
+/// callback with its new status, details, attempt count, retry time and (a small)
+/// body. In id order: the backends lock the rows in the order of the array, as claims
+/// and renewals do, and two writers taking the same rows in different orders
+/// deadlock. Written straight to JSON text, borrowing bodies rather than copying them.
+pub(in crate::storage) fn outcomes_json(outcomes: &[&Outcome]) -> String {
+    #[derive(serde::Serialize)]
+    struct Change<'a> {
+        id: i64,
+        status: &'static str,
+        details: &'a str,
+        attempted: usize,
+        next_attempt_at: Option<String>,
+        payload: Option<&'a str>,
+    }
+    let mut in_id_order: Vec<&Outcome> = outcomes.to_vec();
+    in_id_order.sort_by_key(|o| o.callback_id);
+    let changes: Vec<Change> = in_id_order
+        .into_iter()
+        .map(|o| Change {
+            id: o.callback_id,
+            status: o.status.as_str(),
+            details: &o.status_details,
+            attempted: o.attempts.len(),
+            next_attempt_at: o
+                .next_attempt_at
+                .map(|t| t.format(TIMESTAMP_FORMAT).to_string()),
+            payload: o
+                .rendered_payload
+                .as_deref()
+                .filter(|p| p.len() <= INLINE_PAYLOAD),
+        })
+        .collect();
+    serde_json::to_string(&changes).expect("outcomes serialize")
+}
 
 /// A timestamp as an SQL literal both backends compare with their timestamps: text in
 /// SQLite, cast on PostgreSQL by comparison with a timestamp expression.

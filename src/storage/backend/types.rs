@@ -14,20 +14,115 @@ pub fn primary_key(columns: &[Column]) -> Vec<&Column> {
     keys
 }
 
-/// The events of a table's rows, which row triggers see.
-pub const ROW_EVENTS: [&str; 3] = ["insert", "update", "delete"];
+/// An event of a table that a hook may listen to: its rows' (which row triggers see),
+/// and TRUNCATE where the backend's triggers see it ([`super::Backend::captures_truncate`]).
+/// Any other event name is a custom event (`enqueue`). Stored and shown by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TableEvent {
+    Insert,
+    Update,
+    Delete,
+    Truncate,
+}
 
-/// The events a table hook may listen to: its rows' events, and TRUNCATE where the
-/// backend's triggers see it ([`Backend::captures_truncate`]). None of them is a custom
-/// event.
-pub const TABLE_EVENTS: [&str; 4] = ["insert", "update", "delete", "truncate"];
+impl TableEvent {
+    /// The events of a table's rows.
+    pub const ROW: [TableEvent; 3] = [TableEvent::Insert, TableEvent::Update, TableEvent::Delete];
+    pub const ALL: [TableEvent; 4] = [
+        TableEvent::Insert,
+        TableEvent::Update,
+        TableEvent::Delete,
+        TableEvent::Truncate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableEvent::Insert => "insert",
+            TableEvent::Update => "update",
+            TableEvent::Delete => "delete",
+            TableEvent::Truncate => "truncate",
+        }
+    }
+
+    /// None for a custom event.
+    pub fn parse(name: &str) -> Option<TableEvent> {
+        TableEvent::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for TableEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What the enabled hooks of a table listen to: its row events, and for updates the
 /// columns they watch (None when some hook takes any update).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Watched {
-    pub events: Vec<String>,
+    /// Row events only, in [`TableEvent::ROW`]'s order.
+    pub events: Vec<TableEvent>,
     pub update_columns: Option<Vec<String>>,
+}
+
+impl Watched {
+    /// For an update trigger: a test per watched column of `columns` that says it
+    /// changed (`changed` writes it from the column's name), to join with OR; None
+    /// when every update counts. Empty when none of the watched columns exists.
+    pub fn update_tests(
+        &self,
+        columns: &[Column],
+        changed: impl Fn(&str) -> String,
+    ) -> Option<Vec<String>> {
+        let names = self.update_columns.as_ref()?;
+        Some(
+            columns
+                .iter()
+                .filter(|c| names.contains(&c.name))
+                .map(|c| changed(&c.name))
+                .collect(),
+        )
+    }
+}
+
+/// One claim: up to `limit` due callbacks that `filter` selects, leased to the run
+/// holding `token`, those `marks` picks marked as started.
+#[derive(Debug)]
+pub struct Claim<'a> {
+    pub filter: &'a ClaimFilter,
+    pub limit: i64,
+    pub token: &'a str,
+    pub marks: &'a StartMarks,
+}
+
+/// A column as a catalog query reads it: its name, its declared type and its position
+/// in the primary key (0 outside it).
+#[derive(diesel::QueryableByName)]
+pub(crate) struct ColumnRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub declared: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub pk: i32,
+}
+
+impl ColumnRow {
+    pub fn into_column(self, always_integer: bool) -> Column {
+        Column {
+            always_integer,
+            kind: ColumnKind::from_declared(&self.declared),
+            name: self.name,
+            primary_key: self.pk,
+        }
+    }
+}
+
+/// A row of a `SELECT id` written in SQL.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
 }
 
 /// The row of a `SELECT count(*) AS n` written in SQL.
