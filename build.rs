@@ -15,6 +15,8 @@ fn main() {
     println!("cargo::rerun-if-env-changed=PYTHONPATH");
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-changed=build.rs");
+    // The migrations are embedded: a new one must rebuild the binary.
+    println!("cargo::rerun-if-changed=migrations");
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let configured = std::env::var_os("HTTPHOOKS_TEST_POSTGRES_URL").is_some_and(|v| !v.is_empty());
     if !configured && !ci {

@@ -87,6 +87,21 @@ impl std::error::Error for Error {}
 /// lock, a full disk, a schema this binary does not expect, a bad value.
 impl From<diesel::result::Error> for Error {
     fn from(error: diesel::result::Error) -> Self {
+        // A value read back that httphooks refuses says why itself (see `Status`), under
+        // diesel's "Error deserializing field …".
+        if let diesel::result::Error::DeserializationError(inner) = &error {
+            let mut cause: &dyn std::error::Error = inner.as_ref();
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            let message = cause.to_string();
+            if message.contains("httphooks does not write") {
+                return Error::Database {
+                    failure: DbFailure::Data,
+                    message,
+                };
+            }
+        }
         let detail = one_line(&error.to_string());
         let failure = classify(&error, &detail);
         let message = match failure {
@@ -99,7 +114,7 @@ impl From<diesel::result::Error> for Error {
                 "two connections waited for each other's row locks and this statement was rolled back ({detail}); it is safe to retry, and frequent deadlocks are worth reporting"
             ),
             DbFailure::Busy => format!(
-                "the database is locked by another connection ({detail}); end the long transaction that holds the lock"
+                "the database is locked by another connection ({detail}); if it stays locked, end the transaction that holds it (an application's, or another httphooks command's)"
             ),
             DbFailure::Storage => format!(
                 "the database could not write to its storage ({detail}); free disk space or check the disk"

@@ -79,6 +79,43 @@ fn postgres_a_rebuild_gets_capture_back_in_its_own_transaction() {
     assert_eq!(callbacks(&db), 1, "an unwatched table stays unwatched");
 }
 
+/// PostgreSQL: the re-attachment finds tables by the names hooks store, which need
+/// quoting (`My Table`, `Orders`): a rebuild of each, and of a plain table beside them,
+/// loses no write.
+#[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
+fn postgres_a_rebuild_of_a_table_whose_name_needs_quoting_gets_capture_back() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let db = db.migrated();
+    db.sql(r#"CREATE TABLE "My Table" (id INTEGER PRIMARY KEY, a TEXT)"#);
+    db.sql(r#"CREATE TABLE "Orders" (id INTEGER PRIMARY KEY, a TEXT)"#);
+    db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT)");
+    db.add_hook("spaced", "My Table", "insert", URL, &[]);
+    db.add_hook("orders", "Orders", "insert", URL, &[]);
+    db.add_hook("h", "t", "insert", URL, &[]);
+    rebuild(&db, "");
+    db.sql("INSERT INTO t (id, a) VALUES (2, 'kept')");
+    assert_eq!(callbacks(&db), 1, "the plain table's rebuild kept capture");
+    db.connect().sql(
+        r#"BEGIN; CREATE TABLE "new Orders" (id INTEGER PRIMARY KEY, a TEXT);
+           DROP TABLE "Orders"; ALTER TABLE "new Orders" RENAME TO "Orders"; COMMIT;"#,
+    );
+    db.sql(r#"INSERT INTO "Orders" (id, a) VALUES (1, 'kept')"#);
+    db.connect().sql(
+        r#"BEGIN; CREATE TABLE "new My Table" (id INTEGER PRIMARY KEY, a TEXT);
+           DROP TABLE "My Table"; ALTER TABLE "new My Table" RENAME TO "My Table"; COMMIT;"#,
+    );
+    db.sql(r#"INSERT INTO "My Table" (id, a) VALUES (1, 'kept')"#);
+    assert_eq!(callbacks(&db), 3, "every rebuilt table kept capture");
+    let (code, out, err) = db.run(&["monitor_callbacks", "--status", "error"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 /// The README's flow for changing a watched SQLite table: the SQL of `hooks triggers T
 /// --drop` at the start of the migration's transaction, `hooks sync T` right after.
 #[test]

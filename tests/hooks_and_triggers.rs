@@ -254,7 +254,7 @@ on_every_backend!(invalid_definitions_exit_2_and_write_nothing, |db| {
         ),
         (
             vec!["--template", "{\"total\": {{ instance.totl }}}"],
-            "instance.totl: table order has no column totl (columns: id,",
+            "instance.totl: the row has no column totl (the row of table order holds: id,",
         ),
         (
             vec![
@@ -522,7 +522,7 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
     let (code, _, err) = db.run(&["callbacks", "list"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
-    assert!(db.ok(&["migrate"]).contains("applied 6 migration"));
+    assert!(db.ok(&["migrate"]).contains("applied 7 migration"));
     db.sql("INSERT INTO t (v) VALUES (7)");
     let data = json(
         &db.text("SELECT event_data AS v FROM httphooks_callbacks")

@@ -76,7 +76,7 @@ on_every_backend!(hook_input_is_checked_before_anything_is_written, |db| {
         ),
         (
             add(&["--template", "{\"id\": {{ instance.idd }}}"]),
-            "instance.idd: table orders has no column idd (columns: id, customer, total)",
+            "instance.idd: the row has no column idd (the row of table orders holds: id, customer, total)",
         ),
         (
             add(&["--template", "{\"id\": {{ instance.id }} \"customer\": 1}"]),

@@ -236,33 +236,106 @@ conformance!(only_the_token_holder_renews_and_records, |db: TestDb| {
     assert!(claim(&mut conn, "later", 10).is_empty());
 });
 
-// Removing a hook with --force cancels its waiting callbacks, those a run holds too:
-// the run's outcome, written afterwards, changes none of them.
+// Removing a hook with --force cancels its waiting callbacks, those a run holds but has
+// not started too: the run's outcome, written afterwards, changes none of them. One the
+// run has started may be on the wire: it stays the run's, and its outcome is written.
 conformance!(
-    cancelling_a_hooks_callbacks_takes_them_from_a_run_that_holds_them,
+    cancelling_a_hooks_callbacks_takes_those_a_run_has_not_started,
     |db: TestDb| {
         let db = with_hooks(db);
         let mut conn = open(&db);
         enqueue(&mut conn, "h", 2);
-        let claimed = claim(&mut conn, "holder", 10);
-        assert_eq!(claimed.len(), 2);
-        let hook = hooks::require(&mut conn, "h").unwrap();
-        let cancelled = hooks::remove(&mut conn, &hook, "cancelled: hook h was removed").unwrap();
-        assert_eq!(cancelled, 2);
-        for claim in &claimed {
-            let id = claim.callback.id;
-            let changed = conn
-                .write_transaction(|c| {
-                    c.backend()
-                        .apply_outcomes("holder", &[&outcome(id, Status::Sent)])
+        let marks = StartMarks {
+            up_to: 1,
+            except_hooks: Vec::new(),
+        };
+        let claimed = conn
+            .write_transaction(|c| {
+                c.backend().claim(&Claim {
+                    filter: &ClaimFilter::default(),
+                    limit: 10,
+                    token: "holder",
+                    marks: &marks,
                 })
-                .unwrap();
-            assert_eq!(changed, 0, "the run no longer holds it");
-            let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
-            assert_eq!(callback.status, Status::Error);
-            assert_eq!(callback.status_details, "cancelled: hook h was removed");
-            assert_eq!(callback.claim_token, None);
-        }
+            })
+            .unwrap();
+        assert_eq!(claimed.len(), 2);
+        let (started, unstarted): (Vec<&Claimed>, Vec<&Claimed>) =
+            claimed.iter().partition(|c| c.marked);
+        assert_eq!((started.len(), unstarted.len()), (1, 1));
+        let hook = hooks::require(&mut conn, "h").unwrap();
+        assert_eq!(
+            callbacks::in_flight_of_hook(&mut conn, hook.id).unwrap().0,
+            1
+        );
+        let cancelled = hooks::remove(&mut conn, &hook, "cancelled: hook h was removed").unwrap();
+        assert_eq!(cancelled, 1);
+        let write = |conn: &mut Db, id: i64| {
+            conn.write_transaction(|c| {
+                c.backend()
+                    .apply_outcomes("holder", &[&outcome(id, Status::Sent)])
+            })
+            .unwrap()
+        };
+        let id = unstarted[0].callback.id;
+        assert_eq!(write(&mut conn, id), 0, "the run no longer holds it");
+        let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
+        assert_eq!(callback.status, Status::Error);
+        assert_eq!(callback.status_details, "cancelled: hook h was removed");
+        assert_eq!(callback.claim_token, None);
+        let id = started[0].callback.id;
+        assert_eq!(write(&mut conn, id), 1, "the run still holds what it sent");
+        let callback = callbacks::get(&mut conn, id).unwrap().unwrap();
+        assert_eq!(callback.status, Status::Sent);
+    }
+);
+
+// A run does not take over the callbacks another live run of its host started, even
+// when their lease has run out (that run could not renew it while the database was
+// locked, and may be waiting to record them); unstarted ones it takes.
+conformance!(
+    the_started_claims_of_a_live_run_are_not_taken_over,
+    |db: TestDb| {
+        let db = with_hooks(db);
+        let mut conn = open(&db);
+        enqueue(&mut conn, "h", 2);
+        let marks = StartMarks {
+            up_to: 1,
+            except_hooks: Vec::new(),
+        };
+        let claimed = conn
+            .write_transaction(|c| {
+                c.backend().claim(&Claim {
+                    filter: &ClaimFilter::default(),
+                    limit: 10,
+                    token: "host:1:live",
+                    marks: &marks,
+                })
+            })
+            .unwrap();
+        assert_eq!(claimed.len(), 2);
+        db.sql("UPDATE httphooks_callbacks SET claimed_until = created_at");
+        // The run itself never claims what it holds, started or not.
+        let own = ClaimFilter {
+            own_token: Some("host:1:live".to_owned()),
+            ..ClaimFilter::default()
+        };
+        assert!(claim_with(&mut conn, "host:1:live", 10, &own).is_empty());
+        let filter = ClaimFilter {
+            live_tokens: vec!["host:1:live".to_owned()],
+            ..ClaimFilter::default()
+        };
+        let taken = claim_with(&mut conn, "other", 10, &filter);
+        assert_eq!(taken.len(), 1);
+        assert!(!taken[0].previous_started);
+        assert_eq!(
+            taken[0].callback.id,
+            claimed.iter().find(|c| !c.marked).unwrap().callback.id
+        );
+        // Once that run is gone (not live), its started claim is taken, as started.
+        let taken = claim(&mut conn, "later", 10);
+        assert_eq!(taken.len(), 1);
+        assert!(taken[0].previous_started);
     }
 );
 

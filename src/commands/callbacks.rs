@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-use super::output::{clip, optional_timestamp, print_json, print_table, timestamp};
+use super::output::{clip, optional_timestamp, print_json, print_table, say, timestamp};
 use crate::cli::{CallbacksCommand, Format};
 use crate::delivery::headers::stored_pairs;
 use crate::error::{Error, Result};
@@ -43,8 +43,12 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
             require_existing(&mut db, &ids)?;
             refuse_in_flight(&mut db, &ids)?;
             refuse_uncaptured(&mut db, &ids)?;
+            refuse_without_hook(&mut db, &ids)?;
             if !force {
                 refuse_sent(&mut db, &ids)?;
+            }
+            if with_current_hook {
+                refuse_unrenderable(&mut db, &ids)?;
             }
             let retried = callbacks::retry(&mut db, &ids, with_current_hook)?;
             let rendered = match retried.rerendered {
@@ -127,6 +131,47 @@ fn refuse_in_flight(db: &mut Db, ids: &[i64]) -> Result<()> {
     )))
 }
 
+/// A callback of a removed hook would wait for ever: no run sends it.
+fn refuse_without_hook(db: &mut Db, ids: &[i64]) -> Result<()> {
+    for id in ids {
+        if let Some(callback) = callbacks::get(db, *id)?.filter(|c| c.hook_enabled.is_none()) {
+            return Err(Error::invalid(format!(
+                "callback {id} belongs to hook {}, which was removed, so no run would send it; add the hook again and send the change anew (nothing was changed)",
+                callback.hook_name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `--with-current-hook` renders with the hook's current template: tried first, so
+/// that a template that still does not fit the callback's row refuses the retry and
+/// keeps the body stored before.
+fn refuse_unrenderable(db: &mut Db, ids: &[i64]) -> Result<()> {
+    let mut renderer = crate::payload::Renderer::new();
+    for id in ids {
+        let Some(callback) = callbacks::get(db, *id)? else {
+            continue;
+        };
+        let Some(hook) = crate::storage::hooks::find_by_id(db, callback.hook_id)? else {
+            continue;
+        };
+        let rendered = Callback {
+            payload: None,
+            content_type: hook.content.content_type.clone(),
+            payload_template: hook.content.payload_template.clone(),
+            ..callback
+        };
+        if let Err(problem) = crate::engine::body_of(&mut renderer, &rendered) {
+            return Err(Error::invalid(format!(
+                "callback {id} cannot be rendered with hook {}'s current template ({problem}); fix it with `httphooks hooks edit {} --template …` first (nothing was changed)",
+                hook.name, hook.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A callback made for a change that could not be captured has nothing to send.
 fn refuse_uncaptured(db: &mut Db, ids: &[i64]) -> Result<()> {
     for id in ids {
@@ -169,6 +214,14 @@ fn held(c: &Callback) -> Option<String> {
 
 fn list(db: &mut Db, filter: &ListFilter, format: Format) -> Result<()> {
     let found = callbacks::list(db, filter)?;
+    // A removed hook's callbacks keep its name; a name no hook ever had is a typo.
+    if let Some(name) = &filter.hook_name {
+        if found.is_empty() && crate::storage::hooks::find(db, name)?.is_none() {
+            return Err(Error::invalid(format!(
+                "there is no hook named {name:?}, and no callback was made under that name; `httphooks hooks list` shows the hooks"
+            )));
+        }
+    }
     match format {
         Format::Json => print_json(&Value::Array(found.iter().map(callback_json).collect())),
         Format::Table => {
@@ -188,6 +241,7 @@ fn list(db: &mut Db, filter: &ListFilter, format: Format) -> Result<()> {
                         c.attempts.to_string(),
                         timestamp(&c.created_at),
                         match held(c) {
+                            Some(_) if c.status_details.is_empty() => "hook disabled".to_owned(),
                             Some(_) => clip(&format!("hook disabled; {}", c.status_details), 60),
                             None => clip(&c.status_details, 60),
                         },
@@ -253,20 +307,20 @@ fn print_callback(document: &Value) {
         };
         let in_all = fields["attempts_log"].as_array().map_or(0, Vec::len);
         match (key.as_str(), fields["held"].as_str()) {
-            ("status", Some(why)) => println!("{key}: {shown} (held: {why})"),
+            ("status", Some(why)) => say!("{key}: {shown} (held: {why})"),
             // `callbacks retry` restarts the count; the history keeps all of them.
             ("attempts", _) if value.as_u64().is_some_and(|n| (n as usize) < in_all) => {
-                println!("{key}: {shown} since the last retry ({in_all} in all)")
+                say!("{key}: {shown} since the last retry ({in_all} in all)")
             }
-            _ => println!("{key}: {shown}"),
+            _ => say!("{key}: {shown}"),
         }
     }
-    println!(
+    say!(
         "payload:\n  {}",
         fields["payload"].as_str().unwrap_or("(not rendered yet)")
     );
     for attempt in fields["attempts_log"].as_array().into_iter().flatten() {
-        println!(
+        say!(
             "\nattempt {} at {} ({} ms)",
             attempt["attempt"],
             attempt["started_at"].as_str().unwrap_or(""),
@@ -279,10 +333,10 @@ fn print_callback(document: &Value) {
         if let Some(response) = attempt.get("response") {
             let start = format!("{} {}", response["status_code"], text(&response["reason"]));
             print_message("<", &start, &response["headers"]);
-            println!("  < {}", clip(response["body"].as_str().unwrap_or(""), 500));
+            say!("  < {}", clip(response["body"].as_str().unwrap_or(""), 500));
         }
         if let Some(error) = attempt.get("error") {
-            println!(
+            say!(
                 "  ! {}: {}",
                 error["kind"].as_str().unwrap_or(""),
                 error["message"].as_str().unwrap_or("")
@@ -293,9 +347,9 @@ fn print_callback(document: &Value) {
 
 /// A request's or response's first line and headers, each line after `marker`.
 fn print_message(marker: &str, start: &str, headers: &Value) {
-    println!("  {marker} {start}");
+    say!("  {marker} {start}");
     for pair in headers.as_array().into_iter().flatten() {
-        println!(
+        say!(
             "  {marker} {}: {}",
             pair[0].as_str().unwrap_or(""),
             pair[1].as_str().unwrap_or("")

@@ -63,12 +63,18 @@ pub fn template_problems(tables: &[TableCapture]) -> Vec<TemplateProblem> {
 /// Warns on stderr about broken capture and adopts renames. Never fails the command:
 /// a check that cannot run is logged and the command goes on.
 pub fn warn(db: &mut Db) {
-    if let Err(error) = try_warn(db) {
+    warn_except_template_of(db, None);
+}
+
+/// [`warn`], but not of the template of hook `editing`, which the command is about to
+/// replace (`hooks edit --template`).
+pub fn warn_except_template_of(db: &mut Db, editing: Option<&str>) {
+    if let Err(error) = try_warn(db, editing) {
         log::warn!("could not check the watched tables' triggers: {error}");
     }
 }
 
-fn try_warn(db: &mut Db) -> Result<()> {
+fn try_warn(db: &mut Db, editing: Option<&str>) -> Result<()> {
     let mut tables = capture::inspect(db)?;
     for table in &mut tables {
         adopt_or_warn(db, table);
@@ -77,7 +83,9 @@ fn try_warn(db: &mut Db) -> Result<()> {
         }
     }
     for problem in template_problems(&tables) {
-        eprintln!("httphooks: warning: {}", problem.message);
+        if Some(problem.hook.as_str()) != editing {
+            eprintln!("httphooks: warning: {}", problem.message);
+        }
     }
     Ok(())
 }
@@ -91,7 +99,7 @@ pub fn restore(db: &mut Db) -> Result<()> {
         match table.state {
             State::Intact => {}
             State::Gone => eprintln!("httphooks: warning: {}", fix_line(table)),
-            State::Missing | State::Stale | State::Recreated => {
+            State::Missing | State::Stale | State::Disabled | State::Recreated => {
                 let problem = table.problem();
                 let restored = match capture::restore(db, table) {
                     Ok(restored) => restored,

@@ -103,9 +103,13 @@ fn finished(callback: &Callback) -> Option<Explanation> {
         at(callback.updated_at),
         callback.status_details.trim_end_matches('.'),
     );
-    // A change that was not captured has nothing to send: no retry can help.
+    // A change that was not captured has nothing to send, and a callback of a removed
+    // hook nothing to send it with: no retry can help.
     let (why, command) = if callback.uncaptured() {
         let why = format!("its change was not captured{when}: {details}; there is nothing to send, and no retry can change that.");
+        (why, None)
+    } else if callback.hook_enabled.is_none() {
+        let why = format!("it failed for good{when}: {details}; its hook was removed, so it cannot be sent again.");
         (why, None)
     } else {
         let retry = format!(
@@ -225,12 +229,17 @@ fn held_by_environment(callback: &Callback) -> Option<Explanation> {
         return Some(Explanation {
             state: "held",
             why: format!(
-                "it is due, but in this environment it would be held: {}; send_callbacks holds it until its environment has the variable.",
+                "it is due, but in this environment it would be held: {}; send_callbacks holds it until its environment has what it needs.",
                 problem.problem
             ),
             command: Some(format!(
-                "export {}=…   # in send_callbacks' environment (cron, systemd unit)",
-                problem.variable
+                "export {}   # in send_callbacks' environment (cron, systemd unit)",
+                problem
+                    .variables
+                    .iter()
+                    .map(|v| format!("{v}=…"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )),
         });
     }

@@ -40,6 +40,16 @@ pub fn check_path(path: &Path) -> Result<()> {
             directory.display()
         ));
     }
+    // The file is written at the end by a rename from beside it: a directory that
+    // does not take a new file is found out now, before anything is sent.
+    let probe = directory.join(format!(".httphooks-check.{}.tmp", std::process::id()));
+    if let Err(error) = std::fs::write(&probe, b"") {
+        return refuse(format!(
+            "cannot create a file in {} ({error}); give a writable directory",
+            directory.display()
+        ));
+    }
+    let _ = std::fs::remove_file(&probe);
     if let Ok(mut file) = std::fs::File::open(path) {
         use std::io::Read;
         let mut start = vec![0; FIRST_LINE.len()];

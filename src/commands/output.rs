@@ -18,6 +18,34 @@ pub fn print_json(value: &serde_json::Value) {
     );
 }
 
+/// Text from outside (a receiver's answer, a row's value) made safe for a terminal:
+/// control characters other than line breaks and tabs are shown escaped (`\u{1b}`), so
+/// that a response cannot move the cursor, clear the screen or hide lines.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// `println!` for lines that hold text from outside (see [`printable`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", $crate::commands::output::printable(&format!($($arg)*)))
+    };
+}
+pub(crate) use say;
+
 /// Prints rows under a header, each column as wide as its widest cell.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -32,7 +60,7 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        println!("{}", printable(padded.join("  ").trim_end()));
     };
     line(header.to_vec());
     for row in rows {

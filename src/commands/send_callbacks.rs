@@ -168,6 +168,8 @@ fn check_named_callbacks(db: &mut Db, ids: &[i64]) -> Result<()> {
 fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
     let due = callbacks::peek_due(db, filter, limit)?;
     let mut renderer = Renderer::new();
+    // What a real run would hold for its environment, named as the run would name it.
+    let mut held: Vec<String> = Vec::new();
     for callback in &due {
         println!(
             "# callback {} (hook {}, {} event, attempt {}/{})",
@@ -191,12 +193,23 @@ fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
             &body,
         ) {
             Ok(prepared) => println!("{}", prepared.as_text()),
-            Err(problem) => println!("# would not be sent: {problem}\n"),
+            Err(problem) => {
+                println!("# would not be sent: {problem}\n");
+                if !held.contains(&problem.problem) {
+                    held.push(problem.problem);
+                }
+            }
         }
     }
     println!(
         "dry run: {} callback(s) due; nothing was sent or changed",
         due.len()
     );
-    Ok(ExitCode::SUCCESS)
+    if held.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(Error::environment(format!(
+        "a run in this environment would hold callbacks because {}; set it for send_callbacks",
+        held.join(" and ")
+    )))
 }

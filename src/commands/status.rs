@@ -143,6 +143,7 @@ fn run_json(run: &Run) -> Value {
         "host": run.host,
         "pid": run.pid,
         "started_at": timestamp(&run.started_at),
+        "following": run.following,
         "ended_at": optional_timestamp(&run.end.ended_at),
         "claimed": run.end.claimed,
         "sent": run.end.sent,

@@ -75,6 +75,29 @@ impl Auth {
         stored.and_then(|text| serde_json::from_str(text).ok())
     }
 
+    /// Its kind as `--auth` names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Auth::Basic { .. } => "basic",
+            Auth::Bearer { .. } => "bearer",
+            Auth::OAuth2(_) => "oauth2-client-credentials",
+        }
+    }
+
+    /// The environment variables it reads.
+    pub fn variables(&self) -> Vec<String> {
+        match self {
+            Auth::Basic {
+                username_env,
+                password_env,
+            } => vec![username_env.clone(), password_env.clone()],
+            Auth::Bearer { token_env } => vec![token_env.clone()],
+            Auth::OAuth2(oauth) => {
+                vec![oauth.client_id_env.clone(), oauth.client_secret_env.clone()]
+            }
+        }
+    }
+
     /// One line for `--dry-run` and `hooks show`: how it authenticates, no secrets.
     pub fn describe(&self) -> String {
         match self {

@@ -61,6 +61,18 @@ impl Header {
     }
 }
 
+/// A response's headers as records and output show them: cookies a receiver sets, and
+/// any other header named in [`SENSITIVE`], replaced.
+pub fn shown_response_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let shown = Header::new(name, value.as_str()).shown_value().to_owned();
+            (name.clone(), shown)
+        })
+        .collect()
+}
+
 /// Parses `--header` arguments: each is one `Name: value`, or a JSON object of them.
 /// Returns the headers as the JSON object text that hooks store. A line break inside
 /// an argument is refused, not split: it would smuggle in another header.

@@ -220,7 +220,7 @@ impl Client {
             Some(body) => builder.send(body.as_bytes()),
             None => builder.send_empty(),
         };
-        let mut response = result.map_err(failure)?;
+        let mut response = result.map_err(|error| failure(error, request.timeout))?;
         let status = response.status();
         let headers = response
             .headers()
@@ -251,11 +251,24 @@ impl Client {
     }
 }
 
-fn failure(error: ureq::Error) -> Failure {
+/// A failed exchange in words; `timeout` is the hook's (its connect part is at most
+/// 10 s).
+fn failure(error: ureq::Error, timeout: Duration) -> Failure {
     use std::io::ErrorKind;
     use FailureKind as K;
+    let within = |limit: Duration| humantime::format_duration(limit).to_string();
     let (kind, message) = match &error {
-        ureq::Error::Timeout(_) => (K::Timeout, format!("timed out ({error})")),
+        ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => (
+            K::Timeout,
+            format!(
+                "could not connect within {}",
+                within(timeout.min(Duration::from_secs(10)))
+            ),
+        ),
+        ureq::Error::Timeout(_) => (
+            K::Timeout,
+            format!("no answer within the hook's timeout of {}", within(timeout)),
+        ),
         ureq::Error::HostNotFound => (K::Dns, "host not found".to_owned()),
         ureq::Error::ConnectionFailed => (K::Connect, "connection failed".to_owned()),
         ureq::Error::Io(io) if io.kind() == ErrorKind::PermissionDenied => {

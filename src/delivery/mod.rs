@@ -26,15 +26,38 @@ use retry::{AfterFailure, Classified, Next};
 /// names is missing or malformed. Its callbacks wait; the run exits 3.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EnvProblem {
-    pub variable: String,
+    /// The variables to set (or fix), every one the hook lacks.
+    pub variables: Vec<String>,
     pub problem: String,
 }
 
 impl EnvProblem {
     pub fn missing(variable: &str) -> EnvProblem {
         EnvProblem {
-            variable: variable.to_owned(),
+            variables: vec![variable.to_owned()],
             problem: format!("environment variable {variable} is not set"),
+        }
+    }
+
+    /// Every variable of `names` that is not set, named in one problem; None when all
+    /// are set.
+    fn all_missing(names: &[String]) -> Option<EnvProblem> {
+        let mut missing: Vec<String> = Vec::new();
+        for name in names {
+            if std::env::var_os(name).is_none() && !missing.contains(name) {
+                missing.push(name.clone());
+            }
+        }
+        match missing.as_slice() {
+            [] => None,
+            [one] => Some(EnvProblem::missing(one)),
+            [first @ .., last] => Some(EnvProblem {
+                problem: format!(
+                    "environment variables {} and {last} are not set",
+                    first.join(", ")
+                ),
+                variables: missing.clone(),
+            }),
         }
     }
 }
@@ -80,6 +103,10 @@ pub fn request_template(
     target: &HookSettings,
     content_type: &str,
 ) -> Result<RequestTemplate, EnvProblem> {
+    // Every variable the hook lacks is named at once, not one per run.
+    if let Some(problem) = EnvProblem::all_missing(&variables_of(target)) {
+        return Err(problem);
+    }
     let mut headers =
         headers::resolve(&target.headers).map_err(|MissingVariable(v)| EnvProblem::missing(&v))?;
     let sends_body = target.http_method != "GET";
@@ -97,7 +124,7 @@ pub fn request_template(
         Some(variable) => {
             let value = std::env::var(variable).map_err(|_| EnvProblem::missing(variable))?;
             Some(signing::parse_secrets(&value).map_err(|reason| EnvProblem {
-                variable: variable.to_owned(),
+                variables: vec![variable.to_owned()],
                 problem: format!("environment variable {variable} does not hold whsec_ signing secrets ({reason})"),
             })?)
         }
@@ -114,6 +141,20 @@ pub fn request_template(
         signing_keys,
         auth_description: auth.map(|a| a.describe()),
     })
+}
+
+/// The environment variables a hook's delivery reads: its headers' `${VAR}`, its
+/// authentication's and its signing secret's.
+fn variables_of(target: &HookSettings) -> Vec<String> {
+    let mut names: Vec<String> = headers::stored_pairs(&target.headers)
+        .iter()
+        .flat_map(|(_, value)| headers::env_references(value).unwrap_or_default())
+        .collect();
+    if let Some(auth) = Auth::parse(target.auth.as_deref()) {
+        names.extend(auth.variables());
+    }
+    names.extend(target.signing_secret_env.clone());
+    names
 }
 
 impl RequestTemplate {
@@ -419,8 +460,10 @@ fn attempt_record(callback_id: i64, number: i32, exchange: &Exchange) -> Attempt
         Ok(response) => {
             attempt.response_status_code = Some(i32::from(response.status));
             attempt.response_reason = Some(response.reason.clone());
-            attempt.response_headers =
-                Some(serde_json::to_string(&response.headers).expect("strings serialize"));
+            attempt.response_headers = Some(
+                serde_json::to_string(&headers::shown_response_headers(&response.headers))
+                    .expect("strings serialize"),
+            );
             attempt.response_body = Some(response.body.clone());
         }
         Err(Failure { kind, message }) => {

@@ -132,6 +132,7 @@ impl Engine {
             })?;
             d.pace.claimed(before_claim.elapsed(), d.scheduler);
             if claimed.is_empty() {
+                log::debug!("claimed none; {outstanding} were outstanding");
                 if outstanding == 0 {
                     return Ok(StopReason::Done);
                 }

@@ -99,6 +99,14 @@ pub fn retrying<T>(
     }
 }
 
+/// Whether a wait for the database is worth a warning (cron mails warnings): a lock
+/// held for a few seconds (another run of this host recording, an application's short
+/// transaction) is the normal course of things on SQLite and is logged at debug level;
+/// a longer one, or a database that went away, is not.
+pub fn worth_a_warning(error: &Error, wait: Duration) -> bool {
+    error.db_failure() != Some(DbFailure::Busy) || wait >= Duration::from_millis(1600)
+}
+
 pub fn poisoned() -> Error {
     Error::environment("a send_callbacks thread failed; run send_callbacks again")
 }

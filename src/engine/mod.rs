@@ -100,6 +100,9 @@ struct Opened {
     deliverer: Deliverer,
     max_callback_bytes: Option<i64>,
     run_id: i64,
+    /// The claim tokens of the other live runs of this host (see
+    /// `ClaimFilter::live_tokens`).
+    live_tokens: Vec<String>,
 }
 
 impl Opened {
@@ -158,7 +161,11 @@ impl Engine {
         stopping: &(dyn Fn() -> bool + Sync),
     ) -> Result<Opened> {
         let warn = |error: &Error, wait: Duration| {
-            log::warn!("cannot start the run, retrying in {wait:?}: {error}");
+            if link::worth_a_warning(error, wait) {
+                log::warn!("cannot start the run, retrying in {wait:?}: {error}");
+            } else {
+                log::debug!("cannot start the run, retrying in {wait:?}: {error}");
+            }
         };
         let starting = RetryPolicy {
             give_up_at: deadline,
@@ -185,7 +192,7 @@ impl Engine {
         if let Err(error) = saved {
             log::warn!("could not record the outcomes an earlier run saved: {error}");
         }
-        let run_id = self.start_run(&claims, &starting)?;
+        let (run_id, live_tokens) = self.start_run(&claims, &starting)?;
         drop(saved_outcomes);
         Ok(Opened {
             records: writes_apart.then(|| Mutex::new(Link::new(&self.connector))),
@@ -193,6 +200,7 @@ impl Engine {
             deliverer,
             max_callback_bytes,
             run_id,
+            live_tokens,
         })
     }
 
@@ -209,13 +217,23 @@ impl Engine {
         let (report_sender, report_receiver) = mpsc::channel::<Outcome>();
         // Whatever finds the database away pauses the workers at once: nothing starts
         // that could not be recorded (the recorder does the same).
+        let warned = AtomicBool::new(false);
         let warn_wait = |error: &Error, wait: Duration| {
             scheduler.set_paused(true);
-            log::warn!("database unavailable, pausing delivery and retrying in {wait:?}: {error}");
+            if link::worth_a_warning(error, wait) {
+                warned.store(true, Ordering::SeqCst);
+                log::warn!(
+                    "database unavailable, pausing delivery and retrying in {wait:?}: {error}"
+                );
+            } else {
+                log::debug!("database busy, pausing delivery and retrying in {wait:?}: {error}");
+            }
         };
         let recovered = || {
             scheduler.set_paused(false);
-            log::warn!("database available again; delivery goes on");
+            if warned.swap(false, Ordering::SeqCst) {
+                log::warn!("database available again; delivery goes on");
+            }
         };
         let delivered = thread::scope(|scope| {
             let recorder = scope.spawn(|| {
@@ -239,7 +257,11 @@ impl Engine {
                 scope.spawn(move || worker(deliverer, scheduler, &reports, deadline));
             }
             let mut dispatch = dispatch::Dispatch {
-                filter: filter.clone(),
+                filter: ClaimFilter {
+                    live_tokens: opened.live_tokens.clone(),
+                    own_token: Some(self.identity.token.clone()),
+                    ..filter.clone()
+                },
                 renderer: Renderer::new(),
                 templates: jobs::Templates::new(),
                 hook_routes: Default::default(),
@@ -368,8 +390,9 @@ impl Engine {
 
     /// Records this run and takes back the claims of runs of this host that died; in
     /// one transaction, retried while the database is locked or away (until the
-    /// deadline), so that a passing lock does not cost the run.
-    fn start_run(&self, link: &Mutex<Link>, policy: &RetryPolicy) -> Result<i64> {
+    /// deadline), so that a passing lock does not cost the run. Returns the run's id
+    /// and the claim tokens of this host's other runs that are alive.
+    fn start_run(&self, link: &Mutex<Link>, policy: &RetryPolicy) -> Result<(i64, Vec<String>)> {
         retrying(link, policy, |db| {
             db.write_transaction(|db| {
                 let run_id = runs::start(
@@ -380,10 +403,14 @@ impl Engine {
                         pid: self.identity.pid as i32,
                         process: self.identity.process.clone(),
                         started_at: crate::storage::now(),
+                        following: false,
                     },
                 )?;
+                let mut live_tokens = Vec::new();
                 for run in runs::unfinished_on(db, &self.identity.host, run_id)? {
-                    if self.identity.knows_gone(&run.host, run.pid, &run.process) {
+                    if !self.identity.knows_gone(&run.host, run.pid, &run.process) {
+                        live_tokens.push(run.token);
+                    } else {
                         let taken = callbacks::expire_claims_of(db, &run.token)?;
                         runs::mark_died(db, run.id)?;
                         if taken > 0 {
@@ -395,7 +422,7 @@ impl Engine {
                         }
                     }
                 }
-                Ok(run_id)
+                Ok((run_id, live_tokens))
             })
         })
     }

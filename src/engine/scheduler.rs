@@ -351,13 +351,20 @@ impl Queues {
     }
 
     /// Routes whose ready jobs ran below their limit while claimed ones wait.
-    fn wants_marks(route: &Route) -> bool {
-        !route.claimed.is_empty() && route.ready.len() <= route.limiter.limit()
+    /// Whether `route` has claimed jobs to mark and room to mark them: its ready jobs
+    /// ran low and neither it nor the run holds all the ready jobs it may. (Room is
+    /// part of it, or the dispatcher, woken to mark what it may not, would spin.)
+    fn wants_marks(&self, key: &str, route: &Route) -> bool {
+        !route.claimed.is_empty()
+            && route.ready.len() <= route.limiter.limit()
+            && self.ready_room(key) > 0
     }
 
     /// Whether the dispatcher has marking to do.
     pub fn needs_marking(&self) -> bool {
-        self.routes.values().any(Self::wants_marks)
+        self.routes
+            .iter()
+            .any(|(key, route)| self.wants_marks(key, route))
     }
 
     /// Claimed jobs to mark ready now (in batches: for routes whose ready jobs ran
@@ -366,7 +373,7 @@ impl Queues {
         let keys: Vec<String> = self
             .routes
             .iter()
-            .filter(|(_, e)| Self::wants_marks(e))
+            .filter(|(key, e)| self.wants_marks(key, e))
             .map(|(key, _)| key.clone())
             .collect();
         let mut taken = Vec::new();

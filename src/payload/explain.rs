@@ -5,7 +5,9 @@ use serde_json::Value;
 
 /// For a value that does not exist, raised at byte `at` of `source`: the first dotted
 /// path of the tag around it that does not resolve in `context`, and what exists there,
-/// e.g. `instance.idd: table orders has no column idd (columns: id, customer, total)`.
+/// e.g. `instance.idd: the row has no column idd (the row of table orders holds: id,
+/// customer, total)`: the row a change saved, which may not have the table's columns of
+/// today.
 /// `any_json` columns of `instance`/`old` accept any key. None when no path explains it.
 pub fn explain_undefined(
     source: &str,
@@ -132,7 +134,7 @@ fn missing(path: &[String], context: &Value, any_json: &[&str]) -> Option<String
                 None if row && depth == 1 && table_of(context).is_some() => {
                     let table = table_of(context).unwrap_or_default();
                     return Some(format!(
-                        "{full}: table {table} has no column {segment} (columns: {})",
+                        "{full}: the row has no column {segment} (the row of table {table} holds: {})",
                         keys(value)
                     ));
                 }
@@ -232,11 +234,11 @@ mod tests {
         let cases = [
             (
                 "{{ instance.idd }}",
-                "instance.idd: table orders has no column idd (columns: id, customer, total, meta)",
+                "instance.idd: the row has no column idd (the row of table orders holds: id, customer, total, meta)",
             ),
             (
                 "{{ instance.idd | upper }}",
-                "instance.idd: table orders has no column idd",
+                "instance.idd: the row has no column idd",
             ),
             (
                 "{{ data.user.name }}",

@@ -409,14 +409,22 @@ pub enum Which<'a> {
 }
 
 /// Turns waiting callbacks into errors that will not be sent, taking them from a run
-/// that holds them (its outcome is then not written: outcomes are written only where
-/// the run's token still holds the claim). Returns how many changed.
+/// that holds them but has not started them (its outcome is then not written:
+/// outcomes are written only where the run's token still holds the claim). Those a run
+/// has started under a live lease may be on the wire: they are left to their run, which
+/// records what happened (see [`in_flight_of_hook`]). Returns how many changed.
 pub fn cancel(db: &mut Db, which: Which, reason: &str) -> Result<usize> {
     let now = now();
     with_conn!(db, |conn| {
         use httphooks_callbacks::dsl as c;
         let target = diesel::update(c::httphooks_callbacks)
             .filter(c::status.eq(Status::Waiting))
+            .filter(
+                c::claim_started
+                    .eq(false)
+                    .or(c::claimed_until.is_null())
+                    .or(c::claimed_until.le(now)),
+            )
             .into_boxed();
         let target = match which {
             Which::Ids(ids) => target.filter(c::id.eq_any(ids)),
@@ -433,6 +441,25 @@ pub fn cancel(db: &mut Db, which: Which, reason: &str) -> Result<usize> {
                 c::claim_started.eq(false),
             ))
             .execute(conn)?)
+    })
+}
+
+/// How many of the hook's callbacks a run has started under a live lease (they may be
+/// on the wire), and when the last of those leases ends.
+pub fn in_flight_of_hook(db: &mut Db, hook_id: i64) -> Result<(i64, Option<NaiveDateTime>)> {
+    let now = now();
+    with_conn!(db, |conn| {
+        use httphooks_callbacks::dsl as c;
+        Ok(c::httphooks_callbacks
+            .filter(c::hook_id.eq(hook_id))
+            .filter(c::status.eq(Status::Waiting))
+            .filter(c::claim_started.eq(true))
+            .filter(c::claimed_until.gt(now))
+            .select((
+                diesel::dsl::count_star(),
+                diesel::dsl::max(c::claimed_until),
+            ))
+            .first(conn)?)
     })
 }
 

@@ -31,6 +31,8 @@ pub enum State {
     Intact,
     Missing,
     Stale,
+    /// A trigger of httphooks' on it, or on one of its partitions, is disabled.
+    Disabled,
     /// A table of that name exists, but not the one the hooks were made for (it was
     /// dropped and created again): the hooks get none of its changes.
     Recreated,
@@ -86,6 +88,9 @@ impl TableCapture {
             State::Intact => "its triggers are intact",
             State::Missing => "its triggers are missing",
             State::Stale => "its triggers do not match its columns, key or hooks",
+            State::Disabled => {
+                "a trigger of httphooks' on it or on one of its partitions is disabled (ALTER TABLE … DISABLE TRIGGER)"
+            }
             State::Recreated => "the table was dropped and created again, without its triggers",
             State::Gone => "the table no longer exists",
         }
@@ -115,6 +120,7 @@ pub fn inspect(db: &mut Db) -> Result<Vec<TableCapture>> {
                 CaptureState::Intact => State::Intact,
                 CaptureState::Missing => State::Missing,
                 CaptureState::Stale => State::Stale,
+                CaptureState::Disabled => State::Disabled,
             },
         };
         found.push(TableCapture {

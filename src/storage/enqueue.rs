@@ -35,6 +35,9 @@ pub trait Enqueue {
 /// .unwrap();
 /// ```
 pub fn enqueue<C: Enqueue>(conn: &mut C, hook: &str, event: &str, data: &Value) -> Result<usize> {
+    // Event names are stored lower case, as `hooks add --events` writes them.
+    let event = event.trim().to_ascii_lowercase();
+    let event = event.as_str();
     let (events, max_payload_size) = conn.hook_events(hook)?.ok_or_else(|| {
         Error::invalid(format!(
             "there is no hook named {hook:?}; `httphooks hooks list` shows the hooks"

@@ -309,7 +309,8 @@ where
         Status::parse(&name).ok_or_else(|| {
             format!(
                 "a callback has status {name:?}, which httphooks does not write; set it to \
-                 waiting, sent or error"
+                 waiting, sent or error (UPDATE httphooks_callbacks SET status = 'error' \
+                 WHERE status NOT IN ('waiting', 'sent', 'error'))"
             )
             .into()
         })

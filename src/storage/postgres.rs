@@ -141,6 +141,8 @@ struct TriggerRow {
     tgargs: Vec<u8>,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     ours: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    disabled: bool,
 }
 
 /// The due rule (see `ClaimFilter::sql_condition`) with PostgreSQL's spelling and
@@ -238,17 +240,19 @@ impl super::Backend for PgConnection {
     /// The triggers are intact when both are httphooks' function, enabled, of their
     /// kind (`triggers`), with their arguments (each followed by a NUL byte in tgargs).
     fn capture_state(&mut self, table: &Table, _watched: &super::Watched) -> Result<CaptureState> {
-        let found: Vec<(String, i16, Vec<u8>)> = diesel::sql_query(
+        let found: Vec<TriggerRow> = diesel::sql_query(
             "SELECT t.tgname::text AS name, t.tgtype, t.tgargs, \
-                    (t.tgfoid = 'httphooks_capture()'::regprocedure AND t.tgenabled <> 'D') AS ours \
+                    t.tgfoid = 'httphooks_capture()'::regprocedure AS ours, t.tgenabled = 'D' AS disabled \
              FROM pg_trigger t WHERE t.tgrelid = $1::bigint::oid \
                AND t.tgname IN ('httphooks_capture', 'httphooks_truncate')",
         )
         .bind::<BigInt, _>(table.oid.unwrap_or(0))
-        .load::<TriggerRow>(self)?
-        .into_iter()
-        .map(|t| (t.name, if t.ours { t.tgtype } else { -1 }, t.tgargs))
-        .collect();
+        .load::<TriggerRow>(self)?;
+        let disabled_here = found.iter().any(|t| t.ours && t.disabled);
+        let found: Vec<(String, i16, Vec<u8>)> = found
+            .into_iter()
+            .map(|t| (t.name, if t.ours { t.tgtype } else { -1 }, t.tgargs))
+            .collect();
         let expected = triggers(table)
             .into_iter()
             .map(|(name, _, tgtype, arguments)| {
@@ -264,6 +268,9 @@ impl super::Backend for PgConnection {
         if state != CaptureState::Intact {
             return Ok(state);
         }
+        if disabled_here {
+            return Ok(CaptureState::Disabled);
+        }
         // A partition's clone of the trigger disabled on its own loses that partition's
         // changes.
         let disabled: super::CountRow = diesel::sql_query(
@@ -274,7 +281,7 @@ impl super::Backend for PgConnection {
         .bind::<BigInt, _>(table.oid.unwrap_or(0))
         .get_result(self)?;
         Ok(if disabled.n > 0 {
-            CaptureState::Stale
+            CaptureState::Disabled
         } else {
             state
         })

@@ -22,6 +22,8 @@ pub struct NewRun {
     pub pid: i32,
     pub process: String,
     pub started_at: NaiveDateTime,
+    /// `send_callbacks --follow`: it waits for changes until its deadline.
+    pub following: bool,
 }
 
 /// How a run ended.
@@ -48,7 +50,9 @@ pub struct Run {
     pub pid: i32,
     pub process: String,
     pub started_at: NaiveDateTime,
-    /// Empty while it runs (or when it died).
+    pub following: bool,
+    /// Empty while it runs (or when it died), but for the counts of a following run,
+    /// written as it goes.
     #[diesel(embed)]
     pub end: RunEnd,
 }

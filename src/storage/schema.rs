@@ -104,6 +104,7 @@ diesel::table! {
         released -> Integer,
         exit_code -> Nullable<Integer>,
         stop_reason -> Nullable<Text>,
+        following -> Bool,
     }
 }
 

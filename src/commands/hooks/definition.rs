@@ -166,6 +166,13 @@ fn check_name(given: &str) -> Result<String> {
             "a hook name must be 1 to 100 characters without commas or control characters",
         ));
     }
+    // `--hook_id` and `hooks show` take an id or a name: a name of digits would be read
+    // as another hook's id.
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid(format!(
+            "a hook name cannot be a number ({name}), which commands would read as a hook's id; choose a name with a letter, such as hook-{name}"
+        )));
+    }
     Ok(name.to_owned())
 }
 
@@ -515,57 +522,110 @@ pub(super) fn check_variable_name(flag: &str, name: &str) -> Result<()> {
     }
 }
 
-/// The authentication the flags describe: None when --auth is not given (keep what
-/// the hook has), Some(None) for `--auth none`. Only variable names are kept.
-pub(super) fn auth_from_flags(def: &HookDefinition) -> Result<Option<Option<String>>> {
-    let given = |flag: &str, value: &Option<String>| -> Result<String> {
-        let value = value.clone().ok_or_else(|| {
-            Error::invalid(format!(
-                "--auth {} needs {flag}",
-                def.auth.as_deref().unwrap_or("")
-            ))
-        })?;
+/// The authentication the flags describe: None when none of them is given (keep what
+/// the hook has), Some(None) for `--auth none`. Flags given without `--auth` change
+/// the hook's `current` authentication of their kind; a value not given keeps the
+/// current one where the kind stays. Only variable names are kept.
+pub(super) fn auth_from_flags(
+    def: &HookDefinition,
+    current: Option<&Auth>,
+) -> Result<Option<Option<String>>> {
+    let flags = [
+        ("--username-env", &def.username_env, "basic"),
+        ("--password-env", &def.password_env, "basic"),
+        ("--token-env", &def.token_env, "bearer"),
+        ("--token-url", &def.token_url, OAUTH2),
+        ("--client-id-env", &def.client_id_env, OAUTH2),
+        ("--client-secret-env", &def.client_secret_env, OAUTH2),
+        ("--scope", &def.scope, OAUTH2),
+        ("--audience", &def.audience, OAUTH2),
+    ];
+    let given_flags: Vec<(&str, &str)> = flags
+        .iter()
+        .filter(|(_, value, _)| value.is_some())
+        .map(|(flag, _, kind)| (*flag, *kind))
+        .collect();
+    let kind = match (def.auth.as_deref(), current) {
+        (Some(kind), _) => kind,
+        (None, _) if given_flags.is_empty() => return Ok(None),
+        (None, Some(auth)) => auth.kind(),
+        (None, None) => {
+            return Err(Error::invalid(format!(
+            "{} goes with --auth, and the hook has no authentication; say which kind with --auth",
+            given_flags[0].0
+        )))
+        }
+    };
+    if kind == "none" {
+        return Ok(Some(None));
+    }
+    if let Some((flag, _)) = given_flags.iter().find(|(_, of)| *of != kind) {
+        return Err(Error::invalid(format!(
+            "{flag} does not go with {kind} authentication; give --auth with the kind it belongs to"
+        )));
+    }
+    // What the hook has, kept where no flag replaces it (the same kind only).
+    let kept = current.filter(|auth| auth.kind() == kind);
+    let value = |flag: &str, given: &Option<String>, kept: Option<&String>| -> Result<String> {
+        let value = given
+            .clone()
+            .or_else(|| kept.cloned())
+            .ok_or_else(|| Error::invalid(format!("--auth {kind} needs {flag}")))?;
         if flag.ends_with("-env") {
             check_variable_name(flag, &value)?;
         }
         Ok(value)
     };
-    let auth = match def.auth.as_deref() {
-        None => {
-            let stray = [
-                ("--username-env", &def.username_env),
-                ("--password-env", &def.password_env),
-                ("--token-env", &def.token_env),
-                ("--token-url", &def.token_url),
-                ("--client-id-env", &def.client_id_env),
-                ("--client-secret-env", &def.client_secret_env),
-                ("--scope", &def.scope),
-                ("--audience", &def.audience),
-            ];
-            if let Some((flag, _)) = stray.iter().find(|(_, value)| value.is_some()) {
-                return Err(Error::invalid(format!(
-                    "{flag} goes with --auth; say which kind of authentication"
-                )));
+    let auth = match (kind, kept) {
+        ("basic", kept) => {
+            let (user, password) = match kept {
+                Some(Auth::Basic {
+                    username_env,
+                    password_env,
+                }) => (Some(username_env), Some(password_env)),
+                _ => (None, None),
+            };
+            Auth::Basic {
+                username_env: value("--username-env", &def.username_env, user)?,
+                password_env: value("--password-env", &def.password_env, password)?,
             }
-            return Ok(None);
         }
-        Some("none") => return Ok(Some(None)),
-        Some("basic") => Auth::Basic {
-            username_env: given("--username-env", &def.username_env)?,
-            password_env: given("--password-env", &def.password_env)?,
-        },
-        Some("bearer") => Auth::Bearer {
-            token_env: given("--token-env", &def.token_env)?,
-        },
-        Some(_) => {
-            let token_url = given("--token-url", &def.token_url)?;
+        ("bearer", kept) => {
+            let token = match kept {
+                Some(Auth::Bearer { token_env }) => Some(token_env),
+                _ => None,
+            };
+            Auth::Bearer {
+                token_env: value("--token-env", &def.token_env, token)?,
+            }
+        }
+        (_, kept) => {
+            let kept = match kept {
+                Some(Auth::OAuth2(oauth)) => Some(oauth),
+                _ => None,
+            };
+            let token_url = value("--token-url", &def.token_url, kept.map(|k| &k.token_url))?;
             check_url("--token-url", &token_url)?;
             Auth::OAuth2(OAuth2Settings {
                 token_url,
-                client_id_env: given("--client-id-env", &def.client_id_env)?,
-                client_secret_env: given("--client-secret-env", &def.client_secret_env)?,
-                scope: def.scope.clone(),
-                audience: def.audience.clone(),
+                client_id_env: value(
+                    "--client-id-env",
+                    &def.client_id_env,
+                    kept.map(|k| &k.client_id_env),
+                )?,
+                client_secret_env: value(
+                    "--client-secret-env",
+                    &def.client_secret_env,
+                    kept.map(|k| &k.client_secret_env),
+                )?,
+                scope: def
+                    .scope
+                    .clone()
+                    .or_else(|| kept.and_then(|k| k.scope.clone())),
+                audience: def
+                    .audience
+                    .clone()
+                    .or_else(|| kept.and_then(|k| k.audience.clone())),
             })
         }
     };
@@ -573,6 +633,8 @@ pub(super) fn auth_from_flags(def: &HookDefinition) -> Result<Option<Option<Stri
         serde_json::to_string(&auth).expect("serializes"),
     )))
 }
+
+const OAUTH2: &str = "oauth2-client-credentials";
 
 /// The CA file as an absolute path, once it is known to hold a PEM certificate.
 pub(super) fn ca_file_from_flag(def: &HookDefinition) -> Result<Option<String>> {

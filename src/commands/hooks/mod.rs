@@ -31,11 +31,17 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 pub fn run(url: Option<&str>, command: HooksCommand) -> Result<ExitCode> {
     let mut db = Db::open_migrated(url)?;
     // sync and triggers are how capture is repaired: they say what they find themselves.
-    if !matches!(
-        command,
-        HooksCommand::Sync { .. } | HooksCommand::Triggers { .. }
-    ) {
-        super::capture::warn(&mut db);
+    match &command {
+        HooksCommand::Sync { .. } | HooksCommand::Triggers { .. } => {}
+        // Its template about to be replaced, a hook's old one is not worth a warning.
+        HooksCommand::Edit(args)
+            if args.no_template
+                || args.definition.template.is_some()
+                || args.definition.template_file.is_some() =>
+        {
+            super::capture::warn_except_template_of(&mut db, Some(&args.name));
+        }
+        _ => super::capture::warn(&mut db),
     }
     match command {
         HooksCommand::Add(args) => add(&mut db, &args),
@@ -180,7 +186,8 @@ fn apply_definition(draft: &mut Draft, def: &HookDefinition, clears: &Clears) ->
     if def.ordered || clears.ordered {
         content.ordered = def.ordered;
     }
-    if let Some(auth) = auth_from_flags(def)? {
+    let current = Auth::parse(settings.auth.as_deref());
+    if let Some(auth) = auth_from_flags(def, current.as_ref())? {
         settings.auth = auth;
     }
     if clears.signing {
@@ -240,12 +247,42 @@ fn remove(db: &mut Db, name: &str, force: bool) -> Result<()> {
             "hook {name} still has {waiting} waiting callbacks; send them first, or pass --force to cancel them"
         )));
     }
+    if waiting > 0 {
+        wait_for_in_flight(db, &hook)?;
+    }
     let cancelled = hooks::remove(db, &hook, &format!("cancelled: hook {name} was removed"))?;
     let also = match cancelled {
         0 => String::new(),
         n => format!(" and cancelled {n} waiting callbacks"),
     };
     println!("removed hook {name}{also}");
+    Ok(())
+}
+
+/// Lets the runs sending the hook's callbacks right now record them, so that a
+/// callback delivered meanwhile is not marked cancelled (nor one that failed left
+/// waiting for a hook that is gone): the hook is paused first, so nothing more starts,
+/// and the wait ends with the last lease of those callbacks (a run that died holding
+/// them leaves them at that time).
+fn wait_for_in_flight(db: &mut Db, hook: &Hook) -> Result<()> {
+    let (mut in_flight, mut until) = callbacks::in_flight_of_hook(db, hook.id)?;
+    if in_flight == 0 {
+        return Ok(());
+    }
+    if hook.enabled {
+        hooks::set_enabled(db, hook, false)?;
+    }
+    if let Some(until) = until {
+        eprintln!(
+            "httphooks: waiting for a run to record the {in_flight} callback(s) of hook {} it is sending (until {} UTC at the latest)",
+            hook.name,
+            until.format("%H:%M:%S")
+        );
+    }
+    while in_flight > 0 && until.is_some_and(|until| until > crate::storage::now()) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        (in_flight, until) = callbacks::in_flight_of_hook(db, hook.id)?;
+    }
     Ok(())
 }
 

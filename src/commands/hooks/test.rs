@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use super::definition::check_url;
 use crate::cli::HookTestArgs;
+use crate::commands::output::say;
+use crate::delivery::headers::shown_response_headers;
 use crate::delivery::{prepare, shown_headers, Deliverer};
 use crate::engine::DatabaseTokens;
 use crate::error::{Error, Result};
@@ -102,26 +104,26 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
     let deliverer = Deliverer::new(1, DatabaseTokens::boxed(&Connector::new(url)?))?;
     let mut ok = true;
     for exchange in deliverer.send(&prepared, &|| true) {
-        println!("> {} {}", exchange.request.method, exchange.request.url);
+        say!("> {} {}", exchange.request.method, exchange.request.url);
         for (name, value) in shown_headers(&exchange.request) {
-            println!("> {name}: {value}");
+            say!("> {name}: {value}");
         }
         match &exchange.result {
             Ok(response) => {
-                println!(
+                say!(
                     "< {} {} ({} ms)",
                     response.status,
                     response.reason,
                     exchange.elapsed.as_millis()
                 );
-                for (name, value) in &response.headers {
-                    println!("< {name}: {value}");
+                for (name, value) in shown_response_headers(&response.headers) {
+                    say!("< {name}: {value}");
                 }
-                println!("<\n{}", response.body);
+                say!("<\n{}", response.body);
                 ok = (200..300).contains(&response.status);
             }
             Err(failure) => {
-                println!("! {}: {}", failure.kind.as_str(), failure.message);
+                say!("! {}: {}", failure.kind.as_str(), failure.message);
                 ok = false;
             }
         }

@@ -58,6 +58,32 @@ impl ClaimFilter {
             ("hook_id NOT IN", &self.exclude_hook_ids),
             ("id NOT IN", &self.exclude_ids),
         ];
+        // Tokens are made by `RunIdentity` (host, pid, hex); any other character means
+        // a row changed by hand, which is left out rather than quoted per backend.
+        let plain = |t: &&String| {
+            t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        };
+        let tokens: Vec<String> = self
+            .live_tokens
+            .iter()
+            .filter(plain)
+            .map(|t| format!("'{t}'"))
+            .collect();
+        if let Some(own) = self.own_token.as_ref().filter(plain) {
+            condition.push_str(&format!(
+                " AND (httphooks_callbacks.claim_token IS NULL \
+                   OR httphooks_callbacks.claim_token <> '{own}')"
+            ));
+        }
+        if !tokens.is_empty() {
+            condition.push_str(&format!(
+                " AND NOT (httphooks_callbacks.claim_started \
+                   AND httphooks_callbacks.claim_token IS NOT NULL \
+                   AND httphooks_callbacks.claim_token IN ({}))",
+                tokens.join(",")
+            ));
+        }
         for (test, ids) in lists {
             if !ids.is_empty() {
                 let list: Vec<String> = ids.iter().map(i64::to_string).collect();

@@ -182,6 +182,9 @@ pub enum CaptureState {
     Missing,
     /// Triggers that do not match the table's columns, key or hooks.
     Stale,
+    /// Its trigger, or a partition's clone of it, is disabled (`ALTER TABLE … DISABLE
+    /// TRIGGER`), which fires it no more.
+    Disabled,
 }
 
 impl CaptureState {
@@ -288,6 +291,15 @@ pub struct ClaimFilter {
     /// excluded hooks' callbacks at the head of the queue. (Each backend adds this to
     /// the due rule in the form its planner turns into an index range.)
     pub after: Option<(NaiveDateTime, i64)>,
+    /// The claim tokens of other runs of this host that are alive: callbacks they
+    /// started are theirs until they end, even past their lease (a database locked or
+    /// away for longer kept them from renewing it; they may have sent those callbacks
+    /// and be waiting to record them). A run on another host cannot tell a live run
+    /// from a dead one: it goes by the lease.
+    pub live_tokens: Vec<String>,
+    /// The claiming run's own token: what it holds it never claims again, even past
+    /// the lease (it has those callbacks in hand, and may be sending them).
+    pub own_token: Option<String>,
 }
 
 /// A callback claimed by this run, with the token of an earlier claim whose lease ran

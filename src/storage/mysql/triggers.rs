@@ -309,8 +309,18 @@ pub(super) fn uncaptured_paths(
         }
         // Watching the parent tells of the change that set the cascade off (not for
         // a table whose foreign key points at itself).
+        let parent_watched: crate::storage::CountRow =
+            diesel::sql_query("SELECT COUNT(*) AS n FROM httphooks_hooks WHERE table_name = ?")
+                .bind::<Text, _>(&action.parent)
+                .get_result(conn)?;
         let fix = if action.parent == table.name {
             "change such rows in the application rather than by the foreign key".to_owned()
+        } else if parent_watched.n > 0 {
+            format!(
+                "the hooks of {} get the change that set it off; change such rows in the \
+                 application rather than by the foreign key to get callbacks of their own",
+                action.parent
+            )
         } else {
             format!(
                 "watch {} too, or change such rows in the application rather than by the \
