@@ -157,9 +157,9 @@ fn claimed(db: &mut Db, callback: &Callback, now: NaiveDateTime) -> Result<Optio
                 Some(run) => format!(
                     "run {} on host {} (pid {}, started {} UTC)",
                     run.id,
-                    run.host,
-                    run.pid,
-                    run.started_at.format("%Y-%m-%d %H:%M:%S")
+                    run.start.host,
+                    run.start.pid,
+                    run.start.started_at.format("%Y-%m-%d %H:%M:%S")
                 ),
                 None => format!("run {token}"),
             };

@@ -140,10 +140,10 @@ fn bound_json(ms: i64) -> Value {
 fn run_json(run: &Run) -> Value {
     json!({
         "id": run.id,
-        "host": run.host,
-        "pid": run.pid,
-        "started_at": timestamp(&run.started_at),
-        "following": run.following,
+        "host": run.start.host,
+        "pid": run.start.pid,
+        "started_at": timestamp(&run.start.started_at),
+        "following": run.start.following,
         "ended_at": optional_timestamp(&run.end.ended_at),
         "claimed": run.end.claimed,
         "sent": run.end.sent,
@@ -287,13 +287,13 @@ fn print_runs(recent: &[Run], now: chrono::NaiveDateTime) {
             let took = run
                 .end
                 .ended_at
-                .map(|e| span(e - run.started_at))
-                .unwrap_or_else(|| span(now - run.started_at));
+                .map(|e| span(e - run.start.started_at))
+                .unwrap_or_else(|| span(now - run.start.started_at));
             vec![
                 run.id.to_string(),
                 ended,
                 took,
-                format!("{}:{}", run.host, run.pid),
+                format!("{}:{}", run.start.host, run.start.pid),
                 run.end.claimed.to_string(),
                 run.end.sent.to_string(),
                 run.end.retried.to_string(),

@@ -2,10 +2,12 @@
 //! while the problem may pass (a lost connection, a lock, a full disk) within the
 //! run's deadline, so a database restart pauses delivery instead of ending the run.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::scheduler::Scheduler;
 use crate::error::{DbFailure, Error, Result};
 use crate::storage::{Connector, Db};
 
@@ -105,6 +107,46 @@ pub fn retrying<T>(
 /// a longer one, or a database that went away, is not.
 pub fn worth_a_warning(error: &Error, wait: Duration) -> bool {
     error.db_failure() != Some(DbFailure::Busy) || wait >= Duration::from_millis(1600)
+}
+
+/// What delivery does while one of its connections waits for the database: it pauses
+/// (nothing starts that could not be recorded), says so when the wait is worth it, and
+/// says it goes on only after it said it stopped.
+pub struct Pauses<'a> {
+    pub scheduler: &'a Scheduler,
+    /// "database unavailable", "cannot record outcomes": what is waiting.
+    pub waiting: &'static str,
+    pub resumed: &'static str,
+    warned: AtomicBool,
+}
+
+impl<'a> Pauses<'a> {
+    pub fn new(scheduler: &'a Scheduler, waiting: &'static str, resumed: &'static str) -> Self {
+        Pauses {
+            scheduler,
+            waiting,
+            resumed,
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    pub fn wait(&self, error: &Error, wait: Duration) {
+        self.scheduler.set_paused(true);
+        let waiting = self.waiting;
+        if worth_a_warning(error, wait) {
+            self.warned.store(true, Ordering::SeqCst);
+            log::warn!("{waiting}, pausing delivery and retrying in {wait:?}: {error}");
+        } else {
+            log::debug!("{waiting}, pausing delivery and retrying in {wait:?}: {error}");
+        }
+    }
+
+    pub fn recovered(&self) {
+        self.scheduler.set_paused(false);
+        if self.warned.swap(false, Ordering::SeqCst) {
+            log::warn!("{}", self.resumed);
+        }
+    }
 }
 
 pub fn poisoned() -> Error {

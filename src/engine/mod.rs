@@ -217,24 +217,13 @@ impl Engine {
         let (report_sender, report_receiver) = mpsc::channel::<Outcome>();
         // Whatever finds the database away pauses the workers at once: nothing starts
         // that could not be recorded (the recorder does the same).
-        let warned = AtomicBool::new(false);
-        let warn_wait = |error: &Error, wait: Duration| {
-            scheduler.set_paused(true);
-            if link::worth_a_warning(error, wait) {
-                warned.store(true, Ordering::SeqCst);
-                log::warn!(
-                    "database unavailable, pausing delivery and retrying in {wait:?}: {error}"
-                );
-            } else {
-                log::debug!("database busy, pausing delivery and retrying in {wait:?}: {error}");
-            }
-        };
-        let recovered = || {
-            scheduler.set_paused(false);
-            if warned.swap(false, Ordering::SeqCst) {
-                log::warn!("database available again; delivery goes on");
-            }
-        };
+        let pauses = link::Pauses::new(
+            scheduler,
+            "database unavailable",
+            "database available again; delivery goes on",
+        );
+        let warn_wait = |error: &Error, wait: Duration| pauses.wait(error, wait);
+        let recovered = || pauses.recovered();
         let delivered = thread::scope(|scope| {
             let recorder = scope.spawn(|| {
                 record::record_loop(
@@ -397,7 +386,7 @@ impl Engine {
             db.write_transaction(|db| {
                 let run_id = runs::start(
                     db,
-                    &runs::NewRun {
+                    &runs::RunStart {
                         token: self.identity.token.clone(),
                         host: self.identity.host.clone(),
                         pid: self.identity.pid as i32,
@@ -408,16 +397,19 @@ impl Engine {
                 )?;
                 let mut live_tokens = Vec::new();
                 for run in runs::unfinished_on(db, &self.identity.host, run_id)? {
-                    if !self.identity.knows_gone(&run.host, run.pid, &run.process) {
-                        live_tokens.push(run.token);
+                    if !self
+                        .identity
+                        .knows_gone(&run.start.host, run.start.pid, &run.start.process)
+                    {
+                        live_tokens.push(run.start.token);
                     } else {
-                        let taken = callbacks::expire_claims_of(db, &run.token)?;
+                        let taken = callbacks::expire_claims_of(db, &run.start.token)?;
                         runs::mark_died(db, run.id)?;
                         if taken > 0 {
                             log::warn!(
                                 "run {} (pid {}) died holding {taken} callbacks; taking them back",
-                                run.token,
-                                run.pid
+                                run.start.token,
+                                run.start.pid
                             );
                         }
                     }

@@ -58,24 +58,13 @@ pub fn record_loop(
     let mut failure = None;
     let mut unrecorded = Vec::new();
     let mut finished = false;
-    let warned = std::sync::atomic::AtomicBool::new(false);
-    let pause = |error: &crate::Error, wait: Duration| {
-        scheduler.set_paused(true);
-        if super::link::worth_a_warning(error, wait) {
-            warned.store(true, std::sync::atomic::Ordering::SeqCst);
-            log::warn!(
-                "cannot record outcomes, pausing delivery and retrying in {wait:?}: {error}"
-            );
-        } else {
-            log::debug!("cannot record outcomes yet, retrying in {wait:?}: {error}");
-        }
-    };
-    let resume = || {
-        scheduler.set_paused(false);
-        if warned.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            log::warn!("recording outcomes again; delivery goes on");
-        }
-    };
+    let pauses = super::link::Pauses::new(
+        scheduler,
+        "cannot record outcomes",
+        "recording outcomes again; delivery goes on",
+    );
+    let pause = |error: &crate::Error, wait: Duration| pauses.wait(error, wait);
+    let resume = || pauses.recovered();
     let policy = RetryPolicy {
         give_up_at: limits.give_up_at,
         stopping: limits.stopping,

@@ -14,9 +14,9 @@ use super::{now, with_conn, Db};
 use crate::error::Result;
 
 /// Who is running: written when a run starts.
-#[derive(Debug, Clone, Insertable)]
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = super::schema::httphooks_runs)]
-pub struct NewRun {
+pub struct RunStart {
     pub token: String,
     pub host: String,
     pub pid: i32,
@@ -45,12 +45,8 @@ pub struct RunEnd {
 #[diesel(table_name = super::schema::httphooks_runs)]
 pub struct Run {
     pub id: i64,
-    pub token: String,
-    pub host: String,
-    pub pid: i32,
-    pub process: String,
-    pub started_at: NaiveDateTime,
-    pub following: bool,
+    #[diesel(embed)]
+    pub start: RunStart,
     /// Empty while it runs (or when it died), but for the counts of a following run,
     /// written as it goes.
     #[diesel(embed)]
@@ -59,7 +55,7 @@ pub struct Run {
 
 /// Records that a run started; returns its id (found by its token, which is the run's
 /// own: not every backend returns what it inserted).
-pub fn start(db: &mut Db, run: &NewRun) -> Result<i64> {
+pub fn start(db: &mut Db, run: &RunStart) -> Result<i64> {
     with_conn!(db, |conn| {
         diesel::insert_into(r::httphooks_runs)
             .values(run)
