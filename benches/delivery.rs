@@ -22,6 +22,13 @@
 //!       A receiver that takes 10 ms plus 10 ms per request it is already serving:
 //!       how many requests it is given at once over time (the limiter settling).
 //!
+//!   cargo bench --bench delivery -- --scenario latency [--backend …] [--concurrency 16]
+//!       One `send_callbacks --follow` run, and a writer committing single-row
+//!       transactions at a steady rate (idle 8 s, then 20/s, 1,000/s and 5,000/s for
+//!       10 s each): per phase, the time from each commit's return to its request's
+//!       arrival (p50, p95, p99, max), the commit rate achieved, the sender's CPU, and
+//!       that every row arrived exactly once.
+//!
 //! PostgreSQL runs in a schema of its own in the database named by
 //! HTTPHOOKS_TEST_POSTGRES_URL; MySQL in a database of its own on the server named by
 //! HTTPHOOKS_TEST_MYSQL_URL.
@@ -208,6 +215,7 @@ fn main() {
     match options.scenario.as_str() {
         "hanging" => return hanging(&db, &options),
         "slowdown" => return slowdown(&db, &options),
+        "latency" => return latency(&db, &options),
         _ => {}
     }
     let backend = if options.postgres {
@@ -660,5 +668,193 @@ fn slowdown(db: &TestDb, options: &Options) {
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
         10 + 10 * options.concurrency
+    );
+}
+
+/// The CPU time (user + system) a process has used so far, from /proc.
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // utime and stime are the 14th and 15th fields; the rest starts at the 3rd.
+    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / per_second)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// How `send_callbacks --follow` keeps up with a writer: see the module's comment.
+fn latency(db: &TestDb, options: &Options) {
+    use std::collections::HashMap;
+    let receiver = Server::start(|_| Reply::Status(200));
+    db.sql(&format!(
+        "CREATE TABLE events ({}, v INTEGER)",
+        db.id_column()
+    ));
+    run(
+        db,
+        &[
+            "hooks",
+            "add",
+            "events",
+            "--table",
+            "events",
+            "--events",
+            "insert",
+            "--url",
+            &receiver.url("/events"),
+        ],
+    );
+    const PHASES: [(&str, u32, u64); 4] = [
+        ("idle", 0, 8),
+        ("sparse", 20, 10),
+        ("burst", 1_000, 10),
+        ("fast", 5_000, 10),
+    ];
+    let concurrency = options.concurrency.to_string();
+    let mut sender = binary()
+        .current_dir(db.dir.path())
+        .env("DATABASE_URL", &db.url)
+        .args([
+            "send_callbacks",
+            "--follow",
+            "--max-runtime",
+            "300s",
+            "--concurrency",
+            &concurrency,
+            "-q",
+        ])
+        .spawn()
+        .unwrap();
+    let pid = sender.id();
+    let started = Instant::now();
+    while db.count("SELECT COUNT(*) AS n FROM httphooks_runs WHERE ended_at IS NULL") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the run started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // The writer: an application committing one row per transaction, with the
+    // settings a high-rate writer uses (its own commits need not wait for the disk).
+    let mut writer = db.connect();
+    if db.is_sqlite() {
+        writer.sql("PRAGMA synchronous = NORMAL");
+    } else if db.is_postgres() {
+        writer.sql("SET synchronous_commit = off");
+    }
+    let backend = if db.is_postgres() {
+        "PostgreSQL"
+    } else if db.is_mysql() {
+        "MySQL/MariaDB"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "scenario latency: {backend}, one send_callbacks --follow run, concurrency {concurrency}"
+    );
+    println!("| phase | commits/s asked | achieved | rows | p50 | p95 | p99 | max | sender CPU | of a core |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut committed: HashMap<i64, Instant> = HashMap::new();
+    let mut next_id: i64 = 1;
+    for (name, rate, seconds) in PHASES {
+        let cpu_before = cpu_of(pid);
+        let phase_started = Instant::now();
+        let first_id = next_id;
+        let rows = u64::from(rate) * seconds;
+        for i in 0..rows {
+            let due = phase_started + Duration::from_secs_f64(i as f64 / f64::from(rate));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            writer.sql(&format!("INSERT INTO events (id, v) VALUES ({next_id}, 1)"));
+            committed.insert(next_id, Instant::now());
+            next_id += 1;
+        }
+        let writing = phase_started.elapsed();
+        if rows == 0 {
+            std::thread::sleep(Duration::from_secs(seconds));
+        }
+        // Every row of the phase arrived (or 30 s passed).
+        let waiting = Instant::now();
+        while receiver.received().len() < (next_id - 1) as usize
+            && waiting.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let cpu = cpu_of(pid) - cpu_before;
+        let wall = phase_started.elapsed();
+        let mut latencies: Vec<f64> = receiver
+            .received()
+            .iter()
+            .filter_map(|request| {
+                let body: serde_json::Value = serde_json::from_str(&request.body).ok()?;
+                let id = body["object_serialization"]["id"].as_i64()?;
+                (id >= first_id && id < next_id).then(|| {
+                    request
+                        .at
+                        .saturating_duration_since(committed[&id])
+                        .as_secs_f64()
+                        * 1000.0
+                })
+            })
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let ms = |p: f64| format!("{:.1} ms", percentile(&latencies, p));
+        let (achieved, p50, p95, p99, max) = if rows == 0 {
+            (
+                "-".to_owned(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            )
+        } else {
+            (
+                format!("{:.0}/s", rows as f64 / writing.as_secs_f64()),
+                ms(0.50),
+                ms(0.95),
+                ms(0.99),
+                ms(1.0),
+            )
+        };
+        println!(
+            "| {name} ({seconds} s) | {rate} | {achieved} | {}/{rows} | {p50} | {p95} | {p99} | {max} | {:.2} s in {:.1} s | {:.1} % |",
+            latencies.len(),
+            cpu.as_secs_f64(),
+            wall.as_secs_f64(),
+            100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+        );
+    }
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let status = sender.wait().unwrap();
+    let mut arrivals: HashMap<String, usize> = HashMap::new();
+    for request in receiver.received() {
+        *arrivals
+            .entry(request.header("webhook-id").unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    let rows = (next_id - 1) as usize;
+    let once = arrivals.values().all(|&n| n == 1);
+    println!(
+        "every row arrived exactly once: {} ({} rows, {} requests, {} distinct); the run ended with {status}",
+        if arrivals.len() == rows && once { "yes" } else { "NO" },
+        rows,
+        receiver.received().len(),
+        arrivals.len()
     );
 }

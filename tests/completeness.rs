@@ -762,53 +762,15 @@ fn an_outage_past_the_deadline(db: &TestDb, rows: &str, down: &dyn Fn(), up: &dy
     ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
 )]
 fn postgres_an_outage_past_the_deadline_sends_nothing_twice_beyond_what_was_in_flight() {
-    use diesel::connection::SimpleConnection;
-    use diesel::prelude::*;
-    let Some(admin) = TestDb::postgres() else {
+    let Some(db) = TestDb::postgres_database("hh_outage", "") else {
         return;
     };
-    let common::Kind::Postgres { base_url, .. } = &admin.kind else {
-        unreachable!()
-    };
-    let name = format!("hh_outage_{}", std::process::id());
-    let mut conn = PgConnection::establish(base_url).unwrap();
-    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .unwrap();
-    conn.batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let mut url = url::Url::parse(base_url).unwrap();
-    url.set_path(&name);
-    url.set_query(None);
-    let db = TestDb {
-        dir: tempfile::tempdir().unwrap(),
-        url: url.to_string(),
-        kind: common::Kind::PostgresDatabase,
-    };
-    let admin_sql = |sql: String| {
-        PgConnection::establish(base_url)
-            .unwrap()
-            .batch_execute(&sql)
-            .unwrap();
-    };
-    let result = std::panic::catch_unwind(|| {
-        an_outage_past_the_deadline(
-            &db,
-            "INSERT INTO t SELECT FROM generate_series(1, 20000)",
-            &|| {
-                admin_sql(format!(
-                    "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
-                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-                ))
-            },
-            &|| admin_sql(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")),
-        )
-    });
-    drop(db);
-    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    an_outage_past_the_deadline(
+        &db,
+        "INSERT INTO t SELECT FROM generate_series(1, 20000)",
+        &|| db.postgres_down(true),
+        &|| db.postgres_down(false),
+    );
 }
 
 /// MariaDB/MySQL: the run's user is locked out and its connections killed.

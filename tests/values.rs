@@ -230,31 +230,13 @@ fn postgres_type_families_are_captured_and_delivered() {
     ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
 )]
 fn postgres_sql_ascii_text_that_is_not_utf8_is_delivered_as_escaped_bytes() {
-    use diesel::connection::SimpleConnection;
-    use diesel::prelude::*;
-    let Some(admin) = TestDb::postgres() else {
+    let Some(db) = TestDb::postgres_database(
+        "hh_ascii",
+        "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+    ) else {
         return;
     };
-    let common::Kind::Postgres { base_url, .. } = &admin.kind else {
-        unreachable!()
-    };
-    let name = format!("hh_ascii_{}", std::process::id());
-    let mut conn = PgConnection::establish(base_url).unwrap();
-    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .unwrap();
-    conn.batch_execute(&format!(
-        "CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
-    ))
-    .unwrap();
-    let mut url = url::Url::parse(base_url).unwrap();
-    url.set_path(&name);
-    url.set_query(None);
-    let db = TestDb {
-        dir: tempfile::tempdir().unwrap(),
-        url: url.to_string(),
-        kind: common::Kind::PostgresDatabase,
-    };
-    let result = std::panic::catch_unwind(|| {
+    {
         let db = &db;
         db.ok(&["migrate"]);
         let server = Server::answering(200);
@@ -272,12 +254,6 @@ fn postgres_sql_ascii_text_that_is_not_utf8_is_delivered_as_escaped_bytes() {
             "A\\xffB"
         );
         db.ok(&["callbacks", "list"]);
-    });
-    drop(db);
-    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
     }
 }
 

@@ -11,9 +11,11 @@ use serde_json::json;
 use super::output::print_json;
 use crate::cli::Format;
 use crate::delivery::prepare;
+use crate::engine::process::RunIdentity;
 use crate::error::{Error, Result};
 use crate::storage::models::{Callback, Status};
-use crate::storage::{callbacks, health, now, runs, Db};
+use crate::storage::runs::{self, Run};
+use crate::storage::{callbacks, health, now, Db};
 
 /// Why, as a state name (the JSON `state`), the sentences, and the command that would
 /// change it.
@@ -250,18 +252,26 @@ fn held_by_environment(callback: &Callback) -> Option<Explanation> {
 fn due(db: &mut Db, callback: &Callback, now: NaiveDateTime) -> Result<Explanation> {
     let id = callback.id;
     let since = callback.next_attempt_at.unwrap_or(callback.created_at);
-    let last_run = runs::last_finished(db)?;
-    let last = match last_run.and_then(|run| run.end.ended_at) {
-        Some(ended) => format!(
-            "the last send_callbacks run finished {} ago",
-            span(now - ended)
+    let who = match following_run(db)? {
+        Some(run) => format!(
+            "send_callbacks run {} ({}:{}, following for {}) sends it as soon as it has room for it; if it is still due, that run was started with --hook_id for other hooks, or its endpoint is backing off",
+            run.id,
+            run.start.host,
+            run.start.pid,
+            span(now - run.start.started_at)
         ),
-        None => "no send_callbacks run has finished yet".to_owned(),
+        None => match runs::last_finished(db)?.and_then(|run| run.end.ended_at) {
+            Some(ended) => format!(
+                "the next send_callbacks run sends it (the last one finished {} ago)",
+                span(now - ended)
+            ),
+            None => "the next send_callbacks run sends it (no run has finished yet)".to_owned(),
+        },
     };
     Ok(Explanation {
         state: "due",
         why: format!(
-            "it is due since {} UTC ({} ago) {}; the next send_callbacks run sends it ({last}).",
+            "it is due since {} UTC ({} ago) {}; {who}.",
             since.format("%Y-%m-%d %H:%M:%S"),
             span(now - since),
             after_attempts(callback)
@@ -270,6 +280,15 @@ fn due(db: &mut Db, callback: &Callback, now: NaiveDateTime) -> Result<Explanati
             "httphooks send_callbacks --callback {id}   # send it now"
         )),
     })
+}
+
+/// A following run (`send_callbacks --follow`) that is alive, as far as this host can
+/// tell (a run of another host is taken at its word).
+fn following_run(db: &mut Db) -> Result<Option<Run>> {
+    let me = RunIdentity::current();
+    Ok(runs::following(db)?
+        .into_iter()
+        .find(|run| !me.knows_gone(&run.start.host, run.start.pid, &run.start.process)))
 }
 
 fn at(time: Option<NaiveDateTime>) -> String {

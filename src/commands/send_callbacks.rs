@@ -24,6 +24,11 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         // Beyond a century a deadline means none, and adding it to the clock could
         // overflow.
         .filter(|d: &std::time::Duration| d.as_secs() < 100 * 365 * 86_400);
+    if args.follow && max_runtime.is_none() {
+        return Err(Error::invalid(
+            "--follow needs --max-runtime, so that a following run ends and the next one takes over: run `httphooks send_callbacks --follow --max-runtime 58s` every minute",
+        ));
+    }
     let mut db = match open_within(url, started_at, max_runtime) {
         Ok(db) => db,
         // A database locked past the deadline: the run's summary, then why.
@@ -87,6 +92,7 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         max_runtime,
         started_at,
         quiet: args.quiet,
+        follow: args.follow,
     };
     let mut summary = Engine::new(Connector::new(url)?, options).run(&filter)?;
     if !args.quiet {

@@ -283,7 +283,11 @@ fn print_runs(recent: &[Run], now: chrono::NaiveDateTime) {
                 .end
                 .ended_at
                 .map(|e| format!("{} ago", span(now - e)))
-                .unwrap_or_else(|| "running".to_owned());
+                .unwrap_or_else(|| match run.start.following {
+                    // What it sent so far is in its row (written every few seconds).
+                    true => "following".to_owned(),
+                    false => "running".to_owned(),
+                });
             let took = run
                 .end
                 .ended_at

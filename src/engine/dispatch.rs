@@ -8,6 +8,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::follow::Follow;
 use super::jobs::{self, Preparation, Templates};
 use super::link::{retrying, Link, RetryPolicy};
 use super::scheduler::{Scheduler, START_MARGIN};
@@ -36,6 +37,27 @@ pub(super) struct Dispatch<'a> {
     pub(super) scheduler: &'a Scheduler,
     pub(super) policy: RetryPolicy<'a>,
     pub(super) pace: Pace,
+    /// A following run's state (`--follow`); None for a run that ends when drained.
+    pub(super) follow: Option<Follow>,
+}
+
+impl Dispatch<'_> {
+    /// Why the run must stop now, if it must.
+    pub(super) fn must_stop(
+        &self,
+        deadline: Option<Instant>,
+        stopping: &dyn Fn() -> bool,
+    ) -> Option<StopReason> {
+        if stopping() {
+            Some(StopReason::Signal)
+        } else if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            Some(StopReason::Deadline)
+        } else if self.scheduler.lock().failed {
+            Some(StopReason::Error)
+        } else {
+            None
+        }
+    }
 }
 
 /// How long claims take (smoothed): endpoints keep enough requests ready to cover two.
@@ -54,7 +76,9 @@ impl Pace {
 }
 
 impl Engine {
-    /// reached, a signal arrives or the database fails for good.
+    /// Claims and queues callbacks until nothing is due (a following run: until its
+    /// deadline), the limit or the deadline is reached, a signal arrives or the database
+    /// fails for good.
     pub(super) fn dispatch(
         &self,
         link: &Mutex<Link>,
@@ -63,14 +87,8 @@ impl Engine {
         stopping: &dyn Fn() -> bool,
     ) -> Result<StopReason> {
         loop {
-            if stopping() {
-                return Ok(StopReason::Signal);
-            }
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return Ok(StopReason::Deadline);
-            }
-            if d.scheduler.lock().failed {
-                return Ok(StopReason::Error);
+            if let Some(reason) = d.must_stop(deadline, stopping) {
+                return Ok(reason);
             }
             self.renew_expiring(link, d)?;
             self.mark_ready(link, d)?;
@@ -131,8 +149,17 @@ impl Engine {
                 })
             })?;
             d.pace.claimed(before_claim.elapsed(), d.scheduler);
+            if let Some(follow) = &mut d.follow {
+                follow.claimed(!claimed.is_empty());
+            }
             if claimed.is_empty() {
                 log::debug!("claimed none; {outstanding} were outstanding");
+                if d.follow.is_some() {
+                    match self.wait_for_work(link, d, deadline, stopping, outstanding)? {
+                        Some(reason) => return Ok(reason),
+                        None => continue,
+                    }
+                }
                 if outstanding == 0 {
                     return Ok(StopReason::Done);
                 }
@@ -276,8 +303,9 @@ impl Engine {
     }
 
     /// Marks as started what endpoints can start soon, renewing their leases.
-    fn mark_ready(&self, link: &Mutex<Link>, d: &mut Dispatch) -> Result<()> {
-        let to_mark = d.scheduler.update(|q| q.take_to_mark());
+    pub(super) fn mark_ready(&self, link: &Mutex<Link>, d: &mut Dispatch) -> Result<()> {
+        // Taking wakes no worker: only what is added may start.
+        let to_mark = d.scheduler.lock().take_to_mark();
         if to_mark.is_empty() {
             return Ok(());
         }
@@ -311,13 +339,11 @@ impl Engine {
 
     /// Renews the leases of callbacks that have waited long; drops those that another
     /// run has taken meanwhile.
-    fn renew_expiring(&self, link: &Mutex<Link>, d: &mut Dispatch) -> Result<()> {
+    pub(super) fn renew_expiring(&self, link: &Mutex<Link>, d: &mut Dispatch) -> Result<()> {
         let now = Instant::now();
-        let expiring = d.scheduler.update(|q| {
-            q.take_expiring(|job| {
-                job.lease_until.saturating_duration_since(now)
-                    < job.timeout + START_MARGIN + RENEW_AHEAD
-            })
+        let expiring = d.scheduler.lock().take_expiring(|job| {
+            job.lease_until.saturating_duration_since(now)
+                < job.timeout + START_MARGIN + RENEW_AHEAD
         });
         if expiring.is_empty() {
             return Ok(());

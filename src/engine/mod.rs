@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod dispatch;
+mod follow;
 mod jobs;
 mod limiter;
 mod link;
@@ -84,6 +85,8 @@ pub struct Options {
     /// When the run began (the command started), which its deadline counts from.
     pub started_at: Instant,
     pub quiet: bool,
+    /// Wait for new callbacks once the queue is drained, until the deadline (`follow.rs`).
+    pub follow: bool,
 }
 
 pub struct Engine {
@@ -237,6 +240,7 @@ impl Engine {
                         round: self.concurrency(),
                         give_up_at: deadline,
                         stopping,
+                        following_run: self.options.follow.then_some(opened.run_id),
                     },
                 )
             });
@@ -267,6 +271,7 @@ impl Engine {
                     on_recovered: &recovered,
                 },
                 pace: Default::default(),
+                follow: self.options.follow.then(follow::Follow::default),
             };
             let dispatched = self.dispatch(&opened.claims, &mut dispatch, deadline, stopping);
             match dispatched {
@@ -392,7 +397,7 @@ impl Engine {
                         pid: self.identity.pid as i32,
                         process: self.identity.process.clone(),
                         started_at: crate::storage::now(),
-                        following: false,
+                        following: self.options.follow,
                     },
                 )?;
                 let mut live_tokens = Vec::new();

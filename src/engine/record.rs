@@ -15,6 +15,7 @@ use super::link::{retrying, Link, RetryPolicy};
 use super::scheduler::Scheduler;
 use super::Summary;
 use crate::storage::callbacks::{self, Outcome};
+use crate::storage::runs;
 
 /// The longest an outcome waits to be written.
 const RECORD_DELAY: Duration = Duration::from_millis(50);
@@ -24,6 +25,8 @@ const RECORD_DELAY: Duration = Duration::from_millis(50);
 const ROUND_DELAY: Duration = Duration::from_millis(10);
 /// How often to look again while the dispatcher waits for room.
 const EAGER_DELAY: Duration = Duration::from_millis(2);
+/// How often a following run writes what it has done so far.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Limits<'a> {
     /// Outcomes per write at most.
@@ -33,6 +36,9 @@ pub struct Limits<'a> {
     /// How long to keep trying when the database is away (the run's deadline).
     pub give_up_at: Option<Instant>,
     pub stopping: &'a dyn Fn() -> bool,
+    /// A following run's id: its counts are written to its row as it goes, every
+    /// [`PROGRESS_EVERY`], for `status`.
+    pub following_run: Option<i64>,
 }
 
 /// What the recorder did: what it recorded and, when the database went away for good,
@@ -58,6 +64,7 @@ pub fn record_loop(
     let mut failure = None;
     let mut unrecorded = Vec::new();
     let mut finished = false;
+    let mut progress_written = (Instant::now(), 0);
     let pauses = super::link::Pauses::new(
         scheduler,
         "cannot record outcomes",
@@ -97,6 +104,9 @@ pub fn record_loop(
             || eager
             || waited >= RECORD_DELAY
             || (outcomes.len() >= limits.round && waited >= ROUND_DELAY);
+        if let Some(run) = limits.following_run {
+            write_progress(link, run, &summary, &mut progress_written);
+        }
         if outcomes.is_empty() || !due {
             continue;
         }
@@ -133,4 +143,36 @@ pub fn record_loop(
         failure,
         unrecorded,
     }
+}
+
+/// Writes a following run's counts when they changed and [`PROGRESS_EVERY`] passed;
+/// best effort (the run's end writes them anyway).
+fn write_progress(
+    link: &Mutex<Link>,
+    run: i64,
+    summary: &Summary,
+    (written_at, written): &mut (Instant, usize),
+) {
+    let done = summary.sent + summary.retried + summary.failed;
+    if done == *written || written_at.elapsed() < PROGRESS_EVERY {
+        return;
+    }
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let Ok(mut link) = link.lock() else {
+        return;
+    };
+    let wrote = link.run(|db| {
+        runs::progress(
+            db,
+            run,
+            count(summary.sent),
+            count(summary.retried),
+            count(summary.failed),
+        )
+    });
+    if let Err(error) = wrote {
+        log::debug!("could not write this run's progress: {error}");
+    }
+    *written_at = Instant::now();
+    *written = done;
 }

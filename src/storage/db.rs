@@ -218,6 +218,19 @@ impl Db {
         Ok(rows.first().map(|row| row.created_at))
     }
 
+    /// Whether triggers or enqueue wrote callbacks not admitted yet: one indexed read
+    /// (a following run asks every few milliseconds).
+    pub fn has_new_callbacks(&mut self) -> Result<bool> {
+        use super::schema::httphooks_new_callbacks::dsl as n;
+        use diesel::{OptionalExtension, QueryDsl, RunQueryDsl};
+        let first: Option<i64> = with_conn!(self, |conn| n::httphooks_new_callbacks
+            .select(n::id)
+            .order(n::id)
+            .first(conn)
+            .optional())?;
+        Ok(first.is_some())
+    }
+
     /// Runs `f` in a transaction that takes the write lock up front on SQLite, so that
     /// concurrent writers wait for `busy_timeout` instead of failing half-way. Goes
     /// through diesel's transaction manager, so diesel's own nested transactions (SQLite

@@ -77,6 +77,22 @@ pub fn end(db: &mut Db, id: i64, end: &RunEnd) -> Result<()> {
     Ok(())
 }
 
+/// What a following run has done so far, for `status` while it runs.
+pub fn progress(db: &mut Db, id: i64, sent: i32, retried: i32, failed: i32) -> Result<()> {
+    with_conn!(db, |conn| diesel::update(
+        r::httphooks_runs
+            .filter(r::id.eq(id))
+            .filter(r::ended_at.is_null())
+    )
+    .set((
+        r::sent.eq(sent),
+        r::retried.eq(retried),
+        r::failed.eq(failed)
+    ))
+    .execute(conn))?;
+    Ok(())
+}
+
 /// Runs of `host` that have not ended, other than `except` (this run).
 pub fn unfinished_on(db: &mut Db, host: &str, except: i64) -> Result<Vec<Run>> {
     with_conn!(db, |conn| Ok(r::httphooks_runs
@@ -84,6 +100,16 @@ pub fn unfinished_on(db: &mut Db, host: &str, except: i64) -> Result<Vec<Run>> {
         .filter(r::ended_at.is_null())
         .filter(r::host.eq(host))
         .filter(r::id.ne(except))
+        .load(conn)?))
+}
+
+/// Following runs (`send_callbacks --follow`) that have not ended, newest first.
+pub fn following(db: &mut Db) -> Result<Vec<Run>> {
+    with_conn!(db, |conn| Ok(r::httphooks_runs
+        .select(Run::as_select())
+        .filter(r::ended_at.is_null())
+        .filter(r::following.eq(true))
+        .order(r::id.desc())
         .load(conn)?))
 }
 

@@ -87,6 +87,15 @@ callback_table!(
     }
 );
 
+// Where triggers and enqueue write (their other columns differ per backend): only the
+// key is read through diesel, so that a following run's look for new rows is a cached
+// prepared statement.
+diesel::table! {
+    httphooks_new_callbacks (id) {
+        id -> BigInt,
+    }
+}
+
 diesel::table! {
     httphooks_runs (id) {
         id -> BigInt,

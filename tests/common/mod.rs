@@ -28,7 +28,10 @@ pub enum Kind {
         schema: String,
     },
     /// A whole PostgreSQL database that the test made (and drops) itself.
-    PostgresDatabase,
+    PostgresDatabase {
+        base_url: String,
+        name: String,
+    },
     /// A MySQL database of its own (dropped afterwards).
     Mysql {
         server_url: String,
@@ -79,6 +82,50 @@ impl TestDb {
             url,
             kind: Kind::Postgres { base_url, schema },
         })
+    }
+
+    /// A PostgreSQL database of the test's own, made with `options` (`ENCODING …`), for
+    /// tests that change the whole database (its encoding, whether it takes
+    /// connections); dropped afterwards. None as for [`Self::postgres`].
+    pub fn postgres_database(prefix: &str, options: &str) -> Option<TestDb> {
+        // TestDb::postgres says why it skips, or fails under CI.
+        let base_url = std::env::var(POSTGRES_URL_VAR)
+            .ok()
+            .filter(|_| TestDb::postgres().is_some())?;
+        let name = format!("{prefix}_{:016x}", rand_u64());
+        PgConnection::establish(&base_url)
+            .unwrap()
+            .batch_execute(&format!("CREATE DATABASE {name} {options}"))
+            .unwrap();
+        let mut url = url::Url::parse(&base_url).unwrap();
+        url.set_path(&name);
+        url.set_query(None);
+        Some(TestDb {
+            dir: tempfile::tempdir().unwrap(),
+            url: url.to_string(),
+            kind: Kind::PostgresDatabase { base_url, name },
+        })
+    }
+
+    /// A database of the test's own (see [`Self::postgres_database`]) stops taking
+    /// connections and loses the ones it has, as if its server went down; or, with
+    /// `false`, comes back.
+    pub fn postgres_down(&self, down: bool) {
+        let Kind::PostgresDatabase { base_url, name } = &self.kind else {
+            panic!("only a database of the test's own can go down")
+        };
+        let sql = if down {
+            format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            )
+        } else {
+            format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        };
+        PgConnection::establish(base_url)
+            .unwrap()
+            .batch_execute(&sql)
+            .unwrap();
     }
 
     /// None when MySQL is not configured (build.rs then marks the MySQL tests ignored);
@@ -145,7 +192,10 @@ impl TestDb {
     }
 
     pub fn is_postgres(&self) -> bool {
-        matches!(self.kind, Kind::Postgres { .. } | Kind::PostgresDatabase)
+        matches!(
+            self.kind,
+            Kind::Postgres { .. } | Kind::PostgresDatabase { .. }
+        )
     }
 
     /// The binary, run in this test's directory against this database.
@@ -212,10 +262,15 @@ impl TestDb {
     /// A separate connection, as any other client of the application's database.
     pub fn connect(&self) -> Client {
         match &self.kind {
-            Kind::Sqlite => Client::Sqlite(
-                SqliteConnection::establish(self.url.trim_start_matches("sqlite://")).unwrap(),
-            ),
-            Kind::Postgres { .. } | Kind::PostgresDatabase => {
+            Kind::Sqlite => {
+                let mut conn =
+                    SqliteConnection::establish(self.url.trim_start_matches("sqlite://")).unwrap();
+                // As applications do (Django's default): wait for a writer rather than
+                // fail at once.
+                conn.batch_execute("PRAGMA busy_timeout = 5000").unwrap();
+                Client::Sqlite(conn)
+            }
+            Kind::Postgres { .. } | Kind::PostgresDatabase { .. } => {
                 Client::Postgres(PgConnection::establish(&self.url).unwrap())
             }
             #[cfg(feature = "mysql")]
@@ -301,6 +356,11 @@ impl Drop for TestDb {
                 ));
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+            }
+        }
+        if let Kind::PostgresDatabase { base_url, name } = &self.kind {
+            if let Ok(mut conn) = PgConnection::establish(base_url) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
             }
         }
         #[cfg(feature = "mysql")]
