@@ -385,7 +385,7 @@ pub struct HookEditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CallbacksCommand {
-    /// List callbacks, newest first.
+    /// List callbacks, newest first; or count them per hook and failure reason.
     List {
         /// waiting, sent or error; held lists the waiting callbacks of disabled hooks.
         #[arg(long, value_parser = status_names::<ListedStatus>(&["waiting", "held", "sent", "error"]))]
@@ -393,8 +393,15 @@ pub enum CallbacksCommand {
         /// Only callbacks of the hook with this name.
         #[arg(long)]
         hook: Option<String>,
+        #[command(flatten)]
+        made: MadeBetween,
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
+        /// Count the callbacks instead of listing them: per hook, per reason (the
+        /// outcome without its attempt numbers), or both (`hook,reason`).
+        #[arg(long = "group-by", visible_alias = "group_by", value_delimiter = ',',
+              value_parser = ["hook", "reason"])]
+        group_by: Vec<String>,
         #[command(flatten)]
         format: FormatArg,
     },
@@ -410,12 +417,19 @@ pub enum CallbacksCommand {
         #[command(flatten)]
         format: FormatArg,
     },
-    /// Put callbacks back to waiting, due now. Those that never rendered (nothing was
-    /// sent for them) are rendered with their hook's current template.
+    /// Put callbacks back to waiting, due now: by id, or all that match the filters
+    /// (failed ones unless --status says otherwise). Those that never rendered (nothing
+    /// was sent for them) are rendered with their hook's current template.
     Retry {
-        #[arg(required = true)]
+        /// The callbacks; or choose them with --hook, --status, --since, --until.
         ids: Vec<i64>,
-        /// Send callbacks that were already sent once more.
+        #[command(flatten)]
+        filter: OperatorFilter,
+        /// error (the default with filters) or sent (a replay: needs --force).
+        #[arg(long, value_parser = status_names::<Status>(&["error", "sent"]), conflicts_with = "ids")]
+        status: Option<Status>,
+        /// Send callbacks that were already sent once more (the same webhook-id, so
+        /// receivers can tell).
         #[arg(long)]
         force: bool,
         /// Render the body again with the hook's current template and content type,
@@ -423,11 +437,70 @@ pub enum CallbacksCommand {
         #[arg(long = "with-current-hook", visible_alias = "with_current_hook")]
         with_current_hook: bool,
     },
-    /// Cancel waiting callbacks (they become errors and are not sent).
+    /// Cancel waiting callbacks (they become errors and are not sent): by id, or all
+    /// waiting ones that match the filters.
     Cancel {
-        #[arg(required = true)]
+        /// The callbacks; or choose them with --hook, --since, --until.
         ids: Vec<i64>,
+        #[command(flatten)]
+        filter: OperatorFilter,
     },
+}
+
+/// When callbacks were made: `--since 6h` (ago) or a time (`2026-12-01T08:00:00Z`,
+/// `2026-12-01 08:00`, UTC).
+#[derive(Debug, Args, Clone, Default)]
+pub struct MadeBetween {
+    /// Only callbacks made at or after this (a span ago, e.g. 6h, 2d; or a UTC time).
+    #[arg(long, value_name = "AGO|TIME", value_parser = parse_moment)]
+    pub since: Option<chrono::NaiveDateTime>,
+    /// Only callbacks made before this (a span ago or a UTC time).
+    #[arg(long, value_name = "AGO|TIME", value_parser = parse_moment)]
+    pub until: Option<chrono::NaiveDateTime>,
+}
+
+/// Which callbacks `callbacks retry` and `cancel` take when no ids are given.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OperatorFilter {
+    /// Only callbacks of the hook with this name (repeatable).
+    #[arg(long, conflicts_with = "ids")]
+    pub hook: Vec<String>,
+    #[command(flatten)]
+    pub made: MadeBetween,
+    /// Say how many callbacks would change, and change nothing.
+    #[arg(long = "dry-run", visible_alias = "dry_run")]
+    pub dry_run: bool,
+}
+
+/// A moment as `--since`/`--until` take it: a span before now (`90m`, `6h`, `2d`), or a
+/// UTC time (RFC 3339, or `YYYY-MM-DD[ HH:MM[:SS]]`).
+fn parse_moment(text: &str) -> Result<chrono::NaiveDateTime, String> {
+    if let Ok(span) = humantime::parse_duration(text) {
+        let span = chrono::Duration::from_std(span).map_err(|e| e.to_string())?;
+        return chrono::Utc::now()
+            .naive_utc()
+            .checked_sub_signed(span)
+            .ok_or_else(|| format!("{text} ago is before any date"));
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.naive_utc());
+    }
+    for format in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(time) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return Ok(time);
+        }
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day.and_time(chrono::NaiveTime::MIN));
+    }
+    Err(format!(
+        "`{text}` is neither a span ago (6h, 2d, 90m) nor a UTC time (2026-12-01T08:00:00Z, 2026-12-01 08:00)"
+    ))
 }
 
 #[derive(Debug, Args)]

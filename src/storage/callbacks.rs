@@ -279,16 +279,17 @@ impl std::str::FromStr for ListedStatus {
 pub struct ListFilter {
     pub status: Option<ListedStatus>,
     pub hook_name: Option<String>,
+    pub made_since: Option<NaiveDateTime>,
+    pub made_until: Option<NaiveDateTime>,
     pub limit: i64,
 }
 
-pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
-    with_conn!(db, |conn| {
+/// `$query` (boxed, on the callback details) narrowed by a [`ListFilter`].
+macro_rules! listed {
+    ($query:expr, $filter:expr) => {{
         use httphooks_callback_details::dsl as c;
-        let mut query = callbacks_with_settings!()
-            .select(Callback::as_select())
-            .order(c::id.desc())
-            .into_boxed();
+        let filter: &ListFilter = $filter;
+        let mut query = $query;
         match filter.status {
             Some(ListedStatus::Held) => {
                 query = query
@@ -301,7 +302,45 @@ pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
         if let Some(hook) = &filter.hook_name {
             query = query.filter(c::hook_name.eq(hook.clone()));
         }
-        Ok(query.limit(filter.limit).load(conn)?)
+        if let Some(since) = filter.made_since {
+            query = query.filter(c::created_at.ge(since));
+        }
+        if let Some(until) = filter.made_until {
+            query = query.filter(c::created_at.lt(until));
+        }
+        query
+    }};
+}
+
+pub fn list(db: &mut Db, filter: &ListFilter) -> Result<Vec<Callback>> {
+    with_conn!(db, |conn| {
+        use httphooks_callback_details::dsl as c;
+        let query = callbacks_with_settings!()
+            .select(Callback::as_select())
+            .order(c::id.desc())
+            .into_boxed();
+        Ok(listed!(query, filter).limit(filter.limit).load(conn)?)
+    })
+}
+
+/// Hook name and outcome of up to `limit` callbacks the filter lists, newest first,
+/// below `before` (an id): what `callbacks list --group-by` counts, a page at a time.
+pub fn outcomes_page(
+    db: &mut Db,
+    filter: &ListFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<(i64, String, String)>> {
+    with_conn!(db, |conn| {
+        use httphooks_callback_details::dsl as c;
+        let mut query = c::httphooks_callback_details
+            .select((c::id, c::hook_name, c::status_details))
+            .order(c::id.desc())
+            .into_boxed();
+        if let Some(before) = before {
+            query = query.filter(c::id.lt(before));
+        }
+        Ok(listed!(query, filter).limit(limit).load(conn)?)
     })
 }
 
@@ -397,6 +436,96 @@ pub fn retry(db: &mut Db, ids: &[i64], rerender: bool) -> Result<Retried> {
     Ok(Retried {
         waiting,
         rerendered,
+    })
+}
+
+/// The callbacks an operator's command takes by filter (`callbacks retry|cancel`
+/// without ids): of these hooks (all when empty), with this status, made in this span.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub hook_ids: Vec<i64>,
+    pub status: Status,
+    pub made_since: Option<NaiveDateTime>,
+    pub made_until: Option<NaiveDateTime>,
+    /// Leave out what [`LeftOut`] counts.
+    pub only_sendable: bool,
+}
+
+/// What a selection of sendable callbacks leaves out: callbacks that hold no change (uncaptured), and those
+/// of removed hooks (no run would send them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeftOut {
+    pub uncaptured: i64,
+    pub hook_removed: i64,
+}
+
+macro_rules! selected {
+    ($selection:expr) => {{
+        use httphooks_callbacks::dsl as c;
+        let selection: &Selection = $selection;
+        let mut query = c::httphooks_callbacks
+            .filter(c::status.eq(selection.status))
+            .into_boxed();
+        if !selection.hook_ids.is_empty() {
+            query = query.filter(c::hook_id.eq_any(selection.hook_ids.clone()));
+        }
+        if let Some(since) = selection.made_since {
+            query = query.filter(c::created_at.ge(since));
+        }
+        if let Some(until) = selection.made_until {
+            query = query.filter(c::created_at.lt(until));
+        }
+        query
+    }};
+}
+
+/// Up to `limit` ids of callbacks that `selection` takes, above `after`, in id order
+/// (a million matches are gone through a batch at a time); leaves out what
+/// [`LeftOut`] counts.
+pub fn select_batch(
+    db: &mut Db,
+    selection: &Selection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<i64>> {
+    use super::schema::httphooks_hooks::dsl as h;
+    use httphooks_callbacks::dsl as c;
+    with_conn!(db, |conn| {
+        let mut query = selected!(selection).select(c::id).filter(c::id.gt(after));
+        if selection.only_sendable {
+            query = query
+                .filter(c::event_data.ne(UNCAPTURED))
+                .filter(c::hook_id.eq_any(h::httphooks_hooks.select(h::id)));
+        }
+        Ok(query.order(c::id).limit(limit).load(conn)?)
+    })
+}
+
+/// How many callbacks `selection` matches in all, and what a selection of sendable
+/// ones leaves out of them.
+pub fn count_selected(db: &mut Db, selection: &Selection) -> Result<(i64, LeftOut)> {
+    use super::schema::httphooks_hooks::dsl as h;
+    use httphooks_callbacks::dsl as c;
+    with_conn!(db, |conn| {
+        let all: i64 = selected!(selection).count().get_result(conn)?;
+        let uncaptured: i64 = selected!(selection)
+            .filter(c::event_data.eq(UNCAPTURED))
+            .count()
+            .get_result(conn)?;
+        let hook_removed: i64 = selected!(selection)
+            .filter(c::event_data.ne(UNCAPTURED))
+            .filter(diesel::dsl::not(
+                c::hook_id.eq_any(h::httphooks_hooks.select(h::id)),
+            ))
+            .count()
+            .get_result(conn)?;
+        Ok((
+            all,
+            LeftOut {
+                uncaptured,
+                hook_removed,
+            },
+        ))
     })
 }
 

@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+mod change;
+mod grouped;
+
 use serde_json::{json, Value};
 
 use super::output::{clip, optional_timestamp, print_json, print_table, say, timestamp};
@@ -21,15 +24,22 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
         CallbacksCommand::List {
             status,
             hook,
+            made,
             limit,
+            group_by,
             format,
         } => {
             let filter = ListFilter {
                 status,
                 hook_name: hook,
+                made_since: made.since,
+                made_until: made.until,
                 limit,
             };
-            list(&mut db, &filter, format.format)
+            match group_by.is_empty() {
+                true => list(&mut db, &filter, format.format),
+                false => grouped::print(&mut db, &filter, &group_by, format.format),
+            }
         }
         CallbacksCommand::Show { id, format } => show(&mut db, id, format.format),
         CallbacksCommand::Explain { id, format } => {
@@ -37,169 +47,23 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
         }
         CallbacksCommand::Retry {
             ids,
+            filter,
+            status,
             force,
             with_current_hook,
-        } => {
-            require_existing(&mut db, &ids)?;
-            refuse_in_flight(&mut db, &ids)?;
-            refuse_uncaptured(&mut db, &ids)?;
-            refuse_without_hook(&mut db, &ids)?;
-            if !force {
-                refuse_sent(&mut db, &ids)?;
-            }
-            if with_current_hook {
-                refuse_unrenderable(&mut db, &ids)?;
-            }
-            let retried = callbacks::retry(&mut db, &ids, with_current_hook)?;
-            let rendered = match retried.rerendered {
-                0 => String::new(),
-                n => format!(
-                    "; {n} will be rendered with their hook's current template and content type"
-                ),
-            };
-            println!(
-                "{} callback(s) waiting again, due now{rendered}",
-                retried.waiting
-            );
-            Ok(())
-        }
-        CallbacksCommand::Cancel { ids } => {
-            require_existing(&mut db, &ids)?;
-            refuse_in_flight(&mut db, &ids)?;
-            let changed = callbacks::cancel(
-                &mut db,
-                callbacks::Which::Ids(&ids),
-                "cancelled by operator",
-            )?;
-            let skipped = ids.len() - changed;
-            println!(
-                "cancelled {changed} callback(s){}",
-                if skipped > 0 {
-                    format!("; {skipped} were not waiting and stay as they are")
-                } else {
-                    String::new()
-                }
-            );
-            Ok(())
-        }
+        } => change::retry(
+            &mut db,
+            &ids,
+            &filter,
+            change::Retry {
+                status,
+                force,
+                with_current_hook,
+            },
+        ),
+        CallbacksCommand::Cancel { ids, filter } => change::cancel(&mut db, &ids, &filter),
     }?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Refuses the whole command when any id does not exist, so nothing half-happens.
-fn require_existing(db: &mut Db, ids: &[i64]) -> Result<()> {
-    let existing = callbacks::existing_ids(db, ids)?;
-    let missing: Vec<String> = ids
-        .iter()
-        .filter(|id| !existing.contains(id))
-        .map(i64::to_string)
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "no callback has id {}; `httphooks callbacks list` shows them (nothing was changed)",
-            missing.join(", ")
-        )))
-    }
-}
-
-/// A callback that was delivered is sent again only when asked for with --force: a
-/// retry by mistake would deliver it twice.
-/// A callback a run holds right now may be on the wire: putting it back (or cancelling
-/// it) would have it sent twice, or sent unrecorded. Refuses the whole command then.
-fn refuse_in_flight(db: &mut Db, ids: &[i64]) -> Result<()> {
-    let now = crate::storage::now();
-    let mut held = Vec::new();
-    for id in ids {
-        let claimed = callbacks::get(db, *id)?.is_some_and(|c| {
-            c.status == Status::Waiting
-                && c.claim_token.is_some()
-                && c.claimed_until.is_some_and(|until| until > now)
-        });
-        if claimed {
-            held.push(id.to_string());
-        }
-    }
-    if held.is_empty() {
-        return Ok(());
-    }
-    Err(Error::invalid(format!(
-        "callback {} is being sent by a send_callbacks run right now; try again when that run has recorded it (`httphooks callbacks explain {}` says which run) (nothing was changed)",
-        held.join(", "),
-        held[0]
-    )))
-}
-
-/// A callback of a removed hook would wait for ever: no run sends it.
-fn refuse_without_hook(db: &mut Db, ids: &[i64]) -> Result<()> {
-    for id in ids {
-        if let Some(callback) = callbacks::get(db, *id)?.filter(|c| c.hook_enabled.is_none()) {
-            return Err(Error::invalid(format!(
-                "callback {id} belongs to hook {}, which was removed, so no run would send it; add the hook again and send the change anew (nothing was changed)",
-                callback.hook_name
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// `--with-current-hook` renders with the hook's current template: tried first, so
-/// that a template that still does not fit the callback's row refuses the retry and
-/// keeps the body stored before.
-fn refuse_unrenderable(db: &mut Db, ids: &[i64]) -> Result<()> {
-    let mut renderer = crate::payload::Renderer::new();
-    for id in ids {
-        let Some(callback) = callbacks::get(db, *id)? else {
-            continue;
-        };
-        let Some(hook) = crate::storage::hooks::find_by_id(db, callback.hook_id)? else {
-            continue;
-        };
-        let rendered = Callback {
-            payload: None,
-            content_type: hook.content.content_type.clone(),
-            payload_template: hook.content.payload_template.clone(),
-            ..callback
-        };
-        if let Err(problem) = crate::engine::body_of(&mut renderer, &rendered) {
-            return Err(Error::invalid(format!(
-                "callback {id} cannot be rendered with hook {}'s current template ({problem}); fix it with `httphooks hooks edit {} --template …` first (nothing was changed)",
-                hook.name, hook.name
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// A callback made for a change that could not be captured has nothing to send.
-fn refuse_uncaptured(db: &mut Db, ids: &[i64]) -> Result<()> {
-    for id in ids {
-        if let Some(callback) = callbacks::get(db, *id)?.filter(Callback::uncaptured) {
-            return Err(Error::invalid(format!(
-                "callback {id} holds no change to send: {} (nothing was changed)",
-                callback.status_details
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn refuse_sent(db: &mut Db, ids: &[i64]) -> Result<()> {
-    let mut sent = Vec::new();
-    for id in ids {
-        if callbacks::get(db, *id)?.is_some_and(|c| c.status == Status::Sent) {
-            sent.push(id.to_string());
-        }
-    }
-    if sent.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "callback {} was already sent; pass --force to send it again (nothing was changed)",
-            sent.join(", ")
-        )))
-    }
 }
 
 /// Why a waiting callback is not being sent, when its hook holds it.

@@ -1,0 +1,213 @@
+//! After an outage, through the binary on every backend: retry, cancel and replay by
+//! filter (with a run sending at the same time), and the failures counted per hook and
+//! reason before retrying.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::server::{Reply, Server};
+use common::{json, TestDb};
+
+/// How many times each webhook-id arrived at `path`.
+fn deliveries(server: &Server, path: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for request in server.received().iter().filter(|r| r.path == path) {
+        *counts
+            .entry(request.header("webhook-id").unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+fn count(db: &TestDb, hook: &str, status: &str) -> i64 {
+    db.count(&format!(
+        "SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE status = '{status}' \
+         AND hook_id = (SELECT id FROM httphooks_hooks WHERE name = '{hook}')"
+    ))
+}
+
+/// Tables `a` and `b`, each with a hook of its name to `server` (`/a`, `/b`).
+fn two_hooks(db: &TestDb, server: &Server) {
+    for name in ["a", "b"] {
+        db.sql(&format!(
+            "CREATE TABLE {name} ({}, v INTEGER)",
+            db.id_column()
+        ));
+        db.add_hook(
+            name,
+            name,
+            "insert",
+            &server.url(&format!("/{name}")),
+            &["--max-attempts", "1"],
+        );
+    }
+}
+
+fn rows(db: &TestDb, table: &str, n: usize) {
+    let values: Vec<String> = (0..n).map(|v| format!("({v})")).collect();
+    db.sql(&format!(
+        "INSERT INTO {table} (v) VALUES {}",
+        values.join(",")
+    ));
+}
+
+on_every_backend!(
+    retry_and_cancel_by_filter_while_a_run_sends_lose_and_double_nothing,
+    |db| {
+        let db = db.migrated();
+        // /a is down (500) until the outage ends; /b answers slowly, so a run is still
+        // sending when the operator acts.
+        let outage = Arc::new(AtomicBool::new(true));
+        let down = Arc::clone(&outage);
+        let server = Server::start(move |request| match request.path.as_str() {
+            "/a" if down.load(Ordering::SeqCst) => Reply::Status(500),
+            "/b" => Reply::Slow(Duration::from_millis(10)),
+            _ => Reply::Status(200),
+        });
+        two_hooks(&db, &server);
+        rows(&db, "a", 300);
+        db.ok(&["send_callbacks"]);
+        assert_eq!(count(&db, "a", "error"), 300);
+        let grouped = json(&db.ok(&[
+            "callbacks",
+            "list",
+            "--status",
+            "error",
+            "--group-by",
+            "hook,reason",
+            "--format",
+            "json",
+        ]));
+        assert_eq!(
+            grouped,
+            serde_json::json!([{"hook": "a", "reason": "500 Internal Server Error", "count": 300}])
+        );
+        outage.store(false, Ordering::SeqCst);
+        rows(&db, "b", 400);
+        let run = db.spawn(&["send_callbacks", "--concurrency", "2"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let retried = db.ok(&[
+            "callbacks",
+            "retry",
+            "--hook",
+            "a",
+            "--status",
+            "error",
+            "--since",
+            "1h",
+        ]);
+        assert!(
+            retried.starts_with("300 callback(s) waiting again, due now"),
+            "{retried}"
+        );
+        let cancelled = db.ok(&["callbacks", "cancel", "--hook", "b"]);
+        assert!(cancelled.starts_with("cancelled "), "{cancelled}");
+        let output = run.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        db.ok(&["send_callbacks"]);
+        // Every failed callback went out once more, with its history kept.
+        let a = deliveries(&server, "/a");
+        assert_eq!(a.len(), 300);
+        assert!(
+            a.values().all(|&n| n == 2),
+            "each once failed, once retried"
+        );
+        assert_eq!(count(&db, "a", "sent"), 300);
+        let one = db.count("SELECT MIN(id) AS n FROM httphooks_callbacks");
+        let shown = json(&db.ok(&["callbacks", "show", &one.to_string(), "--format", "json"]));
+        assert_eq!(shown["attempts_log"].as_array().unwrap().len(), 2, "{shown}");
+        // Each of b's callbacks was either sent once or cancelled and never sent.
+        let b = deliveries(&server, "/b");
+        assert!(b.values().all(|&n| n == 1), "none twice");
+        assert_eq!(count(&db, "b", "sent"), b.len() as i64);
+        assert_eq!(count(&db, "b", "sent") + count(&db, "b", "error"), 400);
+        assert!(count(&db, "b", "error") > 0, "the cancel took some");
+        assert_eq!(count(&db, "b", "waiting"), 0);
+    }
+);
+
+on_every_backend!(a_replay_needs_force_and_keeps_the_webhook_id, |db| {
+    let db = db.migrated();
+    let server = Server::answering(200);
+    two_hooks(&db, &server);
+    rows(&db, "a", 3);
+    rows(&db, "b", 2);
+    db.ok(&["send_callbacks"]);
+    let (code, _, err) = db.run(&["callbacks", "retry", "--hook", "a", "--status", "sent"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("needs --force") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(count(&db, "a", "sent"), 3);
+    let out = db.ok(&[
+        "callbacks",
+        "retry",
+        "--hook",
+        "a",
+        "--status",
+        "sent",
+        "--force",
+    ]);
+    assert!(out.starts_with("3 callback(s) waiting again"), "{out}");
+    db.ok(&["send_callbacks"]);
+    let a = deliveries(&server, "/a");
+    assert_eq!(a.len(), 3);
+    assert!(a.values().all(|&n| n == 2), "the same webhook-id each time");
+    assert!(
+        deliveries(&server, "/b").values().all(|&n| n == 1),
+        "other hooks untouched"
+    );
+});
+
+on_every_backend!(
+    retry_and_cancel_without_a_filter_are_refused_and_change_nothing,
+    |db| {
+        let db = db.migrated();
+        let server = Server::answering(500);
+        two_hooks(&db, &server);
+        rows(&db, "a", 5);
+        db.ok(&["send_callbacks"]);
+        for command in ["retry", "cancel"] {
+            let (code, out, err) = db.run(&["callbacks", command]);
+            assert_eq!(code, 2, "{out}{err}");
+            assert!(
+                err.contains("say which callbacks") && err.contains("nothing was changed"),
+                "{err}"
+            );
+            let (code, _, err) = db.run(&["callbacks", command, "1", "--since", "1h"]);
+            assert_eq!(code, 2, "{err}");
+            let (code, _, err) = db.run(&["callbacks", command, "--hook", "nosuch"]);
+            assert_eq!(code, 2, "{err}");
+            assert!(err.contains("no hook named \"nosuch\""), "{err}");
+        }
+        let out = db.ok(&["callbacks", "retry", "--hook", "b", "--status", "error"]);
+        assert_eq!(
+            out.trim(),
+            "no callback matches (hook b, status error); nothing was changed"
+        );
+        let out = db.ok(&[
+            "callbacks",
+            "retry",
+            "--status",
+            "error",
+            "--until",
+            "2000-01-01",
+        ]);
+        assert!(out.starts_with("no callback matches"), "{out}");
+        let out = db.ok(&["callbacks", "retry", "--hook", "a", "--dry-run"]);
+        assert!(out.starts_with("would put 5 callback(s) back"), "{out}");
+        let (code, _, err) = db.run(&["callbacks", "retry", "--since", "yesterday"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("neither a span ago"), "{err}");
+        assert_eq!(count(&db, "a", "error"), 5, "nothing was changed");
+    }
+);
