@@ -239,6 +239,25 @@ pub enum HooksCommand {
     /// Build the request a real event would produce and show it (--dry-run) or send it
     /// once; nothing is written to the callbacks table.
     Test(HookTestArgs),
+    /// Make a callback (event `backfill`, shaped like an insert's) for every existing row
+    /// of the hook's table, in key order, a batch at a time.
+    Backfill(BackfillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    pub name: String,
+    /// Only rows where this SQL condition on the table's columns holds
+    /// (e.g. "created_at > '2026-01-01'").
+    #[arg(long = "where", value_name = "SQL")]
+    pub condition: Option<String>,
+    /// Rows per batch; each batch is one short transaction.
+    #[arg(long = "chunk-size", visible_alias = "chunk_size", value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub chunk_size: i64,
+    /// Go on after this key (a JSON array, as a stopped backfill prints it).
+    #[arg(long, value_name = "KEY")]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -123,7 +123,11 @@ on_every_backend!(
         assert_eq!(count(&db, "a", "sent"), 300);
         let one = db.count("SELECT MIN(id) AS n FROM httphooks_callbacks");
         let shown = json(&db.ok(&["callbacks", "show", &one.to_string(), "--format", "json"]));
-        assert_eq!(shown["attempts_log"].as_array().unwrap().len(), 2, "{shown}");
+        assert_eq!(
+            shown["attempts_log"].as_array().unwrap().len(),
+            2,
+            "{shown}"
+        );
         // Each of b's callbacks was either sent once or cancelled and never sent.
         let b = deliveries(&server, "/b");
         assert!(b.values().all(|&n| n == 1), "none twice");
@@ -209,5 +213,168 @@ on_every_backend!(
         assert_eq!(code, 2);
         assert!(err.contains("neither a span ago"), "{err}");
         assert_eq!(count(&db, "a", "error"), 5, "nothing was changed");
+    }
+);
+
+/// A table `rows_t` with `n` rows (id 1..=n, v = 0) and an ordered hook `rows` on it.
+fn table_with_rows(db: &TestDb, server: &Server, n: usize) {
+    db.sql(&format!(
+        "CREATE TABLE rows_t ({}, v INTEGER NOT NULL)",
+        db.id_column()
+    ));
+    for chunk in (1..=n).collect::<Vec<_>>().chunks(500) {
+        let values: Vec<String> = chunk.iter().map(|i| format!("({i}, 0)")).collect();
+        db.sql(&format!(
+            "INSERT INTO rows_t (id, v) VALUES {}",
+            values.join(",")
+        ));
+    }
+    db.add_hook(
+        "rows",
+        "rows_t",
+        "insert,update",
+        &server.url("/rows"),
+        &["--ordered"],
+    );
+}
+
+/// Per row, the `v` of each request in arrival order, and the backfills among them.
+fn states(server: &Server) -> (HashMap<i64, Vec<i64>>, HashMap<i64, usize>) {
+    let mut states: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut backfills: HashMap<i64, usize> = HashMap::new();
+    for request in server.received() {
+        let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+        let row = &body["object_serialization"];
+        let id = row["id"].as_i64().unwrap();
+        states
+            .entry(id)
+            .or_default()
+            .push(row["v"].as_i64().unwrap());
+        if body["event_type"] == "backfill" {
+            *backfills.entry(id).or_default() += 1;
+        }
+    }
+    (states, backfills)
+}
+
+on_every_backend!(
+    a_backfill_sends_every_row_once_beside_live_writes_and_keeps_an_ordered_hooks_row_order,
+    |db| {
+        let db = db.migrated();
+        let server = Server::start(|_| Reply::Status(200));
+        let n = 2000;
+        table_with_rows(&db, &server, n);
+        // An application updates rows all through the backfill.
+        let writing = Arc::new(AtomicBool::new(true));
+        let writer = {
+            let (writing, mut app) = (Arc::clone(&writing), db.connect());
+            std::thread::spawn(move || {
+                let mut k = 0;
+                while writing.load(Ordering::SeqCst) {
+                    app.sql(&format!(
+                        "UPDATE rows_t SET v = v + 1 WHERE id = {}",
+                        k % n + 1
+                    ));
+                    k += 37;
+                }
+                k
+            })
+        };
+        let out = db.ok(&["hooks", "backfill", "rows", "--chunk-size", "100"]);
+        writing.store(false, Ordering::SeqCst);
+        let updates = writer.join().unwrap();
+        assert!(out.starts_with(&format!("backfilled {n} row(s)")), "{out}");
+        assert!(updates > 0);
+        db.ok(&["send_callbacks"]);
+        let (states, backfills) = states(&server);
+        assert_eq!(backfills.len(), n, "every row was backfilled");
+        assert!(backfills.values().all(|&k| k == 1), "once each");
+        let mut app = db.connect();
+        let integer = if db.is_mysql() { "SIGNED" } else { "BIGINT" };
+        for (id, seen) in &states {
+            assert!(
+                seen.windows(2).all(|w| w[0] <= w[1]),
+                "row {id}: its states arrived in order: {seen:?}"
+            );
+            let last = app.count(&format!(
+                "SELECT CAST(v AS {integer}) AS n FROM rows_t WHERE id = {id}"
+            ));
+            assert_eq!(
+                *seen.last().unwrap(),
+                last,
+                "row {id} ends at its last state"
+            );
+        }
+    }
+);
+
+on_every_backend!(a_stopped_backfill_goes_on_after_its_last_key, |db| {
+    let db = db.migrated();
+    let server = Server::start(|_| Reply::Status(200));
+    let n = 1500;
+    table_with_rows(&db, &server, n);
+    let run = db.spawn(&[
+        "hooks",
+        "backfill",
+        "rows",
+        "--chunk-size",
+        "1",
+        "--where",
+        "v >= 0",
+    ]);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGINT) }, 0);
+    let output = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(3), "{err}");
+    let key = err
+        .split("--after '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("the command that goes on: {err}"));
+    assert!(err.contains("--where 'v >= 0'"), "{err}");
+    let out = db.ok(&[
+        "hooks", "backfill", "rows", "--where", "v >= 0", "--after", key,
+    ]);
+    assert!(out.starts_with("backfilled "), "{out}");
+    db.ok(&["send_callbacks"]);
+    let (_, backfills) = states(&server);
+    assert_eq!(backfills.len(), n, "every row, across the two runs");
+    assert!(backfills.values().all(|&k| k == 1), "none twice");
+});
+
+on_every_backend!(
+    a_backfill_that_cannot_run_says_why_and_writes_nothing,
+    |db| {
+        let db = db.migrated();
+        let server = Server::answering(200);
+        table_with_rows(&db, &server, 10);
+        db.ok(&[
+            "hooks",
+            "add",
+            "custom",
+            "--events",
+            "order.paid",
+            "--url",
+            &server.url("/c"),
+        ]);
+        let cases: [(&[&str], &str); 4] = [
+            (&["hooks", "backfill", "custom"], "watches no table"),
+            (
+                &["hooks", "backfill", "rows", "--where", "nosuch > 1"],
+                "the --where condition does not work",
+            ),
+            (
+                &["hooks", "backfill", "rows", "--after", "7"],
+                "--after takes the key",
+            ),
+            (&["hooks", "backfill", "nosuch"], "no hook named"),
+        ];
+        for (args, says) in cases {
+            let (code, out, err) = db.run(args);
+            assert_eq!(code, 2, "{args:?}: {out}{err}");
+            assert!(err.contains(says), "{args:?}: {err}");
+        }
+        assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"), 0);
     }
 );

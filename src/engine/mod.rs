@@ -482,7 +482,7 @@ fn dispatch_policy_after() -> RetryPolicy<'static> {
 }
 
 /// The first SIGTERM/SIGINT sets the flag; a second one ends the process at once.
-fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGTERM, SIGINT] {

@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod models;
 
 pub(crate) mod backend;
+pub(crate) mod backfill;
 pub(crate) mod capture;
 mod db;
 pub(crate) mod enqueue;

@@ -24,8 +24,8 @@ type Datetime = diesel::sql_types::Datetime;
 use diesel::MysqlConnection;
 
 use super::backend::{
-    lease_ms_sql, outcomes_json, timestamp_literal, Claim, ClaimFilter, Claimed, IdRow, Outcome,
-    Profile,
+    lease_ms_sql, outcomes_json, timestamp_literal, BackfillSql, Claim, ClaimFilter, Claimed,
+    IdRow, Outcome, Profile,
 };
 use super::models::Callback;
 use super::{connection_error, CaptureState, Column, ColumnKind, Table, TableEvent, Watched};
@@ -621,6 +621,28 @@ impl super::Backend for MysqlConnection {
     /// The stored procedure applications in any language call (see the migration);
     /// it writes where the triggers write. Callers have checked hook and event, so
     /// the count is the hook's enabled rows.
+    /// The row as the capture trigger records it; the rows read are share-locked
+    /// (`LOCK IN SHARE MODE`, which MariaDB and MySQL 8 both take).
+    fn backfill_sql(&self, table: &Table, version_id: i64) -> BackfillSql {
+        let keys: Vec<String> = super::primary_key(&table.columns)
+            .iter()
+            .map(|k| format!("t.{}", quote_ident(&k.name)))
+            .collect();
+        BackfillSql {
+            table: quote_ident(&table.name),
+            key_columns: keys.join(", "),
+            key_json: format!("CAST(JSON_ARRAY({}) AS CHAR)", keys.join(", ")),
+            insert_select: format!(
+                "INSERT INTO httphooks_new_callbacks (version_id, event_type, object_id, row_data, created_at) \
+                 SELECT {version_id}, 'backfill', {}, {}, UTC_TIMESTAMP(6)",
+                triggers::object_id("t", &table.columns),
+                triggers::row_json("t", &table.columns)
+            ),
+            lock: "LOCK IN SHARE MODE",
+            quote_literal,
+        }
+    }
+
     fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize> {
         diesel::sql_query("CALL httphooks_enqueue(?, ?, ?)")
             .bind::<Text, _>(hook)

@@ -7,8 +7,8 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::PgConnection;
 
 use super::backend::{
-    lease_ms_sql, outcomes_json, quote_literal, Claim, ClaimFilter, Claimed, ColumnRow, IdRow,
-    Outcome, Profile, UNCAPTURED,
+    lease_ms_sql, outcomes_json, quote_ident, quote_literal, BackfillSql, Claim, ClaimFilter,
+    Claimed, ColumnRow, IdRow, Outcome, Profile, UNCAPTURED,
 };
 use super::{connection_error, now, primary_key, CaptureState, Table};
 use crate::error::Result;
@@ -332,6 +332,7 @@ impl super::Backend for PgConnection {
                      v.max_payload_size, v.name AS hook_name, v.table_name, \
                      (CASE m.event_type \
                        WHEN 'insert' THEN jsonb_build_object('instance', m.row_data, 'old', NULL) \
+                       WHEN 'backfill' THEN jsonb_build_object('instance', m.row_data, 'old', NULL) \
                        WHEN 'update' THEN jsonb_build_object('instance', m.row_data, 'old', m.old_row_data) \
                        WHEN 'delete' THEN jsonb_build_object('instance', m.row_data, 'old', NULL) \
                        WHEN 'truncate' THEN jsonb_build_object('instance', NULL, 'old', NULL) \
@@ -481,6 +482,38 @@ impl super::Backend for PgConnection {
     }
 
     /// The SQL function applications in any language call (see the migrations).
+    /// The row as the capture trigger records it (`to_jsonb`), its key as the trigger
+    /// takes it from that JSON.
+    fn backfill_sql(&self, table: &Table, version_id: i64) -> BackfillSql {
+        let keys = primary_key(&table.columns);
+        let key_columns: Vec<String> = keys
+            .iter()
+            .map(|k| format!("t.{}", quote_ident(&k.name)))
+            .collect();
+        let object_id = match keys.as_slice() {
+            [] => "NULL".to_owned(),
+            [key] => format!("to_jsonb(t) ->> {}", quote_literal(&key.name)),
+            keys => format!(
+                "(SELECT jsonb_agg(to_jsonb(t) -> c)::text FROM unnest(ARRAY[{}]::text[]) AS c)",
+                keys.iter()
+                    .map(|k| quote_literal(&k.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        BackfillSql {
+            table: table.sql_name.clone(),
+            key_columns: key_columns.join(", "),
+            key_json: format!("json_build_array({})::text", key_columns.join(", ")),
+            insert_select: format!(
+                "INSERT INTO httphooks_new_callbacks (version_id, event_type, object_id, row_data) \
+                 SELECT {version_id}, 'backfill', {object_id}, to_jsonb(t)"
+            ),
+            lock: "FOR SHARE OF t",
+            quote_literal,
+        }
+    }
+
     fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize> {
         let made: Made = diesel::sql_query("SELECT httphooks_enqueue($1, $2, $3::jsonb) AS made")
             .bind::<Text, _>(hook)

@@ -6,8 +6,8 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::SqliteConnection;
 
 use super::backend::{
-    outcomes_json, quote_ident, quote_literal, timestamp_literal, Claim, ClaimFilter, Claimed,
-    ColumnRow, IdRow, Outcome, Profile, UNCAPTURED,
+    outcomes_json, quote_ident, quote_literal, timestamp_literal, BackfillSql, Claim, ClaimFilter,
+    Claimed, ColumnRow, IdRow, Outcome, Profile, UNCAPTURED,
 };
 use super::{
     connection_error, now, primary_key, CaptureState, Column, ColumnKind, Table, TableEvent,
@@ -226,7 +226,7 @@ fn admit_sql() -> &'static str {
                status, status_details, updated_at) \
              SELECT hook_id, version_id, event_type, object_id, ordered, \
                CASE WHEN {refused} THEN '{UNCAPTURED}' \
-                 WHEN event_type = 'insert' THEN concat('{{\"instance\":', row_data, ',\"old\":null}}') \
+                 WHEN event_type IN ('insert', 'backfill') THEN concat('{{\"instance\":', row_data, ',\"old\":null}}') \
                  WHEN event_type = 'update' THEN concat('{{\"instance\":', row_data, ',\"old\":', coalesce(old_row_data, 'null'), '}}') \
                  WHEN event_type = 'delete' THEN concat('{{\"instance\":', row_data, ',\"old\":null}}') \
                  ELSE concat('{{\"data\":', row_data, '}}') END, \
@@ -567,6 +567,26 @@ impl super::Backend for SqliteConnection {
 
     /// Where the triggers write too (see the migrations); matched to the hook version
     /// now, since a custom event names its hook.
+    fn backfill_sql(&self, table: &Table, version_id: i64) -> BackfillSql {
+        let keys: Vec<String> = primary_key(&table.columns)
+            .iter()
+            .map(|k| format!("t.{}", quote_ident(&k.name)))
+            .collect();
+        BackfillSql {
+            table: quote_ident(&table.name),
+            key_columns: keys.join(", "),
+            key_json: format!("json_array({})", keys.join(", ")),
+            insert_select: format!(
+                "INSERT INTO httphooks_new_callbacks (version_id, event_type, object_id, row_data, created_at) \
+                 SELECT {version_id}, 'backfill', {}, {}, julianday('now')",
+                object_id("t", &table.columns),
+                row_json("t", &table.columns)
+            ),
+            lock: "",
+            quote_literal,
+        }
+    }
+
     fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize> {
         Ok(diesel::sql_query(
             "INSERT INTO httphooks_new_callbacks (version_id, event_type, row_data, created_at) \

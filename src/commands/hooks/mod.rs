@@ -2,6 +2,7 @@
 //! validated in full before anything is written (`definition`, docs/behaviour.md §2);
 //! `hooks test` is in `test`.
 
+mod backfill;
 mod definition;
 mod test;
 
@@ -54,6 +55,7 @@ pub fn run(url: Option<&str>, command: HooksCommand) -> Result<ExitCode> {
         HooksCommand::Sync { name } => return sync(&mut db, name.as_deref()),
         HooksCommand::Triggers { table, drop } => triggers(&mut db, &table, drop),
         HooksCommand::Test(args) => return test::test(&mut db, url, &args),
+        HooksCommand::Backfill(args) => backfill::backfill(&mut db, &args),
     }?;
     Ok(ExitCode::SUCCESS)
 }

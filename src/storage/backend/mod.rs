@@ -218,6 +218,10 @@ pub trait Backend: Connected {
     /// statement; returns how many changed.
     fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize>;
 
+    /// How this backend writes backfill callbacks (`hooks backfill`) of hook version
+    /// `version_id` for rows of `table` read as `t`.
+    fn backfill_sql(&self, table: &Table, version_id: i64) -> BackfillSql;
+
     /// Writes a custom event of the enabled hook named `hook` where triggers write;
     /// returns how many callbacks it makes. The caller has checked hook and event.
     fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize>;

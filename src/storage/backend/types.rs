@@ -380,3 +380,23 @@ pub struct Outcome {
     /// What went on the wire; each counts towards max_attempts.
     pub attempts: Vec<Attempt>,
 }
+
+/// A backend's SQL for writing backfill callbacks: the rest is shared
+/// (`storage::backfill`). Each expression reads the table's row as `t`.
+pub struct BackfillSql {
+    /// The table as FROM names it.
+    pub table: String,
+    /// The key columns, quoted, in key order (`t."a", t."b"`): ORDER BY and row-value
+    /// comparisons use them.
+    pub key_columns: String,
+    /// The key's values as a JSON array, as text.
+    pub key_json: String,
+    /// `INSERT INTO httphooks_new_callbacks (…) SELECT …` up to its FROM: one backfill
+    /// change per row read, as the row's insert trigger would record it.
+    pub insert_select: String,
+    /// What locks the rows read against writers until the transaction ends ("" where
+    /// the transaction holds the write lock).
+    pub lock: &'static str,
+    /// Quotes a text value as an SQL literal.
+    pub quote_literal: fn(&str) -> String,
+}

@@ -90,7 +90,7 @@ pub(super) fn admit(conn: &mut MysqlConnection, limit: i64) -> Result<usize> {
                 status, status_details, updated_at) \
              SELECT hook_id, version_id, event_type, object_id, ordered, \
                CASE WHEN refusal IS NOT NULL THEN '{UNCAPTURED}' \
-                 WHEN event_type = 'insert' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":null}}') \
+                 WHEN event_type IN ('insert', 'backfill') THEN CONCAT('{{\"instance\":', row_data, ',\"old\":null}}') \
                  WHEN event_type = 'update' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":', COALESCE(old_row_data, 'null'), '}}') \
                  WHEN event_type = 'delete' THEN CONCAT('{{\"instance\":', row_data, ',\"old\":null}}') \
                  ELSE CONCAT('{{\"data\":', row_data, '}}') END, \

@@ -43,7 +43,7 @@ fn column_value(row: &str, column: &Column) -> String {
     }
 }
 
-fn row_json(row: &str, columns: &[Column]) -> String {
+pub(super) fn row_json(row: &str, columns: &[Column]) -> String {
     let pairs: Vec<String> = columns
         .iter()
         .map(|c| format!("{}, {}", quote_literal(&c.name), column_value(row, c)))
@@ -54,7 +54,7 @@ fn row_json(row: &str, columns: &[Column]) -> String {
 /// The row's key as text, the same on every backend: the value of a one-column key;
 /// for several columns a compact JSON array (`[1,"a"]`, as SQLite's json_array()
 /// writes it; MySQL's JSON_ARRAY() adds spaces). NULL for a table without a key.
-fn object_id(row: &str, columns: &[Column]) -> String {
+pub(super) fn object_id(row: &str, columns: &[Column]) -> String {
     let keys = primary_key(columns);
     let part = |key: &Column| {
         let c = format!("{row}.{}", quote_ident(&key.name));
