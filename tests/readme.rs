@@ -1,4 +1,4 @@
-//! The README's "Five-minute walkthrough" run as written, on SQLite and on PostgreSQL
+//! The README's "Five-minute walkthrough", then its "After an outage" examples, run as written, on SQLite and on PostgreSQL
 //! (where the README says to use DATABASE_URL and `psql` for the SQL). The commands are
 //! read from the README itself, so the walkthrough cannot drift from what works.
 
@@ -16,15 +16,29 @@ struct Line {
     comment: String,
 }
 
-/// The first ```sh block after `SECTION`.
-fn walkthrough() -> String {
+/// The ```sh blocks of the README section headed `heading`, up to the next section.
+fn sh_blocks(heading: &str) -> Vec<String> {
     let readme = include_str!("../README.md");
-    let section = &readme[readme
-        .find(SECTION)
-        .expect("the README has the walkthrough")..];
-    let start = section.find("```sh\n").expect("a sh block") + "```sh\n".len();
-    let end = start + section[start..].find("\n```").expect("the block ends");
-    section[start..end].to_owned()
+    let mut section = &readme[readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("the README has {heading}"))
+        + heading.len()..];
+    if let Some(next) = section.find("\n## ") {
+        section = &section[..next];
+    }
+    let mut blocks = Vec::new();
+    while let Some(start) = section.find("```sh\n") {
+        let start = start + "```sh\n".len();
+        let end = start + section[start..].find("\n```").expect("the block ends");
+        blocks.push(section[start..end].to_owned());
+        section = &section[end..];
+    }
+    blocks
+}
+
+/// The walkthrough: the first sh block of its section.
+fn walkthrough() -> String {
+    sh_blocks(SECTION).remove(0)
 }
 
 /// Splits shell text into commands as sh would: quotes ('…', "…" with \ escapes),
@@ -104,9 +118,43 @@ fn commands(script: &str) -> Vec<Line> {
 fn follow_the_walkthrough(db: TestDb) {
     // Step 2's receiver is this test's server; the README's port may be taken here.
     let server = Server::answering(200);
+    let ran = run_as_written(&db, &server, &walkthrough());
+    assert!(
+        ran.iter().any(|r| r.starts_with("send_callbacks")),
+        "{ran:?}"
+    );
+    let bodies: Vec<serde_json::Value> = server.received().iter().map(|r| json(&r.body)).collect();
+    assert_eq!(
+        bodies,
+        [
+            serde_json::json!({"id": 1, "customer": "Ann \"the\" Buyer", "event": "insert"}),
+            serde_json::json!({"id": 2, "customer": "Bob", "event": "insert"}),
+        ]
+    );
+    // "After an outage" goes on from where the walkthrough ends.
+    for block in sh_blocks("## After an outage") {
+        run_as_written(&db, &server, &block);
+    }
+    // Admitted or not yet; on SQLite in the README's ./httphooks.sqlite3.
+    let sql = "SELECT (SELECT COUNT(*) FROM httphooks_callbacks WHERE event_type = 'backfill') \
+               + (SELECT COUNT(*) FROM httphooks_new_callbacks WHERE event_type = 'backfill') AS n";
+    let backfilled = if db.is_sqlite() {
+        use diesel::Connection;
+        let path = db.path("httphooks.sqlite3");
+        let conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        common::Client::Sqlite(conn).count(sql)
+    } else {
+        db.connect().count(sql)
+    };
+    assert_eq!(backfilled, 3, "every row, then the one with total > 10");
+}
+
+/// Runs a README block's commands as a user would (see the walkthrough's notes);
+/// returns what ran.
+fn run_as_written(db: &TestDb, server: &Server, script: &str) -> Vec<String> {
     let sqlite_file = db.is_sqlite();
     let mut ran = Vec::new();
-    for line in commands(&walkthrough()) {
+    for line in commands(script) {
         let words: Vec<String> = line
             .words
             .iter()
@@ -154,21 +202,10 @@ fn follow_the_walkthrough(db: TestDb) {
             }
             // Building, the shell's own commands, and the receiver (replaced above).
             "cargo" | "export" | "mkdir" | "cd" | "python3" => {}
-            other => panic!("the walkthrough runs {other}, which this test does not know"),
+            other => panic!("the README runs {other}, which this test does not know"),
         }
     }
-    assert!(
-        ran.iter().any(|r| r.starts_with("send_callbacks")),
-        "{ran:?}"
-    );
-    let bodies: Vec<serde_json::Value> = server.received().iter().map(|r| json(&r.body)).collect();
-    assert_eq!(
-        bodies,
-        [
-            serde_json::json!({"id": 1, "customer": "Ann \"the\" Buyer", "event": "insert"}),
-            serde_json::json!({"id": 2, "customer": "Bob", "event": "insert"}),
-        ]
-    );
+    ran
 }
 
 on_every_backend!(the_readme_walkthrough_works_as_written, |db| {
