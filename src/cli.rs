@@ -359,6 +359,10 @@ pub struct HookDefinition {
     /// in the order they were made, even with concurrency.
     #[arg(long)]
     pub ordered: bool,
+    /// Of the waiting changes of a row, send only the newest: older inserts and updates
+    /// not yet attempted are marked superseded (a delete is always sent).
+    #[arg(long)]
+    pub coalesce: bool,
     /// Sample data (JSON) to validate a custom-event hook's template against.
     #[arg(long = "sample-data", value_name = "JSON")]
     pub sample_data: Option<String>,
@@ -400,14 +404,18 @@ pub struct HookEditArgs {
     /// Fire on every update again.
     #[arg(long = "no-when-changed", conflicts_with = "when_changed")]
     pub no_when_changed: bool,
+    /// Send every change again, not only a row's newest.
+    #[arg(long = "no-coalesce", conflicts_with = "coalesce")]
+    pub no_coalesce: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CallbacksCommand {
     /// List callbacks, newest first; or count them per hook and failure reason.
     List {
-        /// waiting, sent or error; held lists the waiting callbacks of disabled hooks.
-        #[arg(long, value_parser = status_names::<ListedStatus>(&["waiting", "held", "sent", "error"]))]
+        /// waiting, sent, error or superseded (--coalesce); held lists the waiting
+        /// callbacks of disabled hooks.
+        #[arg(long, value_parser = status_names::<ListedStatus>(&["waiting", "held", "sent", "error", "superseded"]))]
         status: Option<ListedStatus>,
         /// Only callbacks of the hook with this name.
         #[arg(long)]

@@ -56,6 +56,9 @@ pub fn run(db: &mut Db, id: i64, format: Format) -> Result<ExitCode> {
 
 fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
     let now = now();
+    if let Some(found) = superseded(db, callback)? {
+        return Ok(found);
+    }
     if let Some(found) = finished(callback).or_else(|| paused(callback)) {
         return Ok(found);
     }
@@ -80,6 +83,33 @@ fn after_attempts(callback: &Callback) -> String {
             callback.settings.max_attempts, callback.status_details
         ),
     }
+}
+
+/// Folded into a newer change of its row (`--coalesce`): says which, and what became
+/// of it.
+fn superseded(db: &mut Db, callback: &Callback) -> Result<Option<Explanation>> {
+    if callback.status != Status::Superseded {
+        return Ok(None);
+    }
+    let id = callback.id;
+    let newer = match callback.superseded_by {
+        Some(newer) => match callbacks::get(db, newer)? {
+            Some(n) => format!("callback {newer} ({}, now {})", n.event_type, n.status),
+            None => format!("callback {newer} (deleted since)"),
+        },
+        None => "a newer callback".to_owned(),
+    };
+    Ok(Some(Explanation {
+        state: "superseded",
+        why: format!(
+            "it was not sent: hook {} coalesces (--coalesce), and a newer change of the same row, {newer}, was waiting, so that one goes out in its place{}.",
+            callback.hook_name,
+            at(callback.updated_at)
+        ),
+        command: Some(format!(
+            "httphooks callbacks retry {id} --force   # send this older state too"
+        )),
+    }))
 }
 
 /// Sent, failed for good, or never captured.

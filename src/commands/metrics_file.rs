@@ -115,7 +115,7 @@ fn write_run(
         out,
         "httphooks_run_callbacks",
         "gauge",
-        "Callbacks the last run finished, per hook and outcome (sent, retried, failed).",
+        "Callbacks the last run finished, per hook and outcome (sent, retried, failed; superseded: folded into a newer change of their row, --coalesce).",
     );
     for (hook, stats) in &summary.hook_stats {
         for (outcome, count) in [
@@ -130,6 +130,14 @@ fn write_run(
                 f64::from(count),
             );
         }
+    }
+    for (hook, count) in &summary.superseded_by_hook {
+        sample(
+            out,
+            "httphooks_run_callbacks",
+            &[("hook", &hook_name(names, hook)), ("outcome", "superseded")],
+            *count as f64,
+        );
     }
     family(
         out,

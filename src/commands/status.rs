@@ -12,6 +12,7 @@ use super::output::{optional_timestamp, print_json, print_table, timestamp};
 use crate::cli::{Format, FormatArg};
 use crate::engine::endpoint_of;
 use crate::error::Result;
+use crate::storage::models::Status;
 use crate::storage::runs::{self, EndpointSeen, Run};
 use crate::storage::{capture, health, hooks, now, Db, TableEvent};
 
@@ -25,6 +26,8 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
     let waiting = health::waiting_by_hook(&mut db, now)?;
     let errors_hour = health::errors_by_hook(&mut db, now - chrono::Duration::hours(1))?;
     let errors_day = health::errors_by_hook(&mut db, now - chrono::Duration::days(1))?;
+    let day_ago = now - chrono::Duration::days(1);
+    let superseded_day = health::finished_by_hook(&mut db, Status::Superseded, day_ago)?;
     let successes = runs::last_successes(&mut db)?;
     let last_hour = runs::endpoints_since(&mut db, now - chrono::Duration::hours(1))?;
     let last_day = runs::endpoints_since(&mut db, now - chrono::Duration::days(1))?;
@@ -97,6 +100,8 @@ pub fn run(url: Option<&str>, args: &FormatArg) -> Result<ExitCode> {
                     "last_hour": errors_hour.get(&hook.id).copied().unwrap_or(0),
                     "last_day": errors_day.get(&hook.id).copied().unwrap_or(0),
                 },
+                // Folded into newer changes of their rows (--coalesce), last 24 hours.
+                "superseded_last_day": superseded_day.get(&hook.id).copied().unwrap_or(0),
                 "oldest_due_seconds": oldest_due,
                 "last_success_at": optional_timestamp(&successes.get(&hook.id).copied()),
                 "latency_ms": latency_json(&hour),
@@ -218,6 +223,7 @@ fn print_hooks(hooks: &[Value], now: chrono::NaiveDateTime) {
                 cell(&h["waiting"]["claimed"]),
                 cell(&h["waiting"]["held"]),
                 format!("{}/{}", h["errors"]["last_hour"], h["errors"]["last_day"]),
+                cell(&h["superseded_last_day"]),
                 since(&h["oldest_due_seconds"]),
                 last_success,
                 format!("{} / {}", ms(&latency["p50"]), ms(&latency["p95"])),
@@ -238,6 +244,7 @@ fn print_hooks(hooks: &[Value], now: chrono::NaiveDateTime) {
                 "CLAIMED",
                 "HELD",
                 "ERRORS_1H/24H",
+                "SUPERSEDED_24H",
                 "OLDEST_DUE",
                 "LAST_SUCCESS",
                 "P50/P95_1H",

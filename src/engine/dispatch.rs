@@ -18,6 +18,8 @@ use crate::delivery::EnvProblem;
 use crate::error::Result;
 use crate::payload::Renderer;
 use crate::storage::callbacks::{self, lease_for, Claim, ClaimFilter, Claimed, Outcome};
+use crate::storage::coalesce;
+use crate::storage::models::Callback;
 
 /// The dispatcher's state between rounds.
 pub(super) struct Dispatch<'a> {
@@ -232,6 +234,44 @@ impl Engine {
         })
     }
 
+    /// Of the claimed callbacks of `--coalesce` hooks, those with a newer waiting change
+    /// of their row are marked superseded instead of sent (`storage::coalesce`).
+    fn coalesce(
+        &self,
+        link: &Mutex<Link>,
+        d: &mut Dispatch,
+        claimed: Vec<Claimed>,
+    ) -> Result<Vec<Claimed>> {
+        if !claimed.iter().any(|c| c.callback.settings.coalesced) {
+            return Ok(claimed);
+        }
+        // One taken over from a run that may have sent it was attempted.
+        let callbacks: Vec<&Callback> = claimed
+            .iter()
+            .filter(|c| !(c.previous_started && c.previous_token.is_some()))
+            .map(|c| &c.callback)
+            .collect();
+        let pairs = retrying(link, &d.policy, |db| coalesce::superseded(db, &callbacks))?;
+        if pairs.is_empty() {
+            return Ok(claimed);
+        }
+        let token = &self.identity.token;
+        d.summary.superseded += retrying(link, &d.policy, |db| {
+            db.write_transaction(|db| coalesce::supersede(db, token, &pairs))
+        })?;
+        let folded: BTreeSet<i64> = pairs.iter().map(|(old, _)| *old).collect();
+        for claim in claimed.iter().filter(|c| folded.contains(&c.callback.id)) {
+            *d.summary
+                .superseded_by_hook
+                .entry(claim.callback.hook_id)
+                .or_default() += 1;
+        }
+        Ok(claimed
+            .into_iter()
+            .filter(|c| !folded.contains(&c.callback.id))
+            .collect())
+    }
+
     /// Renders and queues claimed callbacks; gives back those held by the environment.
     fn queue_claimed(
         &self,
@@ -240,6 +280,7 @@ impl Engine {
         claimed: Vec<Claimed>,
         claimed_at: Instant,
     ) -> Result<()> {
+        let claimed = self.coalesce(link, d, claimed)?;
         let mut held: HashMap<EnvProblem, Vec<i64>> = HashMap::new();
         let named = !d.filter.callback_ids.is_empty();
         let mut jobs = Vec::new();

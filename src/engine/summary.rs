@@ -47,6 +47,10 @@ pub struct Summary {
     pub released: usize,
     /// Not sent because the environment lacks what their hook needs.
     pub held: usize,
+    /// Not sent because a newer change of their row was waiting (`--coalesce`), in all
+    /// and per hook.
+    pub superseded: usize,
+    pub superseded_by_hook: BTreeMap<i64, usize>,
     /// Why held callbacks were not sent (one sentence per problem).
     pub environment_problems: BTreeSet<EnvProblem>,
     pub stop_reason: StopReason,
@@ -124,6 +128,9 @@ impl Summary {
         }
         if self.released > 0 {
             line.push_str(&format!(", released {}", self.released));
+        }
+        if self.superseded > 0 {
+            line.push_str(&format!(", superseded {}", self.superseded));
         }
         line.push_str(&format!(", elapsed {seconds:.2}s ({rate:.0}/s)"));
         match self.stop_reason {

@@ -98,8 +98,17 @@ pub fn waiting_by_hook(db: &mut Db, now: NaiveDateTime) -> Result<BTreeMap<i64, 
 
 /// Callbacks per hook that became errors at or after `since` (the errors index).
 pub fn errors_by_hook(db: &mut Db, since: NaiveDateTime) -> Result<BTreeMap<i64, i64>> {
+    finished_by_hook(db, Status::Error, since)
+}
+
+/// Per hook, how many callbacks reached `status` since then.
+pub fn finished_by_hook(
+    db: &mut Db,
+    status: Status,
+    since: NaiveDateTime,
+) -> Result<BTreeMap<i64, i64>> {
     let rows: Vec<(i64, i64)> = with_conn!(db, |conn| c::httphooks_callbacks
-        .filter(c::status.eq(Status::Error))
+        .filter(c::status.eq(status))
         .filter(c::updated_at.ge(since))
         .group_by(c::hook_id)
         .select((c::hook_id, diesel::dsl::count_star()))

@@ -15,6 +15,7 @@ pub mod models;
 pub(crate) mod backend;
 pub(crate) mod backfill;
 pub(crate) mod capture;
+pub(crate) mod coalesce;
 mod db;
 pub(crate) mod enqueue;
 mod location;

@@ -193,6 +193,8 @@ pub struct Callback {
     pub webhook_id: Option<String>,
     /// Attempts made before the last `callbacks retry` (which restarts `attempts`).
     pub attempts_before_retry: i32,
+    /// The callback it was folded into (status `superseded`, `--coalesce`).
+    pub superseded_by: Option<i64>,
     /// Its hook's delivery settings as they are now: those of the hook version
     /// `settings_version_id`.
     #[diesel(embed)]
@@ -254,16 +256,24 @@ pub enum Status {
     Waiting,
     Sent,
     Error,
+    /// Folded into a newer callback of its row, which was sent instead (`--coalesce`).
+    Superseded,
 }
 
 impl Status {
-    pub const ALL: [Status; 3] = [Status::Waiting, Status::Sent, Status::Error];
+    pub const ALL: [Status; 4] = [
+        Status::Waiting,
+        Status::Sent,
+        Status::Error,
+        Status::Superseded,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Waiting => "waiting",
             Status::Sent => "sent",
             Status::Error => "error",
+            Status::Superseded => "superseded",
         }
     }
 
@@ -279,7 +289,8 @@ impl std::str::FromStr for Status {
     type Err = String;
 
     fn from_str(name: &str) -> std::result::Result<Status, String> {
-        Status::parse(name).ok_or_else(|| format!("{name:?} is not waiting, sent or error"))
+        Status::parse(name)
+            .ok_or_else(|| format!("{name:?} is not waiting, sent, error or superseded"))
     }
 }
 
@@ -339,11 +350,13 @@ pub struct HookSettings {
     pub ca_file: Option<String>,
     /// The most a callback may hold, in bytes (its change's data and its body).
     pub max_payload_size: i64,
+    /// Of the waiting changes of a row, send only the newest (`--coalesce`).
+    pub coalesced: bool,
 }
 
 /// The columns of [`HookSettings`], for SQL written by hand (a unit test keeps this
 /// list and the struct in step).
-pub const SETTINGS_COLUMNS: [&str; 9] = [
+pub const SETTINGS_COLUMNS: [&str; 10] = [
     "target_url",
     "http_method",
     "headers",
@@ -353,6 +366,7 @@ pub const SETTINGS_COLUMNS: [&str; 9] = [
     "signing_secret_env",
     "ca_file",
     "max_payload_size",
+    "coalesced",
 ];
 
 impl HookSettings {
@@ -368,6 +382,7 @@ impl HookSettings {
             signing_secret_env: None,
             ca_file: None,
             max_payload_size: crate::payload::size::DEFAULT_MAX_PAYLOAD,
+            coalesced: false,
         }
     }
 

@@ -38,6 +38,7 @@ diesel::table! {
         created_at -> Timestamp,
         ordered -> Bool,
         max_payload_size -> BigInt,
+        coalesced -> Bool,
     }
 }
 
@@ -65,6 +66,7 @@ macro_rules! callback_table {
                 claim_started -> Bool,
                 webhook_id -> Nullable<Text>,
                 attempts_before_retry -> Integer,
+                superseded_by -> Nullable<BigInt>,
                 $($own)*
             }
         }

@@ -242,6 +242,7 @@ fn callback_json(c: &Callback) -> Value {
         "created_at": timestamp(&c.created_at),
         "updated_at": timestamp(&c.changed_at()),
         "held": held(c),
+        "superseded_by": c.superseded_by,
     })
 }
 

@@ -250,6 +250,11 @@ fn check_custom_events(events: &[String], draft: &Draft) -> Result<()> {
             "the {row_event} event needs --table; hooks without a table take custom events only"
         )));
     }
+    if draft.settings.coalesced {
+        return Err(Error::invalid(
+            "--coalesce folds the changes of a table's row, and custom events have no row; give --table too, or omit --coalesce",
+        ));
+    }
     Ok(())
 }
 

@@ -114,6 +114,7 @@ fn edit(db: &mut Db, args: &HookEditArgs) -> Result<()> {
         ca_file: args.no_ca_file,
         ordered: args.no_ordered,
         when_changed: args.no_when_changed,
+        coalesce: args.no_coalesce,
     };
     apply_definition(&mut draft, def, &clears)?;
     let valid = validate(db, &draft, def.sample_data.as_deref(), Some(hook.id))?;
@@ -137,6 +138,7 @@ struct Clears {
     ca_file: bool,
     ordered: bool,
     when_changed: bool,
+    coalesce: bool,
 }
 
 /// Changes the draft by the definition flags given; what is not given stays as it is
@@ -187,6 +189,9 @@ fn apply_definition(draft: &mut Draft, def: &HookDefinition, clears: &Clears) ->
     }
     if def.ordered || clears.ordered {
         content.ordered = def.ordered;
+    }
+    if def.coalesce || clears.coalesce {
+        settings.coalesced = def.coalesce;
     }
     let current = Auth::parse(settings.auth.as_deref());
     if let Some(auth) = auth_from_flags(def, current.as_ref())? {
@@ -477,6 +482,7 @@ fn hook_json(hook: &Hook) -> Value {
         "timeout": humantime::format_duration(settings.timeout()).to_string(),
         "max_attempts": settings.max_attempts,
         "max_payload_size": size::format(settings.max_payload_size),
+        "coalesce": settings.coalesced,
         "auth": Auth::parse(settings.auth.as_deref()).map(|auth| serde_json::to_value(auth).expect("serializes")),
         "signing_secret_env": settings.signing_secret_env,
         "ca_file": settings.ca_file,
