@@ -29,6 +29,13 @@
 //!       arrival (p50, p95, p99, max), the commit rate achieved, the sender's CPU, and
 //!       that every row arrived exactly once.
 //!
+//!   cargo bench --bench delivery -- --scenario backfill [--n 1000000]
+//!       `hooks backfill` over N existing rows while an application updates rows one
+//!       at a time: rows/s, and the longest and 99th percentile of its writes' times.
+//!   cargo bench --bench delivery -- --scenario coalesce [--n 100000] [--rows 1000]
+//!       N waiting updates over `--rows` rows, sent by a hook with `--coalesce` and by
+//!       one without: requests made and time taken by each.
+//!
 //! PostgreSQL runs in a schema of its own in the database named by
 //! HTTPHOOKS_TEST_POSTGRES_URL; MySQL in a database of its own on the server named by
 //! HTTPHOOKS_TEST_MYSQL_URL.
@@ -60,6 +67,7 @@ struct Options {
     latency_ms: u64,
     concurrency: usize,
     monitor_rows: usize,
+    rows: usize,
 }
 
 fn options() -> Options {
@@ -71,6 +79,7 @@ fn options() -> Options {
         latency_ms: 0,
         concurrency: 16,
         monitor_rows: 1_000_000,
+        rows: 1_000,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -89,6 +98,7 @@ fn options() -> Options {
             "--latency-ms" => options.latency_ms = value.parse().expect("--latency-ms MS"),
             "--concurrency" => options.concurrency = value.parse().expect("--concurrency N"),
             "--monitor-rows" => options.monitor_rows = value.parse().expect("--monitor-rows N"),
+            "--rows" => options.rows = value.parse().expect("--rows N"),
             _ => {
                 i += 1;
                 continue;
@@ -216,6 +226,8 @@ fn main() {
         "hanging" => return hanging(&db, &options),
         "slowdown" => return slowdown(&db, &options),
         "latency" => return latency(&db, &options),
+        "backfill" => return backfill(&db, &options),
+        "coalesce" => return coalesce(&db, &options),
         _ => {}
     }
     let backend = if options.postgres {
@@ -857,4 +869,120 @@ fn latency(db: &TestDb, options: &Options) {
         receiver.received().len(),
         arrivals.len()
     );
+}
+
+/// A table `name` (id, v) with rows 1..=n, made in one statement, before any hook.
+fn numbered_rows(db: &TestDb, name: &str, n: usize) {
+    db.sql(&format!(
+        "CREATE TABLE {name} (id BIGINT PRIMARY KEY, v INTEGER NOT NULL)"
+    ));
+    if db.is_postgres() {
+        db.sql(&format!(
+            "INSERT INTO {name} (id, v) SELECT i, 0 FROM generate_series(1, {n}) AS i"
+        ));
+    } else {
+        db.sql(&format!(
+            "INSERT INTO {name} (id, v) WITH RECURSIVE k(i) AS \
+             (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < {n}) SELECT i, 0 FROM k"
+        ));
+    }
+}
+
+/// `hooks backfill` over N rows beside an application writing: see the module's comment.
+fn backfill(db: &TestDb, options: &Options) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let n = options.n;
+    if db.is_mysql() {
+        // The recursive CTE that makes the rows goes deeper than MariaDB's default.
+        db.sql(&format!("SET GLOBAL max_recursive_iterations = {}", n + 1));
+    }
+    numbered_rows(db, "items", n);
+    let receiver = Server::start_lean(|_| Reply::Status(200));
+    run(
+        db,
+        &[
+            "hooks",
+            "add",
+            "items",
+            "--table",
+            "items",
+            "--events",
+            "insert,update",
+            "--url",
+            &receiver.url("/items"),
+        ],
+    );
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let writing = Arc::clone(&writing);
+        let mut app = db.connect();
+        std::thread::spawn(move || {
+            let mut waits = Vec::new();
+            let mut k = 0usize;
+            while writing.load(Ordering::SeqCst) {
+                let started = Instant::now();
+                app.sql(&format!(
+                    "UPDATE items SET v = v + 1 WHERE id = {}",
+                    k % n + 1
+                ));
+                waits.push(started.elapsed().as_secs_f64() * 1000.0);
+                k += 7919;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            waits
+        })
+    };
+    let (elapsed, line) = run(db, &["hooks", "backfill", "items", "--chunk-size", "1000"]);
+    writing.store(false, Ordering::SeqCst);
+    let mut waits = writer.join().unwrap();
+    waits.sort_by(f64::total_cmp);
+    println!("{line}");
+    println!(
+        "scenario backfill: {n} rows in {:.1}s = {:.0} rows/s; the application's {} single-row updates meanwhile took p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        waits.len(),
+        percentile(&waits, 0.5),
+        percentile(&waits, 0.99),
+        percentile(&waits, 1.0)
+    );
+}
+
+/// N waiting updates over `--rows` rows, with and without `--coalesce`.
+fn coalesce(db: &TestDb, options: &Options) {
+    let (n, rows) = (options.n, options.rows.max(1));
+    let latency = options.latency_ms;
+    let receiver = Server::start_lean(move |_| match latency {
+        0 => Reply::Status(200),
+        ms => Reply::Slow(Duration::from_millis(ms)),
+    });
+    for (table, flags) in [("folded", &["--coalesce"][..]), ("every", &[][..])] {
+        numbered_rows(db, table, rows);
+        let mut args = vec![
+            "hooks", "add", table, "--table", table, "--events", "update", "--url",
+        ];
+        let url = receiver.url(&format!("/{table}"));
+        args.push(&url);
+        args.extend(flags);
+        run(db, &args);
+        for _ in 0..n / rows {
+            db.sql(&format!("UPDATE {table} SET v = v + 1"));
+        }
+        // Every change admitted before the clock starts, as after an outage.
+        run(db, &["callbacks", "list", "--limit", "1"]);
+        let before = receiver.received().len();
+        let (elapsed, line) = run(db, &["send_callbacks", "--hook_id", table]);
+        println!(
+            "scenario coalesce, {}: {} updates over {rows} rows: {} requests in {:.2}s\n  {line}",
+            if flags.is_empty() {
+                "without --coalesce"
+            } else {
+                "--coalesce"
+            },
+            n / rows * rows,
+            receiver.received().len() - before,
+            elapsed.as_secs_f64()
+        );
+    }
 }

@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::backend::{quote_literal, timestamp_literal};
 use super::schema::httphooks_callbacks;
 use super::{now, with_conn, Db};
 use crate::error::Result;
@@ -84,39 +84,30 @@ pub fn superseded(db: &mut Db, claimed: &[&Callback]) -> Result<Vec<(i64, i64)>>
         .collect())
 }
 
-/// Marks `pairs` (superseded, newest) as superseded, where `token` still holds them;
-/// returns how many changed.
+/// Marks `pairs` (superseded, newest) as superseded, where `token` still holds them,
+/// in one statement; returns how many changed.
 pub fn supersede(db: &mut Db, token: &str, pairs: &[(i64, i64)]) -> Result<usize> {
-    let mut by_newest: HashMap<i64, Vec<i64>> = HashMap::new();
-    for (old, newest) in pairs {
-        by_newest.entry(*newest).or_default().push(*old);
+    if pairs.is_empty() {
+        return Ok(0);
     }
-    let now = now();
-    let mut changed = 0;
-    for (newest, olds) in by_newest {
-        changed += with_conn!(db, |conn| {
-            use httphooks_callbacks::dsl as c;
-            diesel::update(
-                c::httphooks_callbacks
-                    .filter(c::id.eq_any(&olds))
-                    .filter(c::claim_token.eq(token))
-                    .filter(c::status.eq(Status::Waiting)),
-            )
-            .set((
-                c::status.eq(Status::Superseded),
-                c::superseded_by.eq(Some(newest)),
-                // The same words for every one, so that failures group by reason;
-                // the pointer is `superseded_by`.
-                c::status_details
-                    .eq("superseded by a newer change of the same row (--coalesce); not sent"),
-                c::next_attempt_at.eq(None::<NaiveDateTime>),
-                c::updated_at.eq(Some(now)),
-                c::claimed_until.eq(None::<NaiveDateTime>),
-                c::claim_token.eq(None::<String>),
-                c::claim_started.eq(false),
-            ))
-            .execute(conn)
-        })?;
-    }
-    Ok(changed)
+    // Ids are integers: inlining them is safe.
+    let newest: Vec<String> = pairs
+        .iter()
+        .map(|(old, newest)| format!("WHEN {old} THEN {newest}"))
+        .collect();
+    let olds: Vec<String> = pairs.iter().map(|(old, _)| old.to_string()).collect();
+    let sql = format!(
+        "UPDATE httphooks_callbacks SET status = 'superseded', \
+           superseded_by = CASE id {} END, \
+           status_details = 'superseded by a newer change of the same row (--coalesce); not sent', \
+           next_attempt_at = NULL, updated_at = {}, claimed_until = NULL, claim_token = NULL, \
+           claim_started = FALSE \
+         WHERE id IN ({}) AND claim_token = {} AND status = 'waiting'",
+        newest.join(" "),
+        timestamp_literal(now()),
+        olds.join(", "),
+        // A run's token is `host:pid:hex`: no quote or backslash to escape.
+        quote_literal(token),
+    );
+    with_conn!(db, |conn| Ok(diesel::sql_query(&sql).execute(conn)?))
 }

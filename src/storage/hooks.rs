@@ -295,15 +295,20 @@ fn change_hooks<T>(db: &mut Db, change: impl FnOnce(&mut Db) -> Result<T>) -> Re
     }
 }
 
-/// [`change_hooks`] for a change that saves a hook version of `content`: an ordered
-/// hook's claims need their index first, made outside any transaction.
+/// [`change_hooks`] for a change that saves a hook version of `content` and
+/// `settings`: an ordered or coalescing hook's claims need their index first, made
+/// outside any transaction.
 fn change_hook_content<T>(
     db: &mut Db,
     content: &HookContent,
+    settings: &HookSettings,
     change: impl FnOnce(&mut Db) -> Result<T>,
 ) -> Result<T> {
     if content.ordered {
         db.backend().index_for_ordered_hooks()?;
+    }
+    if settings.coalesced {
+        db.backend().index_for_coalescing()?;
     }
     change_hooks(db, change)
 }
@@ -360,7 +365,7 @@ pub fn create(
     settings: &HookSettings,
 ) -> Result<Hook> {
     let vanished = || Error::environment("the new hook vanished; run the command again");
-    change_hook_content(db, content, |db| {
+    change_hook_content(db, content, settings, |db| {
         let id: i64 = with_conn!(db, |conn| {
             diesel::insert_into(h::httphooks_hooks)
                 .values(row)
@@ -398,7 +403,7 @@ pub fn update(
     content: &HookContent,
     settings: &HookSettings,
 ) -> Result<Hook> {
-    change_hook_content(db, content, |db| {
+    change_hook_content(db, content, settings, |db| {
         with_conn!(db, |conn| {
             diesel::update(h::httphooks_hooks.filter(h::id.eq(before.id)))
                 .set((row, h::updated_at.eq(super::now())))

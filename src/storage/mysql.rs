@@ -226,6 +226,11 @@ impl super::Backend for MysqlConnection {
 
     /// Made with the first ordered hook (see the migration), online: InnoDB builds it
     /// while the application and runs go on writing.
+    /// The ordered hooks' index (hook, status, row, id) serves coalescing too.
+    fn index_for_coalescing(&mut self) -> Result<()> {
+        self.index_for_ordered_hooks()
+    }
+
     fn index_for_ordered_hooks(&mut self) -> Result<()> {
         let exists = |conn: &mut MysqlConnection| -> Result<bool> {
             let row: super::CountRow = diesel::sql_query(

@@ -128,6 +128,17 @@ pub trait Backend: Connected {
         Ok(())
     }
 
+    /// Makes the index a `--coalesce` hook's runs look up newer changes of a row by
+    /// (`storage::coalesce`), when the first such hook is saved: waiting callbacks by
+    /// row, hook and id. Until then no other hook pays for it. The row comes first so
+    /// that claims of `--hook_id` runs (hook_id IN …) never pick it over the due index.
+    fn index_for_coalescing(&mut self) -> Result<()> {
+        self.execute_batch(
+            "CREATE INDEX IF NOT EXISTS httphooks_callbacks_rows \
+             ON httphooks_callbacks (object_id, hook_id, id) WHERE status = 'waiting'",
+        )
+    }
+
     /// Begins a transaction that writes (see `Db::write_transaction`).
     fn begin_write(&mut self) -> Result<()> {
         self.begin()
