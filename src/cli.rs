@@ -107,7 +107,7 @@ pub struct SendArgs {
     /// Once the queue is drained, wait for new callbacks and send each as it commits,
     /// until --max-runtime (which it needs); run it from cron every minute with
     /// `--max-runtime 58s` and the next run takes over.
-    #[arg(long, conflicts_with_all = ["dry_run", "callback"])]
+    #[arg(long, conflicts_with_all = ["dry_run", "callback", "limit"])]
     pub follow: bool,
     /// Print the requests that would be sent; change nothing.
     #[arg(long = "dry-run", visible_alias = "dry_run")]

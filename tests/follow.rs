@@ -247,7 +247,7 @@ on_every_backend!(
         assert_eq!(code, 2, "{out}{err}");
         assert_eq!(
         err.trim(),
-        "httphooks: --follow needs --max-runtime, so that a following run ends and the next one takes over: run `httphooks send_callbacks --follow --max-runtime 58s` every minute"
+        "httphooks: --follow needs --max-runtime, so that a following run ends and the next one takes over: run `httphooks send_callbacks --follow --max-runtime 65s` every minute"
     );
         let (code, _, err) = db.run(&[
             "send_callbacks",
@@ -258,6 +258,23 @@ on_every_backend!(
         ]);
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("--dry-run"), "{err}");
+        let limited = [
+            "send_callbacks",
+            "--follow",
+            "--max-runtime",
+            "5s",
+            "--limit",
+            "3",
+        ];
+        let (code, _, err) = db.run(&limited);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--limit"), "{err}");
+        let (code, _, err) = db.run(&["send_callbacks", "--follow", "--max-runtime", "1000y"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("a --max-runtime under a century, not 1000y"),
+            "{err}"
+        );
         assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_runs"), 0);
         assert_eq!(
             db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE status = 'waiting'"),
@@ -299,3 +316,37 @@ fn postgres_a_following_run_reconnects_after_the_database_comes_back() {
     assert!(err.contains("database available again"), "{err}");
     assert!(out.contains("sent 2,"), "{out}");
 }
+
+on_every_backend!(
+    a_killed_following_run_shows_as_died_and_keeps_what_it_sent,
+    |db| {
+        let db = db.migrated();
+        let server = Server::start_lean(|_| Reply::Status(200));
+        watched(&db, &server);
+        let run = db.spawn(&["send_callbacks", "--follow", "--max-runtime", "60s"]);
+        until_following(&db);
+        let mut app = db.connect();
+        for _ in 0..3 {
+            app.sql("INSERT INTO jobs (v) VALUES (1)");
+        }
+        let written = within(Duration::from_secs(6), || {
+            json(&db.ok(&["status", "--format", "json"]))["runs"][0]["sent"] == 3
+        });
+        assert!(written.is_some(), "{}", db.ok(&["status"]));
+        assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGKILL) }, 0);
+        finish(run);
+        let status = db.ok(&["status"]);
+        assert!(status.contains("died"), "its process is gone: {status}");
+        // The next run records it as died, with what it had sent.
+        db.ok(&["send_callbacks"]);
+        let runs = json(&db.ok(&["status", "--format", "json"]))["runs"].clone();
+        let died = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|run| run["stop_reason"] == "died")
+            .unwrap_or_else(|| panic!("{runs}"));
+        assert_eq!(died["sent"], 3, "{died}");
+        assert_eq!(server.received().len(), 3);
+    }
+);

@@ -312,13 +312,14 @@ fn due(db: &mut Db, callback: &Callback, now: NaiveDateTime) -> Result<Explanati
     })
 }
 
-/// A following run (`send_callbacks --follow`) that is alive, as far as this host can
-/// tell (a run of another host is taken at its word).
+/// A following run (`send_callbacks --follow`) that is alive: it wrote its progress
+/// lately, and its process is there (as far as this host can tell).
 fn following_run(db: &mut Db) -> Result<Option<Run>> {
     let me = RunIdentity::current();
-    Ok(runs::following(db)?
-        .into_iter()
-        .find(|run| !me.knows_gone(&run.start.host, run.start.pid, &run.start.process)))
+    let now = now();
+    Ok(runs::following(db)?.into_iter().find(|run| {
+        run.is_following(now) && !me.knows_gone(&run.start.host, run.start.pid, &run.start.process)
+    }))
 }
 
 fn at(time: Option<NaiveDateTime>) -> String {

@@ -188,9 +188,24 @@ fn checks(url: Option<&str>, args: &MonitorArgs) -> Result<Vec<Check>> {
     if let Some(minutes) = args.no_run_since {
         let limit = args.critical.unwrap_or(minutes);
         let last = runs::last_finished(&mut db)?;
-        let ended = last.as_ref().and_then(|run| run.end.ended_at);
+        // A run following now is as good as one that just finished.
+        let following = runs::following(&mut db)?
+            .into_iter()
+            .find(|run| run.is_following(now));
+        let ended = match &following {
+            Some(_) => Some(now),
+            None => last.as_ref().and_then(|run| run.end.ended_at),
+        };
         let ago = ended.map(|ended| (now - ended).num_milliseconds().max(0) as f64 / 1000.0);
         let text = match (ended, ago) {
+            (Some(_), Some(_)) if following.is_some() => format!(
+                "send_callbacks run {} is following now (started {} ago; limit {limit} minutes)",
+                following.as_ref().map_or(0, |run| run.id),
+                following
+                    .as_ref()
+                    .map(|run| minutes_text((now - run.start.started_at).num_seconds() as f64))
+                    .unwrap_or_default()
+            ),
             (Some(ended), Some(ago)) => format!(
                 "the last send_callbacks run finished {} ago, at {} UTC (limit {limit} minutes)",
                 minutes_text(ago),

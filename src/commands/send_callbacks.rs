@@ -24,10 +24,14 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         // Beyond a century a deadline means none, and adding it to the clock could
         // overflow.
         .filter(|d: &std::time::Duration| d.as_secs() < 100 * 365 * 86_400);
-    if args.follow && max_runtime.is_none() {
-        return Err(Error::invalid(
-            "--follow needs --max-runtime, so that a following run ends and the next one takes over: run `httphooks send_callbacks --follow --max-runtime 58s` every minute",
-        ));
+    match (args.follow, args.max_runtime, max_runtime) {
+        (true, None, _) => return Err(Error::invalid(
+            "--follow needs --max-runtime, so that a following run ends and the next one takes over: run `httphooks send_callbacks --follow --max-runtime 65s` every minute",
+        )),
+        (true, Some(given), None) => return Err(Error::invalid(format!(
+            "--follow needs a --max-runtime under a century, not {given}, so that a following run ends and the next one takes over: run `httphooks send_callbacks --follow --max-runtime 65s` every minute"
+        ))),
+        _ => {}
     }
     let mut db = match open_within(url, started_at, max_runtime) {
         Ok(db) => db,

@@ -11,6 +11,7 @@ use super::explain::span;
 use super::output::{optional_timestamp, print_json, print_table, timestamp};
 use crate::cli::{Format, FormatArg};
 use crate::engine::endpoint_of;
+use crate::engine::process::RunIdentity;
 use crate::error::Result;
 use crate::storage::models::Status;
 use crate::storage::runs::{self, EndpointSeen, Run};
@@ -149,6 +150,7 @@ fn run_json(run: &Run) -> Value {
         "pid": run.start.pid,
         "started_at": timestamp(&run.start.started_at),
         "following": run.start.following,
+        "alive_at": optional_timestamp(&run.alive_at),
         "ended_at": optional_timestamp(&run.end.ended_at),
         "claimed": run.end.claimed,
         "sent": run.end.sent,
@@ -279,6 +281,7 @@ fn print_capture(capture: &[Value]) {
 
 /// The recent runs, newest first.
 fn print_runs(recent: &[Run], now: chrono::NaiveDateTime) {
+    let me = RunIdentity::current();
     if recent.is_empty() {
         println!("no send_callbacks run yet");
         return;
@@ -286,15 +289,19 @@ fn print_runs(recent: &[Run], now: chrono::NaiveDateTime) {
     let rows: Vec<Vec<String>> = recent
         .iter()
         .map(|run| {
-            let ended = run
-                .end
-                .ended_at
-                .map(|e| format!("{} ago", span(now - e)))
-                .unwrap_or_else(|| match run.start.following {
-                    // What it sent so far is in its row (written every few seconds).
-                    true => "following".to_owned(),
-                    false => "running".to_owned(),
-                });
+            let ended = match run.end.ended_at {
+                Some(ended) => format!("{} ago", span(now - ended)),
+                None if me.knows_gone(&run.start.host, run.start.pid, &run.start.process) => {
+                    "died".to_owned()
+                }
+                // What it did so far is in its row, written every few seconds.
+                None if run.is_following(now) => "following".to_owned(),
+                None if run.start.following => format!(
+                    "silent {}",
+                    span(now - run.alive_at.unwrap_or(run.start.started_at))
+                ),
+                None => "running".to_owned(),
+            };
             let took = run
                 .end
                 .ended_at

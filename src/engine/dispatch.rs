@@ -186,6 +186,9 @@ impl Engine {
                 _ => None,
             };
             d.summary.claimed += claimed.len();
+            d.scheduler
+                .claimed
+                .fetch_add(claimed.len(), Ordering::Relaxed);
             log::debug!(
                 "claimed {} ({} marked) in {:?}; {outstanding} were outstanding",
                 claimed.len(),

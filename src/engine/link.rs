@@ -89,11 +89,14 @@ pub fn retrying<T>(
             Err(error) if error.db_failure().is_some_and(DbFailure::is_transient) => {
                 let first = *first_failure.get_or_insert_with(Instant::now);
                 let give_up_at = policy.give_up_at.unwrap_or(first + RECONNECT_BUDGET);
-                if (policy.stopping)() || Instant::now() + delay > give_up_at {
+                let left = give_up_at.saturating_duration_since(Instant::now());
+                if (policy.stopping)() || left.is_zero() {
                     return Err(error);
                 }
-                (policy.on_wait)(&error, delay);
-                thread::sleep(delay);
+                // The last wait ends at the deadline, for one more try there.
+                let wait = delay.min(left);
+                (policy.on_wait)(&error, wait);
+                thread::sleep(wait);
                 delay = (delay * 2).min(LONGEST_DELAY);
             }
             Err(error) => return Err(error),

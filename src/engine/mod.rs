@@ -338,7 +338,7 @@ impl Engine {
                         ),
                     )),
                 };
-                summary.failure = Some(summary::gave_up(error, saved));
+                summary.failure = Some(summary::gave_up(error, saved, stopping()));
                 return Ok(summary);
             }
             (Ok(reason), None) => reason,

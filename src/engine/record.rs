@@ -25,8 +25,6 @@ const RECORD_DELAY: Duration = Duration::from_millis(50);
 const ROUND_DELAY: Duration = Duration::from_millis(10);
 /// How often to look again while the dispatcher waits for room.
 const EAGER_DELAY: Duration = Duration::from_millis(2);
-/// How often a following run writes what it has done so far.
-const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Limits<'a> {
     /// Outcomes per write at most.
@@ -36,8 +34,8 @@ pub struct Limits<'a> {
     /// How long to keep trying when the database is away (the run's deadline).
     pub give_up_at: Option<Instant>,
     pub stopping: &'a dyn Fn() -> bool,
-    /// A following run's id: its counts are written to its row as it goes, every
-    /// [`PROGRESS_EVERY`], for `status`.
+    /// A following run's id: its progress is written to its row as it goes, every
+    /// [`runs::PROGRESS_EVERY`], for `status` and `monitor_callbacks`.
     pub following_run: Option<i64>,
 }
 
@@ -64,7 +62,7 @@ pub fn record_loop(
     let mut failure = None;
     let mut unrecorded = Vec::new();
     let mut finished = false;
-    let mut progress_written = (Instant::now(), 0);
+    let mut progress_written = Instant::now();
     let pauses = super::link::Pauses::new(
         scheduler,
         "cannot record outcomes",
@@ -105,7 +103,7 @@ pub fn record_loop(
             || waited >= RECORD_DELAY
             || (outcomes.len() >= limits.round && waited >= ROUND_DELAY);
         if let Some(run) = limits.following_run {
-            write_progress(link, run, &summary, &mut progress_written);
+            write_progress(link, run, scheduler, &summary, &mut progress_written);
         }
         if outcomes.is_empty() || !due {
             continue;
@@ -145,34 +143,32 @@ pub fn record_loop(
     }
 }
 
-/// Writes a following run's counts when they changed and [`PROGRESS_EVERY`] passed;
-/// best effort (the run's end writes them anyway).
+/// Writes a following run's progress every [`runs::PROGRESS_EVERY`], whether or not
+/// it changed (the time is its sign of life); best effort: its end writes it anyway.
 fn write_progress(
     link: &Mutex<Link>,
     run: i64,
+    scheduler: &Scheduler,
     summary: &Summary,
-    (written_at, written): &mut (Instant, usize),
+    written_at: &mut Instant,
 ) {
-    let done = summary.sent + summary.retried + summary.failed;
-    if done == *written || written_at.elapsed() < PROGRESS_EVERY {
+    if written_at.elapsed() < runs::PROGRESS_EVERY {
         return;
     }
+    *written_at = Instant::now();
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let done = runs::Progress {
+        claimed: count(scheduler.claimed.load(Ordering::Relaxed)),
+        sent: count(summary.sent),
+        retried: count(summary.retried),
+        failed: count(summary.failed),
+    };
     let Ok(mut link) = link.lock() else {
         return;
     };
-    let wrote = link.run(|db| {
-        runs::progress(
-            db,
-            run,
-            count(summary.sent),
-            count(summary.retried),
-            count(summary.failed),
-        )
-    });
+    let wrote =
+        link.run(|db| runs::progress(db, run, &done, &summary.hook_stats, &summary.endpoint_stats));
     if let Err(error) = wrote {
         log::debug!("could not write this run's progress: {error}");
     }
-    *written_at = Instant::now();
-    *written = done;
 }

@@ -474,6 +474,8 @@ pub struct Scheduler {
     dispatcher: Condvar,
     /// The dispatcher waits for room in the window: the recorder writes at once.
     pub room_wanted: std::sync::atomic::AtomicBool,
+    /// Callbacks the dispatcher claimed so far (a following run's progress says it).
+    pub claimed: std::sync::atomic::AtomicUsize,
 }
 
 /// How long a waiting worker sleeps before looking again.
@@ -486,6 +488,7 @@ impl Scheduler {
             work: Condvar::new(),
             dispatcher: Condvar::new(),
             room_wanted: std::sync::atomic::AtomicBool::new(false),
+            claimed: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 

@@ -149,7 +149,14 @@ impl Summary {
 pub(super) fn gave_up(
     error: Error,
     saved: Option<(usize, std::result::Result<std::path::PathBuf, String>)>,
+    signalled: bool,
 ) -> Error {
+    // A signal during the wait ends it as a deadline would.
+    let until = if signalled {
+        "before a signal stopped the run"
+    } else {
+        "before its deadline"
+    };
     let saved = match saved {
         None => String::new(),
         Some((n, Ok(path))) => format!(
@@ -167,7 +174,7 @@ pub(super) fn gave_up(
         } => Error::Database {
             failure: DbFailure::Connection,
             message: format!(
-                "the database went away during the run and did not come back before its deadline, \
+                "the database went away during the run and did not come back {until}, \
                  so the run stopped sending{saved}; run send_callbacks again once the database is \
                  back (the last error: {})",
                 crate::storage::connection_problem(&message)

@@ -51,6 +51,40 @@ pub struct Run {
     /// written as it goes.
     #[diesel(embed)]
     pub end: RunEnd,
+    /// When a following run last wrote its progress (every [`PROGRESS_EVERY`]).
+    pub alive_at: Option<NaiveDateTime>,
+}
+
+/// How often a following run writes its progress and the time.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A following run not heard from for this long has stopped, whatever its row says
+/// (killed, or its host lost): five missed beats.
+pub fn silent_after() -> chrono::TimeDelta {
+    chrono::TimeDelta::seconds(15)
+}
+
+impl Run {
+    /// A following run that has not ended and wrote its progress lately.
+    pub fn is_following(&self, now: NaiveDateTime) -> bool {
+        self.start.following
+            && self.end.ended_at.is_none()
+            && self
+                .alive_at
+                .unwrap_or(self.start.started_at)
+                .signed_duration_since(now)
+                .abs()
+                < silent_after()
+    }
+}
+
+/// What a following run has done so far.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub claimed: i32,
+    pub sent: i32,
+    pub retried: i32,
+    pub failed: i32,
 }
 
 /// Records that a run started; returns its id (found by its token, which is the run's
@@ -77,20 +111,32 @@ pub fn end(db: &mut Db, id: i64, end: &RunEnd) -> Result<()> {
     Ok(())
 }
 
-/// What a following run has done so far, for `status` while it runs.
-pub fn progress(db: &mut Db, id: i64, sent: i32, retried: i32, failed: i32) -> Result<()> {
-    with_conn!(db, |conn| diesel::update(
-        r::httphooks_runs
-            .filter(r::id.eq(id))
-            .filter(r::ended_at.is_null())
-    )
-    .set((
-        r::sent.eq(sent),
-        r::retried.eq(retried),
-        r::failed.eq(failed)
-    ))
-    .execute(conn))?;
-    Ok(())
+/// Writes what a following run has done so far, with its per-hook and per-endpoint
+/// stats (so that `status` shows its last success while it runs) and the time, in one
+/// transaction.
+pub fn progress(
+    db: &mut Db,
+    id: i64,
+    done: &Progress,
+    hooks: &BTreeMap<i64, HookStats>,
+    endpoints: &BTreeMap<String, EndpointStats>,
+) -> Result<()> {
+    db.write_transaction(|db| {
+        with_conn!(db, |conn| diesel::update(
+            r::httphooks_runs
+                .filter(r::id.eq(id))
+                .filter(r::ended_at.is_null())
+        )
+        .set((
+            r::claimed.eq(done.claimed),
+            r::sent.eq(done.sent),
+            r::retried.eq(done.retried),
+            r::failed.eq(done.failed),
+            r::alive_at.eq(Some(now())),
+        ))
+        .execute(conn))?;
+        record_stats(db, id, hooks, endpoints)
+    })
 }
 
 /// Runs of `host` that have not ended, other than `except` (this run).
@@ -113,26 +159,39 @@ pub fn following(db: &mut Db) -> Result<Vec<Run>> {
         .load(conn)?))
 }
 
-/// Ends a run that was found dead.
+/// Ends a run that was found dead, keeping what a following run wrote of its progress.
 pub fn mark_died(db: &mut Db, id: i64) -> Result<()> {
-    end(
-        db,
-        id,
-        &RunEnd {
-            ended_at: Some(now()),
-            stop_reason: Some("died".to_owned()),
-            ..RunEnd::default()
-        },
+    with_conn!(db, |conn| diesel::update(
+        r::httphooks_runs.filter(r::id.eq(id))
     )
+    .set((r::ended_at.eq(Some(now())), r::stop_reason.eq("died")))
+    .execute(conn))?;
+    Ok(())
 }
 
-/// The most recent runs, newest first.
+/// The most recent runs, and every run that has not ended, newest first.
 pub fn recent(db: &mut Db, limit: i64) -> Result<Vec<Run>> {
-    with_conn!(db, |conn| Ok(r::httphooks_runs
-        .select(Run::as_select())
-        .order(r::id.desc())
-        .limit(limit)
-        .load(conn)?))
+    let (mut runs, unfinished) = with_conn!(db, |conn| {
+        let recent: Vec<Run> = r::httphooks_runs
+            .select(Run::as_select())
+            .order(r::id.desc())
+            .limit(limit)
+            .load(conn)?;
+        let unfinished: Vec<Run> = r::httphooks_runs
+            .select(Run::as_select())
+            .filter(r::ended_at.is_null())
+            .order(r::id.desc())
+            .limit(100)
+            .load(conn)?;
+        Ok::<_, crate::Error>((recent, unfinished))
+    })?;
+    for run in unfinished {
+        if !runs.iter().any(|shown| shown.id == run.id) {
+            runs.push(run);
+        }
+    }
+    runs.sort_by_key(|run| std::cmp::Reverse(run.id));
+    Ok(runs)
 }
 
 /// Deletes runs that ended before `before`, with what they did per hook and endpoint.
@@ -325,6 +384,9 @@ pub fn record_stats(
         })
         .collect();
     with_conn!(db, |conn| {
+        // A following run writes them again and again: the last write counts.
+        diesel::delete(rh::httphooks_run_hooks.filter(rh::run_id.eq(run_id))).execute(conn)?;
+        diesel::delete(re::httphooks_run_endpoints.filter(re::run_id.eq(run_id))).execute(conn)?;
         for rows in hook_rows.chunks(500) {
             diesel::insert_into(rh::httphooks_run_hooks)
                 .values(rows)

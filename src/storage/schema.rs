@@ -116,6 +116,7 @@ diesel::table! {
         exit_code -> Nullable<Integer>,
         stop_reason -> Nullable<Text>,
         following -> Bool,
+        alive_at -> Nullable<Timestamp>,
     }
 }
 
