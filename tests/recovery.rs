@@ -276,6 +276,8 @@ on_every_backend!(
                         k % n + 1
                     ));
                     k += 37;
+                    // An application between requests; SQLite has one writer at a time.
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 k
             })

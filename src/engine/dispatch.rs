@@ -254,20 +254,17 @@ impl Engine {
             .filter(|c| !(c.previous_started && c.previous_token.is_some()))
             .map(|c| &c.callback)
             .collect();
-        let pairs = retrying(link, &d.policy, |db| coalesce::superseded(db, &callbacks))?;
-        if pairs.is_empty() {
+        let (folds, folded) = retrying(link, &d.policy, |db| coalesce::folds(db, &callbacks))?;
+        if folds.is_empty() {
             return Ok(claimed);
         }
         let token = &self.identity.token;
-        d.summary.superseded += retrying(link, &d.policy, |db| {
-            db.write_transaction(|db| coalesce::supersede(db, token, &pairs))
+        let by_hook = retrying(link, &d.policy, |db| {
+            db.write_transaction(|db| coalesce::supersede(db, token, &folds))
         })?;
-        let folded: BTreeSet<i64> = pairs.iter().map(|(old, _)| *old).collect();
-        for claim in claimed.iter().filter(|c| folded.contains(&c.callback.id)) {
-            *d.summary
-                .superseded_by_hook
-                .entry(claim.callback.hook_id)
-                .or_default() += 1;
+        for (hook, count) in by_hook {
+            d.summary.superseded += count;
+            *d.summary.superseded_by_hook.entry(hook).or_default() += count;
         }
         Ok(claimed
             .into_iter()

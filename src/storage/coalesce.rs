@@ -1,15 +1,17 @@
 //! `--coalesce`: of the waiting callbacks of a hook's row, a run sends only the newest.
-//! A run asks, for the callbacks it claimed, which newer waiting ones their rows have;
-//! a callback that was never attempted, of an insert, update or backfill, with a newer
-//! one of the same kind and no waiting delete in between, is marked `superseded` with
-//! a pointer to the newest (which is sent in its turn). A delete is never folded, nor
-//! folded into: the row's deletion always goes out.
+//! A run asks, for the callbacks it claimed, which newer waiting ones their rows have.
+//! When a row has a newer insert, update or backfill with no waiting delete in between,
+//! every older waiting callback of the row since its last delete that was never
+//! attempted and that no other run holds is marked `superseded`, with a pointer to the
+//! newest (which is sent in its turn): one statement per row, so a backlog of a hundred
+//! changes of a row is folded by the first claim that meets one of them. A delete is
+//! never folded, nor folded across: the row's deletion always goes out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::backend::{quote_literal, timestamp_literal};
 use super::schema::httphooks_callbacks;
 use super::{now, with_conn, Db};
 use crate::error::Result;
@@ -21,9 +23,19 @@ const FOLDED: [&str; 3] = ["insert", "update", "backfill"];
 /// A hook's row.
 type Row = (i64, String);
 
-/// Which of `claimed` (callbacks this run holds) are superseded, and by which callback:
-/// `(superseded, newest)` pairs.
-pub fn superseded(db: &mut Db, claimed: &[&Callback]) -> Result<Vec<(i64, i64)>> {
+/// A row's older changes to fold into its newest: those with an id in `(after, newest)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fold {
+    pub hook_id: i64,
+    pub object_id: String,
+    /// The row's last waiting delete before `newest`, or 0.
+    pub after: i64,
+    pub newest: i64,
+}
+
+/// The rows of `claimed` (callbacks this run holds) that have a newer change to fold
+/// into, and which of `claimed` are folded.
+pub fn folds(db: &mut Db, claimed: &[&Callback]) -> Result<(Vec<Fold>, BTreeSet<i64>)> {
     let candidates: Vec<&&Callback> = claimed
         .iter()
         .filter(|c| {
@@ -35,7 +47,7 @@ pub fn superseded(db: &mut Db, claimed: &[&Callback]) -> Result<Vec<(i64, i64)>>
         })
         .collect();
     if candidates.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), BTreeSet::new()));
     }
     let hook_ids: Vec<i64> = candidates.iter().map(|c| c.hook_id).collect();
     let object_ids: Vec<String> = candidates
@@ -71,43 +83,76 @@ pub fn superseded(db: &mut Db, claimed: &[&Callback]) -> Result<Vec<(i64, i64)>>
             deleted.entry((hook, object)).or_default().push(id);
         }
     }
-    Ok(candidates
-        .iter()
-        .filter_map(|c| {
-            let row = (c.hook_id, c.object_id.clone()?);
-            let newest = *newest.get(&row)?;
-            let deleted_between = deleted
-                .get(&row)
-                .is_some_and(|ids| ids.iter().any(|d| *d > c.id && *d < newest));
-            (newest > c.id && !deleted_between).then_some((c.id, newest))
-        })
-        .collect())
+    let mut folds: HashMap<Row, Fold> = HashMap::new();
+    let mut folded = BTreeSet::new();
+    for c in candidates {
+        let Some(object_id) = c.object_id.clone() else {
+            continue;
+        };
+        let row = (c.hook_id, object_id.clone());
+        let Some(&newest) = newest.get(&row) else {
+            continue;
+        };
+        // The last delete before the newest change bounds what may be folded into it.
+        let after = deleted
+            .get(&row)
+            .and_then(|ids| ids.iter().filter(|d| **d < newest).max().copied())
+            .unwrap_or(0);
+        if c.id < newest && c.id > after {
+            folded.insert(c.id);
+            folds.entry(row).or_insert(Fold {
+                hook_id: c.hook_id,
+                object_id,
+                after,
+                newest,
+            });
+        }
+    }
+    Ok((folds.into_values().collect(), folded))
 }
 
-/// Marks `pairs` (superseded, newest) as superseded, where `token` still holds them,
-/// in one statement; returns how many changed.
-pub fn supersede(db: &mut Db, token: &str, pairs: &[(i64, i64)]) -> Result<usize> {
-    if pairs.is_empty() {
-        return Ok(0);
+/// Marks the older changes of each fold's row superseded: those waiting, never
+/// attempted, and held by no other run's live claim (this run's claims, `token`, are
+/// folded too). Returns how many each hook had folded.
+pub fn supersede(db: &mut Db, token: &str, folds: &[Fold]) -> Result<HashMap<i64, usize>> {
+    let now = now();
+    let mut by_hook: HashMap<i64, usize> = HashMap::new();
+    for fold in folds {
+        let changed = with_conn!(db, |conn| {
+            use httphooks_callbacks::dsl as c;
+            diesel::update(
+                c::httphooks_callbacks
+                    .filter(c::hook_id.eq(fold.hook_id))
+                    .filter(c::object_id.eq(&fold.object_id))
+                    .filter(c::id.gt(fold.after))
+                    .filter(c::id.lt(fold.newest))
+                    .filter(c::status.eq(Status::Waiting))
+                    .filter(c::attempts.eq(0))
+                    .filter(c::attempts_before_retry.eq(0))
+                    .filter(c::event_type.eq_any(FOLDED))
+                    .filter(
+                        c::claim_token
+                            .is_null()
+                            .or(c::claim_token.eq(token))
+                            .or(c::claimed_until.lt(now)),
+                    ),
+            )
+            .set((
+                c::status.eq(Status::Superseded),
+                c::superseded_by.eq(Some(fold.newest)),
+                // The same words for every one, so that outcomes group by reason;
+                // the pointer is `superseded_by`.
+                c::status_details
+                    .eq("superseded by a newer change of the same row (--coalesce); not sent"),
+                c::next_attempt_at.eq(None::<NaiveDateTime>),
+                c::updated_at.eq(Some(now)),
+                c::claimed_until.eq(None::<NaiveDateTime>),
+                c::claim_token.eq(None::<String>),
+                c::claim_started.eq(false),
+            ))
+            .execute(conn)
+        })?;
+        *by_hook.entry(fold.hook_id).or_default() += changed;
     }
-    // Ids are integers: inlining them is safe.
-    let newest: Vec<String> = pairs
-        .iter()
-        .map(|(old, newest)| format!("WHEN {old} THEN {newest}"))
-        .collect();
-    let olds: Vec<String> = pairs.iter().map(|(old, _)| old.to_string()).collect();
-    let sql = format!(
-        "UPDATE httphooks_callbacks SET status = 'superseded', \
-           superseded_by = CASE id {} END, \
-           status_details = 'superseded by a newer change of the same row (--coalesce); not sent', \
-           next_attempt_at = NULL, updated_at = {}, claimed_until = NULL, claim_token = NULL, \
-           claim_started = FALSE \
-         WHERE id IN ({}) AND claim_token = {} AND status = 'waiting'",
-        newest.join(" "),
-        timestamp_literal(now()),
-        olds.join(", "),
-        // A run's token is `host:pid:hex`: no quote or backslash to escape.
-        quote_literal(token),
-    );
-    with_conn!(db, |conn| Ok(diesel::sql_query(&sql).execute(conn)?))
+    Ok(by_hook)
 }

@@ -5,6 +5,7 @@
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -50,6 +51,7 @@ pub fn backfill(db: &mut Db, args: &BackfillArgs) -> Result<()> {
             "httphooks: warning: hook {name} is disabled: its backfilled callbacks wait until `httphooks hooks enable {name}`"
         );
     }
+    let writers_run_beside = db.backend().profile().allows_concurrent_writers;
     let stop = crate::engine::stop_on_signals()?;
     let progress = progress_bar(total, after.is_some());
     let mut done = 0usize;
@@ -61,6 +63,7 @@ pub fn backfill(db: &mut Db, args: &BackfillArgs) -> Result<()> {
                 resume_hint(args, after.as_deref())
             )));
         }
+        let started = std::time::Instant::now();
         let batch = backfill::batch(db, &sql, condition, after.as_deref(), args.chunk_size)
             .map_err(|error| {
                 Error::environment(format!(
@@ -74,6 +77,12 @@ pub fn backfill(db: &mut Db, args: &BackfillArgs) -> Result<()> {
         done += batch.rows;
         progress.inc(batch.rows as u64);
         after = batch.last_key;
+        if !writers_run_beside {
+            // One writer at a time (SQLite): leave the lock free for twice as long as a
+            // batch held it, so that the application's writes, whose busy handler
+            // sleeps and retries, get their turn within a batch or two.
+            std::thread::sleep((started.elapsed() * 2).max(Duration::from_millis(2)));
+        }
     }
     progress.finish_and_clear();
     println!(
