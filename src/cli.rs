@@ -141,8 +141,7 @@ where
 )]
 pub struct MonitorArgs {
     /// The status to count.
-    #[arg(long, value_parser = status_names::<Status>(&["waiting", "error"]),
-          required_unless_present_any = ["lag", "no_run_since"])]
+    #[arg(long, value_parser = status_names::<Status>(&["waiting", "error"]))]
     pub status: Option<Status>,
     /// Exit 1 when the count is greater than this.
     #[arg(long = "callbacks_limit", visible_alias = "callbacks-limit", default_value_t = 10, value_name = "N",

@@ -198,8 +198,18 @@ on_every_backend!(
 
         let (code, _, err) = db.run(&["monitor_callbacks", "--status", "sent"]);
         assert_eq!(code, 2, "{err}");
-        let (code, _, _) = db.run(&["monitor_callbacks"]);
-        assert_eq!(code, 2, "--status is required");
+        // No check at all is one sentence naming them; each check stands alone.
+        let (code, _, err) = db.run(&["monitor_callbacks"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.starts_with("httphooks: say what to check: --status"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let (code, out, err) = db.run(&["monitor_callbacks", "--lag", "10"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let (code, out, err) = db.run(&["monitor_callbacks", "--no-run-since", "10"]);
+        assert_eq!(code, 1, "no run has finished yet: {out}{err}");
     }
 );
 

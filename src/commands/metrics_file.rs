@@ -18,12 +18,13 @@ const FIRST_LINE: &str = "# HELP httphooks_";
 
 /// Before a run: PATH can be written and replacing it loses nothing (it is new, empty,
 /// or a metrics file httphooks wrote), so a typo never overwrites, say, the database.
-pub fn check_path(path: &Path) -> Result<()> {
+/// Returns why not, as a warning: metrics that cannot be written do not stop delivery.
+pub fn check_path(path: &Path) -> std::result::Result<(), String> {
     let refuse = |why: String| {
-        Err(Error::invalid(format!(
-            "--metrics-file {}: {why} (nothing was sent)",
+        Err(format!(
+            "--metrics-file {}: {why}; delivering without writing metrics",
             path.display()
-        )))
+        ))
     };
     if path.is_dir() {
         return refuse(

@@ -115,6 +115,11 @@ fn checks(url: Option<&str>, args: &MonitorArgs) -> Result<Vec<Check>> {
         args.lag.is_some(),
         args.no_run_since.is_some(),
     ];
+    if !given.contains(&true) {
+        return Err(Error::invalid(
+            "say what to check: --status error (or waiting), --lag MINUTES or --no-run-since MINUTES, alone or together, e.g. `httphooks monitor_callbacks --status error --callbacks_limit 0 --lag 15`",
+        ));
+    }
     if (args.warning.is_some() || args.critical.is_some())
         && given.iter().filter(|g| **g).count() > 1
     {

@@ -15,9 +15,18 @@ use crate::storage::{hooks, Connector, Db};
 pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     // The run's time counts from here: waiting for a locked database is part of it.
     let started_at = std::time::Instant::now();
-    if let Some(path) = &args.metrics_file {
-        super::metrics_file::check_path(path)?;
-    }
+    // Metrics that cannot be written must not stop delivery, nor turn a good run red:
+    // a warning now, and none written at the end.
+    let metrics_file =
+        args.metrics_file
+            .as_ref()
+            .filter(|path| match super::metrics_file::check_path(path) {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!("httphooks: warning: {why}");
+                    false
+                }
+            });
     let max_runtime: Option<std::time::Duration> = args
         .max_runtime
         .map(Into::into)
@@ -105,8 +114,12 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     if let Some(failure) = summary.failure.take() {
         return Err(failure);
     }
-    if let Some(path) = &args.metrics_file {
-        super::metrics_file::write(path, &mut Db::open_migrated(url)?, &summary)?;
+    if let Some(path) = metrics_file {
+        let written = Db::open_migrated(url)
+            .and_then(|mut db| super::metrics_file::write(path, &mut db, &summary));
+        if let Err(error) = written {
+            eprintln!("httphooks: warning: the run delivered, but {error}");
+        }
     }
     if !summary.environment_problems.is_empty() {
         let problems: Vec<String> = summary
