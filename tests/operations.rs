@@ -613,3 +613,35 @@ on_every_backend!(a_closed_pipe_ends_a_command_quietly, |db| {
         assert_ne!(output.status.code(), Some(101), "{args:?}: a panic");
     }
 });
+
+/// A command pointed at an application's SQLite file without httphooks' tables refuses
+/// and changes nothing: not even the journal mode (only `migrate` sets WAL).
+#[test]
+fn sqlite_a_refused_command_leaves_the_application_file_as_it_was() {
+    let db = TestDb::sqlite();
+    db.connect()
+        .sql("PRAGMA journal_mode = DELETE; CREATE TABLE app (id INTEGER PRIMARY KEY)");
+    for args in [
+        &["hooks", "list"][..],
+        &["status"][..],
+        &["callbacks", "list"][..],
+        &["send_callbacks"][..],
+        &["monitor_callbacks", "--lag", "5"][..],
+    ] {
+        let (code, _, err) = db.run(args);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(err.contains("httphooks migrate"), "{args:?}: {err}");
+    }
+    let mode = db
+        .connect()
+        .text("SELECT journal_mode AS v FROM pragma_journal_mode()")
+        .unwrap();
+    assert_eq!(mode, "delete");
+    db.ok(&["migrate"]);
+    assert_eq!(
+        db.connect()
+            .text("SELECT journal_mode AS v FROM pragma_journal_mode()")
+            .unwrap(),
+        "wal"
+    );
+}
