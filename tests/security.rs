@@ -609,3 +609,28 @@ on_every_backend!(
         assert_eq!(server.received()[0].path, "/tls");
     }
 );
+
+/// `hooks test --dry-run` shows the request even where a variable it needs is unset,
+/// and says which (exit 0); a real send refuses (exit 3).
+#[test]
+fn a_dry_run_of_hooks_test_names_unset_variables_and_a_send_refuses() {
+    let db = TestDb::sqlite().migrated();
+    db.ok(&[
+        "hooks",
+        "add",
+        "v",
+        "--events",
+        "order.paid",
+        "--url",
+        "http://127.0.0.1:9/v",
+        "--header",
+        "X-Key: ${HH_TEST_UNSET_KEY}",
+    ]);
+    let (code, out, err) = db.run(&["hooks", "test", "v", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("# HH_TEST_UNSET_KEY is unset here"), "{out}");
+    assert!(out.contains("X-Key: [redacted]"), "{out}");
+    let (code, _, err) = db.run(&["hooks", "test", "v"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("HH_TEST_UNSET_KEY"), "{err}");
+}

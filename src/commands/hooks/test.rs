@@ -94,13 +94,28 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
     if let Some(to) = &args.to {
         target.target_url = to.clone();
     }
-    let prepared = prepare(&target, &hook.content.content_type, "msg_test", &body)
-        .map_err(|problem| Error::environment(format!("{problem}; set it and try again")))?;
+    let prepared = prepare(&target, &hook.content.content_type, "msg_test", &body);
     if args.dry_run {
-        println!("{}", prepared.as_text());
+        let unset = match &prepared {
+            Ok(_) => Vec::new(),
+            Err(problem) => problem.variables.clone(),
+        };
+        // A dry run shows the request even where a variable is unset, as the value
+        // it stands for; a real send refuses.
+        for variable in &unset {
+            std::env::set_var(variable, format!("[unset: {variable}]"));
+        }
+        let shown = prepare(&target, &hook.content.content_type, "msg_test", &body)
+            .map_err(|problem| Error::environment(format!("{problem}; set it and try again")))?;
+        println!("{}", shown.as_text());
+        for variable in &unset {
+            println!("# {variable} is unset here: send_callbacks would hold this hook's callbacks until it is set");
+        }
         println!("dry run: nothing was sent");
         return Ok(ExitCode::SUCCESS);
     }
+    let prepared = prepared
+        .map_err(|problem| Error::environment(format!("{problem}; set it and try again")))?;
     let deliverer = Deliverer::new(1, DatabaseTokens::boxed(&Connector::new(url)?))?;
     let mut ok = true;
     for exchange in deliverer.send(&prepared, &|| true) {
