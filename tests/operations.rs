@@ -645,3 +645,51 @@ fn sqlite_a_refused_command_leaves_the_application_file_as_it_was() {
         "wal"
     );
 }
+
+// A run refused for a hook that does not exist changes nothing, not even the time
+// capture was last found intact.
+on_every_backend!(send_callbacks_for_an_unknown_hook_changes_nothing, |db| {
+    let db = db.migrated();
+    with_rows(&db, 1);
+    let verified = "SELECT capture_verified_at AS v FROM httphooks_hooks";
+    let before = db.text(&format!(
+        "SELECT {} AS v FROM httphooks_hooks",
+        db.as_text("capture_verified_at")
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (code, _, err) = db.run(&["send_callbacks", "--hook_id", "nosuch"]);
+    assert_eq!(code, 2, "{err}");
+    let after = db.text(&format!(
+        "SELECT {} AS v FROM httphooks_hooks",
+        db.as_text("capture_verified_at")
+    ));
+    assert_eq!(before, after, "{verified}");
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_runs"), 0);
+});
+
+// `callbacks explain` says a backing-off callback's retry time once.
+on_every_backend!(explain_says_the_retry_time_once, |db| {
+    let db = db.migrated();
+    let server = Server::answering(500);
+    db.sql(&format!("CREATE TABLE t ({}, v INTEGER)", db.id_column()));
+    db.add_hook(
+        "h",
+        "t",
+        "insert",
+        &server.url("/h"),
+        &["--max-attempts", "3"],
+    );
+    db.sql("INSERT INTO t (v) VALUES (1)");
+    db.ok(&["send_callbacks"]);
+    let id = db.count("SELECT MIN(id) AS n FROM httphooks_callbacks");
+    let out = db.ok(&["callbacks", "explain", &id.to_string()]);
+    assert!(
+        out.contains("after attempt 1/3 (500 Internal Server Error)"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("next in").count() + out.matches("(in ").count(),
+        1,
+        "{out}"
+    );
+});

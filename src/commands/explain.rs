@@ -78,9 +78,12 @@ fn explain(db: &mut Db, callback: &Callback) -> Result<Explanation> {
 fn after_attempts(callback: &Callback) -> String {
     match callback.attempts {
         0 => "before any attempt".to_owned(),
+        // The outcome without its own "(attempt n/m, next in …)", which would say the
+        // retry time a second time, as it was when recorded.
         n => format!(
             "after attempt {n}/{} ({})",
-            callback.settings.max_attempts, callback.status_details
+            callback.settings.max_attempts,
+            super::output::outcome_reason(&callback.status_details)
         ),
     }
 }

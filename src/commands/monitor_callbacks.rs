@@ -279,7 +279,8 @@ fn json_of(checks: &[Check], state: &str) -> serde_json::Value {
 
 fn minutes_text(seconds: f64) -> String {
     if seconds < 60.0 {
-        format!("{seconds:.0} seconds")
+        let whole = seconds.round();
+        format!("{whole:.0} second{}", if whole == 1.0 { "" } else { "s" })
     } else {
         format!("{:.1} minutes", seconds / 60.0)
     }

@@ -96,12 +96,35 @@ pub fn progress(label: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// Admits every new callback, with a spinner when there are many.
+/// Admits every new callback, with a spinner once it has taken a second (progress is
+/// for long work: a quick `callbacks list` shows none).
 pub fn admit_all(db: &mut crate::storage::Db) -> crate::error::Result<usize> {
-    let bar = progress("new callbacks admitted");
+    let started = std::time::Instant::now();
+    let mut bar: Option<indicatif::ProgressBar> = None;
     let admitted = crate::storage::callbacks::admit_all_reporting(db, &mut |total| {
-        bar.set_position(total as u64)
+        if bar.is_none() && started.elapsed() >= std::time::Duration::from_secs(1) {
+            bar = Some(progress("new callbacks admitted"));
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(total as u64);
+        }
     });
-    bar.finish_and_clear();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     admitted
+}
+
+/// An outcome without what differs between callbacks that failed for the same reason:
+/// "503 Service Unavailable (attempt 8/8, not retried)" is "503 Service Unavailable".
+pub fn outcome_reason(details: &str) -> String {
+    let reason = details
+        .find(" (attempt ")
+        .map_or(details, |at| &details[..at])
+        .trim()
+        .trim_end_matches('.');
+    match reason {
+        "" => "-".to_owned(),
+        reason => reason.to_owned(),
+    }
 }

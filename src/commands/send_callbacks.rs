@@ -58,6 +58,11 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         }
         Err(error) => return Err(error),
     };
+    // Named hooks first: a command refused for a name that is no hook changes nothing.
+    let mut hook_ids = Vec::new();
+    for given in &args.hook_id {
+        hook_ids.push(hooks::require_by_id_or_name(&mut db, given)?.id);
+    }
     // Capture first: a table rebuilt or altered since the last run gets its triggers
     // back (a dry run changes nothing, so it only warns). A failure here (say, no right
     // to create triggers) is reported and delivery goes on.
@@ -77,10 +82,6 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         eprintln!(
             "httphooks: warning: could not check or restore the watched tables' triggers ({error}); {fix}"
         );
-    }
-    let mut hook_ids = Vec::new();
-    for given in &args.hook_id {
-        hook_ids.push(hooks::require_by_id_or_name(&mut db, given)?.id);
     }
     // Runs admit new callbacks as they claim; named callbacks and a dry run need all
     // of them in the queue first.

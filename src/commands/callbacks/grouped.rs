@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use crate::cli::Format;
-use crate::commands::output::{clip, print_json, print_table};
+use crate::commands::output::{clip, outcome_reason, print_json, print_table};
 use crate::error::Result;
 use crate::storage::callbacks::{self, ListFilter};
 use crate::storage::Db;
@@ -31,7 +31,7 @@ pub fn print(db: &mut Db, filter: &ListFilter, by: &[String], format: Format) ->
             let key = (
                 if by_hook { hook } else { String::new() },
                 if by_reason {
-                    reason(&details)
+                    outcome_reason(&details)
                 } else {
                     String::new()
                 },
@@ -82,23 +82,9 @@ pub fn print(db: &mut Db, filter: &ListFilter, by: &[String], format: Format) ->
     Ok(())
 }
 
-/// An outcome without what differs between callbacks that failed for the same reason:
-/// "503 Service Unavailable (attempt 8/8, not retried)" is "503 Service Unavailable".
-fn reason(details: &str) -> String {
-    let reason = details
-        .find(" (attempt ")
-        .map_or(details, |at| &details[..at])
-        .trim()
-        .trim_end_matches('.');
-    match reason {
-        "" => "-".to_owned(),
-        reason => reason.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::reason;
+    use crate::commands::output::outcome_reason as reason;
 
     #[test]
     fn a_reason_leaves_out_the_attempt_numbers() {
