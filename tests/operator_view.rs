@@ -527,4 +527,17 @@ fn completions_man_page_and_version_come_from_the_command_line_definitions() {
         .status()
         .unwrap();
     assert!(status.success());
+    // A page per subcommand, as the top page names them.
+    let page = run(&["man", "send_callbacks"]);
+    assert!(page.contains(".TH httphooks-send_callbacks 1"), "{page}");
+    assert!(page.contains("follow"), "{page}");
+    let page = run(&["man", "hooks", "backfill"]);
+    assert!(page.contains(".TH httphooks-hooks-backfill 1"), "{page}");
+    let refused = assert_cmd::Command::cargo_bin("httphooks")
+        .unwrap()
+        .args(["man", "nosuch"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("send_callbacks"));
 }

@@ -36,9 +36,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "httphooks", &mut script);
             print_bytes(&script)
         }
-        Command::Man => {
+        Command::Man { subcommand } => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
+            clap_mangen::Man::new(man_page_of(&subcommand)?)
                 .render(&mut page)
                 .map_err(|e| {
                     crate::error::Error::environment(format!(
@@ -48,6 +48,37 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             print_bytes(&page)
         }
     }
+}
+
+/// The command a man page describes: httphooks, or the subcommand at `path`, named as
+/// its page is (`httphooks-send_callbacks`, `httphooks-hooks-add`).
+pub fn man_page_of(path: &[String]) -> Result<clap::Command> {
+    let mut command = Cli::command();
+    for (depth, name) in path.iter().enumerate() {
+        let Some(sub) = command.find_subcommand(name).cloned() else {
+            let known: Vec<String> = command
+                .get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .map(|s| s.get_name().to_owned())
+                .collect();
+            return Err(crate::error::Error::invalid(
+                format!(
+                    "httphooks {} has no subcommand {name:?}; the pages are those of {}",
+                    path[..depth].join(" "),
+                    known.join(", ")
+                )
+                .replace("httphooks  has", "httphooks has"),
+            ));
+        };
+        command = sub;
+    }
+    if path.is_empty() {
+        return Ok(command);
+    }
+    Ok(command
+        .name(format!("httphooks-{}", path.join("-")))
+        .bin_name(format!("httphooks {}", path.join(" ")))
+        .version(env!("CARGO_PKG_VERSION")))
 }
 
 /// Writes generated text to stdout; a reader that stops early (`| head`) is not an error.
