@@ -301,7 +301,7 @@ pub struct HookDefinition {
     /// application/json, application/xml, application/x-www-form-urlencoded or text/plain.
     #[arg(long = "content-type")]
     pub content_type: Option<String>,
-    /// The payload template (see README: Payloads).
+    /// The payload template (see README: Hooks, triggers and payloads).
     #[arg(long, conflicts_with = "template_file")]
     pub template: Option<String>,
     /// Read the payload template from a file.
