@@ -455,8 +455,9 @@ pub enum CallbacksCommand {
         ids: Vec<i64>,
         #[command(flatten)]
         filter: OperatorFilter,
-        /// error (the default with filters) or sent (a replay: needs --force).
-        #[arg(long, value_parser = status_names::<Status>(&["error", "sent"]), conflicts_with = "ids")]
+        /// error (the default with filters), waiting (backing off: due now, with a fresh
+        /// budget of attempts) or sent (a replay: needs --force).
+        #[arg(long, value_parser = status_names::<Status>(&["error", "waiting", "sent"]), conflicts_with = "ids")]
         status: Option<Status>,
         /// Send callbacks that were already sent once more (the same webhook-id, so
         /// receivers can tell).
@@ -487,6 +488,20 @@ pub struct MadeBetween {
     /// Only callbacks made before this (a span ago or a UTC time).
     #[arg(long, value_name = "AGO|TIME", value_parser = parse_moment)]
     pub until: Option<chrono::NaiveDateTime>,
+}
+
+impl MadeBetween {
+    /// Refuses a span that ends before it starts.
+    pub fn check(&self) -> crate::error::Result<()> {
+        match (self.since, self.until) {
+            (Some(since), Some(until)) if until <= since => Err(crate::error::Error::invalid(format!(
+                "--until ({} UTC) is not after --since ({} UTC); give a span that ends after it starts",
+                until.format("%Y-%m-%d %H:%M:%S"),
+                since.format("%Y-%m-%d %H:%M:%S")
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Which callbacks `callbacks retry` and `cancel` take when no ids are given.

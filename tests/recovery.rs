@@ -520,3 +520,104 @@ on_every_backend!(coalescing_keeps_an_ordered_hooks_row_order, |db| {
         );
     }
 });
+
+// Backing-off callbacks (not failed yet) are put back by filter too, each due now; a
+// span that ends before it starts is refused.
+on_every_backend!(backing_off_callbacks_are_retried_by_filter, |db| {
+    let db = db.migrated();
+    let server = Server::answering(503);
+    db.sql(&format!("CREATE TABLE a ({}, v INTEGER)", db.id_column()));
+    db.add_hook("a", "a", "insert", &server.url("/a"), &[]);
+    rows(&db, "a", 4);
+    db.ok(&["send_callbacks"]);
+    assert_eq!(count(&db, "a", "waiting"), 4, "backing off");
+    let (code, _, err) = db.run(&[
+        "callbacks",
+        "retry",
+        "--hook",
+        "a",
+        "--since",
+        "1h",
+        "--until",
+        "2h",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not after --since"), "{err}");
+    let out = db.ok(&[
+        "callbacks",
+        "retry",
+        "--hook",
+        "a",
+        "--status",
+        "waiting",
+        "--since",
+        "1h",
+    ]);
+    assert!(
+        out.starts_with("4 callback(s) waiting again, due now"),
+        "{out}"
+    );
+    let due = db.count(&format!(
+        "SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE next_attempt_at <= {} AND attempts = 0",
+        db.now_sql()
+    ));
+    assert_eq!(due, 4);
+    db.ok(&["send_callbacks"]);
+    assert!(
+        deliveries(&server, "/a").values().all(|&n| n == 2),
+        "each tried again at once"
+    );
+});
+
+// A key column without a value, a binary key or a key of the wrong shape: refused
+// alike whatever the chunk size, nothing written.
+on_every_backend!(a_backfill_refuses_rows_it_cannot_page_through, |db| {
+    let db = db.migrated();
+    let server = Server::answering(200);
+    db.sql("CREATE TABLE nk (a INTEGER NOT NULL, b VARCHAR(20), v INTEGER)");
+    db.sql("INSERT INTO nk (a, b, v) VALUES (1, 'x', 0), (1, NULL, 0), (2, 'y', 0)");
+    db.add_hook(
+        "nk",
+        "nk",
+        "insert,update",
+        &server.url("/nk"),
+        &["--key", "a,b"],
+    );
+    for chunk in ["1", "2", "1000"] {
+        let (code, _, err) = db.run(&["hooks", "backfill", "nk", "--chunk-size", chunk]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("1 row(s) of table nk have no value in key column(s) a, b"),
+            "{err}"
+        );
+        assert!(
+            err.contains("--where 'a IS NOT NULL AND b IS NOT NULL'"),
+            "{err}"
+        );
+    }
+    let out = db.ok(&[
+        "hooks",
+        "backfill",
+        "nk",
+        "--where",
+        "a IS NOT NULL AND b IS NOT NULL",
+    ]);
+    assert!(out.starts_with("backfilled 2 row(s)"), "{out}");
+    let (code, _, err) = db.run(&[
+        "hooks",
+        "backfill",
+        "nk",
+        "--where",
+        "b IS NOT NULL",
+        "--after",
+        "[1]",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("2 key value(s)"), "{err}");
+    // A backfilled row's object_id is its changes' (so --ordered and --coalesce see one row).
+    db.sql("UPDATE nk SET v = 1 WHERE a = 1 AND b = 'x'");
+    let ids = db.count(
+        "SELECT COUNT(DISTINCT object_id) AS n FROM httphooks_callbacks WHERE object_id LIKE '[1,%'",
+    );
+    assert_eq!(ids, 1, "one text for the row [1,\"x\"]");
+});

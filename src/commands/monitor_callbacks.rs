@@ -194,9 +194,11 @@ fn checks(url: Option<&str>, args: &MonitorArgs) -> Result<Vec<Check>> {
         let limit = args.critical.unwrap_or(minutes);
         let last = runs::last_finished(&mut db)?;
         // A run following now is as good as one that just finished.
-        let following = runs::following(&mut db)?
-            .into_iter()
-            .find(|run| run.is_following(now));
+        let me = crate::engine::process::RunIdentity::current();
+        let following = runs::following(&mut db)?.into_iter().find(|run| {
+            run.is_following(now)
+                && !me.knows_gone(&run.start.host, run.start.pid, &run.start.process)
+        });
         let ended = match &following {
             Some(_) => Some(now),
             None => last.as_ref().and_then(|run| run.end.ended_at),

@@ -63,6 +63,23 @@ pub fn count(db: &mut Db, sql: &BackfillSql, condition: &str) -> Result<i64> {
     })
 }
 
+/// How many rows `condition` selects that have no value in a key column: keyset
+/// paging cannot go through them.
+pub fn count_without_key(db: &mut Db, sql: &BackfillSql, condition: &str) -> Result<i64> {
+    let missing: Vec<String> = sql
+        .key_list
+        .iter()
+        .map(|k| format!("{k} IS NULL"))
+        .collect();
+    let query = format!(
+        "SELECT count(*) AS n FROM {} t WHERE ({condition}) AND ({})",
+        sql.table,
+        missing.join(" OR ")
+    );
+    let row: CountRow = with_conn!(db, |conn| diesel::sql_query(&query).get_result(conn))?;
+    Ok(row.n)
+}
+
 /// Writes the callbacks of the first `limit` rows that `condition` selects after the
 /// key `after`, in key order, in one write transaction.
 pub fn batch(

@@ -417,20 +417,28 @@ pub fn retry(db: &mut Db, ids: &[i64], rerender: bool) -> Result<Retried> {
     let waiting = with_conn!(db, |conn| {
         use httphooks_callbacks::dsl as c;
         Ok::<_, crate::Error>(
-            diesel::update(c::httphooks_callbacks.filter(c::id.eq_any(ids)))
-                .set((
-                    c::status.eq(Status::Waiting),
-                    c::status_details.eq("retry requested by operator"),
-                    // A fresh budget; the history's numbers go on.
-                    c::attempts_before_retry.eq(c::attempts_before_retry + c::attempts),
-                    c::attempts.eq(0),
-                    c::next_attempt_at.eq(Some(now)),
-                    c::updated_at.eq(Some(now)),
-                    c::claimed_until.eq(None::<NaiveDateTime>),
-                    c::claim_token.eq(None::<String>),
-                    c::claim_started.eq(false),
-                ))
-                .execute(conn)?,
+            // A waiting callback a run holds under a live lease stays the run's.
+            diesel::update(
+                c::httphooks_callbacks.filter(c::id.eq_any(ids)).filter(
+                    c::status
+                        .ne(Status::Waiting)
+                        .or(c::claim_token.is_null())
+                        .or(c::claimed_until.lt(now)),
+                ),
+            )
+            .set((
+                c::status.eq(Status::Waiting),
+                c::status_details.eq("retry requested by operator"),
+                // A fresh budget; the history's numbers go on.
+                c::attempts_before_retry.eq(c::attempts_before_retry + c::attempts),
+                c::attempts.eq(0),
+                c::next_attempt_at.eq(Some(now)),
+                c::updated_at.eq(Some(now)),
+                c::claimed_until.eq(None::<NaiveDateTime>),
+                c::claim_token.eq(None::<String>),
+                c::claim_started.eq(false),
+            ))
+            .execute(conn)?,
         )
     })?;
     Ok(Retried {
@@ -449,6 +457,8 @@ pub struct Selection {
     pub made_until: Option<NaiveDateTime>,
     /// Leave out what [`LeftOut`] counts.
     pub only_sendable: bool,
+    /// Leave out callbacks a run holds under a live lease.
+    pub unclaimed_only: bool,
 }
 
 /// What a selection of sendable callbacks leaves out: callbacks that hold no change (uncaptured), and those
@@ -496,6 +506,9 @@ pub fn select_batch(
             query = query
                 .filter(c::event_data.ne(UNCAPTURED))
                 .filter(c::hook_id.eq_any(h::httphooks_hooks.select(h::id)));
+        }
+        if selection.unclaimed_only {
+            query = query.filter(c::claim_token.is_null().or(c::claimed_until.lt(now())));
         }
         Ok(query.order(c::id).limit(limit).load(conn)?)
     })

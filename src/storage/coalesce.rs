@@ -39,7 +39,9 @@ pub fn folds(db: &mut Db, claimed: &[&Callback]) -> Result<(Vec<Fold>, BTreeSet<
     let candidates: Vec<&&Callback> = claimed
         .iter()
         .filter(|c| {
+            // One an operator sent again (`callbacks retry --force`) is not folded again.
             c.settings.coalesced
+                && c.superseded_by.is_none()
                 && c.attempts == 0
                 && c.attempts_before_retry == 0
                 && c.object_id.is_some()
@@ -129,6 +131,7 @@ pub fn supersede(db: &mut Db, token: &str, folds: &[Fold]) -> Result<HashMap<i64
                     .filter(c::status.eq(Status::Waiting))
                     .filter(c::attempts.eq(0))
                     .filter(c::attempts_before_retry.eq(0))
+                    .filter(c::superseded_by.is_null())
                     .filter(c::event_type.eq_any(FOLDED))
                     .filter(
                         c::claim_token

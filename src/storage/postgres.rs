@@ -493,8 +493,11 @@ impl super::Backend for PgConnection {
         let object_id = match keys.as_slice() {
             [] => "NULL".to_owned(),
             [key] => format!("to_jsonb(t) ->> {}", quote_literal(&key.name)),
+            // As the capture trigger writes it (compact JSON, key order), so that a
+            // backfilled row's callbacks and its changes' are one row's.
             keys => format!(
-                "(SELECT jsonb_agg(to_jsonb(t) -> c)::text FROM unnest(ARRAY[{}]::text[]) AS c)",
+                "(SELECT array_to_json(array_agg(to_jsonb(t) -> c ORDER BY n))::text \
+                  FROM unnest(ARRAY[{}]::text[]) WITH ORDINALITY AS k(c, n))",
                 keys.iter()
                     .map(|k| quote_literal(&k.name))
                     .collect::<Vec<_>>()
@@ -504,6 +507,7 @@ impl super::Backend for PgConnection {
         BackfillSql {
             table: table.sql_name.clone(),
             key_columns: key_columns.join(", "),
+            key_list: key_columns.clone(),
             key_json: format!("json_build_array({})::text", key_columns.join(", ")),
             insert_select: format!(
                 "INSERT INTO httphooks_new_callbacks (version_id, event_type, object_id, row_data) \

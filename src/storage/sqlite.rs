@@ -575,6 +575,7 @@ impl super::Backend for SqliteConnection {
         BackfillSql {
             table: quote_ident(&table.name),
             key_columns: keys.join(", "),
+            key_list: keys.clone(),
             key_json: format!("json_array({})", keys.join(", ")),
             insert_select: format!(
                 "INSERT INTO httphooks_new_callbacks (version_id, event_type, object_id, row_data, created_at) \

@@ -145,7 +145,7 @@ fn selection(
                 "say which callbacks: give their ids, or choose them with filters, e.g. `{example}` (nothing was changed)"
             )))
         }
-        (true, true) => {}
+        (true, true) => filter.made.check()?,
     }
     let mut hook_ids = Vec::new();
     for name in &filter.hook {
@@ -159,6 +159,7 @@ fn selection(
         }
     }
     let status = status.unwrap_or(default_status);
+    let cancelling = default_status == Status::Waiting;
     Ok(Some(Selection {
         hook_ids,
         status,
@@ -166,7 +167,10 @@ fn selection(
         made_until: filter.made.until,
         // Retrying what holds no change, or what no hook would send, changes nothing
         // for the better; cancelling the waiting callbacks of a removed hook does.
-        only_sendable: status != Status::Waiting,
+        only_sendable: !cancelling,
+        // A waiting callback a run holds may be on the wire: a retry leaves it to the
+        // run (cancelling takes what the run has not started, see `callbacks::cancel`).
+        unclaimed_only: !cancelling && status == Status::Waiting,
     }))
 }
 
@@ -383,10 +387,14 @@ fn refuse_uncaptured(db: &mut Db, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
+/// A delivered callback, or one folded into a newer change of its row (`--coalesce`),
+/// goes out again only with --force.
 fn refuse_sent(db: &mut Db, ids: &[i64]) -> Result<()> {
     let mut sent = Vec::new();
     for id in ids {
-        if callbacks::get(db, *id)?.is_some_and(|c| c.status == Status::Sent) {
+        if callbacks::get(db, *id)?
+            .is_some_and(|c| matches!(c.status, Status::Sent | Status::Superseded))
+        {
             sent.push(id.to_string());
         }
     }
@@ -394,7 +402,7 @@ fn refuse_sent(db: &mut Db, ids: &[i64]) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "callback {} was already sent; pass --force to send it again (nothing was changed)",
+            "callback {} was already sent or superseded by a newer change of its row; pass --force to send it again (nothing was changed)",
             sent.join(", ")
         )))
     }

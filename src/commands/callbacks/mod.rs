@@ -29,6 +29,7 @@ pub fn run(url: Option<&str>, command: CallbacksCommand) -> Result<ExitCode> {
             group_by,
             format,
         } => {
+            made.check()?;
             let filter = ListFilter {
                 status,
                 hook_name: hook,

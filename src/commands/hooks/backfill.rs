@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::cli::BackfillArgs;
 use crate::error::{Error, Result};
-use crate::storage::{backfill, hooks, primary_key, Db};
+use crate::storage::{backfill, hooks, primary_key, ColumnKind, Db};
 
 pub fn backfill(db: &mut Db, args: &BackfillArgs) -> Result<()> {
     let name = &args.name;
@@ -27,11 +27,19 @@ pub fn backfill(db: &mut Db, args: &BackfillArgs) -> Result<()> {
         )));
     };
     let table = hooks::locate(db, std::slice::from_ref(&hook), &table_name)?.ok_or_else(|| {
-        Error::invalid(format!(
+        Error::environment(format!(
             "table {table_name} of hook {name} is gone; `httphooks hooks sync` says more (nothing was written)"
         ))
     })?;
-    if primary_key(&table.columns).is_empty() {
+    let key = primary_key(&table.columns);
+    if let Some(blob) = key.iter().find(|c| c.kind == ColumnKind::Blob) {
+        return Err(Error::invalid(format!(
+            "table {table_name} is keyed by {}, a binary column, which a backfill cannot go through in order; send its rows' changes as they come instead (nothing was written)",
+            blob.name
+        )));
+    }
+    let key_names: Vec<String> = key.iter().map(|c| c.name.clone()).collect();
+    if key.is_empty() {
         return Err(Error::invalid(format!(
             "table {table_name} has no key to go through its rows by; give hook {name} one with `httphooks hooks edit {name} --key COLUMN,…` (nothing was written)"
         )));
@@ -43,9 +51,21 @@ pub fn backfill(db: &mut Db, args: &BackfillArgs) -> Result<()> {
     let condition = args.condition.as_deref().unwrap_or("1 = 1");
     let mut after: Option<Vec<Value>> = match &args.after {
         None => None,
-        Some(text) => Some(parse_key(text)?),
+        Some(text) => Some(parse_key(text, key_names.len())?),
     };
     let total = backfill::count(db, &sql, condition)?;
+    let without_key = backfill::count_without_key(db, &sql, condition)?;
+    if without_key > 0 {
+        let present: Vec<String> = key_names
+            .iter()
+            .map(|k| format!("{k} IS NOT NULL"))
+            .collect();
+        return Err(Error::invalid(format!(
+            "{without_key} row(s) of table {table_name} have no value in key column(s) {}, so a backfill cannot go through them in key order; leave them out with --where '{}' (nothing was written)",
+            key_names.join(", "),
+            present.join(" AND ")
+        )));
+    }
     if !hook.enabled {
         eprintln!(
             "httphooks: warning: hook {name} is disabled: its backfilled callbacks wait until `httphooks hooks enable {name}`"
@@ -92,11 +112,14 @@ pub fn backfill(db: &mut Db, args: &BackfillArgs) -> Result<()> {
 }
 
 /// `--after`: a JSON array of the key's values, as a stopped backfill prints it.
-fn parse_key(text: &str) -> Result<Vec<Value>> {
+fn parse_key(text: &str, columns: usize) -> Result<Vec<Value>> {
+    let scalar = |v: &Value| matches!(v, Value::Number(_) | Value::String(_) | Value::Bool(_));
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Array(values)) if !values.is_empty() => Ok(values),
+        Ok(Value::Array(values)) if values.len() == columns && values.iter().all(scalar) => {
+            Ok(values)
+        }
         _ => Err(Error::invalid(format!(
-            "--after takes the key a stopped backfill printed, a JSON array such as '[1000]' or '[\"eu\", 7]', not {text:?} (nothing was written)"
+            "--after takes the key a stopped backfill printed, a JSON array of the table's {columns} key value(s) such as '[1000]' or '[\"eu\", 7]', not {text:?} (nothing was written)"
         ))),
     }
 }

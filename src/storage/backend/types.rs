@@ -389,6 +389,8 @@ pub struct BackfillSql {
     /// The key columns, quoted, in key order (`t."a", t."b"`): ORDER BY and row-value
     /// comparisons use them.
     pub key_columns: String,
+    /// The same, one by one.
+    pub key_list: Vec<String>,
     /// The key's values as a JSON array, as text.
     pub key_json: String,
     /// `INSERT INTO httphooks_new_callbacks (…) SELECT …` up to its FROM: one backfill
