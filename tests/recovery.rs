@@ -262,7 +262,7 @@ on_every_backend!(
     |db| {
         let db = db.migrated();
         let server = Server::start(|_| Reply::Status(200));
-        let n = 2000;
+        let n = 10_000;
         table_with_rows(&db, &server, n);
         // An application updates rows all through the backfill.
         let writing = Arc::new(AtomicBool::new(true));

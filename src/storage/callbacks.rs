@@ -403,6 +403,12 @@ pub struct Retried {
 /// fixed since; with `rerender`, those already rendered too (their stored body is
 /// dropped; retries otherwise send the same bytes).
 pub fn retry(db: &mut Db, ids: &[i64], rerender: bool) -> Result<Retried> {
+    if ids.is_empty() {
+        return Ok(Retried {
+            waiting: 0,
+            rerendered: 0,
+        });
+    }
     let now = now();
     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
     let rendered = if rerender { "" } else { " AND payload IS NULL" };

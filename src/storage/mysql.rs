@@ -649,6 +649,15 @@ impl super::Backend for MysqlConnection {
         }
     }
 
+    fn lock_unheld(&mut self, ids: &[i64]) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<IdRow> =
+            diesel::sql_query(super::backend::lock_unheld_sql(ids)).load(self)?;
+        Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+
     fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize> {
         diesel::sql_query("CALL httphooks_enqueue(?, ?, ?)")
             .bind::<Text, _>(hook)

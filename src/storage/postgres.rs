@@ -518,6 +518,15 @@ impl super::Backend for PgConnection {
         }
     }
 
+    fn lock_unheld(&mut self, ids: &[i64]) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<IdRow> =
+            diesel::sql_query(super::backend::lock_unheld_sql(ids)).load(self)?;
+        Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+
     fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize> {
         let made: Made = diesel::sql_query("SELECT httphooks_enqueue($1, $2, $3::jsonb) AS made")
             .bind::<Text, _>(hook)

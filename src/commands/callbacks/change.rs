@@ -54,23 +54,31 @@ pub fn retry(db: &mut Db, ids: &[i64], filter: &OperatorFilter, how: Retry) -> R
         return Ok(());
     }
     let progress = progress_bar(changing);
+    let mut busy = 0;
     let mut waiting = 0;
     let mut rerendered = 0;
     let mut after = 0;
     loop {
         let batch = callbacks::select_batch(db, &selection, after, BATCH)?;
         let Some(&last) = batch.last() else { break };
-        let retried =
-            db.write_transaction(|db| callbacks::retry(db, &batch, how.with_current_hook))?;
+        let (retried, free) = db.write_transaction(|db| {
+            let free = db.backend().lock_unheld(&batch)?;
+            Ok((
+                callbacks::retry(db, &free, how.with_current_hook)?,
+                free.len(),
+            ))
+        })?;
         waiting += retried.waiting;
         rerendered += retried.rerendered;
+        busy += batch.len() - free;
         progress.inc(batch.len() as u64);
         after = last;
     }
     progress.finish_and_clear();
     println!(
-        "{waiting} callback(s) waiting again, due now{}{left}",
-        rendered_text(rerendered)
+        "{waiting} callback(s) waiting again, due now{}{left}{}",
+        rendered_text(rerendered),
+        busy_text(busy)
     );
     Ok(())
 }
@@ -100,7 +108,8 @@ pub fn cancel(db: &mut Db, ids: &[i64], filter: &OperatorFilter) -> Result<()> {
         let batch = callbacks::select_batch(db, &selection, after, BATCH)?;
         let Some(&last) = batch.last() else { break };
         cancelled += db.write_transaction(|db| {
-            callbacks::cancel(db, callbacks::Which::Ids(&batch), "cancelled by operator")
+            let free = db.backend().lock_unheld(&batch)?;
+            callbacks::cancel(db, callbacks::Which::Ids(&free), "cancelled by operator")
         })?;
         progress.inc(batch.len() as u64);
         after = last;
@@ -211,6 +220,16 @@ fn left_out_text(left_out: LeftOut) -> String {
     match parts.is_empty() {
         true => String::new(),
         false => format!("; left alone: {}", parts.join(", ")),
+    }
+}
+
+/// Callbacks a run had locked when their batch came (claiming or recording them).
+fn busy_text(busy: usize) -> String {
+    match busy {
+        0 => String::new(),
+        n => format!(
+            "; {n} were being claimed or recorded by a run and are left as they are (run the command again to take them)"
+        ),
     }
 }
 

@@ -229,6 +229,15 @@ pub trait Backend: Connected {
     /// statement; returns how many changed.
     fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize>;
 
+    /// Of `ids` (callbacks), locks those no other transaction holds until the caller's
+    /// transaction ends, and returns them: an operator's batch (`callbacks retry|cancel`
+    /// by filter) neither waits behind a run's claim or record nor keeps one waiting
+    /// past its lock timeout. Where one writer holds the whole database at a time
+    /// (SQLite) the caller's write transaction holds them all already.
+    fn lock_unheld(&mut self, ids: &[i64]) -> Result<Vec<i64>> {
+        Ok(ids.to_vec())
+    }
+
     /// How this backend writes backfill callbacks (`hooks backfill`) of hook version
     /// `version_id` for rows of `table` read as `t`.
     fn backfill_sql(&self, table: &Table, version_id: i64) -> BackfillSql;

@@ -202,3 +202,13 @@ pub(in crate::storage) fn outcomes_json(outcomes: &[&Outcome]) -> String {
 pub(in crate::storage) fn timestamp_literal(time: NaiveDateTime) -> String {
     format!("'{}'", time.format(TIMESTAMP_FORMAT))
 }
+
+/// `lock_unheld` where rows are locked one by one (PostgreSQL, MySQL 8, MariaDB 10.6+):
+/// ids are integers, inlined.
+pub(in crate::storage) fn lock_unheld_sql(ids: &[i64]) -> String {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!(
+        "SELECT id FROM httphooks_callbacks WHERE id IN ({}) FOR UPDATE SKIP LOCKED",
+        list.join(", ")
+    )
+}
