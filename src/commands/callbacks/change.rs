@@ -53,28 +53,13 @@ pub fn retry(db: &mut Db, ids: &[i64], filter: &OperatorFilter, how: Retry) -> R
         );
         return Ok(());
     }
-    let progress = progress_bar(changing);
-    let mut busy = 0;
-    let mut waiting = 0;
-    let mut rerendered = 0;
-    let mut after = 0;
-    loop {
-        let batch = callbacks::select_batch(db, &selection, after, BATCH)?;
-        let Some(&last) = batch.last() else { break };
-        let (retried, free) = db.write_transaction(|db| {
-            let free = db.backend().lock_unheld(&batch)?;
-            Ok((
-                callbacks::retry(db, &free, how.with_current_hook)?,
-                free.len(),
-            ))
-        })?;
+    let (mut waiting, mut rerendered) = (0, 0);
+    let busy = in_batches(db, &selection, changing, |db, free| {
+        let retried = callbacks::retry(db, free, how.with_current_hook)?;
         waiting += retried.waiting;
         rerendered += retried.rerendered;
-        busy += batch.len() - free;
-        progress.inc(batch.len() as u64);
-        after = last;
-    }
-    progress.finish_and_clear();
+        Ok(())
+    })?;
     println!(
         "{waiting} callback(s) waiting again, due now{}{left}{}",
         rendered_text(rerendered),
@@ -102,19 +87,11 @@ pub fn cancel(db: &mut Db, ids: &[i64], filter: &OperatorFilter) -> Result<()> {
         );
         return Ok(());
     }
-    let progress = progress_bar(matched);
-    let (mut cancelled, mut after) = (0, 0);
-    loop {
-        let batch = callbacks::select_batch(db, &selection, after, BATCH)?;
-        let Some(&last) = batch.last() else { break };
-        cancelled += db.write_transaction(|db| {
-            let free = db.backend().lock_unheld(&batch)?;
-            callbacks::cancel(db, callbacks::Which::Ids(&free), "cancelled by operator")
-        })?;
-        progress.inc(batch.len() as u64);
-        after = last;
-    }
-    progress.finish_and_clear();
+    let mut cancelled = 0;
+    in_batches(db, &selection, matched, |db, free| {
+        cancelled += callbacks::cancel(db, callbacks::Which::Ids(free), "cancelled by operator")?;
+        Ok(())
+    })?;
     let in_flight = matched as usize - cancelled.min(matched as usize);
     println!(
         "cancelled {cancelled} callback(s){}",
@@ -126,6 +103,32 @@ pub fn cancel(db: &mut Db, ids: &[i64], filter: &OperatorFilter) -> Result<()> {
         }
     );
     Ok(())
+}
+
+/// Goes through what `selection` takes, [`BATCH`] ids at a time, each batch one
+/// transaction in which `change` gets the ids no run holds locked; shows progress on a
+/// terminal. Returns how many a run held (left as they are).
+fn in_batches(
+    db: &mut Db,
+    selection: &Selection,
+    expected: i64,
+    mut change: impl FnMut(&mut Db, &[i64]) -> Result<()>,
+) -> Result<usize> {
+    let progress = progress_bar(expected);
+    let (mut busy, mut after) = (0, 0);
+    loop {
+        let batch = callbacks::select_batch(db, selection, after, BATCH)?;
+        let Some(&last) = batch.last() else { break };
+        busy += db.write_transaction(|db| {
+            let free = db.backend().lock_unheld(&batch)?;
+            change(db, &free)?;
+            Ok(batch.len() - free.len())
+        })?;
+        progress.inc(batch.len() as u64);
+        after = last;
+    }
+    progress.finish_and_clear();
+    Ok(busy)
 }
 
 /// The filter as a selection, or None when callbacks are named by id. Refuses both at
