@@ -42,13 +42,21 @@ pub enum Command {
     /// Create or upgrade httphooks' tables (idempotent).
     Migrate,
     /// Deliver due callbacks over HTTP, recording every attempt.
-    #[command(name = "send_callbacks", visible_alias = "send-callbacks")]
+    #[command(
+        name = "send_callbacks",
+        visible_alias = "send-callbacks",
+        after_help = "Examples:\n  httphooks send_callbacks --max-runtime 50s --quiet          # from cron, every minute\n  httphooks send_callbacks --follow --max-runtime 65s --quiet # within milliseconds, every minute\n  httphooks send_callbacks --dry-run --limit 5                # the next requests, nothing sent"
+    )]
     SendCallbacks(SendArgs),
     /// Exit 1 when more callbacks of a status than the limit changed recently.
     #[command(name = "monitor_callbacks", visible_alias = "monitor-callbacks")]
     MonitorCallbacks(MonitorArgs),
     /// Delete finished callbacks (and their attempts) older than DAYS days.
-    #[command(name = "delete_old_callbacks", visible_alias = "delete-old-callbacks")]
+    #[command(
+        name = "delete_old_callbacks",
+        visible_alias = "delete-old-callbacks",
+        after_help = "Examples:\n  httphooks delete_old_callbacks 30                  # daily, from cron\n  httphooks delete_old_callbacks 7 --include-waiting"
+    )]
     DeleteOldCallbacks(DeleteOldArgs),
     /// Manage hooks.
     #[command(subcommand)]
@@ -141,7 +149,10 @@ where
 #[command(
     after_help = "Checks: --status (the seed's count), --lag, --no-run-since; any \
                   combination, at least one. Exit 1 when a check fails; with --nagios, \
-                  Nagios plugin output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)."
+                  Nagios plugin output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).\n\n\
+                  Examples:\n  httphooks monitor_callbacks --status error --callbacks_limit 0 --minutes_ago 10\n  \
+                  httphooks monitor_callbacks --lag 15 --no-run-since 10\n  \
+                  httphooks monitor_callbacks --lag 15 --warning 5 --nagios"
 )]
 pub struct MonitorArgs {
     /// The status to count.
@@ -202,6 +213,9 @@ pub struct DeleteOldArgs {
 #[derive(Debug, Subcommand)]
 pub enum HooksCommand {
     /// Create a hook (and its table's triggers).
+    #[command(
+        after_help = "Examples:\n  httphooks hooks add orders --table orders --events insert,update --url https://example.com/hooks/orders\n  httphooks hooks add paid --events order.paid --url https://example.com/paid --signing-secret-env HOOK_SECRET\n  httphooks hooks add mirror --table items --events insert,update,delete --url http://cache:8080/items --ordered --coalesce"
+    )]
     Add(HookAddArgs),
     /// List hooks.
     List(FormatArg),
@@ -244,6 +258,9 @@ pub enum HooksCommand {
     Test(HookTestArgs),
     /// Make a callback (event `backfill`, shaped like an insert's) for every existing row
     /// of the hook's table, in key order, a batch at a time.
+    #[command(
+        after_help = "Examples:\n  httphooks hooks backfill orders\n  httphooks hooks backfill orders --where \"created_at > '2026-01-01'\" --chunk-size 5000\n  httphooks hooks backfill orders --after '[41000]'   # go on where a stopped one ended"
+    )]
     Backfill(BackfillArgs),
 }
 
@@ -450,6 +467,9 @@ pub enum CallbacksCommand {
     /// Put callbacks back to waiting, due now: by id, or all that match the filters
     /// (failed ones unless --status says otherwise). Those that never rendered (nothing
     /// was sent for them) are rendered with their hook's current template.
+    #[command(
+        after_help = "Examples:\n  httphooks callbacks retry 41 42\n  httphooks callbacks retry --hook orders --status waiting --since 6h   # backing off: now\n  httphooks callbacks retry --hook orders --status error --since 1d --dry-run\n  httphooks callbacks retry --hook orders --status sent --force --since 2h   # a replay"
+    )]
     Retry {
         /// The callbacks; or choose them with --hook, --status, --since, --until.
         ids: Vec<i64>,

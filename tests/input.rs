@@ -510,3 +510,55 @@ fn a_negative_batch_size_is_named_as_out_of_range() {
     assert!(err.contains("-1 is not in 1.."), "{err}");
     assert!(!err.contains("unexpected argument"), "{err}");
 }
+
+/// Every example in `--help` parses as written (their commands need a database to run;
+/// parsing is what `--help` can promise).
+#[test]
+fn the_examples_in_help_parse() {
+    use clap::Parser;
+    fn words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quote) = (Vec::new(), None::<String>, None::<char>);
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    word.get_or_insert_with(String::new);
+                }
+                (None, c) if c.is_whitespace() => words.extend(word.take()),
+                (None, c) => word.get_or_insert_with(String::new).push(c),
+            }
+        }
+        words.extend(word);
+        words
+    }
+    let pages: [&[&str]; 6] = [
+        &["send_callbacks"],
+        &["monitor_callbacks"],
+        &["delete_old_callbacks"],
+        &["hooks", "add"],
+        &["hooks", "backfill"],
+        &["callbacks", "retry"],
+    ];
+    for page in pages {
+        let mut args = page.to_vec();
+        args.push("--help");
+        let help =
+            String::from_utf8(common::httphooks().args(&args).output().unwrap().stdout).unwrap();
+        let examples: Vec<&str> = help
+            .split("Examples:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{page:?} has examples: {help}"))
+            .lines()
+            .map(|line| line.split(" # ").next().unwrap().trim())
+            .filter(|line| line.starts_with("httphooks "))
+            .collect();
+        assert!(examples.len() >= 2, "{page:?}: {examples:?}");
+        for example in examples {
+            if let Err(error) = httphooks::Cli::try_parse_from(words(example)) {
+                panic!("{example}: {error}");
+            }
+        }
+    }
+}
