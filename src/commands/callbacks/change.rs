@@ -40,17 +40,8 @@ pub fn retry(db: &mut Db, ids: &[i64], filter: &OperatorFilter, how: Retry) -> R
     let (matched, left_out) = callbacks::count_selected(db, &selection)?;
     let changing = matched - left_out.uncaptured - left_out.hook_removed;
     let left = left_out_text(left_out);
-    if matched == 0 {
-        println!(
-            "no callback matches {}; nothing was changed",
-            described(filter, &selection)
-        );
-        return Ok(());
-    }
-    if filter.dry_run {
-        println!(
-            "would put {changing} callback(s) back to waiting, due now{left} (dry run: nothing was changed)"
-        );
+    let would = format!("would put {changing} callback(s) back to waiting, due now{left}");
+    if says_instead(filter, &selection, matched, &would) {
         return Ok(());
     }
     let (mut waiting, mut rerendered) = (0, 0);
@@ -74,17 +65,10 @@ pub fn cancel(db: &mut Db, ids: &[i64], filter: &OperatorFilter) -> Result<()> {
         return cancel_ids(db, ids, filter.dry_run);
     };
     let (matched, _) = callbacks::count_selected(db, &selection)?;
-    if matched == 0 {
-        println!(
-            "no callback matches {}; nothing was changed",
-            described(filter, &selection)
-        );
-        return Ok(());
-    }
-    if filter.dry_run {
-        println!(
-            "would cancel up to {matched} waiting callback(s) (those a run has started are left to it) (dry run: nothing was changed)"
-        );
+    let would = format!(
+        "would cancel up to {matched} waiting callback(s) (those a run has started are left to it)"
+    );
+    if says_instead(filter, &selection, matched, &would) {
         return Ok(());
     }
     let mut cancelled = 0;
@@ -103,6 +87,20 @@ pub fn cancel(db: &mut Db, ids: &[i64], filter: &OperatorFilter) -> Result<()> {
         }
     );
     Ok(())
+}
+
+/// Where a filter changes nothing (it matches nothing, or `--dry-run`): says so, and
+/// that it did.
+fn says_instead(filter: &OperatorFilter, selection: &Selection, matched: i64, would: &str) -> bool {
+    if matched == 0 {
+        println!(
+            "no callback matches {}; nothing was changed",
+            described(filter, selection)
+        );
+    } else if filter.dry_run {
+        println!("{would} (dry run: nothing was changed)");
+    }
+    matched == 0 || filter.dry_run
 }
 
 /// Goes through what `selection` takes, [`BATCH`] ids at a time, each batch one
