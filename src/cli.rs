@@ -7,7 +7,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::storage::callbacks::ListedStatus;
-use crate::storage::models::Status;
+use crate::storage::models::{HookSettings, Status};
 
 /// The version and the database backends this binary was built with.
 #[cfg(not(feature = "mysql"))]
@@ -75,9 +75,15 @@ pub enum Command {
     },
     /// Print the man page (roff): httphooks(1), or a subcommand's, as
     /// `httphooks man send_callbacks` or `httphooks man hooks add`.
+    #[command(
+        after_help = "Examples:\n  httphooks man send_callbacks | man -l -\n  httphooks man --out-dir contrib/man   # every page, as the Debian package ships them"
+    )]
     Man {
         #[arg(value_name = "SUBCOMMAND")]
         subcommand: Vec<String>,
+        /// Write every page (httphooks.1 and one per subcommand) into this folder instead.
+        #[arg(long = "out-dir", value_name = "DIR", conflicts_with = "subcommand")]
+        out_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -128,11 +134,12 @@ pub struct SendArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// At the end of the run, write Prometheus metrics (node_exporter textfile format)
-    /// to this file, atomically.
+    /// to this file, atomically; one that cannot be written is a warning.
     #[arg(
         long = "metrics-file",
         visible_alias = "metrics_file",
-        value_name = "PATH"
+        value_name = "PATH",
+        env = "HTTPHOOKS_METRICS_FILE"
     )]
     pub metrics_file: Option<std::path::PathBuf>,
 }
@@ -309,8 +316,7 @@ pub struct HookDefinition {
     /// The absolute http(s) URL to send to.
     #[arg(long)]
     pub url: Option<String>,
-    /// POST, PUT, PATCH, DELETE or GET.
-    #[arg(long)]
+    #[arg(long, help = format!("POST, PUT, PATCH, DELETE or GET [new hooks: {}]", HookSettings::DEFAULT_METHOD))]
     pub method: Option<String>,
     /// 'Name: value' (repeatable, or a JSON object); ${VAR} is read from the environment at send time.
     #[arg(long = "header", value_name = "'NAME: VALUE'")]
@@ -331,11 +337,15 @@ pub struct HookDefinition {
     /// Comma-separated columns: an update fires only if one of them changed.
     #[arg(long = "when-changed", value_delimiter = ',', value_name = "COL,…")]
     pub when_changed: Option<Vec<String>>,
-    /// Request timeout (e.g. 10s, 1500ms).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", help = format!(
+        "Request timeout, e.g. 1500ms [new hooks: {}s]",
+        HookSettings::DEFAULT_TIMEOUT_MS / 1000
+    ))]
     pub timeout: Option<humantime::Duration>,
-    /// Attempts before a callback becomes an error.
-    #[arg(long = "max-attempts", value_name = "N")]
+    #[arg(long = "max-attempts", value_name = "N", help = format!(
+        "Attempts before a callback becomes an error [new hooks: {}]",
+        HookSettings::DEFAULT_MAX_ATTEMPTS
+    ))]
     pub max_attempts: Option<i32>,
     /// The most one callback may hold, its change's data and its body (e.g. 1MB, 512KB;
     /// default 10MB): a larger one fails alone, at once, saying why.

@@ -22,7 +22,7 @@ const FIRST_LINE: &str = "# HELP httphooks_";
 pub fn check_path(path: &Path) -> std::result::Result<(), String> {
     let refuse = |why: String| {
         Err(format!(
-            "--metrics-file {}: {why}; delivering without writing metrics",
+            "the metrics file {} (--metrics-file, HTTPHOOKS_METRICS_FILE): {why}; delivering without writing metrics",
             path.display()
         ))
     };

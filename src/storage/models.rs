@@ -370,14 +370,21 @@ pub const SETTINGS_COLUMNS: [&str; 10] = [
 ];
 
 impl HookSettings {
+    /// A new hook's method, where `--method` does not say otherwise.
+    pub const DEFAULT_METHOD: &'static str = "POST";
+    /// A new hook's request timeout, where `--timeout` does not say otherwise.
+    pub const DEFAULT_TIMEOUT_MS: i32 = 10_000;
+    /// A new hook's attempts before an error, where `--max-attempts` does not say otherwise.
+    pub const DEFAULT_MAX_ATTEMPTS: i32 = 8;
+
     /// The settings of a new hook that sends to `url`, where no flag says otherwise.
     pub fn new(url: &str) -> HookSettings {
         HookSettings {
             target_url: url.to_owned(),
-            http_method: "POST".to_owned(),
+            http_method: Self::DEFAULT_METHOD.to_owned(),
             headers: "{}".to_owned(),
-            timeout_ms: 10_000,
-            max_attempts: 8,
+            timeout_ms: Self::DEFAULT_TIMEOUT_MS,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             auth: None,
             signing_secret_env: None,
             ca_file: None,
@@ -388,7 +395,8 @@ impl HookSettings {
 
     /// How long one request may take.
     pub fn timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(u64::try_from(self.timeout_ms).unwrap_or(10_000))
+        let ms = u64::try_from(self.timeout_ms).unwrap_or(Self::DEFAULT_TIMEOUT_MS as u64);
+        std::time::Duration::from_millis(ms)
     }
 }
 
