@@ -134,7 +134,7 @@ on_every_backend!(
         assert_eq!(counts.len(), 600, "every callback was delivered");
 
         // What the dead run may have sent without recording it is bounded by what it had
-        // started: in flight, marked ready, and finished but not yet written (README:
+        // started: in flight, marked ready, and finished but not yet written (docs/delivery.md:
         // at most 4 × concurrency).
         let twice: Vec<&String> = counts
             .iter()

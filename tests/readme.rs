@@ -1,6 +1,7 @@
-//! The README's "Five-minute walkthrough", then its "After an outage" examples, run as written, on SQLite and on PostgreSQL
-//! (where the README says to use DATABASE_URL and `psql` for the SQL). The commands are
-//! read from the README itself, so the walkthrough cannot drift from what works.
+//! The README's "Five-minute walkthrough", then its "After an outage" examples, run as
+//! written: on SQLite, on PostgreSQL (where the README says to use DATABASE_URL and `psql`
+//! for the SQL), and its MySQL walkthrough on MySQL/MariaDB. The commands are read from
+//! the README itself, so the walkthroughs cannot drift from what works.
 
 mod common;
 
@@ -36,9 +37,13 @@ fn sh_blocks(heading: &str) -> Vec<String> {
     blocks
 }
 
-/// The walkthrough: the first sh block of its section.
-fn walkthrough() -> String {
-    sh_blocks(SECTION).remove(0)
+/// The walkthrough for this backend: the first sh block of its section.
+fn walkthrough(db: &TestDb) -> String {
+    if db.is_mysql() {
+        sh_blocks("### On MySQL or MariaDB").remove(0)
+    } else {
+        sh_blocks(SECTION).remove(0)
+    }
 }
 
 /// Splits shell text into commands as sh would: quotes ('…', "…" with \ escapes),
@@ -118,16 +123,21 @@ fn commands(script: &str) -> Vec<Line> {
 fn follow_the_walkthrough(db: TestDb) {
     // Step 2's receiver is this test's server; the README's port may be taken here.
     let server = Server::answering(200);
-    let ran = run_as_written(&db, &server, &walkthrough());
+    let ran = run_as_written(&db, &server, &walkthrough(&db));
     assert!(
         ran.iter().any(|r| r.starts_with("send_callbacks")),
         "{ran:?}"
     );
     let bodies: Vec<serde_json::Value> = server.received().iter().map(|r| json(&r.body)).collect();
+    let first_customer = if db.is_mysql() {
+        "Ann"
+    } else {
+        "Ann \"the\" Buyer"
+    };
     assert_eq!(
         bodies,
         [
-            serde_json::json!({"id": 1, "customer": "Ann \"the\" Buyer", "event": "insert"}),
+            serde_json::json!({"id": 1, "customer": first_customer, "event": "insert"}),
             serde_json::json!({"id": 2, "customer": "Bob", "event": "insert"}),
         ]
     );
@@ -200,8 +210,19 @@ fn run_as_written(db: &TestDb, server: &Server, script: &str) -> Vec<String> {
                 }
                 ran.push(words[2].clone());
             }
-            // Building, the shell's own commands, and the receiver (replaced above).
-            "cargo" | "export" | "mkdir" | "cd" | "python3" => {}
+            // `mysql -h … -u … [DATABASE] -e SQL`: the SQL on this test's database, which
+            // stands for the README's (made by the test, as its DATABASE_URL is).
+            "mysql" => {
+                assert!(db.is_mysql(), "the MySQL walkthrough runs on MySQL");
+                let sql = &words[words.iter().position(|w| w == "-e").expect("mysql -e SQL") + 1];
+                if !sql.starts_with("CREATE DATABASE") {
+                    db.connect().sql(sql);
+                }
+                ran.push(sql.clone());
+            }
+            // Building, installing, the shell's own commands, and the receiver (replaced
+            // above).
+            "cargo" | "export" | "mkdir" | "cd" | "python3" | "sudo" => {}
             other => panic!("the README runs {other}, which this test does not know"),
         }
     }

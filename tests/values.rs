@@ -1,5 +1,5 @@
 //! Values an application's database may hold, however odd, never stop delivery: they
-//! are captured faithfully (README, "Values that are not plain JSON"), and a callback
+//! are captured faithfully (docs/capture.md, "Values that are not plain JSON"), and a callback
 //! that really cannot be rendered fails alone while every command keeps working.
 
 mod common;

@@ -120,7 +120,7 @@ impl Db {
             DatabaseLocation::Mysql(url) => mysql::open(&url).map(Conn::Mysql),
             #[cfg(not(feature = "mysql"))]
             DatabaseLocation::Mysql(_) => Err(Error::invalid(
-                "this httphooks was built without MySQL/MariaDB support; rebuild it with `cargo build --release --features mysql` (see README: MySQL and MariaDB)",
+                "this httphooks was built without MySQL/MariaDB support; rebuild it with `cargo build --release --features mysql` (see the README: On MySQL or MariaDB)",
             )),
         }?;
         Ok(Db { conn })

@@ -332,7 +332,7 @@ where
 /// (docs/behaviour.md §4: a callback's settings are its hook's current ones). Every
 /// hook version holds a full set, so a callback reads them from the version its hook
 /// is at now. A new setting is a field here, with its default in [`HookSettings::new`],
-/// and a column of `httphooks_hook_versions` (README: Layout).
+/// and a column of `httphooks_hook_versions` (docs/layout.md).
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, Queryable, QueryableByName, Selectable, Insertable,
 )]

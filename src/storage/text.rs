@@ -2,7 +2,7 @@
 //! valid UTF-8 (SQLite stores whatever bytes it is given; a PostgreSQL database with
 //! `SQL_ASCII` encoding does too), and some SQLite versions write infinities into JSON
 //! as tokens that are not JSON. None of that may stop a command: such text is read as
-//! bytes and turned into a faithful, documented form (README, "Values that are not
+//! bytes and turned into a faithful, documented form (docs/capture.md, "Values that are not
 //! plain JSON"):
 //! - a byte that is not part of valid UTF-8 becomes `\xHH` (in JSON, a string holding
 //!   a backslash, `x` and two hex digits);
