@@ -36,6 +36,13 @@
 //!       N waiting updates over `--rows` rows, sent by a hook with `--coalesce` and by
 //!       one without: requests made and time taken by each.
 //!
+//!   cargo bench --bench delivery -- --scenario throughput [--n 50000] [--concurrency 32]
+//!       What one callback costs the sender against a fast receiver: nginx (from PATH;
+//!       Debian's nginx-light) answering 200 on loopback, N callbacks sent by one run:
+//!       callbacks/s, the sender's CPU time (user, system) and context switches per
+//!       callback, and, where wrk is on PATH, wrk's rate against the same nginx with
+//!       as many connections (POSTs of a callback's size) and the ratio of the two.
+//!
 //! PostgreSQL runs in a schema of its own in the database named by
 //! HTTPHOOKS_TEST_POSTGRES_URL; MySQL in a database of its own on the server named by
 //! HTTPHOOKS_TEST_MYSQL_URL.
@@ -228,6 +235,7 @@ fn main() {
         "latency" => return latency(&db, &options),
         "backfill" => return backfill(&db, &options),
         "coalesce" => return coalesce(&db, &options),
+        "throughput" => return throughput(&db, &options),
         _ => {}
     }
     let backend = if options.postgres {
@@ -984,5 +992,156 @@ fn coalesce(db: &TestDb, options: &Options) {
             receiver.received().len() - before,
             elapsed.as_secs_f64()
         );
+    }
+}
+
+/// nginx answering 200 to everything on a free loopback port, stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start() -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::create_dir(dir.path().join("logs")).unwrap();
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "worker_processes 1;\npid {pid};\nerror_log stderr error;\n\
+                 events {{ worker_connections 1024; }}\n\
+                 http {{ access_log off; keepalive_requests 1000000; client_body_temp_path {tmp};\n\
+                 server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n",
+                pid = dir.path().join("nginx.pid").display(),
+                tmp = dir.path().display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .args(["-p", dir.path().to_str().unwrap(), "-c", conf.to_str().unwrap()])
+            .args(["-g", "daemon off;"])
+            .spawn()
+            .expect("--scenario throughput needs nginx on PATH (Debian: apt-get install nginx-light)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "nginx did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nginx {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM, so that the master stops its worker too (SIGKILL would orphan it).
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time and context switches of the children waited for so far.
+fn children_usage() -> (Duration, Duration, i64, i64) {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    (
+        time(usage.ru_utime),
+        time(usage.ru_stime),
+        usage.ru_nvcsw,
+        usage.ru_nivcsw,
+    )
+}
+
+fn throughput(db: &TestDb, options: &Options) {
+    let n = options.n;
+    let concurrency = options.concurrency;
+    let nginx = Nginx::start();
+    let url = format!("http://127.0.0.1:{}/bench", nginx.port);
+    db.sql(&format!(
+        "CREATE TABLE hooked ({}, name TEXT, qty INTEGER, price REAL, note TEXT)",
+        db.id_column()
+    ));
+    run(
+        db,
+        &[
+            "hooks", "add", "bench", "--table", "hooked", "--events", "insert", "--url", &url,
+        ],
+    );
+    insert_rows(db, "hooked", n);
+    let before = children_usage();
+    let (elapsed, summary) = run(
+        db,
+        &["send_callbacks", "--concurrency", &concurrency.to_string()],
+    );
+    let after = children_usage();
+    assert!(
+        summary.contains(&format!("sent {n},")),
+        "every callback is sent: {summary}"
+    );
+    let rate = n as f64 / elapsed.as_secs_f64();
+    let (user, system) = (after.0 - before.0, after.1 - before.1);
+    let (voluntary, involuntary) = (after.2 - before.2, after.3 - before.3);
+    println!("{summary}");
+    println!(
+        "scenario throughput, {}: {n} callbacks to nginx in {:.2}s = {rate:.0} callbacks/s, concurrency {concurrency}",
+        if db.is_sqlite() {
+            "SQLite"
+        } else if db.is_mysql() {
+            "MySQL"
+        } else {
+            "PostgreSQL"
+        },
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  sender CPU {:.2}s user + {:.2}s system = {:.1} µs per callback; context switches {voluntary} voluntary + {involuntary} involuntary = {:.2} per callback",
+        user.as_secs_f64(),
+        system.as_secs_f64(),
+        (user + system).as_secs_f64() * 1e6 / n as f64,
+        (voluntary + involuntary) as f64 / n as f64
+    );
+    // The same nginx under wrk, POSTing a body of a callback's size.
+    let body = db.count("SELECT MAX(LENGTH(request_body)) AS n FROM httphooks_attempts");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("post.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = string.rep(\"x\", {body})\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        ),
+    )
+    .unwrap();
+    let wrk = Command::new("wrk")
+        .args(["-t", "1", "-c", &concurrency.to_string(), "-d", "5s", "-s"])
+        .arg(&script)
+        .arg(&url)
+        .output();
+    match wrk {
+        Ok(output) if output.status.success() => {
+            let text = String::from_utf8_lossy(&output.stdout);
+            let wrk_rate: f64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Requests/sec:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("wrk prints Requests/sec");
+            println!(
+                "  wrk -t 1 -c {concurrency}, POST of {body} bytes, same nginx: {wrk_rate:.0} requests/s; httphooks ÷ wrk = {:.2}",
+                rate / wrk_rate
+            );
+        }
+        _ => println!("  (wrk is not on PATH, or failed: Debian's wrk package gives the ratio)"),
     }
 }
