@@ -1025,13 +1025,23 @@ impl Nginx {
         )
         .unwrap();
         let child = Command::new("nginx")
-            .args(["-p", dir.path().to_str().unwrap(), "-c", conf.to_str().unwrap()])
+            .args([
+                "-p",
+                dir.path().to_str().unwrap(),
+                "-c",
+                conf.to_str().unwrap(),
+            ])
             .args(["-g", "daemon off;"])
             .spawn()
-            .expect("--scenario throughput needs nginx on PATH (Debian: apt-get install nginx-light)");
+            .expect(
+                "--scenario throughput needs nginx on PATH (Debian: apt-get install nginx-light)",
+            );
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "nginx did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nginx did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Nginx {

@@ -124,7 +124,7 @@ pub struct SendArgs {
     pub max_runtime: Option<humantime::Duration>,
     /// Once the queue is drained, wait for new callbacks and send each as it commits,
     /// until --max-runtime (which it needs); run it from cron every minute with
-    /// `--max-runtime 58s` and the next run takes over.
+    /// `--max-runtime 65s` and the next run takes over.
     #[arg(long, conflicts_with_all = ["dry_run", "callback", "limit"])]
     pub follow: bool,
     /// Print the requests that would be sent; change nothing.
@@ -134,12 +134,12 @@ pub struct SendArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// At the end of the run, write Prometheus metrics (node_exporter textfile format)
-    /// to this file, atomically; one that cannot be written is a warning.
+    /// to this file, atomically; one that cannot be written is a warning. Without the
+    /// flag, the variable HTTPHOOKS_METRICS_FILE names it (empty: none).
     #[arg(
         long = "metrics-file",
         visible_alias = "metrics_file",
-        value_name = "PATH",
-        env = "HTTPHOOKS_METRICS_FILE"
+        value_name = "PATH"
     )]
     pub metrics_file: Option<std::path::PathBuf>,
 }
@@ -321,7 +321,8 @@ pub struct HookDefinition {
     /// 'Name: value' (repeatable, or a JSON object); ${VAR} is read from the environment at send time.
     #[arg(long = "header", value_name = "'NAME: VALUE'")]
     pub headers: Vec<String>,
-    /// application/json, application/xml, application/x-www-form-urlencoded or text/plain.
+    /// application/json, application/xml, application/x-www-form-urlencoded or text/plain
+    /// [new hooks: application/json]
     #[arg(long = "content-type")]
     pub content_type: Option<String>,
     /// The payload template (see README: Hooks, triggers and payloads).
@@ -347,8 +348,8 @@ pub struct HookDefinition {
         HookSettings::DEFAULT_MAX_ATTEMPTS
     ))]
     pub max_attempts: Option<i32>,
-    /// The most one callback may hold, its change's data and its body (e.g. 1MB, 512KB;
-    /// default 10MB): a larger one fails alone, at once, saying why.
+    /// The most one callback may hold, its change's data and its body, e.g. 1MB, 512KB: a
+    /// larger one fails alone, at once, saying why [new hooks: 10MB]
     #[arg(long = "max-payload-size", value_name = "SIZE")]
     pub max_payload_size: Option<String>,
     /// How to authenticate: none, basic, bearer or oauth2-client-credentials.

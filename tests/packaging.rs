@@ -139,6 +139,16 @@ fn each_shipped_unit_works_as_shipped_on_its_default_sqlite_file() {
         "{out:?}"
     );
     assert!(state.path().join("httphooks.sqlite3").exists());
+    // An environment file that sets the variable to nothing means no metrics file.
+    let out = run_as_the_unit(
+        state.path(),
+        &exec_start("httphooks-send.service"),
+        &[("HTTPHOOKS_METRICS_FILE", "")],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
 
     let out = run_as_the_unit(state.path(), &exec_start("httphooks-cleanup.service"), &[])
         .output()

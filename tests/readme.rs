@@ -222,7 +222,7 @@ fn run_as_written(db: &TestDb, server: &Server, script: &str) -> Vec<String> {
             }
             // Building, installing, the shell's own commands, and the receiver (replaced
             // above).
-            "cargo" | "export" | "mkdir" | "cd" | "python3" | "sudo" => {}
+            "cargo" | "export" | "mkdir" | "cd" | "python3" | "sudo" | "sleep" => {}
             other => panic!("the README runs {other}, which this test does not know"),
         }
     }

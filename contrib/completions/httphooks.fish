@@ -48,9 +48,9 @@ complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l c
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l limit -d 'Claim at most N callbacks in this run' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l concurrency -d 'Requests in flight at once' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l max-runtime -l max_runtime -d 'Stop claiming after this long (e.g. 50s, 5m), so cron runs never pile up' -r
-complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l metrics-file -l metrics_file -d 'At the end of the run, write Prometheus metrics (node_exporter textfile format) to this file, atomically; one that cannot be written is a warning' -r -F
+complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l metrics-file -l metrics_file -d 'At the end of the run, write Prometheus metrics (node_exporter textfile format) to this file, atomically; one that cannot be written is a warning. Without the flag, the variable HTTPHOOKS_METRICS_FILE names it (empty: none)' -r -F
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l database-url -d 'The database: sqlite://PATH, a file path, postgres://… or mysql://… [default: httphooks.sqlite3]' -r
-complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l follow -d 'Once the queue is drained, wait for new callbacks and send each as it commits, until --max-runtime (which it needs); run it from cron every minute with `--max-runtime 58s` and the next run takes over'
+complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l follow -d 'Once the queue is drained, wait for new callbacks and send each as it commits, until --max-runtime (which it needs); run it from cron every minute with `--max-runtime 65s` and the next run takes over'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l dry-run -l dry_run -d 'Print the requests that would be sent; change nothing'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -s q -l quiet -d 'Print nothing but errors'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -s h -l help -d 'Print help'
@@ -59,9 +59,9 @@ complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l c
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l limit -d 'Claim at most N callbacks in this run' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l concurrency -d 'Requests in flight at once' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l max-runtime -l max_runtime -d 'Stop claiming after this long (e.g. 50s, 5m), so cron runs never pile up' -r
-complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l metrics-file -l metrics_file -d 'At the end of the run, write Prometheus metrics (node_exporter textfile format) to this file, atomically; one that cannot be written is a warning' -r -F
+complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l metrics-file -l metrics_file -d 'At the end of the run, write Prometheus metrics (node_exporter textfile format) to this file, atomically; one that cannot be written is a warning. Without the flag, the variable HTTPHOOKS_METRICS_FILE names it (empty: none)' -r -F
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l database-url -d 'The database: sqlite://PATH, a file path, postgres://… or mysql://… [default: httphooks.sqlite3]' -r
-complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l follow -d 'Once the queue is drained, wait for new callbacks and send each as it commits, until --max-runtime (which it needs); run it from cron every minute with `--max-runtime 58s` and the next run takes over'
+complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l follow -d 'Once the queue is drained, wait for new callbacks and send each as it commits, until --max-runtime (which it needs); run it from cron every minute with `--max-runtime 65s` and the next run takes over'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l dry-run -l dry_run -d 'Print the requests that would be sent; change nothing'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -s q -l quiet -d 'Print nothing but errors'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -s h -l help -d 'Print help'
@@ -120,14 +120,14 @@ complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_se
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l url -d 'The absolute http(s) URL to send to' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l method -d 'POST, PUT, PATCH, DELETE or GET [new hooks: POST]' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l header -d '\'Name: value\' (repeatable, or a JSON object); ${VAR} is read from the environment at send time' -r
-complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l content-type -d 'application/json, application/xml, application/x-www-form-urlencoded or text/plain' -r
+complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l content-type -d 'application/json, application/xml, application/x-www-form-urlencoded or text/plain [new hooks: application/json]' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l template -d 'The payload template (see README: Hooks, triggers and payloads)' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l template-file -d 'Read the payload template from a file' -r -F
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l key -d 'Comma-separated columns that identify a row (object_id), for a table without a primary key; every hook of a table must use the same key' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l when-changed -d 'Comma-separated columns: an update fires only if one of them changed' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l timeout -d 'Request timeout, e.g. 1500ms [new hooks: 10s]' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l max-attempts -d 'Attempts before a callback becomes an error [new hooks: 8]' -r
-complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l max-payload-size -d 'The most one callback may hold, its change\'s data and its body (e.g. 1MB, 512KB; default 10MB): a larger one fails alone, at once, saying why' -r
+complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l max-payload-size -d 'The most one callback may hold, its change\'s data and its body, e.g. 1MB, 512KB: a larger one fails alone, at once, saying why [new hooks: 10MB]' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from add" -l auth -d 'How to authenticate: none, basic, bearer or oauth2-client-credentials' -r -f -a "none\t''
 basic\t''
 bearer\t''
@@ -161,14 +161,14 @@ complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_se
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l url -d 'The absolute http(s) URL to send to' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l method -d 'POST, PUT, PATCH, DELETE or GET [new hooks: POST]' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l header -d '\'Name: value\' (repeatable, or a JSON object); ${VAR} is read from the environment at send time' -r
-complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l content-type -d 'application/json, application/xml, application/x-www-form-urlencoded or text/plain' -r
+complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l content-type -d 'application/json, application/xml, application/x-www-form-urlencoded or text/plain [new hooks: application/json]' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l template -d 'The payload template (see README: Hooks, triggers and payloads)' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l template-file -d 'Read the payload template from a file' -r -F
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l key -d 'Comma-separated columns that identify a row (object_id), for a table without a primary key; every hook of a table must use the same key' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l when-changed -d 'Comma-separated columns: an update fires only if one of them changed' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l timeout -d 'Request timeout, e.g. 1500ms [new hooks: 10s]' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l max-attempts -d 'Attempts before a callback becomes an error [new hooks: 8]' -r
-complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l max-payload-size -d 'The most one callback may hold, its change\'s data and its body (e.g. 1MB, 512KB; default 10MB): a larger one fails alone, at once, saying why' -r
+complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l max-payload-size -d 'The most one callback may hold, its change\'s data and its body, e.g. 1MB, 512KB: a larger one fails alone, at once, saying why [new hooks: 10MB]' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand hooks; and __fish_seen_subcommand_from edit" -l auth -d 'How to authenticate: none, basic, bearer or oauth2-client-credentials' -r -f -a "none\t''
 basic\t''
 bearer\t''

@@ -35,6 +35,12 @@ pub fn check_path(path: &Path) -> std::result::Result<(), String> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
+    if !directory.exists() {
+        return refuse(format!(
+            "the folder {} does not exist; create it, or give a file in an existing folder",
+            directory.display()
+        ));
+    }
     if !directory.is_dir() {
         return refuse(format!(
             "{} is not a directory; give a file in an existing directory",
@@ -43,8 +49,8 @@ pub fn check_path(path: &Path) -> std::result::Result<(), String> {
     }
     // The file is written at the end by a rename from beside it: a directory that
     // does not take a new file is found out now, before anything is sent.
-    let probe = directory.join(format!(".httphooks-check.{}.tmp", std::process::id()));
-    if let Err(error) = std::fs::write(&probe, b"") {
+    let probe = directory.join(unguessable_name("httphooks-check"));
+    if let Err(error) = create_new(&probe, b"") {
         return refuse(format!(
             "cannot create a file in {} ({error}); give a writable directory",
             directory.display()
@@ -68,18 +74,39 @@ pub fn write(path: &Path, db: &mut Db, summary: &Summary) -> Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::invalid(format!("--metrics-file {} names no file; give a path such as /var/lib/node_exporter/textfile/httphooks.prom", path.display())))?;
-    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(unguessable_name(file_name));
     let failed = |e: std::io::Error| {
         Error::environment(format!(
             "cannot write the metrics file {}: {e}; check that its directory exists and is writable",
             path.display()
         ))
     };
-    std::fs::write(&temporary, text).map_err(failed)?;
+    create_new(&temporary, text.as_bytes()).map_err(failed)?;
     std::fs::rename(&temporary, path).map_err(|e| {
         let _ = std::fs::remove_file(&temporary);
         failed(e)
     })
+}
+
+/// A hidden name beside the metrics file that nobody can have put there beforehand.
+fn unguessable_name(stem: &str) -> String {
+    format!(
+        ".{stem}.{}.{:016x}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    )
+}
+
+/// Writes a file that must not exist yet: never through a symlink or into a file that
+/// someone else made (the folder may be shared with other users).
+fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn render(db: &mut Db, summary: &Summary) -> Result<String> {
@@ -345,6 +372,19 @@ fn unix_seconds(time: chrono::NaiveDateTime) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_file_is_never_written_through_a_link_or_into_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(create_new(&link, b"metrics").is_err());
+        assert!(create_new(&victim, b"metrics").is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_ne!(unguessable_name("m"), unguessable_name("m"));
+    }
 
     #[test]
     fn labels_are_escaped() {

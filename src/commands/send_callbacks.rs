@@ -17,16 +17,23 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
     let started_at = std::time::Instant::now();
     // Metrics that cannot be written must not stop delivery, nor turn a good run red:
     // a warning now, and none written at the end.
-    let metrics_file =
-        args.metrics_file
-            .as_ref()
-            .filter(|path| match super::metrics_file::check_path(path) {
-                Ok(()) => true,
-                Err(why) => {
-                    eprintln!("httphooks: warning: {why}");
-                    false
-                }
-            });
+    // The flag, else HTTPHOOKS_METRICS_FILE (empty is none: the shipped units' file
+    // may set it so).
+    let metrics_file = args
+        .metrics_file
+        .clone()
+        .or_else(|| {
+            std::env::var_os("HTTPHOOKS_METRICS_FILE")
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from)
+        })
+        .filter(|path| match super::metrics_file::check_path(path) {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("httphooks: warning: {why}");
+                false
+            }
+        });
     let max_runtime: Option<std::time::Duration> = args
         .max_runtime
         .map(Into::into)
@@ -109,18 +116,21 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         follow: args.follow,
     };
     let mut summary = Engine::new(Connector::new(url)?, options).run(&filter)?;
-    if !args.quiet {
-        println!("{}", summary.line());
-    }
-    if let Some(failure) = summary.failure.take() {
-        return Err(failure);
-    }
-    if let Some(path) = metrics_file {
+    let failure = summary.failure.take();
+    // The metrics before the summary line: a reader of stdout that went away (`| true`)
+    // ends the process at the line.
+    if let (Some(path), None) = (&metrics_file, &failure) {
         let written = Db::open_migrated(url)
             .and_then(|mut db| super::metrics_file::write(path, &mut db, &summary));
         if let Err(error) = written {
             eprintln!("httphooks: warning: the run delivered, but {error}");
         }
+    }
+    if !args.quiet {
+        println!("{}", summary.line());
+    }
+    if let Some(failure) = failure {
+        return Err(failure);
     }
     if !summary.environment_problems.is_empty() {
         let problems: Vec<String> = summary

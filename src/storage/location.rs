@@ -55,6 +55,29 @@ impl DatabaseLocation {
             }
             return Ok(DatabaseLocation::Mysql(url.to_owned()));
         }
+        let keyword = |w: &str| {
+            [
+                "host=",
+                "hostaddr=",
+                "dbname=",
+                "user=",
+                "port=",
+                "password=",
+            ]
+            .iter()
+            .any(|k| w.starts_with(k))
+        };
+        if url.contains(' ')
+            && url
+                .split(' ')
+                .all(|w| w.is_empty() || keyword(w) || w.contains('='))
+            && url.split(' ').any(keyword)
+        {
+            return Err(Error::invalid(format!(
+                "the database URL {} is a PostgreSQL keyword string; give it as a URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+                redact_parameters(url)
+            )));
+        }
         if url.contains("://") {
             return Err(Error::invalid(format!(
                 "unsupported database URL scheme in {}; use sqlite://PATH, a file path, postgres://… or mysql://…",
@@ -86,15 +109,33 @@ pub fn say_created(path: &str) {
 
 /// A SQLite path as messages show it: absolute, so the operator sees where it was.
 pub(super) fn shown_path(path: &str) -> String {
-    std::path::absolute(path)
+    let shown = std::path::absolute(path)
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| path.to_owned())
+        .unwrap_or_else(|_| path.to_owned());
+    redact_parameters(&shown)
+}
+
+/// `password=…` words replaced: a libpq keyword string (`host=h password=p`) given where
+/// a URL belongs is taken for a file path, and must not be shown with its password.
+fn redact_parameters(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.split_once('=') {
+            Some((key, _))
+                if key.eq_ignore_ascii_case("password")
+                    || key.eq_ignore_ascii_case("sslpassword") =>
+            {
+                format!("{key}=***")
+            }
+            _ => word.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The URL with any password replaced, for messages.
 pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
-        return url.to_owned();
+        return redact_parameters(url);
     };
     if parsed.password().is_some() {
         let _ = parsed.set_password(Some("***"));
@@ -154,11 +195,22 @@ mod tests {
             super::redact_url("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"
         );
+        assert_eq!(
+            super::shown_path("/x/host=h port=1 password=secret"),
+            "/x/host=h port=1 password=***"
+        );
         let shown = super::redact_url("postgres://h/db?user=u&password=secret&sslmode=require");
         assert!(
             !shown.contains("secret") && shown.contains("sslmode=require"),
             "{shown}"
         );
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+        let refused = super::DatabaseLocation::parse(Some("host=h port=5 password=secret"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("keyword string") && !refused.contains("secret"),
+            "{refused}"
+        );
     }
 }
