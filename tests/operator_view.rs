@@ -478,7 +478,7 @@ fn the_metrics_file_is_what_prometheus_reads(db: TestDb) {
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        err.contains("/nonexistent-dir is not a directory")
+        err.contains("the folder /nonexistent-dir does not exist")
             && err.contains("delivering without writing metrics"),
         "{err}"
     );
