@@ -132,7 +132,10 @@ fn render(command: &clap::Command, path: &[String]) -> Vec<u8> {
     page.extend_from_slice(
         b".PP\nThe README, with the walkthroughs: /usr/share/doc/httphooks/README.md (Debian package).\n",
     );
-    page
+    // The help's ellipses as troff's own, which every output device has.
+    String::from_utf8_lossy(&page)
+        .replace('…', r"\&...")
+        .into_bytes()
 }
 
 /// A line of text as roff prints it unchanged.

@@ -5,7 +5,7 @@
 //! sent that could not be recorded, and retries until the run's deadline.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,10 @@ const RECORD_DELAY: Duration = Duration::from_millis(50);
 const ROUND_DELAY: Duration = Duration::from_millis(10);
 /// How often to look again while the dispatcher waits for room.
 const EAGER_DELAY: Duration = Duration::from_millis(2);
+/// While outcomes wait to be written, the recorder collects what came in every so
+/// often rather than waking for each one (a wake-up per outcome cost a context switch
+/// per callback).
+const COLLECT_EVERY: Duration = Duration::from_millis(2);
 
 pub struct Limits<'a> {
     /// Outcomes per write at most.
@@ -88,13 +92,27 @@ pub fn record_loop(
             }
             (false, Some(first)) => RECORD_DELAY.saturating_sub(first.elapsed()),
         };
-        match reports.recv_timeout(wait) {
-            Ok(outcome) => {
-                first_waiting.get_or_insert_with(Instant::now);
-                outcomes.push(outcome);
+        if first_waiting.is_some() && !eager {
+            std::thread::sleep(wait.min(COLLECT_EVERY));
+            loop {
+                match reports.try_recv() {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        finished = true;
+                        break;
+                    }
+                }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => finished = true,
+        } else {
+            match reports.recv_timeout(wait) {
+                Ok(outcome) => {
+                    first_waiting.get_or_insert_with(Instant::now);
+                    outcomes.push(outcome);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => finished = true,
+            }
         }
         let waited = first_waiting.map_or(Duration::ZERO, |f| f.elapsed());
         let due = outcomes.len() >= limits.batch
