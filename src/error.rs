@@ -126,9 +126,13 @@ impl From<diesel::result::Error> for Error {
                 "the database refused a value ({detail}); check the database's character encoding and constraints"
             ),
             // SQLite's file (or its folder, for the journal) belongs to another user.
-            DbFailure::Other if detail.contains("readonly database") => format!(
-                "the database file cannot be written by this user ({detail}); give the user running httphooks write access to the file and its folder, or run it as the file's owner"
-            ),
+            DbFailure::Other
+                if detail.contains("readonly database") || detail.contains("unable to open database file") =>
+            {
+                format!(
+                    "the database file, or its folder, cannot be written by this user ({detail}; SQLite writes its -wal and -shm files beside it); give the user running httphooks write access to both, or run it as their owner"
+                )
+            }
             DbFailure::Other => format!("database error: {detail}; check the database server's log"),
         };
         Error::Database { failure, message }

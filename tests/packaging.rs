@@ -99,6 +99,7 @@ fn exec_start(unit: &str) -> Vec<String> {
         "StateDirectory=httphooks",
         "WorkingDirectory=%S/httphooks",
         "User=httphooks",
+        "StateDirectoryMode=0700",
     ] {
         assert!(text.lines().any(|l| l == setting), "{unit} has {setting}");
     }
@@ -195,4 +196,33 @@ fn the_environment_file_example_names_only_what_httphooks_reads() {
     );
     let help = String::from_utf8(httphooks(&["send_callbacks", "--help"]).stdout).unwrap();
     assert!(help.contains("HTTPHOOKS_METRICS_FILE"), "{help}");
+}
+
+#[test]
+fn a_pipe_or_a_link_at_the_metrics_path_is_a_warning_and_delivery_goes_on() {
+    let state = tempfile::tempdir().unwrap();
+    let fifo = state.path().join("httphooks.prom");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let victim = state.path().join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    let link = state.path().join("link.prom");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    for path in [&fifo, &link] {
+        let started = Instant::now();
+        let out = run_as_the_unit(
+            state.path(),
+            &exec_start("httphooks-send.service"),
+            &[("HTTPHOOKS_METRICS_FILE", path.to_str().unwrap())],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(started.elapsed() < Duration::from_secs(20), "it never blocks");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+            "{out:?}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
 }

@@ -126,11 +126,12 @@ fn render(command: &clap::Command, path: &[String]) -> Vec<u8> {
             path[..depth].join(r"\-")
         ));
     }
+    page.extend_from_slice(b".SH \"SEE ALSO\"\n");
     if !path.is_empty() {
-        page.extend_from_slice(format!(".SH \"SEE ALSO\"\n{}\n", see_also.join(", ")).as_bytes());
+        page.extend_from_slice(format!("{}\n.PP\n", see_also.join(", ")).as_bytes());
     }
     page.extend_from_slice(
-        b".PP\nThe README, with the walkthroughs: /usr/share/doc/httphooks/README.md (Debian package).\n",
+        b"The README, with the walkthroughs: /usr/share/doc/httphooks/README.md (Debian package).\n",
     );
     // The help's ellipses as troff's own, which every output device has.
     String::from_utf8_lossy(&page)

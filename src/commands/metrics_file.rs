@@ -57,7 +57,25 @@ pub fn check_path(path: &Path) -> std::result::Result<(), String> {
         ));
     }
     let _ = std::fs::remove_file(&probe);
-    if let Ok(mut file) = std::fs::File::open(path) {
+    // Only a regular file is read or replaced: a FIFO would block the run before it sent
+    // anything, and a link may point anywhere.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            return refuse(
+                "it exists and is not a regular file (a link, a pipe, a device); give another path, or remove it first"
+                    .to_owned(),
+            );
+        }
+        _ => {}
+    }
+    let opened = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+    };
+    if let Ok(mut file) = opened {
         use std::io::Read;
         let mut start = vec![0; FIRST_LINE.len()];
         let read = file.read(&mut start).unwrap_or(0);
@@ -73,15 +91,18 @@ pub fn write(path: &Path, db: &mut Db, summary: &Summary) -> Result<()> {
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::invalid(format!("--metrics-file {} names no file; give a path such as /var/lib/node_exporter/textfile/httphooks.prom", path.display())))?;
+        .ok_or_else(|| Error::invalid(format!("--metrics-file {} names no file; give a path such as /var/lib/prometheus/node-exporter/httphooks.prom", path.display())))?;
     let temporary = path.with_file_name(unguessable_name(file_name));
     let failed = |e: std::io::Error| {
         Error::environment(format!(
-            "cannot write the metrics file {}: {e}; check that its directory exists and is writable",
+            "cannot write the metrics file {}: {e}; check that its folder exists, is writable and has room",
             path.display()
         ))
     };
-    create_new(&temporary, text.as_bytes()).map_err(failed)?;
+    create_new(&temporary, text.as_bytes()).map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        failed(e)
+    })?;
     std::fs::rename(&temporary, path).map_err(|e| {
         let _ = std::fs::remove_file(&temporary);
         failed(e)

@@ -24,7 +24,7 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| {
             std::env::var_os("HTTPHOOKS_METRICS_FILE")
-                .filter(|v| !v.is_empty())
+                .filter(|v| !v.to_string_lossy().trim().is_empty())
                 .map(std::path::PathBuf::from)
         })
         .filter(|path| match super::metrics_file::check_path(path) {

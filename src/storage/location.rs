@@ -55,28 +55,10 @@ impl DatabaseLocation {
             }
             return Ok(DatabaseLocation::Mysql(url.to_owned()));
         }
-        let keyword = |w: &str| {
-            [
-                "host=",
-                "hostaddr=",
-                "dbname=",
-                "user=",
-                "port=",
-                "password=",
-            ]
-            .iter()
-            .any(|k| w.starts_with(k))
-        };
-        if url.contains(' ')
-            && url
-                .split(' ')
-                .all(|w| w.is_empty() || keyword(w) || w.contains('='))
-            && url.split(' ').any(keyword)
-        {
-            return Err(Error::invalid(format!(
-                "the database URL {} is a PostgreSQL keyword string; give it as a URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE",
-                redact_parameters(url)
-            )));
+        if is_keyword_string(url) {
+            return Err(Error::invalid(
+                "the database URL is a PostgreSQL keyword string (not shown: it may hold a password); give it as a URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE, or sqlite://PATH for a file whose name looks like one",
+            ));
         }
         if url.contains("://") {
             return Err(Error::invalid(format!(
@@ -86,6 +68,36 @@ impl DatabaseLocation {
         }
         Ok(DatabaseLocation::Sqlite(url.to_owned()))
     }
+}
+
+/// Whether `text` is a libpq keyword string (`host=h password=p`, `password = 'p q'`,
+/// `service=app`): a word that names a connection parameter, then `=`.
+fn is_keyword_string(text: &str) -> bool {
+    const KEYWORDS: [&str; 12] = [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "service",
+        "sslmode",
+        "options",
+        "application_name",
+        "connect_timeout",
+    ];
+    let lower = text.to_ascii_lowercase();
+    KEYWORDS.iter().any(|key| {
+        lower.match_indices(key).any(|(at, _)| {
+            let starts_word = lower[..at]
+                .chars()
+                .next_back()
+                .is_none_or(char::is_whitespace);
+            let rest = lower[at + key.len()..].trim_start();
+            starts_word && rest.starts_with('=')
+        })
+    })
 }
 
 /// The SQLite file `url` names when it does not exist yet (connecting creates it).
@@ -205,12 +217,22 @@ mod tests {
             "{shown}"
         );
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
-        let refused = super::DatabaseLocation::parse(Some("host=h port=5 password=secret"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            refused.contains("keyword string") && !refused.contains("secret"),
-            "{refused}"
-        );
+        for keywords in [
+            "host=h port=5 password=secret",
+            "password = secret host = h",
+            "host=h password='s3 secret'",
+            "service=app",
+        ] {
+            let refused = super::DatabaseLocation::parse(Some(keywords))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                refused.contains("keyword string") && !refused.contains("secret"),
+                "{refused}"
+            );
+        }
+        for path in ["/data/host=1.db", "app.sqlite3", "./user data.db"] {
+            assert!(super::DatabaseLocation::parse(Some(path)).is_ok(), "{path}");
+        }
     }
 }

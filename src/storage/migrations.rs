@@ -10,7 +10,7 @@ use diesel::sql_types::Text;
 use diesel_migrations::EmbeddedMigrations;
 
 use super::{with_conn, Db};
-use crate::error::{Error, Result};
+use crate::error::{DbFailure, Error, Result};
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS httphooks_schema_migrations (\
     version VARCHAR(50) PRIMARY KEY NOT NULL, \
@@ -113,6 +113,8 @@ pub fn ensure_migrated(db: &mut Db) -> Result<()> {
     // a missing table means an unmigrated database.
     let applied = applied_versions(db).map_err(|error| match error.db_failure() {
         Some(failure) if failure.is_transient() => error,
+        // A file it may not open (SQLite) is that, not a missing schema.
+        Some(DbFailure::Other | DbFailure::Data) => error,
         _ => not_migrated(),
     })?;
     let expected = db.backend().migration_versions()?;
