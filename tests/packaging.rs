@@ -218,7 +218,10 @@ fn a_pipe_or_a_link_at_the_metrics_path_is_a_warning_and_delivery_goes_on() {
         .output()
         .unwrap();
         assert_eq!(out.status.code(), Some(0), "{out:?}");
-        assert!(started.elapsed() < Duration::from_secs(20), "it never blocks");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "it never blocks"
+        );
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
             "{out:?}"
