@@ -500,6 +500,15 @@ fn commands_that_only_read_never_create_a_database() {
     assert!(err.contains("created new database"), "{err}");
     let (_, _, err) = in_dir(other.path(), &["migrate"]);
     assert!(!err.contains("created"), "{err}");
+    // A file the URL named is made as asked: no hint to set DATABASE_URL.
+    let named = other.path().join("named.sqlite3");
+    let url = format!("sqlite://{}", named.display());
+    let (code, _, err) = in_dir(other.path(), &["--database-url", &url, "migrate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("created new database") && !err.contains("set DATABASE_URL"),
+        "{err}"
+    );
 }
 
 #[test]

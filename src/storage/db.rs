@@ -132,7 +132,7 @@ impl Db {
         let created = sqlite_file_to_create(url);
         let db = Db::connect(url, true)?;
         if let Some(path) = created {
-            say_created(&path);
+            say_created(&path, url.is_some_and(|u| !u.trim().is_empty()));
         }
         Ok(db)
     }
@@ -157,7 +157,7 @@ impl Db {
         if default_target && !Path::new(DEFAULT_SQLITE_FILE).exists() {
             let mut db = Db::connect_waiting(url, true, busy)?;
             migrate(&mut db)?;
-            say_created(DEFAULT_SQLITE_FILE);
+            say_created(DEFAULT_SQLITE_FILE, false);
             return Ok(db);
         }
         Db::open_migrated_waiting(url, busy)

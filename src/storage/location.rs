@@ -112,11 +112,14 @@ pub(super) fn sqlite_file_to_create(url: Option<&str>) -> Option<String> {
 
 /// Tells the operator on stderr that a new SQLite database file was made, with its full
 /// path: a command run in an unexpected directory is noticed at once.
-pub fn say_created(path: &str) {
-    eprintln!(
-        "httphooks: created new database {} (set DATABASE_URL to use another)",
-        shown_path(path)
-    );
+pub fn say_created(path: &str, url_given: bool) {
+    // The hint is for a file made because no URL was given (the default).
+    let hint = if url_given {
+        ""
+    } else {
+        " (set DATABASE_URL to use another)"
+    };
+    eprintln!("httphooks: created new database {}{hint}", shown_path(path));
 }
 
 /// A SQLite path as messages show it: absolute, so the operator sees where it was.
