@@ -6,8 +6,8 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::SqliteConnection;
 
 use super::backend::{
-    outcomes_json, quote_ident, quote_literal, timestamp_literal, BackfillSql, Claim, ClaimFilter,
-    Claimed, ColumnRow, IdRow, Outcome, Profile, UNCAPTURED,
+    outcomes_json, quote_ident, quote_literal, timestamp_literal, BackfillSql, CachedSql, Claim,
+    ClaimFilter, Claimed, ColumnRow, IdRow, Outcome, Profile, UNCAPTURED,
 };
 use super::{
     connection_error, now, primary_key, CaptureState, Column, ColumnKind, Table, TableEvent,
@@ -293,6 +293,12 @@ fn admit_range(conn: &mut SqliteConnection, first: i64, last: i64) -> Result<usi
 
 /// The due rule (see `ClaimFilter::sql_condition`) with SQLite's spelling, the due time
 /// and the clock as literals (SQLite compares timestamps as text).
+/// Ids as a JSON array, for `json_each(?)`.
+fn id_array(ids: impl Iterator<Item = i64>) -> String {
+    let ids: Vec<String> = ids.map(|id| id.to_string()).collect();
+    format!("[{}]", ids.join(","))
+}
+
 fn due_condition(filter: &ClaimFilter, now: chrono::NaiveDateTime) -> String {
     filter.sql_condition(
         DUE_KEY,
@@ -503,42 +509,50 @@ impl super::Backend for SqliteConnection {
             if due.is_empty() {
                 return Ok(Vec::new());
             }
-            let ids: Vec<String> = due.iter().map(|d| d.id.to_string()).collect();
-            let ids = ids.join(",");
+            // The ids as JSON arrays, so that the statements' text stays the same and
+            // they stay prepared (`CachedSql`).
+            let ids = id_array(due.iter().map(|d| d.id));
             let marked = marks.pick(&due);
-            let marked_list: Vec<String> = marked.iter().map(i64::to_string).collect();
-            diesel::sql_query(format!(
+            let marked_ids = id_array(marked.iter().copied());
+            CachedSql::new(format!(
                 "UPDATE httphooks_callbacks SET claim_token = ?, \
-                 claim_started = id IN ({marked}), claimed_until = {lease} WHERE id IN ({ids})",
+                 claim_started = id IN (SELECT value FROM json_each(?)), claimed_until = {lease} \
+                 WHERE id IN (SELECT value FROM json_each(?))",
                 lease = lease_until_sql(),
-                marked = marked_list.join(","),
             ))
-            .bind::<Text, _>(token)
-            .bind::<Timestamp, _>(now)
+            .text(token)
+            .text(&marked_ids)
+            .timestamp(now)
+            .text(&ids)
             .execute(self)?;
-            let callbacks: Vec<super::models::Callback> =
-                diesel::sql_query(super::backend::callbacks_by_ids_sql(&ids)).load(self)?;
+            let callbacks: Vec<super::models::Callback> = CachedSql::new(format!(
+                "{} WHERE d.id IN (SELECT value FROM json_each(?))",
+                super::backend::callbacks_sql("", "")
+            ))
+            .text(&ids)
+            .load(self)?;
             Ok(super::backend::claimed_in_order(callbacks, &due, &marked))
         }
     }
 
     fn renew(&mut self, token: &str, ids: &[i64], started: bool) -> Result<Vec<i64>> {
-        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        let ids = id_array(ids.iter().copied());
         let enabled = if started {
             " AND EXISTS (SELECT 1 FROM httphooks_hooks h WHERE h.id = hook_id AND h.enabled)"
         } else {
             ""
         };
-        let rows: Vec<IdRow> = diesel::sql_query(format!(
+        let rows: Vec<IdRow> = CachedSql::new(format!(
             "UPDATE httphooks_callbacks SET claimed_until = {lease}, \
-             claim_started = (claim_started OR ?) \
-             WHERE id IN ({ids}) AND claim_token = ? AND status = 'waiting'{enabled} RETURNING id",
+             claim_started = (claim_started OR {started}) \
+             WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ? \
+             AND status = 'waiting'{enabled} RETURNING id",
             lease = lease_until_sql(),
-            ids = list.join(","),
+            started = i32::from(started),
         ))
-        .bind::<Timestamp, _>(now())
-        .bind::<diesel::sql_types::Bool, _>(started)
-        .bind::<Text, _>(token)
+        .timestamp(now())
+        .text(&ids)
+        .text(token)
         .load(self)?;
         Ok(rows.into_iter().map(|r| r.id).collect())
     }
@@ -549,7 +563,7 @@ impl super::Backend for SqliteConnection {
 
     fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize> {
         let changes = outcomes_json(outcomes);
-        Ok(diesel::sql_query(
+        Ok(CachedSql::new(
             "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
              attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = ?, \
              claimed_until = NULL, claim_token = NULL, claim_started = 0, payload = COALESCE(v.payload, c.payload) \
@@ -559,9 +573,9 @@ impl super::Backend for SqliteConnection {
                           json_extract(value, '$.payload') AS payload FROM json_each(?)) AS v \
              WHERE c.id = v.id AND c.claim_token = ?",
         )
-        .bind::<Timestamp, _>(now())
-        .bind::<Text, _>(&changes)
-        .bind::<Text, _>(token)
+        .timestamp(now())
+        .text(&changes)
+        .text(token)
         .execute(self)?)
     }
 
