@@ -623,9 +623,6 @@ impl super::Backend for MysqlConnection {
         .execute(self)?)
     }
 
-    /// The stored procedure applications in any language call (see the migration);
-    /// it writes where the triggers write. Callers have checked hook and event, so
-    /// the count is the hook's enabled rows.
     /// The row as the capture trigger records it; the rows read are share-locked
     /// (`LOCK IN SHARE MODE`, which MariaDB and MySQL 8 both take).
     fn backfill_sql(&self, table: &Table, version_id: i64) -> BackfillSql {
@@ -650,14 +647,12 @@ impl super::Backend for MysqlConnection {
     }
 
     fn lock_unheld(&mut self, ids: &[i64]) -> Result<Vec<i64>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<IdRow> =
-            diesel::sql_query(super::backend::lock_unheld_sql(ids)).load(self)?;
-        Ok(rows.into_iter().map(|row| row.id).collect())
+        super::backend::lock_unheld_rows(self, ids)
     }
 
+    /// The stored procedure applications in any language call (see the migration);
+    /// it writes where the triggers write. Callers have checked hook and event, so
+    /// the count is the hook's enabled rows.
     fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize> {
         diesel::sql_query("CALL httphooks_enqueue(?, ?, ?)")
             .bind::<Text, _>(hook)

@@ -481,7 +481,6 @@ impl super::Backend for PgConnection {
         .execute(self)?)
     }
 
-    /// The SQL function applications in any language call (see the migrations).
     /// The row as the capture trigger records it (`to_jsonb`), its key as the trigger
     /// takes it from that JSON.
     fn backfill_sql(&self, table: &Table, version_id: i64) -> BackfillSql {
@@ -519,14 +518,10 @@ impl super::Backend for PgConnection {
     }
 
     fn lock_unheld(&mut self, ids: &[i64]) -> Result<Vec<i64>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<IdRow> =
-            diesel::sql_query(super::backend::lock_unheld_sql(ids)).load(self)?;
-        Ok(rows.into_iter().map(|row| row.id).collect())
+        super::backend::lock_unheld_rows(self, ids)
     }
 
+    /// The SQL function applications in any language call (see the migrations).
     fn enqueue(&mut self, hook: &str, event: &str, data: &serde_json::Value) -> Result<usize> {
         let made: Made = diesel::sql_query("SELECT httphooks_enqueue($1, $2, $3::jsonb) AS made")
             .bind::<Text, _>(hook)

@@ -206,12 +206,26 @@ pub(in crate::storage) fn timestamp_literal(time: NaiveDateTime) -> String {
 
 /// `lock_unheld` where rows are locked one by one (PostgreSQL, MySQL 8, MariaDB 10.6+):
 /// ids are integers, inlined.
-pub(in crate::storage) fn lock_unheld_sql(ids: &[i64]) -> String {
+pub(in crate::storage) fn lock_unheld_rows<C>(
+    conn: &mut C,
+    ids: &[i64],
+) -> crate::error::Result<Vec<i64>>
+where
+    C: diesel::Connection,
+    for<'a> diesel::query_builder::SqlQuery:
+        diesel::query_dsl::LoadQuery<'a, C, super::types::IdRow>,
+{
+    use diesel::RunQueryDsl;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-    format!(
+    let rows: Vec<super::types::IdRow> = diesel::sql_query(format!(
         "SELECT id FROM httphooks_callbacks WHERE id IN ({}) FOR UPDATE SKIP LOCKED",
         list.join(", ")
-    )
+    ))
+    .load(conn)?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
 /// Hand-written SQL that diesel keeps prepared on the connection, as it keeps its DSL
