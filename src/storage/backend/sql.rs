@@ -273,6 +273,14 @@ where
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
     ) -> diesel::QueryResult<()> {
+        // One bind per `?`: a statement written with one too few or too many is a bug
+        // the tests meet at once.
+        debug_assert_eq!(
+            self.sql.matches('?').count(),
+            self.binds.len(),
+            "{}",
+            self.sql
+        );
         let mut pieces = self.sql.split('?');
         out.push_sql(pieces.next().unwrap_or_default());
         for (piece, bind) in pieces.zip(&self.binds) {
