@@ -37,11 +37,14 @@
 //!       one without: requests made and time taken by each.
 //!
 //!   cargo bench --bench delivery -- --scenario throughput [--n 50000] [--concurrency 32]
+//!       [--batch-size 1]
 //!       What one callback costs the sender against a fast receiver: nginx (from PATH;
 //!       Debian's nginx-light) answering 200 on loopback, N callbacks sent by one run:
 //!       callbacks/s, the sender's CPU time (user, system) and context switches per
 //!       callback, and, where wrk is on PATH, wrk's rate against the same nginx with
 //!       as many connections (POSTs of a callback's size) and the ratio of the two.
+//!       With `--batch-size B` the hook sends batches of B (`hooks add --batch-size`):
+//!       events/s and the requests they took (no wrk: it compares single requests).
 //!
 //! PostgreSQL runs in a schema of its own in the database named by
 //! HTTPHOOKS_TEST_POSTGRES_URL; MySQL in a database of its own on the server named by
@@ -75,6 +78,7 @@ struct Options {
     concurrency: usize,
     monitor_rows: usize,
     rows: usize,
+    batch_size: usize,
 }
 
 fn options() -> Options {
@@ -87,6 +91,7 @@ fn options() -> Options {
         concurrency: 16,
         monitor_rows: 1_000_000,
         rows: 1_000,
+        batch_size: 1,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -106,6 +111,7 @@ fn options() -> Options {
             "--concurrency" => options.concurrency = value.parse().expect("--concurrency N"),
             "--monitor-rows" => options.monitor_rows = value.parse().expect("--monitor-rows N"),
             "--rows" => options.rows = value.parse().expect("--rows N"),
+            "--batch-size" => options.batch_size = value.parse().expect("--batch-size N"),
             _ => {
                 i += 1;
                 continue;
@@ -1084,12 +1090,14 @@ fn throughput(db: &TestDb, options: &Options) {
         "CREATE TABLE hooked ({}, name TEXT, qty INTEGER, price REAL, note TEXT)",
         db.id_column()
     ));
-    run(
-        db,
-        &[
-            "hooks", "add", "bench", "--table", "hooked", "--events", "insert", "--url", &url,
-        ],
-    );
+    let batch_size = options.batch_size.to_string();
+    let mut add = vec![
+        "hooks", "add", "bench", "--table", "hooked", "--events", "insert", "--url", &url,
+    ];
+    if options.batch_size > 1 {
+        add.extend(["--batch-size", &batch_size]);
+    }
+    run(db, &add);
     insert_rows(db, "hooked", n);
     let before = children_usage();
     let (elapsed, summary) = run(
@@ -1123,6 +1131,17 @@ fn throughput(db: &TestDb, options: &Options) {
         (user + system).as_secs_f64() * 1e6 / n as f64,
         (voluntary + involuntary) as f64 / n as f64
     );
+    if options.batch_size > 1 {
+        // Every callback's attempt names its batch and its place in it.
+        let requests = db.count(
+            "SELECT COUNT(*) AS n FROM httphooks_attempts WHERE batch LIKE '% (callback 1 of %'",
+        );
+        println!(
+            "  --batch-size {}: {n} events in {requests} requests = {rate:.0} events/s",
+            options.batch_size
+        );
+        return;
+    }
     // The same nginx under wrk, POSTing a body of a callback's size.
     let body = db.count("SELECT MAX(LENGTH(request_body)) AS n FROM httphooks_attempts");
     let dir = tempfile::tempdir().unwrap();

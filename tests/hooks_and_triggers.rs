@@ -505,6 +505,8 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
          ALTER TABLE httphooks_hooks DROP COLUMN capture_verified_at; \
          ALTER TABLE httphooks_hook_versions DROP COLUMN max_payload_size; \
          ALTER TABLE httphooks_hook_versions DROP COLUMN coalesced; \
+         ALTER TABLE httphooks_hook_versions DROP COLUMN batch_size; \
+         ALTER TABLE httphooks_attempts DROP COLUMN batch; \
          DROP INDEX httphooks_callbacks_superseded; \
          ALTER TABLE httphooks_callbacks DROP COLUMN superseded_by; \
          ALTER TABLE httphooks_hooks ADD COLUMN target_url TEXT NOT NULL DEFAULT ''; \
@@ -525,7 +527,7 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
     let (code, _, err) = db.run(&["callbacks", "list"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
-    assert!(db.ok(&["migrate"]).contains("applied 9 migration"));
+    assert!(db.ok(&["migrate"]).contains("applied 10 migration"));
     db.sql("INSERT INTO t (v) VALUES (7)");
     let data = json(
         &db.text("SELECT event_data AS v FROM httphooks_callbacks")

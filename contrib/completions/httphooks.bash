@@ -1030,7 +1030,7 @@ _httphooks() {
             return 0
             ;;
         httphooks__subcmd__hooks__subcmd__add)
-            opts="-h --table --events --url --method --header --content-type --template --template-file --key --when-changed --timeout --max-attempts --max-payload-size --auth --username-env --password-env --token-env --token-url --client-id-env --client-secret-env --scope --audience --signing-secret-env --ca-file --ordered --coalesce --sample-data --disabled --database-url --help"
+            opts="-h --table --events --url --method --header --content-type --template --template-file --key --when-changed --timeout --max-attempts --max-payload-size --auth --username-env --password-env --token-env --token-url --client-id-env --client-secret-env --scope --audience --signing-secret-env --ca-file --ordered --coalesce --batch-size --sample-data --disabled --database-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1129,6 +1129,10 @@ _httphooks() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1200,7 +1204,7 @@ _httphooks() {
             return 0
             ;;
         httphooks__subcmd__hooks__subcmd__edit)
-            opts="-h --table --events --url --method --header --content-type --template --template-file --key --when-changed --timeout --max-attempts --max-payload-size --auth --username-env --password-env --token-env --token-url --client-id-env --client-secret-env --scope --audience --signing-secret-env --ca-file --ordered --coalesce --sample-data --rename --clear-headers --no-template --no-signing --no-ca-file --no-ordered --no-when-changed --no-coalesce --database-url --help"
+            opts="-h --table --events --url --method --header --content-type --template --template-file --key --when-changed --timeout --max-attempts --max-payload-size --auth --username-env --password-env --token-env --token-url --client-id-env --client-secret-env --scope --audience --signing-secret-env --ca-file --ordered --coalesce --batch-size --sample-data --rename --clear-headers --no-template --no-signing --no-ca-file --no-ordered --no-when-changed --no-coalesce --database-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1299,6 +1303,10 @@ _httphooks() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -205,8 +205,12 @@ fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
     // What a real run would hold for its environment, named as the run would name it.
     let mut held: Vec<String> = Vec::new();
     for callback in &due {
+        let batch = match callback.settings.batch_size {
+            1 => String::new(),
+            most => format!(", one element of a JSON array of up to {most} (--batch-size)"),
+        };
         println!(
-            "# callback {} (hook {}, {} event, attempt {}/{})",
+            "# callback {} (hook {}, {} event, attempt {}/{}{batch})",
             callback.id,
             callback.hook_name,
             callback.event_type,

@@ -266,10 +266,11 @@ pub enum Pressure {
     Neutral,
 }
 
-/// A delivered callback: what becomes of it, and what it says about its receiver.
+/// A delivered request: what becomes of each of its callbacks, and what it says about
+/// its receiver.
 #[derive(Debug)]
 pub struct Delivered {
-    pub outcome: Outcome,
+    pub outcomes: Vec<Outcome>,
     pub pressure: Pressure,
 }
 
@@ -366,28 +367,18 @@ impl Deliverer {
         )
     }
 
-    /// Sends one callback and decides what becomes of it. `may_start` says whether a
-    /// second request (after a 401 with OAuth2) may still begin.
+    /// Sends one request carrying `members` (one callback, or a batch of them: one
+    /// request, `batch` true) and decides what becomes of each: every callback gets the
+    /// request's attempt, and a failure retries or fails them all. `may_start` says
+    /// whether a second request (after a 401 with OAuth2) may still begin.
     pub fn deliver(
         &self,
-        callback: &Callback,
+        members: &[Member],
         prepared: &Prepared,
-        rendered_payload: Option<Arc<str>>,
+        batch: bool,
         may_start: &dyn Fn() -> bool,
     ) -> Delivered {
         let exchanges = self.send(prepared, may_start);
-        let attempts: Vec<Attempt> = exchanges
-            .iter()
-            .enumerate()
-            .map(|(n, exchange)| {
-                attempt_record(
-                    callback.id,
-                    callback.next_attempt_number() + n as i32,
-                    exchange,
-                )
-            })
-            .collect();
-        let attempt_number = callback.attempts + attempts.len() as i32;
         let last = exchanges.last().expect("at least one exchange");
         let Classified {
             what,
@@ -399,80 +390,144 @@ impl Deliverer {
             Next::Retry(asked) => (true, asked),
             Next::Final => (false, None),
         };
-        let (status, status_details, next_attempt_at) = if next == Next::Success {
-            (Status::Sent, what, None)
-        } else {
-            let (after, line) = retry::after_failure(
-                &what,
-                retryable,
-                attempt_number,
-                callback.settings.max_attempts,
-                retry_after,
-            );
-            match after {
-                AfterFailure::RetryIn(wait) => {
-                    let next = Utc::now().naive_utc()
-                        + chrono::Duration::from_std(wait).unwrap_or_default();
-                    (Status::Waiting, line, Some(next))
+        // One draw for the whole request: a batch that fails is retried together.
+        let jitter = retry::jitter();
+        let records: Vec<AttemptRecord> = exchanges.iter().map(AttemptRecord::of).collect();
+        let outcomes = members
+            .iter()
+            .enumerate()
+            .map(|(place, member)| {
+                let callback = &member.callback;
+                let batch = batch.then(|| {
+                    format!(
+                        "{} (callback {} of {})",
+                        prepared.webhook_id,
+                        place + 1,
+                        members.len()
+                    )
+                });
+                let attempts: Vec<Attempt> = records
+                    .iter()
+                    .enumerate()
+                    .map(|(n, record)| {
+                        record.attempt(
+                            callback.id,
+                            callback.next_attempt_number() + n as i32,
+                            &member.body,
+                            batch.clone(),
+                        )
+                    })
+                    .collect();
+                let attempt_number = callback.attempts + attempts.len() as i32;
+                let (status, status_details, next_attempt_at) = if next == Next::Success {
+                    (Status::Sent, what.clone(), None)
+                } else {
+                    let (after, line) = retry::after_failure(
+                        &what,
+                        retryable,
+                        attempt_number,
+                        callback.settings.max_attempts,
+                        retry_after,
+                        jitter,
+                    );
+                    match after {
+                        AfterFailure::RetryIn(wait) => {
+                            let next = Utc::now().naive_utc()
+                                + chrono::Duration::from_std(wait).unwrap_or_default();
+                            (Status::Waiting, line, Some(next))
+                        }
+                        AfterFailure::GiveUp => (Status::Error, line, None),
+                    }
+                };
+                Outcome {
+                    callback_id: callback.id,
+                    hook_id: callback.hook_id,
+                    rendered_payload: member.rendered_now.then(|| member.body.clone()),
+                    status,
+                    status_details,
+                    next_attempt_at,
+                    attempts,
                 }
-                AfterFailure::GiveUp => (Status::Error, line, None),
-            }
-        };
-        Delivered {
-            outcome: Outcome {
-                callback_id: callback.id,
-                hook_id: callback.hook_id,
-                rendered_payload,
-                status,
-                status_details,
-                next_attempt_at,
-                attempts,
-            },
-            pressure,
+            })
+            .collect();
+        Delivered { outcomes, pressure }
+    }
+}
+
+/// One callback of a request, with the body it contributes (the whole body, unless it
+/// goes in a batch).
+#[derive(Debug)]
+pub struct Member {
+    pub callback: Callback,
+    pub body: Arc<str>,
+    /// Rendered by this run: stored with the outcome, so that retries send these bytes.
+    pub rendered_now: bool,
+}
+
+/// What the attempt records of one exchange share, whatever callback they are of.
+struct AttemptRecord<'a> {
+    exchange: &'a Exchange,
+    request_headers: String,
+    response_headers: Option<String>,
+}
+
+impl<'a> AttemptRecord<'a> {
+    fn of(exchange: &'a Exchange) -> AttemptRecord<'a> {
+        AttemptRecord {
+            exchange,
+            request_headers: serde_json::to_string(&shown_headers(&exchange.request))
+                .expect("strings serialize"),
+            response_headers: exchange.result.as_ref().ok().map(|response| {
+                serde_json::to_string(&headers::shown_response_headers(&response.headers))
+                    .expect("strings serialize")
+            }),
         }
+    }
+
+    /// The immutable record of the exchange as attempt `number` of `callback_id`,
+    /// secrets redacted; its request body is the callback's own (its part of a batch).
+    fn attempt(&self, callback_id: i64, number: i32, body: &str, batch: Option<String>) -> Attempt {
+        let exchange = self.exchange;
+        let request = &exchange.request;
+        let mut attempt = Attempt {
+            id: 0,
+            callback_id,
+            attempt: number,
+            started_at: exchange.started_at.naive_utc(),
+            elapsed_ms: i64::try_from(exchange.elapsed.as_millis()).unwrap_or(i64::MAX),
+            request_method: request.method.clone(),
+            request_url: request.url.clone(),
+            request_headers: self.request_headers.clone(),
+            request_body: if request.body.is_some() {
+                body.to_owned()
+            } else {
+                String::new()
+            },
+            response_status_code: None,
+            response_reason: None,
+            response_headers: self.response_headers.clone(),
+            response_body: None,
+            error_kind: None,
+            error_message: None,
+            batch,
+        };
+        match &exchange.result {
+            Ok(response) => {
+                attempt.response_status_code = Some(i32::from(response.status));
+                attempt.response_reason = Some(response.reason.clone());
+                attempt.response_body = Some(response.body.clone());
+            }
+            Err(Failure { kind, message }) => {
+                attempt.error_kind = Some(kind.as_str().to_owned());
+                attempt.error_message = Some(message.clone());
+            }
+        }
+        attempt
     }
 }
 
 /// A request is not started with less time than this left of its timeout.
 const MIN_REQUEST_TIME: Duration = Duration::from_millis(50);
-
-/// The immutable record of one exchange, secrets redacted.
-fn attempt_record(callback_id: i64, number: i32, exchange: &Exchange) -> Attempt {
-    let request = &exchange.request;
-    let mut attempt = Attempt {
-        id: 0,
-        callback_id,
-        attempt: number,
-        started_at: exchange.started_at.naive_utc(),
-        elapsed_ms: i64::try_from(exchange.elapsed.as_millis()).unwrap_or(i64::MAX),
-        request_method: request.method.clone(),
-        request_url: request.url.clone(),
-        request_headers: serde_json::to_string(&shown_headers(request)).expect("strings serialize"),
-        request_body: request.body.as_deref().unwrap_or_default().to_owned(),
-        response_status_code: None,
-        response_reason: None,
-        response_headers: None,
-        response_body: None,
-        error_kind: None,
-        error_message: None,
-    };
-    match &exchange.result {
-        Ok(response) => {
-            attempt.response_status_code = Some(i32::from(response.status));
-            attempt.response_reason = Some(response.reason.clone());
-            attempt.response_headers = Some(
-                serde_json::to_string(&headers::shown_response_headers(&response.headers))
-                    .expect("strings serialize"),
-            );
-            attempt.response_body = Some(response.body.clone());
-        }
-        Err(Failure { kind, message }) => {
-            attempt.error_kind = Some(kind.as_str().to_owned());
-            attempt.error_message = Some(message.clone());
-        }
-    }
-    attempt
-}
 
 /// The outcome for a callback whose body cannot be rendered: a permanent error that
 /// names the hook, the problem and its fix.

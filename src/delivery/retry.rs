@@ -105,14 +105,21 @@ fn classify_response(response: &Response, elapsed: Duration) -> Classified {
     }
 }
 
-/// The wait after attempt number `attempt` (1-based): the schedule's step, or longer
+/// A random factor for [`backoff`]: waits spread by ±20 % so that callbacks that failed
+/// together (a receiver's outage) do not all come back at once. A batch draws one, so
+/// its callbacks come due together.
+pub fn jitter() -> f64 {
+    0.8 + fastrand::f64() * 0.4
+}
+
+/// The wait after attempt number `attempt` (1-based): the schedule's step (times
+/// `jitter`, see [`jitter`]), or longer
 /// when the receiver asked for it with `Retry-After` (never shorter: a receiver
 /// answering `Retry-After: 0` must not use up every attempt at once).
-pub fn backoff(attempt: i32, retry_after: Option<Duration>) -> Duration {
+pub fn backoff(attempt: i32, retry_after: Option<Duration>, jitter: f64) -> Duration {
     let index = usize::try_from(attempt.max(1) - 1)
         .unwrap_or(0)
         .min(SCHEDULE.len() - 1);
-    let jitter = 0.8 + fastrand::f64() * 0.4;
     let step = Duration::from_secs_f64(SCHEDULE[index] as f64 * jitter);
     match retry_after {
         Some(asked) => step.max(asked.min(RETRY_AFTER_CAP)),
@@ -165,6 +172,7 @@ pub fn after_failure(
     attempt: i32,
     max_attempts: i32,
     retry_after: Option<Duration>,
+    jitter: f64,
 ) -> (AfterFailure, String) {
     if !retryable {
         return (
@@ -178,7 +186,7 @@ pub fn after_failure(
             format!("{what} (attempt {attempt}/{max_attempts}, giving up)"),
         );
     }
-    let wait = backoff(attempt, retry_after);
+    let wait = backoff(attempt, retry_after, jitter);
     (
         AfterFailure::RetryIn(wait),
         format!(
@@ -255,7 +263,7 @@ mod tests {
     #[test]
     fn backoff_follows_the_schedule_with_jitter() {
         for (attempt, base) in [(1, 10.0), (2, 60.0), (7, 50400.0), (12, 50400.0)] {
-            let wait = backoff(attempt, None).as_secs_f64();
+            let wait = backoff(attempt, None, jitter()).as_secs_f64();
             assert!(
                 wait >= base * 0.8 && wait <= base * 1.2,
                 "attempt {attempt}: {wait}"
@@ -271,20 +279,20 @@ mod tests {
     #[test]
     fn retry_after_lengthens_a_wait_but_never_shortens_it() {
         for asked in [0, 3] {
-            let wait = backoff(1, Some(Duration::from_secs(asked))).as_secs_f64();
+            let wait = backoff(1, Some(Duration::from_secs(asked)), jitter()).as_secs_f64();
             assert!((8.0..=12.0).contains(&wait), "Retry-After {asked}: {wait}");
         }
         assert_eq!(
-            backoff(1, Some(Duration::from_secs(600))),
+            backoff(1, Some(Duration::from_secs(600)), jitter()),
             Duration::from_secs(600)
         );
         assert_eq!(
-            backoff(1, Some(Duration::from_secs(10 * 86400))),
+            backoff(1, Some(Duration::from_secs(10 * 86400)), jitter()),
             RETRY_AFTER_CAP
         );
         assert_eq!(parse_retry_after("soon", chrono::Utc::now()), None);
         let huge = parse_retry_after("99999999999999999999999", chrono::Utc::now());
-        assert_eq!(backoff(1, huge), RETRY_AFTER_CAP);
+        assert_eq!(backoff(1, huge, jitter()), RETRY_AFTER_CAP);
         let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .unwrap()
             .to_utc();
@@ -306,14 +314,15 @@ mod tests {
             2,
             5,
             Some(Duration::from_secs(400)),
+            jitter(),
         );
         assert_eq!(after, AfterFailure::RetryIn(Duration::from_secs(400)));
         assert_eq!(line, "503 Service Unavailable (attempt 2/5, next in 7m)");
-        let (after, line) = after_failure("500 Internal Server Error", true, 5, 5, None);
+        let (after, line) = after_failure("500 Internal Server Error", true, 5, 5, None, 1.0);
         assert_eq!(after, AfterFailure::GiveUp);
         assert_eq!(line, "500 Internal Server Error (attempt 5/5, giving up)");
         assert_eq!(
-            after_failure("404 Not Found", false, 1, 8, None).1,
+            after_failure("404 Not Found", false, 1, 8, None, 1.0).1,
             "404 Not Found (attempt 1/8, not retried)"
         );
     }

@@ -2,7 +2,7 @@
 //! queues them for the workers, marks them as started as their routes make room, and
 //! renews the leases of those that wait.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::Mutex;
@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 use super::follow::Follow;
 use super::jobs::{self, Preparation, Templates};
 use super::link::{retrying, Link, RetryPolicy};
-use super::scheduler::{Scheduler, START_MARGIN};
+use super::scheduler::{Job, Scheduler, START_MARGIN};
 use super::summary::{StopReason, Summary};
 use super::{Engine, BYTES_PER_WORKER, IDLE_WAIT, RENEW_AHEAD};
+
+/// The most callbacks one claim takes: a claim is one write transaction, which on
+/// SQLite holds the application's writers back while it lasts.
+const MOST_PER_CLAIM: usize = 4096;
 use crate::delivery::EnvProblem;
 use crate::error::Result;
 use crate::payload::Renderer;
@@ -41,6 +45,13 @@ pub(super) struct Dispatch<'a> {
     pub(super) pace: Pace,
     /// A following run's state (`--follow`); None for a run that ends when drained.
     pub(super) follow: Option<Follow>,
+    /// The largest `--batch-size` among the hooks claimed so far (1 before any): a
+    /// request of such a hook carries this many callbacks, so the run claims and keeps
+    /// that many times more callbacks than requests.
+    pub(super) batch_factor: usize,
+    /// Callbacks of short batches given back once (see `give_back_unfilled`): next time
+    /// they go as they are, so that a backlog of other hooks cannot hold them back.
+    pub(super) given_back: HashSet<i64>,
 }
 
 impl Dispatch<'_> {
@@ -110,8 +121,8 @@ impl Engine {
                 continue;
             }
             // Claim in batches, as the window has room.
-            let batch = self.concurrency();
-            let window = self.window();
+            let batch = (self.concurrency() * d.batch_factor).min(MOST_PER_CLAIM);
+            let window = self.window_for(d.batch_factor);
             let room = window.saturating_sub(outstanding);
             if room < batch && outstanding > 0 {
                 d.scheduler.room_wanted.store(true, Ordering::SeqCst);
@@ -133,10 +144,12 @@ impl Engine {
             };
             d.scheduler.room_wanted.store(false, Ordering::SeqCst);
             self.exclude_full_routes(d);
-            let marks = d.scheduler.lock().start_marks(&d.hook_routes);
+            let mut marks = d.scheduler.lock().start_marks(&d.hook_routes);
+            marks.up_to *= d.batch_factor as i64;
             // What can be marked now, and a worker's round more to queue.
             let want = (room.max(1) as i64)
                 .min(marks.up_to + batch as i64)
+                .min(MOST_PER_CLAIM as i64)
                 .min(remaining)
                 .min(i64::try_from(byte_room).unwrap_or(i64::MAX));
             let before_claim = Instant::now();
@@ -196,7 +209,8 @@ impl Engine {
                 before_claim.elapsed(),
             );
             self.settle_unknown_outcomes(link, d, &claimed)?;
-            self.queue_claimed(link, d, claimed, before_claim)?;
+            let full = claimed.len() as i64 == want;
+            self.queue_claimed(link, d, claimed, before_claim, full)?;
         }
     }
 
@@ -272,19 +286,29 @@ impl Engine {
             .collect())
     }
 
-    /// Renders and queues claimed callbacks; gives back those held by the environment.
+    /// Renders and queues claimed callbacks (alone or in batches); gives back those
+    /// held by the environment.
     fn queue_claimed(
         &self,
         link: &Mutex<Link>,
         d: &mut Dispatch,
         claimed: Vec<Claimed>,
         claimed_at: Instant,
+        full: bool,
     ) -> Result<()> {
         let claimed = self.coalesce(link, d, claimed)?;
+        let largest_batch = claimed
+            .iter()
+            .map(|c| c.callback.settings.batch_size)
+            .max()
+            .unwrap_or(1);
+        d.batch_factor = d
+            .batch_factor
+            .max(usize::try_from(largest_batch).unwrap_or(1));
         let mut held: HashMap<EnvProblem, Vec<i64>> = HashMap::new();
         let named = !d.filter.callback_ids.is_empty();
-        let mut jobs = Vec::new();
-        let marked: Vec<i64> = claimed
+        let mut members = Vec::new();
+        let marked: HashSet<i64> = claimed
             .iter()
             .filter(|c| c.marked)
             .map(|c| c.callback.id)
@@ -298,20 +322,17 @@ impl Engine {
                 // --callback: one attempt per named callback per run.
                 d.filter.exclude_ids.push(callback.id);
             }
-            let lease_until = claimed_at + lease_for(callback.settings.timeout());
             let hook_id = callback.hook_id;
             let prepared = jobs::prepare(
                 &mut d.renderer,
                 &mut d.templates,
                 callback,
-                lease_until,
                 d.max_callback_bytes,
             );
             match prepared {
-                Preparation::Job(job) => {
-                    d.largest_body = d.largest_body.max(job.size);
-                    d.hook_routes.insert(hook_id, job.route.clone());
-                    jobs.push(job);
+                Preparation::Send(member) => {
+                    d.largest_body = d.largest_body.max(member.body.len());
+                    members.push(member);
                 }
                 Preparation::Done(outcome) => {
                     d.scheduler.lock().unrecorded += 1;
@@ -323,9 +344,20 @@ impl Engine {
                 }
             }
         }
+        let mut jobs = jobs::into_jobs(members, &d.templates, claimed_at);
+        if full && !named {
+            self.give_back_unfilled(link, d, &mut jobs)?;
+        }
+        for job in &jobs {
+            for member in &job.members {
+                d.hook_routes
+                    .insert(member.callback.hook_id, job.route.clone());
+            }
+        }
+        // A request starts only once all its callbacks are marked as started.
         d.scheduler.update(|q| {
             for job in jobs {
-                if marked.contains(&job.callback.id) {
+                if job.ids().all(|id| marked.contains(&id)) {
                     q.add_ready(job);
                 } else {
                     q.add_claimed(job);
@@ -343,6 +375,42 @@ impl Engine {
         Ok(())
     }
 
+    /// A claim that came back full ended somewhere in the queue: a batch it left short
+    /// may fill with what follows, so it is given back to be claimed with the rest
+    /// (unless it is all the claim holds, or was given back before: then it goes as it
+    /// is).
+    fn give_back_unfilled(
+        &self,
+        link: &Mutex<Link>,
+        d: &mut Dispatch,
+        jobs: &mut Vec<Job>,
+    ) -> Result<()> {
+        let given_back = std::mem::take(&mut d.given_back);
+        let unfilled = |job: &Job| {
+            job.batch
+                && job.count() < job.members[0].callback.settings.batch_size as usize
+                && !job.ids().any(|id| given_back.contains(&id))
+        };
+        if jobs.iter().all(unfilled) {
+            return Ok(());
+        }
+        let (short, kept): (Vec<Job>, Vec<Job>) =
+            std::mem::take(jobs).into_iter().partition(unfilled);
+        *jobs = kept;
+        let ids: Vec<i64> = short.iter().flat_map(Job::ids).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        retrying(link, &d.policy, |db| {
+            callbacks::release(db, &self.identity.token, &ids, None)
+        })?;
+        // Claimed again with the rest: counted then.
+        d.summary.claimed -= ids.len();
+        d.scheduler.claimed.fetch_sub(ids.len(), Ordering::Relaxed);
+        d.given_back = ids.into_iter().collect();
+        Ok(())
+    }
+
     /// Marks as started what endpoints can start soon, renewing their leases.
     pub(super) fn mark_ready(&self, link: &Mutex<Link>, d: &mut Dispatch) -> Result<()> {
         // Taking wakes no worker: only what is added may start.
@@ -350,25 +418,21 @@ impl Engine {
         if to_mark.is_empty() {
             return Ok(());
         }
-        let ids: Vec<i64> = to_mark.iter().map(|job| job.callback.id).collect();
+        let ids: Vec<i64> = to_mark.iter().flat_map(Job::ids).collect();
         let marked_at = Instant::now();
         log::debug!("marking {} ready", ids.len());
         let held = retrying(link, &d.policy, |db| {
             callbacks::renew(db, &self.identity.token, &ids, true)
         })?;
-        let mut not_held = Vec::new();
+        let (kept, not_held) = keep_held(to_mark, &held.into_iter().collect());
         d.scheduler.update(|q| {
-            for mut job in to_mark {
-                if held.contains(&job.callback.id) {
-                    job.lease_until = marked_at + lease_for(job.timeout);
-                    q.add_ready(job);
-                } else {
-                    not_held.push(job.callback.id);
-                }
+            for mut job in kept {
+                job.lease_until = marked_at + lease_for(job.timeout);
+                q.add_ready(job);
             }
         });
         // Taken by another run (then this changes nothing), or its hook was paused
-        // meanwhile: give it back.
+        // meanwhile: give it back (with the rest of its batch).
         if !not_held.is_empty() {
             retrying(link, &d.policy, |db| {
                 callbacks::release(db, &self.identity.token, &not_held, None)
@@ -379,7 +443,7 @@ impl Engine {
     }
 
     /// Renews the leases of callbacks that have waited long; drops those that another
-    /// run has taken meanwhile.
+    /// run has taken meanwhile (and gives back the rest of their batches).
     pub(super) fn renew_expiring(&self, link: &Mutex<Link>, d: &mut Dispatch) -> Result<()> {
         let now = Instant::now();
         let expiring = d.scheduler.lock().take_expiring(|job| {
@@ -389,27 +453,43 @@ impl Engine {
         if expiring.is_empty() {
             return Ok(());
         }
-        let ids: Vec<i64> = expiring.iter().map(|job| job.callback.id).collect();
+        let ids: Vec<i64> = expiring.iter().flat_map(Job::ids).collect();
         let renewed_at = Instant::now();
         let held = retrying(link, &d.policy, |db| {
             callbacks::renew(db, &self.identity.token, &ids, false)
         })?;
-        let lost = expiring.len() - held.len();
+        let lost = ids.len() - held.len();
         if lost > 0 {
             log::warn!("{lost} claims were taken over by another run before they were sent");
         }
+        let held: HashSet<i64> = held.into_iter().collect();
+        let (kept, broken) = keep_held(expiring, &held);
+        let unsent: Vec<i64> = broken.into_iter().filter(|id| held.contains(id)).collect();
         d.scheduler.update(|q| {
-            for mut job in expiring {
-                if held.contains(&job.callback.id) {
-                    job.lease_until = renewed_at + lease_for(job.timeout);
-                    if job.marked {
-                        q.add_ready(job);
-                    } else {
-                        q.add_claimed(job);
-                    }
+            for mut job in kept {
+                job.lease_until = renewed_at + lease_for(job.timeout);
+                if job.marked {
+                    q.add_ready(job);
+                } else {
+                    q.add_claimed(job);
                 }
             }
         });
+        if !unsent.is_empty() {
+            retrying(link, &d.policy, |db| {
+                callbacks::release(db, &self.identity.token, &unsent, None)
+            })?;
+            d.summary.released += unsent.len();
+        }
         Ok(())
     }
+}
+
+/// The jobs whose callbacks this run still holds, every one (a batch goes whole or not
+/// at all), and the ids of the callbacks of the others.
+fn keep_held(jobs: Vec<Job>, held: &HashSet<i64>) -> (Vec<Job>, Vec<i64>) {
+    let (kept, broken): (Vec<Job>, Vec<Job>) = jobs
+        .into_iter()
+        .partition(|job| job.ids().all(|id| held.contains(&id)));
+    (kept, broken.iter().flat_map(Job::ids).collect())
 }

@@ -1,15 +1,17 @@
-//! Turning a claimed callback into a request: its body (rendered once, then stored)
-//! and its hook's request template (built once per hook version per run).
+//! Turning claimed callbacks into requests: each one's body (rendered once, then
+//! stored), its hook's request template (built once per hook version per run), and
+//! the batches of hooks that send several callbacks per request (`--batch-size`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::scheduler::{route_of, Job};
 use crate::delivery::{
-    render_failure, request_template, size_failure, EnvProblem, RequestTemplate,
+    render_failure, request_template, size_failure, EnvProblem, Member, RequestTemplate,
 };
 use crate::payload::{render_body, size, ContentType, EventContext, PayloadError, Renderer};
-use crate::storage::callbacks::Outcome;
+use crate::storage::callbacks::{lease_for, Outcome};
 use crate::storage::models::Callback;
 
 /// The body a callback sends: stored after its first rendering, rendered now otherwise.
@@ -54,7 +56,8 @@ pub fn body_of(
 /// What becomes of a claimed callback before any request.
 #[allow(clippy::large_enum_variant)] // one per callback, moved once
 pub enum Preparation {
-    Job(Job),
+    /// To be sent, alone or in a batch (see [`into_jobs`]).
+    Send(Member),
     /// Decided without sending (the body cannot be rendered).
     Done(Outcome),
     /// Not sent: the environment lacks what the hook needs (the callback, and what).
@@ -107,7 +110,6 @@ pub fn prepare(
     renderer: &mut Renderer,
     templates: &mut Templates,
     mut callback: Callback,
-    lease_until: Instant,
     max_callback_bytes: Option<i64>,
 ) -> Preparation {
     // Checked before the change's data is parsed: a row larger than its hook allows
@@ -132,22 +134,100 @@ pub fn prepare(
     let template = templates
         .entry(callback.settings_version_id)
         .or_insert_with(|| request_template(&callback.settings, &callback.content_type));
-    let size = body.len();
-    let body: std::sync::Arc<str> = body.into();
-    match template
-        .as_ref()
-        .map(|t| t.prepare(&callback.webhook_id(), body.clone()))
-    {
-        Ok(prepared) => Preparation::Job(Job {
-            route: route_of(&callback.settings.target_url),
-            size,
-            timeout: callback.settings.timeout(),
-            rendered_payload: rendered_now.then_some(body),
+    match template {
+        Ok(_) => Preparation::Send(Member {
             callback,
-            prepared,
-            lease_until,
-            marked: false,
+            body: body.into(),
+            rendered_now,
         }),
         Err(problem) => Preparation::Held(callback.id, problem.clone()),
     }
+}
+
+/// Whether a callback goes out in a batch: its hook sends batches (`--batch-size`
+/// above 1) and its body is JSON (one made under an earlier content type goes alone).
+fn batched(callback: &Callback) -> bool {
+    callback.settings.batch_size > 1
+        && ContentType::parse(&callback.content_type) == Some(ContentType::Json)
+}
+
+/// The requests that send `members` (in claim order, their templates in `templates`):
+/// one per callback, or per batch of up to `--batch-size` callbacks of the same hook
+/// version, in claim order within the batch (an ordered hook's claim holds one
+/// callback per row, so a batch never reorders a row's changes).
+pub fn into_jobs(members: Vec<Member>, templates: &Templates, claimed_at: Instant) -> Vec<Job> {
+    let mut groups: Vec<Vec<Member>> = Vec::new();
+    // The batch still filling, per hook version (an index into `groups`).
+    let mut filling: HashMap<i64, usize> = HashMap::new();
+    for member in members {
+        if !batched(&member.callback) {
+            groups.push(vec![member]);
+            continue;
+        }
+        let most = member.callback.settings.batch_size as usize;
+        let version = member.callback.settings_version_id;
+        match filling.get(&version) {
+            Some(&group) if groups[group].len() < most => groups[group].push(member),
+            _ => {
+                filling.insert(version, groups.len());
+                groups.push(vec![member]);
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|members| {
+            let first = &members[0].callback;
+            let template = match &templates[&first.settings_version_id] {
+                Ok(template) => template,
+                Err(_) => unreachable!("callbacks held by their environment are not sent"),
+            };
+            let batch = batched(first);
+            let (webhook_id, body) = if batch {
+                (batch_webhook_id(&members), batch_body(&members))
+            } else {
+                (first.webhook_id(), members[0].body.clone())
+            };
+            let timeout = first.settings.timeout();
+            Job {
+                route: route_of(&first.settings.target_url),
+                size: body.len(),
+                timeout,
+                prepared: template.prepare(&webhook_id, body),
+                lease_until: claimed_at + lease_for(timeout),
+                members,
+                batch,
+                marked: false,
+            }
+        })
+        .collect()
+}
+
+/// A batch's `webhook-id`: made of its first and last callbacks' (without their
+/// `msg_` prefix), so that it names the batch and changes when the batch does.
+fn batch_webhook_id(members: &[Member]) -> String {
+    let bare = |member: &Member| {
+        let id = member.callback.webhook_id();
+        match id.strip_prefix("msg_") {
+            Some(rest) => rest.to_owned(),
+            None => id,
+        }
+    };
+    let last = members.last().expect("a batch has callbacks");
+    format!("batch_{}_{}", bare(&members[0]), bare(last))
+}
+
+/// A batch's body: the JSON array of its callbacks' payloads, in order.
+fn batch_body(members: &[Member]) -> Arc<str> {
+    let length = members.iter().map(|m| m.body.len() + 1).sum::<usize>() + 1;
+    let mut body = String::with_capacity(length);
+    body.push('[');
+    for (n, member) in members.iter().enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(&member.body);
+    }
+    body.push(']');
+    body.into()
 }

@@ -66,6 +66,8 @@ use crate::storage::{runs, Connector};
 
 /// Callbacks claimed and not yet recorded, per worker.
 const WINDOW_PER_WORKER: usize = 32;
+/// Batch requests (`--batch-size`) claimed and not yet recorded, per worker.
+const BATCHES_PER_WORKER: usize = 4;
 /// Outcomes written per transaction, per worker (or after `record::RECORD_DELAY`).
 const RECORD_PER_WORKER: usize = 16;
 /// Leases are renewed this long before a request could no longer start under them.
@@ -136,7 +138,13 @@ impl Engine {
     }
 
     fn window(&self) -> usize {
-        self.concurrency() * WINDOW_PER_WORKER
+        self.window_for(1)
+    }
+
+    /// Callbacks claimed and not yet recorded, at most, when requests carry up to
+    /// `batch_factor` callbacks (`--batch-size`): a few requests' worth per worker.
+    fn window_for(&self, batch_factor: usize) -> usize {
+        self.concurrency() * WINDOW_PER_WORKER.max(BATCHES_PER_WORKER * batch_factor)
     }
 
     /// Delivers what `filter` selects until nothing is due, the limit or the deadline
@@ -272,6 +280,8 @@ impl Engine {
                 },
                 pace: Default::default(),
                 follow: self.options.follow.then(follow::Follow::default),
+                batch_factor: 1,
+                given_back: Default::default(),
             };
             let dispatched = self.dispatch(&opened.claims, &mut dispatch, deadline, stopping);
             match dispatched {
@@ -321,7 +331,7 @@ impl Engine {
         let unstarted: Vec<i64> = scheduler
             .update(|q| q.take_unstarted())
             .iter()
-            .map(|job| job.callback.id)
+            .flat_map(|job| job.ids())
             .collect();
         summary.released += unstarted.len();
         let stop_reason = match (dispatched, recorded.failure) {
@@ -500,16 +510,17 @@ fn worker(
     reports: &Sender<Outcome>,
     deadline: Option<Instant>,
 ) {
-    while let Some(mut job) = scheduler.next_job() {
-        let rendered = job.rendered_payload.take();
+    while let Some(job) = scheduler.next_job() {
         let may_start = || {
             let now = Instant::now();
             job.may_start(now) && deadline.is_none_or(|d| now < d)
         };
-        let delivered = deliverer.deliver(&job.callback, &job.prepared, rendered, &may_start);
-        scheduler.finished(&job.route, job.size, delivered.pressure);
-        if reports.send(delivered.outcome).is_err() {
-            return;
+        let delivered = deliverer.deliver(&job.members, &job.prepared, job.batch, &may_start);
+        scheduler.finished(&job, delivered.pressure);
+        for outcome in delivered.outcomes {
+            if reports.send(outcome).is_err() {
+                return;
+            }
         }
     }
 }

@@ -28,9 +28,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::limiter::Limiter;
-use crate::delivery::{Prepared, Pressure};
+use crate::delivery::{Member, Prepared, Pressure};
 use crate::storage::callbacks::StartMarks;
-use crate::storage::models::Callback;
 
 /// Marked (in flight or ready) callbacks per request a route may have in flight:
 /// enough ready ones that its workers never wait for the next claim, i.e. what they
@@ -43,15 +42,17 @@ const MAX_READY_PER_SLOT: usize = 16;
 /// A request needs this much lease beyond its timeout to start: time to record it.
 pub const START_MARGIN: Duration = Duration::from_secs(3);
 
-/// One claimed callback with its request.
+/// One request: a claimed callback, or a batch of them (`--batch-size`), with the
+/// request that sends it.
 pub struct Job {
-    pub callback: Callback,
+    /// Its callbacks, at least one, in the order the body holds them.
+    pub members: Vec<Member>,
     pub prepared: Prepared,
-    /// The body, when it was rendered by this run (it is stored with the outcome).
-    pub rendered_payload: Option<std::sync::Arc<str>>,
+    /// The body is a batch: a JSON array of the members' payloads.
+    pub batch: bool,
     /// The route it goes to (see [`route_of`]).
     pub route: String,
-    /// The bytes it holds (its body), for the run's memory bound.
+    /// The bytes it holds (its request body), for the run's memory bound.
     pub size: usize,
     /// The earliest this run's lease may end, by the local clock.
     pub lease_until: Instant,
@@ -62,6 +63,21 @@ pub struct Job {
 }
 
 impl Job {
+    /// Its callbacks' ids.
+    pub fn ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.members.iter().map(|m| m.callback.id)
+    }
+
+    /// The id of its first callback, the oldest.
+    pub fn first_id(&self) -> i64 {
+        self.members[0].callback.id
+    }
+
+    /// How many callbacks it carries.
+    pub fn count(&self) -> usize {
+        self.members.len()
+    }
+
     /// Whether the lease leaves room for a whole request and its recording.
     pub fn may_start(&self, now: Instant) -> bool {
         self.lease_until.saturating_duration_since(now) >= self.timeout + START_MARGIN
@@ -164,6 +180,8 @@ pub struct Queues {
     window: usize,
     /// How long a claim takes (smoothed), measured by the dispatcher.
     pub claim_time: Duration,
+    /// The callbacks of the requests in flight (a batch is one request, many callbacks).
+    in_flight_callbacks: usize,
 }
 
 impl Queues {
@@ -180,6 +198,7 @@ impl Queues {
             dispatch_done: false,
             stale: Vec::new(),
             unrecorded: 0,
+            in_flight_callbacks: 0,
         }
     }
 
@@ -230,7 +249,7 @@ impl Queues {
                 // the workers goes to routes in the order their callbacks were made.
                 let chosen = allowed
                     .into_iter()
-                    .min_by_key(|(_, e)| (e.in_flight, e.ready.front().map(|j| j.callback.id)))
+                    .min_by_key(|(_, e)| (e.in_flight, e.ready.front().map(Job::first_id)))
                     .map(|(key, _)| key.clone());
                 let Some(key) = chosen else { break };
                 let route = self.route(&key);
@@ -241,6 +260,7 @@ impl Queues {
                 }
                 route.in_flight += 1;
                 route.in_flight_bytes += job.size;
+                self.in_flight_callbacks += job.count();
                 return Next::Job(Box::new(job));
             }
         }
@@ -416,9 +436,11 @@ impl Queues {
     pub fn outstanding(&self) -> usize {
         self.routes
             .values()
-            .map(|e| e.claimed.len() + e.ready.len() + e.in_flight)
+            .flat_map(|e| e.claimed.iter().chain(e.ready.iter()))
+            .chain(self.stale.iter())
+            .map(Job::count)
             .sum::<usize>()
-            + self.stale.len()
+            + self.in_flight_callbacks
             + self.unrecorded
     }
 
@@ -532,13 +554,14 @@ impl Scheduler {
         }
     }
 
-    /// A worker finished a request; its outcome goes to the recorder. The dispatcher
-    /// is woken only when there is marking to do (room for claims comes from the
-    /// recorder).
-    pub fn finished(&self, route: &str, size: usize, pressure: Pressure) {
+    /// A worker finished a request (`job`); its outcomes go to the recorder. The
+    /// dispatcher is woken only when there is marking to do (room for claims comes
+    /// from the recorder).
+    pub fn finished(&self, job: &Job, pressure: Pressure) {
         let mut queues = self.lock();
-        queues.finished(route, size, pressure, Instant::now());
-        queues.unrecorded += 1;
+        queues.finished(&job.route, job.size, pressure, Instant::now());
+        queues.in_flight_callbacks = queues.in_flight_callbacks.saturating_sub(job.count());
+        queues.unrecorded += job.count();
         let wake = queues.needs_marking();
         drop(queues);
         if wake {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::delivery::http::Request;
+use crate::storage::models::Callback;
 
 fn job(id: i64, route: &str, lease: Duration) -> Job {
     let callback = Callback {
@@ -10,7 +11,12 @@ fn job(id: i64, route: &str, lease: Duration) -> Job {
         ..Callback::default()
     };
     Job {
-        callback,
+        members: vec![Member {
+            callback,
+            body: "".into(),
+            rendered_now: false,
+        }],
+        batch: false,
         prepared: Prepared {
             request: Request {
                 method: "POST".into(),
@@ -25,7 +31,6 @@ fn job(id: i64, route: &str, lease: Duration) -> Job {
             signing_keys: None,
             auth_description: None,
         },
-        rendered_payload: None,
         route: route.to_owned(),
         size: 0,
         lease_until: Instant::now() + lease,
@@ -235,7 +240,7 @@ fn closed_queues_start_nothing_and_give_back_what_was_not_started() {
     let ids: Vec<i64> = queues
         .take_unstarted()
         .iter()
-        .map(|j| j.callback.id)
+        .map(|j| j.first_id())
         .collect();
     assert_eq!(ids, vec![1, 2]);
 }

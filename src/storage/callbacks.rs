@@ -45,6 +45,7 @@ pub fn record_still_held(db: &mut Db, token: &str, outcomes: &[Outcome]) -> Resu
             .filter(c::claim_token.eq(token))
             .load(conn)
     })?;
+    let held: std::collections::HashSet<i64> = held.into_iter().collect();
     let still: Vec<Outcome> = outcomes
         .iter()
         .filter(|o| held.contains(&o.callback_id))
@@ -174,6 +175,7 @@ pub fn record_unknown_outcomes(db: &mut Db, token: &str, claims: &[&Claimed]) ->
                     "outcome unknown: the send_callbacks run {previous} started this callback and stopped before \
                      recording what happened; it may have been delivered"
                 )),
+                batch: None,
             }
         })
         .collect();

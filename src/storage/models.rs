@@ -352,11 +352,14 @@ pub struct HookSettings {
     pub max_payload_size: i64,
     /// Of the waiting changes of a row, send only the newest (`--coalesce`).
     pub coalesced: bool,
+    /// Callbacks sent together in one request, as a JSON array (`--batch-size`; 1: one
+    /// per request, the payload alone).
+    pub batch_size: i32,
 }
 
 /// The columns of [`HookSettings`], for SQL written by hand (a unit test keeps this
 /// list and the struct in step).
-pub const SETTINGS_COLUMNS: [&str; 10] = [
+pub const SETTINGS_COLUMNS: [&str; 11] = [
     "target_url",
     "http_method",
     "headers",
@@ -367,6 +370,7 @@ pub const SETTINGS_COLUMNS: [&str; 10] = [
     "ca_file",
     "max_payload_size",
     "coalesced",
+    "batch_size",
 ];
 
 impl HookSettings {
@@ -390,6 +394,7 @@ impl HookSettings {
             ca_file: None,
             max_payload_size: crate::payload::size::DEFAULT_MAX_PAYLOAD,
             coalesced: false,
+            batch_size: 1,
         }
     }
 
@@ -422,6 +427,9 @@ pub struct Attempt {
     pub response_body: Option<String>,
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
+    /// The batch it went in (`--batch-size`): the request's webhook-id, its size and this
+    /// callback's place in it; None for a request of one callback.
+    pub batch: Option<String>,
 }
 
 #[cfg(test)]

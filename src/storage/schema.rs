@@ -39,6 +39,7 @@ diesel::table! {
         ordered -> Bool,
         max_payload_size -> BigInt,
         coalesced -> Bool,
+        batch_size -> Integer,
     }
 }
 
@@ -137,6 +138,7 @@ diesel::table! {
         response_body -> Nullable<Text>,
         error_kind -> Nullable<Text>,
         error_message -> Nullable<Text>,
+        batch -> Nullable<Text>,
     }
 }
 

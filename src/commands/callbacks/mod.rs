@@ -191,6 +191,9 @@ fn print_callback(document: &Value) {
             attempt["started_at"].as_str().unwrap_or(""),
             attempt["elapsed_ms"]
         );
+        if let Some(batch) = attempt["batch"].as_str() {
+            say!("  in {batch}: one request sent the batch's payloads as a JSON array");
+        }
         let request = &attempt["request"];
         let text = |value: &Value| value.as_str().unwrap_or("").to_owned();
         let start = format!("{} {}", text(&request["method"]), text(&request["url"]));
@@ -275,6 +278,9 @@ fn attempt_json(number: i32, a: &Attempt) -> Value {
                 "body": a.response_body,
             }),
         );
+    }
+    if let Some(batch) = &a.batch {
+        fields.insert("batch".into(), Value::String(batch.clone()));
     }
     if a.error_kind.is_some() {
         fields.insert(

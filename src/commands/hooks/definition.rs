@@ -125,6 +125,7 @@ pub(super) fn validate(
             ContentType::ALLOWED
         ))
     })?;
+    check_batch(&settings, content_type)?;
     let when_changed = check_when_changed(draft, &events, table.as_ref())?;
     check_template(
         draft,
@@ -289,6 +290,32 @@ fn check_settings(given: &HookSettings) -> Result<HookSettings> {
         check_variable_name("--signing-secret-env", variable)?;
     }
     Ok(settings)
+}
+
+/// The most callbacks one request may carry (`--batch-size`).
+pub const MAX_BATCH_SIZE: i32 = 1000;
+
+/// A batch is a JSON array of payloads: only JSON bodies, sent with a body, make one.
+fn check_batch(settings: &HookSettings, content_type: ContentType) -> Result<()> {
+    if !(1..=MAX_BATCH_SIZE).contains(&settings.batch_size) {
+        return Err(Error::invalid(format!(
+            "--batch-size must be between 1 and {MAX_BATCH_SIZE}"
+        )));
+    }
+    if settings.batch_size == 1 {
+        return Ok(());
+    }
+    if content_type != ContentType::Json {
+        return Err(Error::invalid(
+            "--batch-size above 1 sends a JSON array of payloads, so it needs --content-type application/json; use --batch-size 1 for other content types",
+        ));
+    }
+    if settings.http_method == "GET" {
+        return Err(Error::invalid(
+            "--batch-size above 1 sends the payloads as a request body, which GET does not carry; use --method POST (or PUT, PATCH) or --batch-size 1",
+        ));
+    }
+    Ok(())
 }
 
 /// The columns whose change makes an update count, as stored (a JSON array).

@@ -193,6 +193,9 @@ fn apply_definition(draft: &mut Draft, def: &HookDefinition, clears: &Clears) ->
     if def.coalesce || clears.coalesce {
         settings.coalesced = def.coalesce;
     }
+    if let Some(batch_size) = def.batch_size {
+        settings.batch_size = batch_size;
+    }
     let current = Auth::parse(settings.auth.as_deref());
     if let Some(auth) = auth_from_flags(def, current.as_ref())? {
         settings.auth = auth;
@@ -483,6 +486,7 @@ fn hook_json(hook: &Hook) -> Value {
         "max_attempts": settings.max_attempts,
         "max_payload_size": size::format(settings.max_payload_size),
         "coalesce": settings.coalesced,
+        "batch_size": settings.batch_size,
         "auth": Auth::parse(settings.auth.as_deref()).map(|auth| serde_json::to_value(auth).expect("serializes")),
         "signing_secret_env": settings.signing_secret_env,
         "ca_file": settings.ca_file,

@@ -87,6 +87,12 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
     .map_err(|problem| {
         Error::invalid(format!("hook {}: {problem}; fix the template", hook.name))
     })?;
+    // A batch hook's receiver takes arrays: the sample goes as a batch of one.
+    let body = if hook.settings.batch_size > 1 && content_type == ContentType::Json {
+        format!("[{body}]")
+    } else {
+        body
+    };
     if let Some(to) = &args.to {
         check_url("--to", to)?;
     }

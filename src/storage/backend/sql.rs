@@ -139,10 +139,13 @@ pub(in crate::storage) fn claimed_in_order(
     marked: &[i64],
 ) -> Vec<Claimed> {
     callbacks.sort_by_key(|c| (c.next_attempt_at, c.id));
+    // Claims of batch hooks hold thousands: look ups by id, not scans.
+    let due: std::collections::HashMap<i64, &DueRow> = due.iter().map(|d| (d.id, d)).collect();
+    let marked: std::collections::HashSet<i64> = marked.iter().copied().collect();
     callbacks
         .into_iter()
         .map(|callback| {
-            let before = due.iter().find(|d| d.id == callback.id);
+            let before = due.get(&callback.id);
             Claimed {
                 previous_token: before.and_then(|d| d.claim_token.clone()),
                 previous_started: before.is_some_and(|d| d.claim_started),

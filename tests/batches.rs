@@ -1,0 +1,356 @@
+//! `hooks add|edit --batch-size N`: many callbacks per request, end to end on every
+//! backend, against a real receiver on 127.0.0.1.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use common::server::{Received, Reply, Server};
+use common::{json, TestDb};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn items(db: &TestDb, rows: usize) {
+    db.sql(&format!(
+        "CREATE TABLE items ({}, qty INTEGER)",
+        db.id_column()
+    ));
+    let values: Vec<String> = (0..rows).map(|_| "(0)".to_owned()).collect();
+    if rows > 0 {
+        db.sql(&format!(
+            "INSERT INTO items (qty) VALUES {}",
+            values.join(",")
+        ));
+    }
+}
+
+fn send(db: &TestDb, args: &[&str]) -> String {
+    let output = db
+        .cmd()
+        .arg("send_callbacks")
+        .args(args)
+        .env("HH_SIGNING", SECRET)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    out
+}
+
+/// The payloads a request carried: a batch's array.
+fn payloads(request: &Received) -> Vec<Value> {
+    match json(&request.body) {
+        Value::Array(payloads) => payloads,
+        other => panic!("a batch hook sends JSON arrays, not {other}"),
+    }
+}
+
+fn callback_id(payload: &Value) -> i64 {
+    payload["event_metadata"]["callback_id"].as_i64().unwrap()
+}
+
+fn verifies(request: &Received) -> bool {
+    let id = request.header("webhook-id").unwrap();
+    let timestamp = request.header("webhook-timestamp").unwrap();
+    let key = STANDARD
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.{}", request.body).as_bytes());
+    request.header("webhook-signature")
+        == Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())).as_str())
+}
+
+on_every_backend!(
+    a_batch_hook_sends_every_payload_once_in_as_few_requests_as_fit_beside_a_single_hook,
+    |db| {
+        let db = db.migrated();
+        let server = Server::answering(200);
+        items(&db, 0);
+        db.add_hook(
+            "bulk",
+            "items",
+            "insert",
+            &server.url("/bulk"),
+            &["--batch-size", "10", "--signing-secret-env", "HH_SIGNING"],
+        );
+        db.add_hook("single", "items", "insert", &server.url("/single"), &[]);
+        let values: Vec<&str> = vec!["(1)"; 95];
+        db.sql(&format!(
+            "INSERT INTO items (qty) VALUES {}",
+            values.join(",")
+        ));
+        let out = send(&db, &["--concurrency", "4"]);
+        assert!(out.contains("claimed 190, sent 190"), "{out}");
+
+        let received = server.received();
+        let (bulk, single): (Vec<&Received>, Vec<&Received>) =
+            received.iter().partition(|r| r.path == "/bulk");
+        assert_eq!(
+            single.len(),
+            95,
+            "one request per callback without --batch-size"
+        );
+        assert!(single.iter().all(|r| json(&r.body).is_object()));
+        assert_eq!(
+            bulk.len(),
+            10,
+            "95 callbacks in batches of 10: ⌈95/10⌉ requests"
+        );
+        let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+        for request in &bulk {
+            assert_eq!(request.header("content-type"), Some("application/json"));
+            assert!(verifies(request), "signed over the whole body");
+            let ids: Vec<i64> = payloads(request).iter().map(callback_id).collect();
+            assert!(!ids.is_empty() && ids.len() <= 10, "{ids:?}");
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "callback order: {ids:?}"
+            );
+            // Made of its first and last callbacks' webhook-ids.
+            let own_id = |id: i64| {
+                let shown =
+                    json(&db.ok(&["callbacks", "show", &id.to_string(), "--format", "json"]));
+                shown["webhook_id"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("msg_")
+                    .to_owned()
+            };
+            assert_eq!(
+                request.header("webhook-id").unwrap(),
+                format!("batch_{}_{}", own_id(ids[0]), own_id(ids[ids.len() - 1]))
+            );
+            for id in ids {
+                *seen.entry(id).or_default() += 1;
+            }
+        }
+        assert_eq!(seen.len(), 95, "every payload");
+        assert!(seen.values().all(|&n| n == 1), "exactly once: {seen:?}");
+
+        // `callbacks show` names the batch, and keeps the callback's own payload.
+        let (&member, _) = seen.iter().nth(4).unwrap();
+        let shown = json(&db.ok(&["callbacks", "show", &member.to_string(), "--format", "json"]));
+        assert_eq!(shown["status"], "sent");
+        let attempt = &shown["attempts_log"][0];
+        let batch = attempt["batch"].as_str().unwrap();
+        assert!(
+            batch.starts_with("batch_") && batch.contains(" of "),
+            "{batch}"
+        );
+        let own = json(attempt["request"]["body"].as_str().unwrap());
+        assert_eq!(callback_id(&own), member);
+        let text = db.ok(&["callbacks", "show", &member.to_string()]);
+        assert!(text.contains(&format!("in {batch}")), "{text}");
+        let single_id = callback_id(&json(&single[0].body));
+        let shown = json(&db.ok(&[
+            "callbacks",
+            "show",
+            &single_id.to_string(),
+            "--format",
+            "json",
+        ]));
+        assert!(shown["attempts_log"][0].get("batch").is_none(), "{shown}");
+        assert_eq!(
+            json(&db.ok(&["hooks", "show", "bulk", "--format", "json"]))["batch_size"],
+            10
+        );
+    }
+);
+
+on_every_backend!(
+    an_ordered_batch_hook_keeps_each_rows_changes_in_order,
+    |db| {
+        let db = db.migrated();
+        let server = Server::answering(200);
+        items(&db, 0);
+        db.add_hook(
+            "ordered",
+            "items",
+            "insert,update",
+            &server.url("/o"),
+            &["--batch-size", "4", "--ordered"],
+        );
+        db.sql("INSERT INTO items (qty) VALUES (0),(0),(0),(0),(0),(0),(0),(0),(0),(0)");
+        for qty in 1..=3 {
+            db.sql(&format!("UPDATE items SET qty = {qty}"));
+        }
+        let out = send(&db, &["--concurrency", "4"]);
+        assert!(out.contains("sent 40"), "{out}");
+        let mut received = server.received();
+        received.sort_by_key(|r| r.at);
+        let mut last_qty: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut count = 0;
+        for request in &received {
+            let batch = payloads(request);
+            assert!(batch.len() <= 4);
+            for payload in batch {
+                let row = payload["object_id"].to_string();
+                let row: i64 = row.trim_matches('"').parse().unwrap();
+                let qty = payload["object_serialization"]["qty"].as_i64().unwrap();
+                if let Some(before) = last_qty.insert(row, qty) {
+                    assert_eq!(qty, before + 1, "row {row}: its changes in order");
+                }
+                count += 1;
+            }
+        }
+        assert_eq!(count, 40);
+    }
+);
+
+on_every_backend!(
+    a_failed_batch_is_retried_whole_and_a_410_fails_every_callback,
+    |db| {
+        let db = db.migrated();
+        let status = Arc::new(AtomicU16::new(500));
+        let answer = Arc::clone(&status);
+        let server = Server::start(move |request| {
+            if request.path == "/gone" {
+                Reply::Status(410)
+            } else {
+                Reply::Status(answer.load(Ordering::SeqCst))
+            }
+        });
+        items(&db, 0);
+        db.add_hook(
+            "flaky",
+            "items",
+            "insert",
+            &server.url("/flaky"),
+            &["--batch-size", "5"],
+        );
+        db.add_hook(
+            "gone",
+            "items",
+            "insert",
+            &server.url("/gone"),
+            &["--batch-size", "5"],
+        );
+        db.sql("INSERT INTO items (qty) VALUES (1),(2),(3),(4),(5)");
+        let out = send(&db, &[]);
+        assert!(out.contains("retried 5, failed 5"), "{out}");
+        assert_eq!(server.received().len(), 2, "one request per hook");
+
+        let list = |hook: &str, status: &str| -> Vec<Value> {
+            json(&db.ok(&[
+                "callbacks",
+                "list",
+                "--hook",
+                hook,
+                "--status",
+                status,
+                "--format",
+                "json",
+            ]))
+            .as_array()
+            .unwrap()
+            .clone()
+        };
+        assert_eq!(
+            list("gone", "error").len(),
+            5,
+            "a 410 to a batch fails each callback"
+        );
+        let waiting = list("flaky", "waiting");
+        assert_eq!(waiting.len(), 5);
+        let due: Vec<&Value> = waiting.iter().map(|c| &c["next_attempt_at"]).collect();
+        assert!(
+            due.iter().all(|d| *d == due[0]),
+            "the batch comes due together: {due:?}"
+        );
+
+        status.store(200, Ordering::SeqCst);
+        db.ok(&[
+            "callbacks",
+            "retry",
+            "--hook",
+            "flaky",
+            "--status",
+            "waiting",
+        ]);
+        let out = send(&db, &[]);
+        assert!(out.contains("sent 5"), "{out}");
+        let flaky: Vec<Received> = server
+            .received()
+            .into_iter()
+            .filter(|r| r.path == "/flaky")
+            .collect();
+        assert_eq!(flaky.len(), 2, "the whole batch again, in one request");
+        assert_eq!(flaky[0].body, flaky[1].body, "the same bytes");
+        assert_eq!(flaky[0].header("webhook-id"), flaky[1].header("webhook-id"));
+        let shown = json(&db.ok(&["callbacks", "show", "3", "--format", "json"]));
+        assert_eq!(shown["attempts_log"].as_array().unwrap().len(), 2);
+    }
+);
+
+#[test]
+fn batch_sizes_that_cannot_work_are_refused_and_nothing_is_written() {
+    let db = TestDb::sqlite().migrated();
+    items(&db, 0);
+    for (args, says) in [
+        (
+            vec!["--batch-size", "0"],
+            "--batch-size must be between 1 and 1000",
+        ),
+        (
+            vec!["--batch-size", "1001"],
+            "--batch-size must be between 1 and 1000",
+        ),
+        (
+            vec![
+                "--batch-size",
+                "5",
+                "--content-type",
+                "application/x-www-form-urlencoded",
+            ],
+            "needs --content-type application/json",
+        ),
+        (
+            vec!["--batch-size", "5", "--method", "GET"],
+            "GET does not carry",
+        ),
+    ] {
+        let mut full = vec![
+            "hooks", "add", "b", "--table", "items", "--events", "insert",
+        ];
+        full.extend(["--url", "http://127.0.0.1:9/b"]);
+        full.extend(args.iter().copied());
+        let (code, out, err) = db.run(&full);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    }
+    assert_eq!(db.count("SELECT count(*) AS n FROM httphooks_hooks"), 0);
+    db.add_hook(
+        "b",
+        "items",
+        "insert",
+        "http://127.0.0.1:9/b",
+        &["--batch-size", "5"],
+    );
+    let (code, _, err) = db.run(&[
+        "hooks",
+        "edit",
+        "b",
+        "--content-type",
+        "application/xml",
+        "--template",
+        "<a/>",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("needs --content-type application/json"),
+        "{err}"
+    );
+    let shown = json(&db.ok(&["hooks", "show", "b", "--format", "json"]));
+    assert_eq!(shown["content_type"], "application/json", "unchanged");
+    assert_eq!(shown["batch_size"], 5);
+}
