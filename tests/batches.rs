@@ -125,9 +125,13 @@ on_every_backend!(
                     .trim_start_matches("msg_")
                     .to_owned()
             };
-            assert_eq!(
-                request.header("webhook-id").unwrap(),
-                format!("batch_{}_{}", own_id(ids[0]), own_id(ids[ids.len() - 1]))
+            let webhook_id = request.header("webhook-id").unwrap();
+            let named = format!("batch_{}_{}_", own_id(ids[0]), own_id(ids[ids.len() - 1]));
+            assert!(webhook_id.starts_with(&named), "{webhook_id}");
+            let digest = &webhook_id[named.len()..];
+            assert!(
+                digest.len() == 16 && digest.chars().all(|c| c.is_ascii_hexdigit()),
+                "and a digest of its callbacks: {webhook_id}"
             );
             for id in ids {
                 *seen.entry(id).or_default() += 1;
@@ -288,6 +292,108 @@ on_every_backend!(
         assert_eq!(flaky[0].header("webhook-id"), flaky[1].header("webhook-id"));
         let shown = json(&db.ok(&["callbacks", "show", "3", "--format", "json"]));
         assert_eq!(shown["attempts_log"].as_array().unwrap().len(), 2);
+    }
+);
+
+on_every_backend!(
+    a_batch_holds_its_callbacks_in_creation_order_and_older_content_types_go_alone_as_made,
+    |db| {
+        let db = db.migrated();
+        let status = Arc::new(AtomicU16::new(500));
+        let answer = Arc::clone(&status);
+        let server = Server::start(move |_| Reply::Status(answer.load(Ordering::SeqCst)));
+        items(&db, 0);
+        let form = "application/x-www-form-urlencoded";
+        db.add_hook(
+            "h",
+            "items",
+            "insert",
+            &server.url("/h"),
+            &["--content-type", form],
+        );
+        db.sql("INSERT INTO items (qty) VALUES (1),(2)");
+        db.ok(&[
+            "hooks",
+            "edit",
+            "h",
+            "--content-type",
+            "application/json",
+            "--batch-size",
+            "10",
+        ]);
+        db.sql("INSERT INTO items (qty) VALUES (3),(4),(5)");
+        let listed = json(&db.ok(&["callbacks", "list", "--format", "json"]));
+        let mut made: Vec<(i64, String)> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_i64().unwrap(),
+                    c["content_type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        made.sort();
+        let json_ids: Vec<i64> = made
+            .iter()
+            .filter(|(_, type_)| type_ == "application/json")
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(json_ids.len(), 3, "{made:?}");
+        // The middle one fails alone, so it comes due after the others.
+        let middle = json_ids[1].to_string();
+        let out = send(&db, &["--callback", &middle]);
+        assert!(out.contains("retried 1"), "{out}");
+        db.ok(&["callbacks", "retry", &middle]);
+        status.store(200, Ordering::SeqCst);
+        let metrics = tempfile::tempdir().unwrap();
+        let file = metrics.path().join("m.prom");
+        let out = send(&db, &["--metrics-file", file.to_str().unwrap()]);
+        assert!(out.contains("sent 5"), "{out}");
+
+        let received = server.received();
+        assert_eq!(
+            received.len(),
+            4,
+            "the failed one, two form bodies alone, one batch: {:?}",
+            received
+                .iter()
+                .map(|r| (r.header("content-type").map(str::to_owned), r.body.clone()))
+                .collect::<Vec<_>>()
+        );
+        for request in &received[1..] {
+            match request.header("content-type") {
+                Some(type_) if type_ == form => {
+                    assert!(
+                        request.body.starts_with("event_type=insert"),
+                        "{}",
+                        request.body
+                    )
+                }
+                Some("application/json") => {
+                    let ids: Vec<i64> = payloads(request).iter().map(callback_id).collect();
+                    assert_eq!(ids, json_ids, "in the order they were made");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            received[1..]
+                .iter()
+                .filter(|r| r.header("content-type") == Some(form))
+                .count(),
+            2,
+            "callbacks keep the content type they were made with"
+        );
+        // The run made three requests, not five.
+        let metrics = std::fs::read_to_string(&file).unwrap();
+        let requests: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("httphooks_request_duration_seconds_count"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert_eq!(requests, 3.0, "{metrics}");
     }
 );
 

@@ -82,6 +82,7 @@ fn outcome(id: i64, status: Status) -> Outcome {
         status_details: "200 OK".to_owned(),
         next_attempt_at: None,
         attempts: vec![Attempt::default()],
+        shared_request: false,
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::SendArgs;
 use crate::delivery::prepare;
-use crate::engine::{body_of, Engine, Options, StopReason, Summary};
+use crate::engine::{batched, body_of, Engine, Options, StopReason, Summary};
 use crate::error::{Error, Result};
 use crate::payload::Renderer;
 use crate::storage::callbacks::{self, ClaimFilter};
@@ -205,9 +205,13 @@ fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
     // What a real run would hold for its environment, named as the run would name it.
     let mut held: Vec<String> = Vec::new();
     for callback in &due {
-        let batch = match callback.settings.batch_size {
-            1 => String::new(),
-            most => format!(", one element of a JSON array of up to {most} (--batch-size)"),
+        let batch = if batched(callback) {
+            let most = callback.settings.batch_size;
+            format!(
+                "; --batch-size {most}: it goes as one element of a JSON array, in a request of up to {most} under a batch_ webhook-id; shown here alone"
+            )
+        } else {
+            String::new()
         };
         println!(
             "# callback {} (hook {}, {} event, attempt {}/{}{batch})",

@@ -390,8 +390,10 @@ impl Deliverer {
             Next::Retry(asked) => (true, asked),
             Next::Final => (false, None),
         };
-        // One draw for the whole request: a batch that fails is retried together.
+        // One draw and one clock for the whole request: a batch that fails is retried
+        // together.
         let jitter = retry::jitter();
+        let now = Utc::now().naive_utc();
         let records: Vec<AttemptRecord> = exchanges.iter().map(AttemptRecord::of).collect();
         let outcomes = members
             .iter()
@@ -432,8 +434,7 @@ impl Deliverer {
                     );
                     match after {
                         AfterFailure::RetryIn(wait) => {
-                            let next = Utc::now().naive_utc()
-                                + chrono::Duration::from_std(wait).unwrap_or_default();
+                            let next = now + chrono::Duration::from_std(wait).unwrap_or_default();
                             (Status::Waiting, line, Some(next))
                         }
                         AfterFailure::GiveUp => (Status::Error, line, None),
@@ -447,6 +448,7 @@ impl Deliverer {
                     status_details,
                     next_attempt_at,
                     attempts,
+                    shared_request: place > 0,
                 }
             })
             .collect();
@@ -569,5 +571,6 @@ fn failure(callback: &Callback, problem: String) -> Outcome {
         status_details: format!("hook {}{place}: {problem}", callback.hook_name),
         next_attempt_at: None,
         attempts: Vec::new(),
+        shared_request: false,
     }
 }

@@ -64,8 +64,13 @@ pub enum Preparation {
     Held(i64, EnvProblem),
 }
 
-/// Request templates by the hook version whose delivery settings they hold.
-pub type Templates = HashMap<i64, Result<RequestTemplate, EnvProblem>>;
+/// Request templates by the hook version whose delivery settings they hold and the
+/// content type of the callbacks they send (a callback keeps the one it was made with).
+pub type Templates = HashMap<(i64, String), Result<RequestTemplate, EnvProblem>>;
+
+fn template_key(callback: &Callback) -> (i64, String) {
+    (callback.settings_version_id, callback.content_type.clone())
+}
 
 /// What stops a callback from being sent because of its size: its change's data or its
 /// body is larger than its hook allows, or (MySQL) than a row of the queue can be read
@@ -132,7 +137,7 @@ pub fn prepare(
     // body or larger, is not kept while the callback waits for its turn.
     callback.event_data = String::new();
     let template = templates
-        .entry(callback.settings_version_id)
+        .entry(template_key(&callback))
         .or_insert_with(|| request_template(&callback.settings, &callback.content_type));
     match template {
         Ok(_) => Preparation::Send(Member {
@@ -146,7 +151,7 @@ pub fn prepare(
 
 /// Whether a callback goes out in a batch: its hook sends batches (`--batch-size`
 /// above 1) and its body is JSON (one made under an earlier content type goes alone).
-fn batched(callback: &Callback) -> bool {
+pub fn batched(callback: &Callback) -> bool {
     callback.settings.batch_size > 1
         && ContentType::parse(&callback.content_type) == Some(ContentType::Json)
 }
@@ -176,9 +181,13 @@ pub fn into_jobs(members: Vec<Member>, templates: &Templates, claimed_at: Instan
     }
     groups
         .into_iter()
-        .map(|members| {
+        .map(|mut members| {
+            // Claims come in due order; a batch holds its callbacks in the order they
+            // were made (an ordered hook's batch holds one per row, so this reorders no
+            // row's changes).
+            members.sort_by_key(|m| m.callback.id);
             let first = &members[0].callback;
-            let template = match &templates[&first.settings_version_id] {
+            let template = match &templates[&template_key(first)] {
                 Ok(template) => template,
                 Err(_) => unreachable!("callbacks held by their environment are not sent"),
             };
@@ -203,18 +212,20 @@ pub fn into_jobs(members: Vec<Member>, templates: &Templates, claimed_at: Instan
         .collect()
 }
 
-/// A batch's `webhook-id`: made of its first and last callbacks' (without their
-/// `msg_` prefix), so that it names the batch and changes when the batch does.
+/// A batch's `webhook-id`: its first and last callbacks' (without their `msg_`
+/// prefix), and a digest of all of theirs, so that it names the batch, is the same when
+/// the same callbacks go together again, and differs when they do not (a receiver that
+/// drops a `webhook-id` it has seen must never drop a callback it did not get).
 fn batch_webhook_id(members: &[Member]) -> String {
-    let bare = |member: &Member| {
-        let id = member.callback.webhook_id();
-        match id.strip_prefix("msg_") {
-            Some(rest) => rest.to_owned(),
-            None => id,
-        }
-    };
-    let last = members.last().expect("a batch has callbacks");
-    format!("batch_{}_{}", bare(&members[0]), bare(last))
+    let ids: Vec<String> = members.iter().map(|m| m.callback.webhook_id()).collect();
+    let bare = |id: &str| id.strip_prefix("msg_").unwrap_or(id).to_owned();
+    // FNV-1a over the ids: stable across runs and versions, unlike `DefaultHasher`.
+    let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in ids.iter().flat_map(|id| id.bytes().chain([b','])) {
+        digest = (digest ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let last = ids.last().expect("a batch has callbacks");
+    format!("batch_{}_{}_{digest:016x}", bare(&ids[0]), bare(last))
 }
 
 /// A batch's body: the JSON array of its callbacks' payloads, in order.

@@ -94,6 +94,9 @@ impl Summary {
                     );
                 hook.last_success_at = hook.last_success_at.max(Some(at));
             }
+            if outcome.shared_request {
+                continue;
+            }
             let endpoint = self
                 .endpoint_stats
                 .entry(scheduler::endpoint_of(&attempt.request_url))

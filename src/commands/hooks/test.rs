@@ -88,10 +88,11 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
         Error::invalid(format!("hook {}: {problem}; fix the template", hook.name))
     })?;
     // A batch hook's receiver takes arrays: the sample goes as a batch of one.
-    let body = if hook.settings.batch_size > 1 && content_type == ContentType::Json {
-        format!("[{body}]")
+    let batch = hook.settings.batch_size > 1 && content_type == ContentType::Json;
+    let (body, webhook_id) = if batch {
+        (format!("[{body}]"), "batch_test_test")
     } else {
-        body
+        (body, "msg_test")
     };
     if let Some(to) = &args.to {
         check_url("--to", to)?;
@@ -100,7 +101,7 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
     if let Some(to) = &args.to {
         target.target_url = to.clone();
     }
-    let prepared = prepare(&target, &hook.content.content_type, "msg_test", &body);
+    let prepared = prepare(&target, &hook.content.content_type, webhook_id, &body);
     if args.dry_run {
         let unset = match &prepared {
             Ok(_) => Vec::new(),
@@ -111,7 +112,7 @@ pub(super) fn test(db: &mut Db, url: Option<&str>, args: &HookTestArgs) -> Resul
         for variable in &unset {
             std::env::set_var(variable, format!("[unset: {variable}]"));
         }
-        let shown = prepare(&target, &hook.content.content_type, "msg_test", &body)
+        let shown = prepare(&target, &hook.content.content_type, webhook_id, &body)
             .map_err(|problem| Error::environment(format!("{problem}; set it and try again")))?;
         println!("{}", shown.as_text());
         for variable in &unset {

@@ -379,6 +379,10 @@ pub struct Outcome {
     pub next_attempt_at: Option<NaiveDateTime>,
     /// What went on the wire; each counts towards max_attempts.
     pub attempts: Vec<Attempt>,
+    /// Its attempts are a batch's requests, which the outcome of the batch's first
+    /// callback counts (in the run's request statistics); false otherwise.
+    #[serde(default)]
+    pub shared_request: bool,
 }
 
 /// A backend's SQL for writing backfill callbacks: the rest is shared
