@@ -1143,7 +1143,15 @@ fn throughput(db: &TestDb, options: &Options) {
         return;
     }
     // The same nginx under wrk, POSTing a body of a callback's size.
-    let body = db.count("SELECT MAX(LENGTH(request_body)) AS n FROM httphooks_attempts");
+    // PostgreSQL's LENGTH is an int4, the others' a 64-bit integer.
+    let length = if db.is_postgres() {
+        "LENGTH(request_body)::bigint"
+    } else {
+        "LENGTH(request_body)"
+    };
+    let body = db.count(&format!(
+        "SELECT MAX({length}) AS n FROM httphooks_attempts"
+    ));
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("post.lua");
     std::fs::write(
