@@ -374,6 +374,152 @@ conformance!(a_failed_attempt_waits_for_its_retry_time, |db: TestDb| {
     assert_eq!(ids(&claim_with(&mut conn, "run-3", 10, &named)), vec![id]);
 });
 
+// Outcomes recorded together, as the recorder writes them: each callback gets its own
+// status and attempt records, every field of an attempt reads back as written (values
+// and NULLs), a retry keeps the body stored by an earlier attempt, and one another
+// run took over changes nothing but keeps its attempt record.
+conformance!(
+    recorded_outcomes_and_their_attempts_read_back_as_written,
+    |db: TestDb| {
+        let db = with_hooks(db);
+        let mut conn = open(&db);
+        enqueue(&mut conn, "h", 3);
+        let claimed = ids(&claim(&mut conn, "run", 3));
+        let (sent_id, retried_id, lost_id) = (claimed[0], claimed[1], claimed[2]);
+        let started_at = chrono::NaiveDate::from_ymd_opt(2026, 12, 7)
+            .unwrap()
+            .and_hms_micro_opt(12, 30, 15, 250_000)
+            .unwrap();
+        let answered = Attempt {
+            callback_id: sent_id,
+            attempt: 1,
+            started_at,
+            elapsed_ms: 12,
+            request_method: "POST".to_owned(),
+            request_url: URL.to_owned(),
+            request_headers: r#"[["content-type","application/json"]]"#.to_owned(),
+            request_body: r#"{"i":0}"#.to_owned(),
+            response_status_code: Some(200),
+            response_reason: Some("OK".to_owned()),
+            response_headers: Some(r#"[["server","x"]]"#.to_owned()),
+            response_body: Some("thanks".to_owned()),
+            error_kind: None,
+            error_message: None,
+            batch: Some("batch_1_3_ab (callback 1 of 3)".to_owned()),
+            ..Attempt::default()
+        };
+        let unanswered = Attempt {
+            callback_id: retried_id,
+            response_status_code: None,
+            response_reason: None,
+            response_headers: None,
+            response_body: None,
+            error_kind: Some("timeout".to_owned()),
+            error_message: Some("no answer within 1s".to_owned()),
+            batch: None,
+            ..answered.clone()
+        };
+        let later = now() + chrono::TimeDelta::hours(1);
+        let sent = Outcome {
+            rendered_payload: Some(r#"{"i":0}"#.into()),
+            attempts: vec![answered.clone()],
+            ..outcome(sent_id, Status::Sent)
+        };
+        let retried = Outcome {
+            status_details: "timeout".to_owned(),
+            next_attempt_at: Some(later),
+            rendered_payload: None,
+            attempts: vec![unanswered.clone()],
+            ..outcome(retried_id, Status::Waiting)
+        };
+        // The third was taken over by another run: its outcome changes nothing.
+        callbacks::release(&mut conn, "run", &[lost_id], None).unwrap();
+        claim(&mut conn, "other", 1);
+        let lost = Outcome {
+            attempts: vec![Attempt {
+                callback_id: lost_id,
+                ..answered.clone()
+            }],
+            ..outcome(lost_id, Status::Sent)
+        };
+        assert_eq!(
+            callbacks::record(&mut conn, "run", &[sent, retried, lost]).unwrap(),
+            2
+        );
+
+        let callback = callbacks::get(&mut conn, sent_id).unwrap().unwrap();
+        assert_eq!((callback.status, callback.attempts), (Status::Sent, 1));
+        assert_eq!(callback.payload.as_deref(), Some(r#"{"i":0}"#));
+        let callback = callbacks::get(&mut conn, retried_id).unwrap().unwrap();
+        assert_eq!((callback.status, callback.attempts), (Status::Waiting, 1));
+        assert_eq!(callback.payload, None);
+        assert_eq!(callback.claim_token, None);
+        let due = callback.next_attempt_at.unwrap();
+        assert!(
+            (due - later).num_milliseconds().abs() < 1000,
+            "{due} {later}"
+        );
+        let callback = callbacks::get(&mut conn, lost_id).unwrap().unwrap();
+        assert_eq!(callback.status, Status::Waiting);
+        assert_eq!(callback.claim_token.as_deref(), Some("other"));
+
+        let read = |conn: &mut Db, id: i64| {
+            let mut attempts = callbacks::attempts_of(conn, id).unwrap();
+            assert_eq!(attempts.len(), 1, "callback {id}");
+            Attempt {
+                id: 0,
+                ..attempts.remove(0)
+            }
+        };
+        let mut expected = answered.clone();
+        expected.id = 0;
+        assert_eq!(
+            format!("{:?}", read(&mut conn, sent_id)),
+            format!("{expected:?}")
+        );
+        assert_eq!(
+            format!("{:?}", read(&mut conn, retried_id)),
+            format!("{unanswered:?}")
+        );
+        assert_eq!(read(&mut conn, lost_id).callback_id, lost_id);
+
+        // A retry's outcome keeps the body its first attempt stored.
+        let id = ids(&claim_with(
+            &mut conn,
+            "run-2",
+            10,
+            &ClaimFilter {
+                callback_ids: vec![retried_id],
+                ..Default::default()
+            },
+        ));
+        assert_eq!(id, vec![retried_id]);
+        let stored = Outcome {
+            rendered_payload: Some(r#"{"i":1}"#.into()),
+            attempts: vec![],
+            ..outcome(retried_id, Status::Waiting)
+        };
+        callbacks::record(&mut conn, "run-2", &[stored]).unwrap();
+        claim_with(
+            &mut conn,
+            "run-3",
+            10,
+            &ClaimFilter {
+                callback_ids: vec![retried_id],
+                ..Default::default()
+            },
+        );
+        let kept = Outcome {
+            rendered_payload: None,
+            ..outcome(retried_id, Status::Sent)
+        };
+        assert_eq!(callbacks::record(&mut conn, "run-3", &[kept]).unwrap(), 1);
+        let callback = callbacks::get(&mut conn, retried_id).unwrap().unwrap();
+        assert_eq!(callback.status, Status::Sent);
+        assert_eq!(callback.payload.as_deref(), Some(r#"{"i":1}"#));
+    }
+);
+
 conformance!(ordered_callbacks_wait_for_earlier_ones, |db: TestDb| {
     let db = with_hooks(db);
     let mut conn = open(&db);

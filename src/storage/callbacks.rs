@@ -122,9 +122,7 @@ fn record_part(db: &mut Db, token: &str, outcomes: &[&Outcome]) -> Result<usize>
         .collect();
     db.write_transaction(|db| {
         for part in chunks_by_bytes(&attempts, attempt_bytes, RECORD_BYTES) {
-            with_conn!(db, |conn| diesel::insert_into(httphooks_attempts::table)
-                .values(part.to_vec())
-                .execute(conn))?;
+            db.backend().insert_attempts(part)?;
         }
         for (id, payload) in &large {
             with_conn!(db, |conn| {

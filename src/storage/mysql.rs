@@ -27,7 +27,7 @@ use super::backend::{
     lease_ms_sql, outcomes_json, timestamp_literal, BackfillSql, Claim, ClaimFilter, Claimed,
     IdRow, Outcome, Profile,
 };
-use super::models::Callback;
+use super::models::{Attempt, Callback};
 use super::{connection_error, CaptureState, Column, ColumnKind, Table, TableEvent, Watched};
 use crate::error::{Error, Result};
 use triggers::{drop_trigger_sql, trigger_name, trigger_sql, triggers, TriggerRow};
@@ -602,6 +602,15 @@ impl super::Backend for MysqlConnection {
     /// each callback by primary key, so the rows are locked in the order of the array,
     /// which `record` sorts by id as claims and renewals lock them (opposite orders would
     /// deadlock).
+    /// One INSERT of many rows: a round trip per attempt would cost more than the
+    /// statement's planning.
+    fn insert_attempts(&mut self, attempts: &[&Attempt]) -> Result<()> {
+        diesel::insert_into(super::schema::httphooks_attempts::table)
+            .values(attempts.to_vec())
+            .execute(self)?;
+        Ok(())
+    }
+
     fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize> {
         let changes = outcomes_json(outcomes);
         Ok(diesel::sql_query(

@@ -12,6 +12,7 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::migration::MigrationSource;
 use diesel_migrations::EmbeddedMigrations;
 
+use super::models::Attempt;
 use crate::error::Result;
 
 mod sql;
@@ -228,6 +229,10 @@ pub trait Backend: Connected {
     /// [`INLINE_PAYLOAD`] stored already) to the callbacks `token` still holds, in one
     /// statement; returns how many changed.
     fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize>;
+
+    /// Inserts attempt records (a part of at most `RECORD_BYTES`, in the caller's
+    /// transaction).
+    fn insert_attempts(&mut self, attempts: &[&Attempt]) -> Result<()>;
 
     /// Of `ids` (callbacks), locks those no other transaction holds until the caller's
     /// transaction ends, and returns them: an operator's batch (`callbacks retry|cancel`

@@ -165,6 +165,15 @@ pub(in crate::storage) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
 /// they read several times (a 20 MB body cost SQLite 300 MB).
 pub(in crate::storage) const INLINE_PAYLOAD: usize = 64 << 10;
 
+/// The body an outcome stores with its callback's other changes: one rendered for its
+/// first attempt, up to [`INLINE_PAYLOAD`] (a larger one is stored on its own).
+pub(in crate::storage) fn inline_payload(outcome: &Outcome) -> Option<&str> {
+    outcome
+        .rendered_payload
+        .as_deref()
+        .filter(|p| p.len() <= INLINE_PAYLOAD)
+}
+
 /// Outcomes as the JSON array every backend's `apply_outcomes` reads: one object per
 /// callback with its new status, details, attempt count, retry time and (a small)
 /// body. In id order: the backends lock the rows in the order of the array, as claims
@@ -192,10 +201,7 @@ pub(in crate::storage) fn outcomes_json(outcomes: &[&Outcome]) -> String {
             next_attempt_at: o
                 .next_attempt_at
                 .map(|t| t.format(TIMESTAMP_FORMAT).to_string()),
-            payload: o
-                .rendered_payload
-                .as_deref()
-                .filter(|p| p.len() <= INLINE_PAYLOAD),
+            payload: inline_payload(o),
         })
         .collect();
     serde_json::to_string(&changes).expect("outcomes serialize")
@@ -243,6 +249,10 @@ pub(in crate::storage) struct CachedSql<'a> {
 pub(in crate::storage) enum BindValue<'a> {
     Text(&'a str),
     Timestamp(NaiveDateTime),
+    Integer(i64),
+    /// Written as the literal NULL: a statement with NULL in a place is cached apart
+    /// from the same one with a value there.
+    Null,
 }
 
 impl<'a> CachedSql<'a> {
@@ -262,14 +272,39 @@ impl<'a> CachedSql<'a> {
         self.binds.push(BindValue::Timestamp(value));
         self
     }
+
+    pub(in crate::storage) fn integer(mut self, value: i64) -> Self {
+        self.binds.push(BindValue::Integer(value));
+        self
+    }
+
+    pub(in crate::storage) fn optional_text(mut self, value: Option<&'a str>) -> Self {
+        self.binds
+            .push(value.map_or(BindValue::Null, BindValue::Text));
+        self
+    }
+
+    pub(in crate::storage) fn optional_integer(mut self, value: Option<i64>) -> Self {
+        self.binds
+            .push(value.map_or(BindValue::Null, BindValue::Integer));
+        self
+    }
+
+    pub(in crate::storage) fn optional_timestamp(mut self, value: Option<NaiveDateTime>) -> Self {
+        self.binds
+            .push(value.map_or(BindValue::Null, BindValue::Timestamp));
+        self
+    }
 }
 
 impl<DB> diesel::query_builder::QueryFragment<DB> for CachedSql<'_>
 where
     DB: diesel::backend::Backend
         + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
     str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
     NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
 {
     fn walk_ast<'b>(
@@ -294,6 +329,10 @@ where
                 BindValue::Timestamp(value) => {
                     out.push_bind_param::<diesel::sql_types::Timestamp, _>(value)?
                 }
+                BindValue::Integer(value) => {
+                    out.push_bind_param::<diesel::sql_types::BigInt, _>(value)?
+                }
+                BindValue::Null => out.push_sql("NULL"),
             }
             out.push_sql(piece);
         }
