@@ -15,15 +15,16 @@ use super::scheduler::{Job, Scheduler, START_MARGIN};
 use super::summary::{StopReason, Summary};
 use super::{Engine, BYTES_PER_WORKER, IDLE_WAIT, RENEW_AHEAD};
 
-/// The most callbacks one claim takes: a claim is one write transaction, which on
-/// SQLite holds the application's writers back while it lasts.
-const MOST_PER_CLAIM: usize = 4096;
 use crate::delivery::EnvProblem;
 use crate::error::Result;
 use crate::payload::Renderer;
 use crate::storage::callbacks::{self, lease_for, Claim, ClaimFilter, Claimed, Outcome};
 use crate::storage::coalesce;
 use crate::storage::models::Callback;
+
+/// The most callbacks one claim takes: a claim is one write transaction, which on
+/// SQLite holds the application's writers back while it lasts.
+const MOST_PER_CLAIM: usize = 4096;
 
 /// The dispatcher's state between rounds.
 pub(super) struct Dispatch<'a> {

@@ -158,8 +158,8 @@ pub fn batched(callback: &Callback) -> bool {
 
 /// The requests that send `members` (in claim order, their templates in `templates`):
 /// one per callback, or per batch of up to `--batch-size` callbacks of the same hook
-/// version, in claim order within the batch (an ordered hook's claim holds one
-/// callback per row, so a batch never reorders a row's changes).
+/// version, taken in claim order and sent in the order they were made (an ordered
+/// hook's claim holds one callback per row, so a batch never reorders a row's changes).
 pub fn into_jobs(members: Vec<Member>, templates: &Templates, claimed_at: Instant) -> Vec<Job> {
     let mut groups: Vec<Vec<Member>> = Vec::new();
     // The batch still filling, per hook version (an index into `groups`).
