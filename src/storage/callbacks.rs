@@ -95,8 +95,9 @@ fn outcome_bytes(outcome: &&Outcome) -> usize {
             .sum::<usize>()
 }
 
-/// Writes a batch of outcomes: the attempts in one insert, the callbacks in one UPDATE
-/// fed by a JSON array, in one transaction per part of at most [`RECORD_BYTES`].
+/// Writes a batch of outcomes, their attempts and callbacks (as each backend does it
+/// best: `Backend::insert_attempts`, `Backend::apply_outcomes`), in one transaction per
+/// part of at most [`RECORD_BYTES`].
 /// Returns how many callbacks were updated: an outcome whose claim was taken over by
 /// another run changes nothing but its attempt record, which stays, since it says what
 /// went on the wire.

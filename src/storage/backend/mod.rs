@@ -225,9 +225,10 @@ pub trait Backend: Connected {
     /// `ClaimFilter::sql_condition`), with the due time and any position as literals.
     fn due_condition(&self, filter: &ClaimFilter) -> String;
 
-    /// Applies outcomes (as [`outcomes_json`] writes them, with bodies larger than
-    /// [`INLINE_PAYLOAD`] stored already) to the callbacks `token` still holds, in one
-    /// statement; returns how many changed.
+    /// Applies outcomes (bodies larger than [`INLINE_PAYLOAD`] stored already) to the
+    /// callbacks `token` still holds, in the caller's transaction: one statement fed by
+    /// [`outcomes_json`] on a server, one cached statement per callback in-process
+    /// (SQLite); returns how many changed.
     fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize>;
 
     /// Inserts attempt records (a part of at most `RECORD_BYTES`, in the caller's
