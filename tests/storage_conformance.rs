@@ -68,6 +68,15 @@ fn claim_with(conn: &mut Db, token: &str, limit: i64, filter: &ClaimFilter) -> V
     .unwrap()
 }
 
+/// Claims the callbacks `ids` (as `send_callbacks --callback ID` does: due or not).
+fn claim_named(conn: &mut Db, token: &str, ids: &[i64]) -> Vec<Claimed> {
+    let named = ClaimFilter {
+        callback_ids: ids.to_vec(),
+        ..Default::default()
+    };
+    claim_with(conn, token, 10, &named)
+}
+
 fn ids(claims: &[Claimed]) -> Vec<i64> {
     claims.iter().map(|c| c.callback.id).collect()
 }
@@ -367,11 +376,7 @@ conformance!(a_failed_attempt_waits_for_its_retry_time, |db: TestDb| {
     assert_eq!(callback.payload, None);
     assert!(claim(&mut conn, "run-2", 10).is_empty());
     // Named callbacks are sent before their retry time.
-    let named = ClaimFilter {
-        callback_ids: vec![id],
-        ..Default::default()
-    };
-    assert_eq!(ids(&claim_with(&mut conn, "run-3", 10, &named)), vec![id]);
+    assert_eq!(ids(&claim_named(&mut conn, "run-3", &[id])), vec![id]);
 });
 
 // Outcomes recorded together, as the recorder writes them: each callback gets its own
@@ -484,30 +489,19 @@ conformance!(
         assert_eq!(read(&mut conn, lost_id).callback_id, lost_id);
 
         // A retry's outcome keeps the body its first attempt stored.
-        let id = ids(&claim_with(
-            &mut conn,
-            "run-2",
-            10,
-            &ClaimFilter {
-                callback_ids: vec![retried_id],
-                ..Default::default()
-            },
-        ));
-        assert_eq!(id, vec![retried_id]);
+        assert_eq!(
+            ids(&claim_named(&mut conn, "run-2", &[retried_id])),
+            vec![retried_id]
+        );
         let stored = Outcome {
             rendered_payload: Some(r#"{"i":1}"#.into()),
             attempts: vec![],
             ..outcome(retried_id, Status::Waiting)
         };
         callbacks::record(&mut conn, "run-2", &[stored]).unwrap();
-        claim_with(
-            &mut conn,
-            "run-3",
-            10,
-            &ClaimFilter {
-                callback_ids: vec![retried_id],
-                ..Default::default()
-            },
+        assert_eq!(
+            ids(&claim_named(&mut conn, "run-3", &[retried_id])),
+            vec![retried_id]
         );
         let kept = Outcome {
             rendered_payload: None,

@@ -598,10 +598,6 @@ impl super::Backend for MysqlConnection {
         due_condition(filter, filter.due_before(super::now()))
     }
 
-    /// One UPDATE joined to the changes: STRAIGHT_JOIN reads JSON_TABLE first and finds
-    /// each callback by primary key, so the rows are locked in the order of the array,
-    /// which `record` sorts by id as claims and renewals lock them (opposite orders would
-    /// deadlock).
     /// One INSERT of many rows: a round trip per attempt would cost more than the
     /// statement's planning.
     fn insert_attempts(&mut self, attempts: &[&Attempt]) -> Result<()> {
@@ -611,6 +607,10 @@ impl super::Backend for MysqlConnection {
         Ok(())
     }
 
+    /// One UPDATE joined to the changes: STRAIGHT_JOIN reads JSON_TABLE first and finds
+    /// each callback by primary key, so the rows are locked in the order of the array,
+    /// which `record` sorts by id as claims and renewals lock them (opposite orders would
+    /// deadlock).
     fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize> {
         let changes = outcomes_json(outcomes);
         Ok(diesel::sql_query(

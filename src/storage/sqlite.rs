@@ -292,8 +292,6 @@ fn admit_range(conn: &mut SqliteConnection, first: i64, last: i64) -> Result<usi
         .execute(conn)?)
 }
 
-/// The due rule (see `ClaimFilter::sql_condition`) with SQLite's spelling, the due time
-/// and the clock as literals (SQLite compares timestamps as text).
 /// The callbacks of `ids` (a JSON array) with their settings. Read by position
 /// through diesel's DSL, not by name: looking up each of some fifty columns by name
 /// was half the cost of reading a claimed row.
@@ -318,6 +316,8 @@ fn id_array(ids: impl Iterator<Item = i64>) -> String {
     format!("[{}]", ids.join(","))
 }
 
+/// The due rule (see `ClaimFilter::sql_condition`) with SQLite's spelling, the due time
+/// and the clock as literals (SQLite compares timestamps as text).
 fn due_condition(filter: &ClaimFilter, now: chrono::NaiveDateTime) -> String {
     filter.sql_condition(
         DUE_KEY,
