@@ -102,7 +102,13 @@ impl EventContext {
         let stored: Value = serde_json::from_str(event_data).map_err(|e| {
             PayloadError::StoredData(format!("the stored event data is not JSON ({e})"))
         })?;
-        let field = |name: &str| stored.get(name).filter(|v| !v.is_null()).cloned();
+        // Fields are moved out of the parsed document, not cloned: a row is copied only
+        // where a delete's old row is its instance.
+        let mut stored = match stored {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
+        let mut field = |name: &str| stored.remove(name).filter(|v| !v.is_null());
         let instance = field("instance");
         // A delete's old row is the deleted row, stored once (as `instance`).
         let old = match event_type {

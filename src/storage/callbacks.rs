@@ -115,7 +115,8 @@ fn record_part(db: &mut Db, token: &str, outcomes: &[&Outcome]) -> Result<usize>
         return Ok(0);
     }
     // Borrowed, not cloned: attempts carry request and response bodies.
-    let attempts: Vec<&Attempt> = outcomes.iter().flat_map(|o| o.attempts.iter()).collect();
+    let mut attempts: Vec<&Attempt> = Vec::with_capacity(outcomes.len());
+    attempts.extend(outcomes.iter().flat_map(|o| o.attempts.iter()));
     let large: Vec<(i64, &str)> = outcomes
         .iter()
         .filter_map(|o| Some((o.callback_id, o.rendered_payload.as_deref()?)))
