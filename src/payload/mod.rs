@@ -343,3 +343,50 @@ pub fn check_document(document: &str, content_type: ContentType) -> Result<(), P
         ContentType::Text => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(event_data: &str, event_type: &str) -> Result<EventContext, PayloadError> {
+        let at = chrono::DateTime::from_timestamp(0, 0).unwrap().naive_utc();
+        EventContext::from_stored(event_data, event_type, Some("t"), "h", 7, Some("1"), at)
+    }
+
+    #[test]
+    fn stored_event_data_gives_each_row_its_place() {
+        let update = stored(
+            r#"{"instance":{"q":4},"old":{"q":3},"data":null}"#,
+            "update",
+        )
+        .unwrap();
+        assert_eq!(update.instance, Some(json!({"q": 4})));
+        assert_eq!(update.old, Some(json!({"q": 3})));
+        assert_eq!(update.data, None, "a null field is no field");
+
+        // A delete stores the deleted row once, as its instance: it is the old row too.
+        let delete = stored(r#"{"instance":{"q":3}}"#, "delete").unwrap();
+        assert_eq!(delete.instance, Some(json!({"q": 3})));
+        assert_eq!(delete.old, delete.instance);
+        let insert = stored(r#"{"instance":{"q":3}}"#, "insert").unwrap();
+        assert_eq!(insert.old, None);
+
+        let custom = stored(r#"{"data":[1,{"a":"b"}]}"#, "paid").unwrap();
+        assert_eq!(custom.data, Some(json!([1, {"a": "b"}])));
+        assert_eq!((custom.instance, custom.old), (None, None));
+
+        let not_an_object = stored("[1,2]", "insert").unwrap();
+        assert_eq!(
+            (
+                not_an_object.instance,
+                not_an_object.old,
+                not_an_object.data
+            ),
+            (None, None, None)
+        );
+        assert!(matches!(
+            stored("{not json", "insert"),
+            Err(PayloadError::StoredData(_))
+        ));
+    }
+}
