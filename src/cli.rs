@@ -396,7 +396,7 @@ pub struct HookDefinition {
     pub coalesce: bool,
     /// Send up to N waiting callbacks in one request, as a JSON array of their payloads
     /// in callback order (application/json hooks; 1 sends each payload alone).
-    #[arg(long = "batch-size", value_name = "N")]
+    #[arg(long = "batch-size", value_name = "N", allow_negative_numbers = true)]
     pub batch_size: Option<i32>,
     /// Sample data (JSON) to validate a custom-event hook's template against.
     #[arg(long = "sample-data", value_name = "JSON")]

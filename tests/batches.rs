@@ -397,6 +397,105 @@ on_every_backend!(
     }
 );
 
+/// The batches requests carried, in the order they arrived: their callbacks' ids.
+fn batches_received(server: &Server) -> Vec<Vec<i64>> {
+    let mut received = server.received();
+    received.sort_by_key(|r| r.at);
+    received
+        .iter()
+        .map(|r| payloads(r).iter().map(callback_id).collect())
+        .collect()
+}
+
+on_every_backend!(
+    a_runs_first_batches_are_full_ones_at_any_concurrency_and_under_a_limit,
+    |db| {
+        let db = db.migrated();
+        let server = Server::answering(200);
+        items(&db, 0);
+        db.add_hook(
+            "bulk",
+            "items",
+            "insert",
+            &server.url("/bulk"),
+            &["--batch-size", "100"],
+        );
+        let values: Vec<&str> = vec!["(1)"; 250];
+        db.sql(&format!(
+            "INSERT INTO items (qty) VALUES {}",
+            values.join(",")
+        ));
+        // Before it has claimed one of them, a run does not know the hook sends 100 per
+        // request: its first claim is sized for single requests.
+        let out = send(&db, &["--limit", "100", "--concurrency", "1"]);
+        assert!(out.contains("claimed 100, sent 100"), "{out}");
+        let sizes = |batches: &[Vec<i64>]| batches.iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(
+            sizes(&batches_received(&server)),
+            [100],
+            "--limit 100: one batch"
+        );
+        let out = send(&db, &["--concurrency", "2"]);
+        assert!(out.contains("claimed 150, sent 150"), "{out}");
+        let batches = batches_received(&server);
+        assert_eq!(sizes(&batches), [100, 100, 50], "⌈250/100⌉ requests");
+        let mut ids: Vec<i64> = batches.concat();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 250, "every payload once");
+    }
+);
+
+on_every_backend!(a_batch_stays_within_the_hooks_max_payload_size, |db| {
+    let db = db.migrated();
+    let server = Server::answering(200);
+    db.sql(&format!(
+        "CREATE TABLE items ({}, note VARCHAR(2000))",
+        db.id_column()
+    ));
+    db.add_hook(
+        "bulk",
+        "items",
+        "insert",
+        &server.url("/bulk"),
+        &["--batch-size", "100", "--max-payload-size", "2KB"],
+    );
+    // Small rows, and now and then one that takes most of the limit alone.
+    let big = "x".repeat(1500);
+    let rows: Vec<String> = (0..30)
+        .map(|n| match n % 10 {
+            4 => format!("('{big}')"),
+            _ => "('small')".to_owned(),
+        })
+        .collect();
+    db.sql(&format!(
+        "INSERT INTO items (note) VALUES {}",
+        rows.join(",")
+    ));
+    let out = send(&db, &[]);
+    assert!(
+        out.contains("claimed 30, sent 30, retried 0, failed 0"),
+        "{out}"
+    );
+    let received = server.received();
+    for request in &received {
+        assert!(
+            request.body.len() <= 2048,
+            "a request of {} bytes, over the hook's 2 KB",
+            request.body.len()
+        );
+    }
+    let batches = batches_received(&server);
+    assert!(
+        batches.iter().any(|b| b.len() > 1),
+        "small ones still go together: {batches:?}"
+    );
+    let mut ids: Vec<i64> = batches.concat();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30, "every payload once");
+});
+
 #[test]
 fn batch_sizes_that_cannot_work_are_refused_and_nothing_is_written() {
     let db = TestDb::sqlite().migrated();
@@ -408,6 +507,10 @@ fn batch_sizes_that_cannot_work_are_refused_and_nothing_is_written() {
         ),
         (
             vec!["--batch-size", "1001"],
+            "--batch-size must be between 1 and 1000",
+        ),
+        (
+            vec!["--batch-size", "-1"],
             "--batch-size must be between 1 and 1000",
         ),
         (

@@ -303,9 +303,13 @@ impl Engine {
             .map(|c| c.callback.settings.batch_size)
             .max()
             .unwrap_or(1);
+        let factor_before = d.batch_factor;
         d.batch_factor = d
             .batch_factor
             .max(usize::try_from(largest_batch).unwrap_or(1));
+        // The claim was sized before the run knew how many callbacks a request of
+        // these hooks carries (its first claim of a batch hook).
+        let sized_too_small = d.batch_factor > factor_before;
         let mut held: HashMap<EnvProblem, Vec<i64>> = HashMap::new();
         let named = !d.filter.callback_ids.is_empty();
         let mut members = Vec::new();
@@ -347,7 +351,7 @@ impl Engine {
         }
         let mut jobs = jobs::into_jobs(members, &d.templates, claimed_at);
         if full && !named {
-            self.give_back_unfilled(link, d, &mut jobs)?;
+            self.give_back_unfilled(link, d, &mut jobs, sized_too_small)?;
         }
         for job in &jobs {
             for member in &job.members {
@@ -379,20 +383,18 @@ impl Engine {
     /// A claim that came back full ended somewhere in the queue: a batch it left short
     /// may fill with what follows, so it is given back to be claimed with the rest
     /// (unless it is all the claim holds, or was given back before: then it goes as it
-    /// is).
+    /// is). A claim sized before the run knew its hooks' `--batch-size` gives back even
+    /// when that is all it holds: the next claim is sized to fill them.
     fn give_back_unfilled(
         &self,
         link: &Mutex<Link>,
         d: &mut Dispatch,
         jobs: &mut Vec<Job>,
+        sized_too_small: bool,
     ) -> Result<()> {
         let given_back = std::mem::take(&mut d.given_back);
-        let unfilled = |job: &Job| {
-            job.batch
-                && job.count() < job.members[0].callback.settings.batch_size as usize
-                && !job.ids().any(|id| given_back.contains(&id))
-        };
-        if jobs.iter().all(unfilled) {
+        let unfilled = |job: &Job| !job.full && !job.ids().any(|id| given_back.contains(&id));
+        if !sized_too_small && jobs.iter().all(unfilled) {
             return Ok(());
         }
         let (short, kept): (Vec<Job>, Vec<Job>) =

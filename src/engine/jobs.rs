@@ -160,55 +160,90 @@ pub fn batched(callback: &Callback) -> bool {
 /// one per callback, or per batch of up to `--batch-size` callbacks of the same hook
 /// version, taken in claim order and sent in the order they were made (an ordered
 /// hook's claim holds one callback per row, so a batch never reorders a row's changes).
+/// A batch also closes before its body would pass the hook's `--max-payload-size`, so
+/// that one large row cannot make a request the receiver refuses for all of them.
 pub fn into_jobs(members: Vec<Member>, templates: &Templates, claimed_at: Instant) -> Vec<Job> {
-    let mut groups: Vec<Vec<Member>> = Vec::new();
+    struct Group {
+        members: Vec<Member>,
+        /// The batch's body length so far (its brackets and commas too).
+        bytes: usize,
+        /// Nothing more may join: it holds `--batch-size` callbacks, or the next one
+        /// would not fit in `--max-payload-size`.
+        full: bool,
+    }
+    let mut groups: Vec<Group> = Vec::new();
     // The batch still filling, per hook version (an index into `groups`).
     let mut filling: HashMap<i64, usize> = HashMap::new();
     for member in members {
         if !batched(&member.callback) {
-            groups.push(vec![member]);
+            groups.push(Group {
+                members: vec![member],
+                bytes: 0,
+                full: true,
+            });
             continue;
         }
-        let most = member.callback.settings.batch_size as usize;
+        let settings = &member.callback.settings;
+        let most = settings.batch_size as usize;
+        let most_bytes = usize::try_from(settings.max_payload_size).unwrap_or(usize::MAX);
         let version = member.callback.settings_version_id;
-        match filling.get(&version) {
-            Some(&group) if groups[group].len() < most => groups[group].push(member),
-            _ => {
-                filling.insert(version, groups.len());
-                groups.push(vec![member]);
+        let length = member.body.len();
+        if let Some(&index) = filling.get(&version) {
+            let group = &mut groups[index];
+            if group.bytes + 1 + length > most_bytes {
+                group.full = true;
+            } else {
+                group.bytes += 1 + length;
+                group.members.push(member);
+                group.full = group.members.len() >= most;
+                if group.full {
+                    filling.remove(&version);
+                }
+                continue;
             }
         }
+        filling.insert(version, groups.len());
+        groups.push(Group {
+            members: vec![member],
+            bytes: 2 + length,
+            full: most <= 1,
+        });
     }
     groups
         .into_iter()
-        .map(|mut members| {
-            // Claims come in due order; a batch holds its callbacks in the order they
-            // were made (an ordered hook's batch holds one per row, so this reorders no
-            // row's changes).
-            members.sort_by_key(|m| m.callback.id);
-            let first = &members[0].callback;
-            let template = match &templates[&template_key(first)] {
-                Ok(template) => template,
-                Err(_) => unreachable!("callbacks held by their environment are not sent"),
-            };
-            let batch = batched(first);
-            let (webhook_id, body) = if batch {
-                (batch_webhook_id(&members), batch_body(&members))
-            } else {
-                (first.webhook_id(), members[0].body.clone())
-            };
-            let timeout = first.settings.timeout();
-            Job {
-                route: route_of(&first.settings.target_url),
-                size: body.len(),
-                timeout,
-                prepared: template.prepare(&webhook_id, body),
-                lease_until: claimed_at + lease_for(timeout),
-                members,
-                batch,
-                marked: false,
-            }
-        })
+        .map(
+            |Group {
+                 mut members, full, ..
+             }| {
+                // Claims come in due order; a batch holds its callbacks in the order they
+                // were made (an ordered hook's batch holds one per row, so this reorders no
+                // row's changes).
+                members.sort_by_key(|m| m.callback.id);
+                let first = &members[0].callback;
+                let template = match &templates[&template_key(first)] {
+                    Ok(template) => template,
+                    Err(_) => unreachable!("callbacks held by their environment are not sent"),
+                };
+                let batch = batched(first);
+                let (webhook_id, body) = if batch {
+                    (batch_webhook_id(&members), batch_body(&members))
+                } else {
+                    (first.webhook_id(), members[0].body.clone())
+                };
+                let timeout = first.settings.timeout();
+                Job {
+                    route: route_of(&first.settings.target_url),
+                    size: body.len(),
+                    timeout,
+                    prepared: template.prepare(&webhook_id, body),
+                    lease_until: claimed_at + lease_for(timeout),
+                    members,
+                    batch,
+                    full,
+                    marked: false,
+                }
+            },
+        )
         .collect()
 }
 

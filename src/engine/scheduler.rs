@@ -50,6 +50,9 @@ pub struct Job {
     pub prepared: Prepared,
     /// The body is a batch: a JSON array of the members' payloads.
     pub batch: bool,
+    /// No more callbacks could join it (see `jobs::into_jobs`); false only for a batch
+    /// that a later claim might fill.
+    pub full: bool,
     /// The route it goes to (see [`route_of`]).
     pub route: String,
     /// The bytes it holds (its request body), for the run's memory bound.

@@ -17,6 +17,7 @@ fn job(id: i64, route: &str, lease: Duration) -> Job {
             rendered_now: false,
         }],
         batch: false,
+        full: true,
         prepared: Prepared {
             request: Request {
                 method: "POST".into(),
