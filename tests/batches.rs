@@ -496,6 +496,62 @@ on_every_backend!(a_batch_stays_within_the_hooks_max_payload_size, |db| {
     assert_eq!(ids.len(), 30, "every payload once");
 });
 
+on_every_backend!(
+    a_batch_hooks_callback_fits_its_limit_with_the_arrays_brackets_or_fails_alone,
+    |db| {
+        let db = db.migrated();
+        let server = Server::answering(200);
+        db.sql(&format!(
+            "CREATE TABLE notes ({}, note VARCHAR(4000))",
+            db.id_column()
+        ));
+        // The template pads the body, so that the change's data stays under the limit
+        // where the body does not.
+        let pad = "p".repeat(200);
+        let body = |note: &str| format!(r#"{{"n": "{note}", "p": "{pad}"}}"#);
+        let template = body("{{ instance.note }}");
+        db.add_hook(
+            "bulk",
+            "notes",
+            "insert",
+            &server.url("/bulk"),
+            &[
+                "--batch-size",
+                "10",
+                "--max-payload-size",
+                "2KB",
+                "--template",
+                &template,
+            ],
+        );
+        let room = 2048 - 2 - body("").len();
+        let fits = "f".repeat(room);
+        let over = "o".repeat(room + 1);
+        assert_eq!(body(&over).len() + 2, 2049);
+        db.sql(&format!(
+            "INSERT INTO notes (note) VALUES ('{fits}'), ('{over}'), ('small')"
+        ));
+        let out = send(&db, &[]);
+        assert!(out.contains("sent 2, retried 0, failed 1"), "{out}");
+        let received = server.received();
+        let largest = received.iter().map(|r| r.body.len()).max().unwrap();
+        assert_eq!(
+            largest, 2048,
+            "a batch of one that just fits, brackets and all"
+        );
+        let failed = json(&db.ok(&["callbacks", "list", "--status", "error", "--format", "json"]));
+        let details = failed[0]["status_details"].as_str().unwrap();
+        assert!(
+            details.contains("the body in its batch's brackets is 2.0 KB (2049 bytes)"),
+            "{details}"
+        );
+        assert!(
+            received.iter().all(|r| !r.body.contains("ooo")),
+            "never sent"
+        );
+    }
+);
+
 #[test]
 fn batch_sizes_that_cannot_work_are_refused_and_nothing_is_written() {
     let db = TestDb::sqlite().migrated();

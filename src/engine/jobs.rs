@@ -95,8 +95,14 @@ pub fn size_problem(
         return Some(too_large("the change's data", data));
     }
     let body = body?.len() as i64;
-    if body > limit {
-        return Some(too_large("the body", body));
+    // A batch hook's callback goes in a JSON array even when alone: its brackets count.
+    let (what, sent) = if batched(callback) {
+        ("the body in its batch's brackets", body + 2)
+    } else {
+        ("the body", body)
+    };
+    if sent > limit {
+        return Some(too_large(what, sent));
     }
     match max_callback_bytes {
         Some(most) if body + data > most => Some(format!(
@@ -161,7 +167,8 @@ pub fn batched(callback: &Callback) -> bool {
 /// version, taken in claim order and sent in the order they were made (an ordered
 /// hook's claim holds one callback per row, so a batch never reorders a row's changes).
 /// A batch also closes before its body would pass the hook's `--max-payload-size`, so
-/// that one large row cannot make a request the receiver refuses for all of them.
+/// that one large row cannot make a request the receiver refuses for all of them (a
+/// member alone fits with its brackets: `size_problem`).
 pub fn into_jobs(members: Vec<Member>, templates: &Templates, claimed_at: Instant) -> Vec<Job> {
     struct Group {
         members: Vec<Member>,
