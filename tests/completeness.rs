@@ -682,7 +682,16 @@ on_every_backend!(
 /// flight; the run prints its summary and says the database went away.
 fn an_outage_past_the_deadline(db: &TestDb, rows: &str, down: &dyn Fn(), up: &dyn Fn()) {
     db.ok(&["migrate"]);
-    let server = Server::start_lean(|_| Reply::Slow(Duration::from_millis(2)));
+    // Slow until the outage, so that requests are surely in flight when it begins (at
+    // 2 ms a busy host could catch the run between claims with all it sent recorded,
+    // and nothing to save); fast afterwards, for the 20,000 to go out in time.
+    let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(40));
+    let delay = std::sync::Arc::clone(&delay_ms);
+    let server = Server::start_lean(move |_| {
+        Reply::Slow(Duration::from_millis(
+            delay.load(std::sync::atomic::Ordering::SeqCst),
+        ))
+    });
     db.sql(&format!("CREATE TABLE t ({})", db.id_column()));
     db.add_hook("t", "t", "insert", &server.url("/t"), &[]);
     db.sql(rows);
@@ -696,7 +705,7 @@ fn an_outage_past_the_deadline(db: &TestDb, rows: &str, down: &dyn Fn(), up: &dy
         "--max-runtime",
         "4s",
     ]);
-    while server.received().len() < 500 {
+    while server.received().len() < 100 {
         std::thread::sleep(Duration::from_millis(20));
     }
     down();
@@ -715,6 +724,7 @@ fn an_outage_past_the_deadline(db: &TestDb, rows: &str, down: &dyn Fn(), up: &dy
         "nothing is sent once the run has ended"
     );
     up();
+    delay_ms.store(2, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(output.status.code(), Some(3), "{out}{err}");
     assert!(
         took < Duration::from_secs(12),
