@@ -213,44 +213,43 @@ pub fn into_jobs(members: Vec<Member>, templates: &Templates, claimed_at: Instan
         groups.push(Group {
             members: vec![member],
             bytes: 2 + length,
-            full: most <= 1,
+            full: false,
         });
     }
     groups
         .into_iter()
-        .map(
-            |Group {
-                 mut members, full, ..
-             }| {
-                // Claims come in due order; a batch holds its callbacks in the order they
-                // were made (an ordered hook's batch holds one per row, so this reorders no
-                // row's changes).
-                members.sort_by_key(|m| m.callback.id);
-                let first = &members[0].callback;
-                let template = match &templates[&template_key(first)] {
-                    Ok(template) => template,
-                    Err(_) => unreachable!("callbacks held by their environment are not sent"),
-                };
-                let batch = batched(first);
-                let (webhook_id, body) = if batch {
-                    (batch_webhook_id(&members), batch_body(&members))
-                } else {
-                    (first.webhook_id(), members[0].body.clone())
-                };
-                let timeout = first.settings.timeout();
-                Job {
-                    route: route_of(&first.settings.target_url),
-                    size: body.len(),
-                    timeout,
-                    prepared: template.prepare(&webhook_id, body),
-                    lease_until: claimed_at + lease_for(timeout),
-                    members,
-                    batch,
-                    full,
-                    marked: false,
-                }
-            },
-        )
+        .map(|group| {
+            let Group {
+                mut members, full, ..
+            } = group;
+            // Claims come in due order; a batch holds its callbacks in the order they
+            // were made (an ordered hook's batch holds one per row, so this reorders no
+            // row's changes).
+            members.sort_by_key(|m| m.callback.id);
+            let first = &members[0].callback;
+            let template = match &templates[&template_key(first)] {
+                Ok(template) => template,
+                Err(_) => unreachable!("callbacks held by their environment are not sent"),
+            };
+            let batch = batched(first);
+            let (webhook_id, body) = if batch {
+                (batch_webhook_id(&members), batch_body(&members))
+            } else {
+                (first.webhook_id(), members[0].body.clone())
+            };
+            let timeout = first.settings.timeout();
+            Job {
+                route: route_of(&first.settings.target_url),
+                size: body.len(),
+                timeout,
+                prepared: template.prepare(&webhook_id, body),
+                lease_until: claimed_at + lease_for(timeout),
+                members,
+                batch,
+                full,
+                marked: false,
+            }
+        })
         .collect()
 }
 
