@@ -22,8 +22,13 @@ fn items(db: &TestDb, rows: usize) {
         "CREATE TABLE items ({}, qty INTEGER)",
         db.id_column()
     ));
-    let values: Vec<String> = (0..rows).map(|_| "(0)".to_owned()).collect();
+    insert_items(db, rows);
+}
+
+/// Inserts `rows` rows into `items` in one statement.
+fn insert_items(db: &TestDb, rows: usize) {
     if rows > 0 {
+        let values: Vec<&str> = vec!["(1)"; rows];
         db.sql(&format!(
             "INSERT INTO items (qty) VALUES {}",
             values.join(",")
@@ -83,11 +88,7 @@ on_every_backend!(
             &["--batch-size", "10", "--signing-secret-env", "HH_SIGNING"],
         );
         db.add_hook("single", "items", "insert", &server.url("/single"), &[]);
-        let values: Vec<&str> = vec!["(1)"; 95];
-        db.sql(&format!(
-            "INSERT INTO items (qty) VALUES {}",
-            values.join(",")
-        ));
+        insert_items(&db, 95);
         let out = send(&db, &["--concurrency", "4"]);
         assert!(out.contains("claimed 190, sent 190"), "{out}");
 
@@ -420,11 +421,7 @@ on_every_backend!(
             &server.url("/bulk"),
             &["--batch-size", "100"],
         );
-        let values: Vec<&str> = vec!["(1)"; 250];
-        db.sql(&format!(
-            "INSERT INTO items (qty) VALUES {}",
-            values.join(",")
-        ));
+        insert_items(&db, 250);
         // Before it has claimed one of them, a run does not know the hook sends 100 per
         // request: its first claim is sized for single requests.
         let out = send(&db, &["--limit", "100", "--concurrency", "1"]);
