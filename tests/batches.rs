@@ -25,6 +25,12 @@ fn items(db: &TestDb, rows: usize) {
     insert_items(db, rows);
 }
 
+/// An empty `items` table with a hook `bulk` sending its inserts to `/bulk` with `args`.
+fn bulk_items(db: &TestDb, server: &Server, args: &[&str]) {
+    items(db, 0);
+    db.add_hook("bulk", "items", "insert", &server.url("/bulk"), args);
+}
+
 /// Inserts `rows` rows into `items` in one statement.
 fn insert_items(db: &TestDb, rows: usize) {
     if rows > 0 {
@@ -79,12 +85,9 @@ on_every_backend!(
     |db| {
         let db = db.migrated();
         let server = Server::answering(200);
-        items(&db, 0);
-        db.add_hook(
-            "bulk",
-            "items",
-            "insert",
-            &server.url("/bulk"),
+        bulk_items(
+            &db,
+            &server,
             &["--batch-size", "10", "--signing-secret-env", "HH_SIGNING"],
         );
         db.add_hook("single", "items", "insert", &server.url("/single"), &[]);
@@ -413,14 +416,7 @@ on_every_backend!(
     |db| {
         let db = db.migrated();
         let server = Server::answering(200);
-        items(&db, 0);
-        db.add_hook(
-            "bulk",
-            "items",
-            "insert",
-            &server.url("/bulk"),
-            &["--batch-size", "100"],
-        );
+        bulk_items(&db, &server, &["--batch-size", "100"]);
         insert_items(&db, 250);
         // Before it has claimed one of them, a run does not know the hook sends 100 per
         // request: its first claim is sized for single requests.
