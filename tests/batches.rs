@@ -612,3 +612,103 @@ fn batch_sizes_that_cannot_work_are_refused_and_nothing_is_written() {
     assert_eq!(shown["content_type"], "application/json", "unchanged");
     assert_eq!(shown["batch_size"], 5);
 }
+
+/// The requests `send_callbacks --dry-run` printed: each one's heading lines and body.
+fn dry_run_requests(printed: &str) -> Vec<(String, String)> {
+    let mut requests = Vec::new();
+    let mut heading = String::new();
+    let mut lines = printed.lines();
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            heading.clear();
+        } else if line.starts_with('#') {
+            heading.push_str(line);
+            heading.push('\n');
+        } else if line.starts_with("POST ") {
+            heading.push_str(line);
+            heading.push('\n');
+            // Headers up to a blank line, then the body's one line.
+            for header in lines.by_ref() {
+                if header.is_empty() {
+                    break;
+                }
+                heading.push_str(header);
+                heading.push('\n');
+            }
+            let body = lines.next().unwrap_or_default().to_owned();
+            requests.push((std::mem::take(&mut heading), body));
+        }
+    }
+    requests
+}
+
+on_every_backend!(
+    a_dry_run_shows_the_requests_a_run_sends_batches_and_failures_included,
+    |db| {
+        let db = db.migrated();
+        let server = Server::answering(200);
+        bulk_items(&db, &server, &["--batch-size", "3"]);
+        db.add_hook("single", "items", "insert", &server.url("/single"), &[]);
+        // Its body (1.1 KB) is more than it allows: a run fails it unsent.
+        let padded = format!(
+            r#"{{"id": {{{{ instance.id }}}}, "p": "{}"}}"#,
+            "p".repeat(1100)
+        );
+        db.add_hook(
+            "tiny",
+            "items",
+            "insert",
+            &server.url("/tiny"),
+            &["--max-payload-size", "1KB", "--template", &padded],
+        );
+        insert_items(&db, 4);
+        let out = db.ok(&["send_callbacks", "--dry-run"]);
+        assert!(
+            out.contains("dry run: 12 callback(s) due, 6 request(s); nothing was sent or changed"),
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("# would fail: hook tiny (table items, row ")
+                .count(),
+            4,
+            "{out}"
+        );
+        assert!(out.contains("the body is "), "{out}");
+        let shown = dry_run_requests(&out);
+        let batches: Vec<&(String, String)> = shown
+            .iter()
+            .filter(|(heading, _)| heading.contains(&format!("POST {}\n", server.url("/bulk"))))
+            .collect();
+        assert_eq!(batches.len(), 2, "4 callbacks in batches of 3: {out}");
+        assert!(
+            batches[0].0.contains(
+                "# a request of 3 callback(s) of hook bulk (--batch-size 3), a JSON array in this order:"
+            ),
+            "{out}"
+        );
+        assert!(
+            batches[1].0.contains("# a request of 1 callback(s)"),
+            "{out}"
+        );
+        assert!(server.received().is_empty(), "nothing sent");
+
+        // A run then sends exactly those requests: the same ids, the same bodies.
+        let sent = send(&db, &[]);
+        assert!(sent.contains("sent 8, retried 0, failed 4"), "{sent}");
+        let mut received: Vec<Received> = server
+            .received()
+            .into_iter()
+            .filter(|r| r.path == "/bulk")
+            .collect();
+        received.sort_by_key(|r| r.at);
+        assert_eq!(received.len(), 2);
+        for (request, (heading, body)) in received.iter().zip(&batches) {
+            let id = request.header("webhook-id").unwrap();
+            assert!(
+                heading.contains(&format!("webhook-id: {id}\n")),
+                "{heading}"
+            );
+            assert_eq!(&request.body, body);
+        }
+    }
+);

@@ -138,6 +138,34 @@ on_every_backend!(
             waiting
         );
 
+        // Enqueued in SQL, where nothing checks its size first, it fails when it is
+        // admitted, named by its hook and event (it has no table or row).
+        let data = format!("{{\"x\": \"{}\"}}", "e".repeat(1500));
+        db.sql(&if db.is_postgres() {
+            format!("SELECT httphooks_enqueue('events', 'e', '{data}'::jsonb)")
+        } else if db.is_mysql() {
+            format!("CALL httphooks_enqueue('events', 'e', '{data}')")
+        } else {
+            // SQLite has no SQL helper: the row the `enqueue` command writes.
+            format!(
+                "INSERT INTO httphooks_new_callbacks (version_id, event_type, row_data, created_at) \
+                 SELECT version_id, 'e', json('{data}'), julianday('now') FROM httphooks_hooks \
+                 WHERE name = 'events'"
+            )
+        });
+        let out = db.ok(&["send_callbacks"]);
+        assert!(out.contains("sent 0"), "{out}");
+        let refused: Vec<String> = errors(&db)
+            .iter()
+            .map(|c| c["status_details"].as_str().unwrap().to_owned())
+            .filter(|d| d.starts_with("hook events"))
+            .collect();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].starts_with("hook events (event e): the change's data is 1.5 KB"),
+            "{refused:?}"
+        );
+
         // Sizes that are not sizes, or out of range: refused, nothing written.
         let hooks_before = db.count("SELECT COUNT(*) AS n FROM httphooks_hooks");
         for bad in ["10 parsecs", "100", "2GB"] {

@@ -4,12 +4,15 @@
 use std::process::ExitCode;
 
 use crate::cli::SendArgs;
-use crate::delivery::prepare;
-use crate::engine::{batched, body_of, Engine, Options, StopReason, Summary};
+use std::time::Instant;
+
+use crate::engine::{
+    into_jobs, prepare, Engine, Options, Preparation, StopReason, Summary, Templates,
+};
 use crate::error::{Error, Result};
 use crate::payload::Renderer;
 use crate::storage::callbacks::{self, ClaimFilter};
-use crate::storage::models::Status;
+use crate::storage::models::{Callback, Status};
 use crate::storage::{hooks, Connector, Db};
 
 pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
@@ -199,53 +202,53 @@ fn check_named_callbacks(db: &mut Db, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
+/// Prints the requests a run would send now, grouped as a run groups them (the
+/// engine's own preparation and batching), and what it would fail or hold instead.
 fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
     let due = callbacks::peek_due(db, filter, limit)?;
+    let count = due.len();
+    let max_callback_bytes = db.backend().max_callback_bytes()?;
     let mut renderer = Renderer::new();
+    let mut templates = Templates::new();
+    let mut members = Vec::new();
     // What a real run would hold for its environment, named as the run would name it.
     let mut held: Vec<String> = Vec::new();
-    for callback in &due {
-        let batch = if batched(callback) {
-            let most = callback.settings.batch_size;
-            format!(
-                "; --batch-size {most}: it goes as one element of a JSON array, in a request of up to {most} under a batch_ webhook-id; shown here alone"
-            )
-        } else {
-            String::new()
-        };
-        println!(
-            "# callback {} (hook {}, {} event, attempt {}/{}{batch})",
-            callback.id,
-            callback.hook_name,
-            callback.event_type,
-            callback.attempts + 1,
-            callback.settings.max_attempts
-        );
-        let body = match body_of(&mut renderer, callback) {
-            Ok((body, _)) => body,
-            Err(problem) => {
-                println!("# would fail: hook {}: {problem}\n", callback.hook_name);
-                continue;
+    for callback in due {
+        let heading = heading(&callback);
+        match prepare(&mut renderer, &mut templates, callback, max_callback_bytes) {
+            Preparation::Send(member) => members.push(member),
+            Preparation::Done(outcome) => {
+                println!("# {heading}\n# would fail: {}\n", outcome.status_details)
             }
-        };
-        match prepare(
-            &callback.settings,
-            &callback.content_type,
-            &callback.webhook_id(),
-            &body,
-        ) {
-            Ok(prepared) => println!("{}", prepared.as_text()),
-            Err(problem) => {
-                println!("# would not be sent: {problem}\n");
+            Preparation::Held(_, problem) => {
+                println!("# {heading}\n# would not be sent: {problem}\n");
                 if !held.contains(&problem.problem) {
                     held.push(problem.problem);
                 }
             }
         }
     }
+    let requests = into_jobs(members, &templates, Instant::now());
+    for request in &requests {
+        let first = &request.members[0].callback;
+        if request.batch {
+            println!(
+                "# a request of {} callback(s) of hook {} (--batch-size {}), a JSON array in this order:",
+                request.members.len(),
+                first.hook_name,
+                first.settings.batch_size
+            );
+            for member in &request.members {
+                println!("#   {}", heading(&member.callback));
+            }
+        } else {
+            println!("# {}", heading(first));
+        }
+        println!("{}", request.prepared.as_text());
+    }
     println!(
-        "dry run: {} callback(s) due; nothing was sent or changed",
-        due.len()
+        "dry run: {count} callback(s) due, {} request(s); nothing was sent or changed",
+        requests.len()
     );
     if held.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -254,4 +257,16 @@ fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
         "a run in this environment would hold callbacks because {}; set it for send_callbacks",
         held.join(" and ")
     )))
+}
+
+/// A callback as `--dry-run` names it.
+fn heading(callback: &Callback) -> String {
+    format!(
+        "callback {} (hook {}, {} event, attempt {}/{})",
+        callback.id,
+        callback.hook_name,
+        callback.event_type,
+        callback.attempts + 1,
+        callback.settings.max_attempts
+    )
 }

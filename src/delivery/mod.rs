@@ -549,19 +549,13 @@ pub fn size_failure(callback: &Callback, problem: &str) -> Outcome {
     failure(callback, format!("{problem}; nothing was sent"))
 }
 
-/// A permanent failure before any request, named by hook, table and row.
+/// A permanent failure before any request, named by hook, table and row (a custom
+/// event's by hook and event), as admission names those it refuses.
 fn failure(callback: &Callback, problem: String) -> Outcome {
-    let mut place = Vec::new();
-    if let Some(table) = &callback.table_name {
-        place.push(format!("table {table}"));
-    }
-    if let Some(row) = &callback.object_id {
-        place.push(format!("row {row}"));
-    }
-    let place = if place.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", place.join(", "))
+    let place = match (&callback.table_name, &callback.object_id) {
+        (None, _) => format!(" (event {})", callback.event_type),
+        (Some(table), None) => format!(" (table {table})"),
+        (Some(table), Some(row)) => format!(" (table {table}, row {row})"),
     };
     Outcome {
         callback_id: callback.id,

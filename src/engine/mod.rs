@@ -49,7 +49,7 @@ mod spool;
 mod summary;
 mod tokens;
 
-pub use jobs::{batched, body_of};
+pub use jobs::{body_of, into_jobs, prepare, Preparation, Templates};
 pub use link::RECONNECT_BUDGET;
 use link::{retrying, Link, RetryPolicy};
 use process::RunIdentity;

@@ -358,8 +358,9 @@ impl super::Backend for PgConnection {
                      || lpad(to_hex((random() * 1099511627776)::bigint), 10, '0') \
                      || lpad(to_hex((random() * 1099511627776)::bigint), 10, '0'), \
                    CASE WHEN refusal IS NULL THEN 'waiting' ELSE 'error' END, \
-                   CASE WHEN refusal IS NULL THEN '' ELSE 'hook ' || hook_name || ' (table ' \
-                     || coalesce(table_name, '-') || ', row ' || coalesce(object_id, '-') || '): ' \
+                   CASE WHEN refusal IS NULL THEN '' ELSE 'hook ' || hook_name \
+                     || CASE WHEN table_name IS NULL THEN ' (event ' || event_type || ')' \
+                        ELSE ' (table ' || table_name || coalesce(', row ' || object_id, '') || ')' END || ': ' \
                      || refusal || '; nothing was sent' END, \
                    CASE WHEN refusal IS NULL THEN NULL ELSE {NOW} END \
                  FROM judged ORDER BY id",

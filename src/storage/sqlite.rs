@@ -235,8 +235,9 @@ fn admit_sql() -> &'static str {
                'msg_' || printf('%012x', CAST((made_at - 2440587.5) * 86400000 AS INTEGER)) \
                  || lower(hex(randomblob(10))), \
                CASE WHEN {refused} THEN 'error' ELSE 'waiting' END, \
-               CASE WHEN {refused} THEN 'hook ' || hook_name || ' (table ' || coalesce(table_name, '-') \
-                 || ', row ' || coalesce(object_id, '-') || '): ' \
+               CASE WHEN {refused} THEN 'hook ' || hook_name \
+                 || CASE WHEN table_name IS NULL THEN ' (event ' || event_type || ')' \
+                    ELSE ' (table ' || table_name || coalesce(', row ' || object_id, '') || ')' END || ': ' \
                  || coalesce(problem, 'the change''s data is ' || {size} \
                     || ', more than the hook''s --max-payload-size of ' || {limit} \
                     || '; raise it with `httphooks hooks edit ' || hook_name \

@@ -99,8 +99,10 @@ pub(super) fn admit(conn: &mut MysqlConnection, limit: i64) -> Result<usize> {
                  LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'), \
                  LPAD(HEX(FLOOR(RAND() * 1099511627776)), 10, '0'))), \
                IF(refusal IS NULL, 'waiting', 'error'), \
-               IF(refusal IS NULL, '', CONCAT('hook ', hook_name, ' (table ', COALESCE(table_name, '-'), \
-                 ', row ', COALESCE(object_id, '-'), '): ', refusal, '; nothing was sent')), \
+               IF(refusal IS NULL, '', CONCAT('hook ', hook_name, \
+                 IF(table_name IS NULL, CONCAT(' (event ', event_type, ')'), \
+                   CONCAT(' (table ', table_name, COALESCE(CONCAT(', row ', object_id), ''), ')')), \
+                 ': ', refusal, '; nothing was sent')), \
                IF(refusal IS NULL, NULL, {NOW}) \
              FROM (SELECT m.*, {refusal} AS refusal FROM ({matches}) m) r ORDER BY seq, hook_id",
             matches = matches_of(&list),
