@@ -712,3 +712,78 @@ on_every_backend!(
         }
     }
 );
+
+on_every_backend!(
+    batch_hooks_sharing_a_backlog_with_other_hooks_send_full_batches_at_any_concurrency,
+    |db| {
+        let db = db.migrated();
+        let server = Server::answering(200);
+        bulk_items(&db, &server, &["--batch-size", "100"]);
+        db.add_hook(
+            "few",
+            "items",
+            "insert",
+            &server.url("/few"),
+            &["--batch-size", "7"],
+        );
+        db.add_hook("single", "items", "insert", &server.url("/single"), &[]);
+        for concurrency in ["1", "4"] {
+            let since = std::time::Instant::now();
+            let requests = |path: &str| {
+                server
+                    .received()
+                    .iter()
+                    .filter(|r| r.path == path && r.at >= since)
+                    .count()
+            };
+            // Each row's three callbacks one after the other in the queue.
+            insert_items(&db, 1037);
+            let out = send(&db, &["--concurrency", concurrency]);
+            assert!(out.contains("claimed 3111, sent 3111"), "{out}");
+            assert_eq!(requests("/single"), 1037);
+            assert_eq!(
+                (requests("/bulk"), requests("/few")),
+                (11, 149),
+                "⌈1037/100⌉ and ⌈1037/7⌉ requests at --concurrency {concurrency}"
+            );
+        }
+    }
+);
+
+on_every_backend!(
+    a_short_batch_is_not_held_back_by_another_hooks_backlog,
+    |db| {
+        let db = db.migrated();
+        let server = Server::answering(200);
+        bulk_items(&db, &server, &["--batch-size", "100"]);
+        db.sql(&format!(
+            "CREATE TABLE others ({}, qty INTEGER)",
+            db.id_column()
+        ));
+        db.add_hook("other", "others", "insert", &server.url("/other"), &[]);
+        // Five for the batch hook at the head of the queue, then the other's backlog.
+        insert_items(&db, 5);
+        let values: Vec<&str> = vec!["(1)"; 1000];
+        for _ in 0..20 {
+            db.sql(&format!(
+                "INSERT INTO others (qty) VALUES {}",
+                values.join(",")
+            ));
+        }
+        let started = std::time::Instant::now();
+        let out = send(&db, &["--concurrency", "16"]);
+        let run = started.elapsed();
+        assert!(out.contains("claimed 20005, sent 20005"), "{out}");
+        let batch = server
+            .received()
+            .into_iter()
+            .find(|r| r.path == "/bulk")
+            .expect("the batch was sent");
+        assert_eq!(payloads(&batch).len(), 5);
+        let waited = batch.at.duration_since(started);
+        assert!(
+            waited < run / 2,
+            "the batch went {waited:?} into a run of {run:?}, not soon"
+        );
+    }
+);

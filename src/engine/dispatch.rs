@@ -13,7 +13,7 @@ use super::jobs::{self, Preparation, Templates};
 use super::link::{retrying, Link, RetryPolicy};
 use super::scheduler::{Job, Scheduler, START_MARGIN};
 use super::summary::{StopReason, Summary};
-use super::{Engine, BYTES_PER_WORKER, IDLE_WAIT, RENEW_AHEAD};
+use super::{Engine, BATCHES_PER_WORKER, BYTES_PER_WORKER, IDLE_WAIT, RENEW_AHEAD};
 
 use crate::delivery::EnvProblem;
 use crate::error::Result;
@@ -21,6 +21,10 @@ use crate::payload::Renderer;
 use crate::storage::callbacks::{self, lease_for, Claim, ClaimFilter, Claimed, Outcome};
 use crate::storage::coalesce;
 use crate::storage::models::Callback;
+
+/// The longest a short batch is given back for more of its hook's callbacks to join
+/// it: they may be far behind in the queue, behind other hooks' backlogs.
+const FILL_WAIT: Duration = Duration::from_secs(1);
 
 /// The most callbacks one claim takes: a claim is one write transaction, which on
 /// SQLite holds the application's writers back while it lasts.
@@ -50,9 +54,13 @@ pub(super) struct Dispatch<'a> {
     /// request of such a hook carries this many callbacks, so the run claims and keeps
     /// that many times more callbacks than requests.
     pub(super) batch_factor: usize,
-    /// Callbacks of short batches given back once (see `give_back_unfilled`): next time
-    /// they go as they are, so that a backlog of other hooks cannot hold them back.
-    pub(super) given_back: HashSet<i64>,
+    /// Callbacks of short batches given back (see `give_back_unfilled`), with when they
+    /// first were: after [`FILL_WAIT`] they go as they are, so that a backlog of other
+    /// hooks cannot hold them back.
+    pub(super) given_back: HashMap<i64, Instant>,
+    /// The smallest claim that holds a full batch of every batch hook, by the smallest
+    /// share each had of a full claim so far (see `claim_for_shares`); 0 before any.
+    pub(super) least_claim: usize,
 }
 
 impl Dispatch<'_> {
@@ -122,8 +130,12 @@ impl Engine {
                 continue;
             }
             // Claim in batches, as the window has room.
-            let batch = (self.concurrency() * d.batch_factor).min(MOST_PER_CLAIM);
-            let window = self.window_for(d.batch_factor);
+            let for_workers = self.concurrency() * d.batch_factor;
+            let batch = for_workers
+                .max(d.least_claim.min(for_workers * BATCHES_PER_WORKER))
+                .min(MOST_PER_CLAIM);
+            // Room for the next claim while this one is sent.
+            let window = self.window_for(d.batch_factor).max(2 * batch);
             let room = window.saturating_sub(outstanding);
             if room < batch && outstanding > 0 {
                 d.scheduler.room_wanted.store(true, Ordering::SeqCst);
@@ -153,6 +165,9 @@ impl Engine {
                 .min(MOST_PER_CLAIM as i64)
                 .min(remaining)
                 .min(i64::try_from(byte_room).unwrap_or(i64::MAX));
+            // A claim that goes on after a position (hooks excluded) and comes up short
+            // has reached the end of the queue, but not its head.
+            let from_head = d.filter.after.is_none();
             let before_claim = Instant::now();
             let claimed = retrying(link, &d.policy, |db| {
                 db.write_transaction(|db| {
@@ -210,7 +225,7 @@ impl Engine {
                 before_claim.elapsed(),
             );
             self.settle_unknown_outcomes(link, d, &claimed)?;
-            let full = claimed.len() as i64 == want;
+            let full = claimed.len() as i64 == want || !from_head;
             self.queue_claimed(link, d, claimed, before_claim, full)?;
         }
     }
@@ -288,7 +303,8 @@ impl Engine {
     }
 
     /// Renders and queues claimed callbacks (alone or in batches); gives back those
-    /// held by the environment.
+    /// held by the environment. `full`: more of the queue may follow the claim, so a
+    /// short batch in it may fill.
     fn queue_claimed(
         &self,
         link: &Mutex<Link>,
@@ -298,6 +314,11 @@ impl Engine {
         full: bool,
     ) -> Result<()> {
         let claimed = self.coalesce(link, d, claimed)?;
+        if full {
+            // Never less: a claim made while some hooks' routes were full holds none of
+            // theirs, and says nothing of their shares.
+            d.least_claim = d.least_claim.max(claim_for_shares(&claimed));
+        }
         let largest_batch = claimed
             .iter()
             .map(|c| c.callback.settings.batch_size)
@@ -382,9 +403,10 @@ impl Engine {
 
     /// A claim that came back full ended somewhere in the queue: a batch it left short
     /// may fill with what follows, so it is given back to be claimed with the rest
-    /// (unless it is all the claim holds, or was given back before: then it goes as it
-    /// is). A claim sized before the run knew its hooks' `--batch-size` gives back even
-    /// when that is all it holds: the next claim is sized to fill them.
+    /// (unless it is all the claim holds, or its callbacks were first given back
+    /// [`FILL_WAIT`] ago: then it goes as it is). A claim sized before the run knew its
+    /// hooks' `--batch-size` gives back even when that is all it holds: the next claim
+    /// is sized to fill them.
     fn give_back_unfilled(
         &self,
         link: &Mutex<Link>,
@@ -392,13 +414,15 @@ impl Engine {
         jobs: &mut Vec<Job>,
         sized_too_small: bool,
     ) -> Result<()> {
-        let given_back = std::mem::take(&mut d.given_back);
-        let unfilled = |job: &Job| !job.full && !job.ids().any(|id| given_back.contains(&id));
-        if !sized_too_small && jobs.iter().all(unfilled) {
-            return Ok(());
+        let now = Instant::now();
+        // Those another run took meanwhile are never seen again.
+        d.given_back
+            .retain(|_, first| now.duration_since(*first) < 10 * FILL_WAIT);
+        let (kept, short) =
+            split_unfilled(std::mem::take(jobs), &d.given_back, now, sized_too_small);
+        for id in kept.iter().flat_map(Job::ids) {
+            d.given_back.remove(&id);
         }
-        let (short, kept): (Vec<Job>, Vec<Job>) =
-            std::mem::take(jobs).into_iter().partition(unfilled);
         *jobs = kept;
         let ids: Vec<i64> = short.iter().flat_map(Job::ids).collect();
         if ids.is_empty() {
@@ -410,7 +434,12 @@ impl Engine {
         // Claimed again with the rest: counted then.
         d.summary.claimed -= ids.len();
         d.scheduler.claimed.fetch_sub(ids.len(), Ordering::Relaxed);
-        d.given_back = ids.into_iter().collect();
+        for id in ids {
+            d.given_back.entry(id).or_insert(now);
+        }
+        // They are at the head of the queue: the next claim starts there, not after
+        // this one (as it would while hooks are excluded), so that they fill.
+        d.filter.after = None;
         Ok(())
     }
 
@@ -495,4 +524,110 @@ fn keep_held(jobs: Vec<Job>, held: &HashSet<i64>) -> (Vec<Job>, Vec<i64>) {
         .into_iter()
         .partition(|job| job.ids().all(|id| held.contains(&id)));
     (kept, broken.iter().flat_map(Job::ids).collect())
+}
+
+/// A full claim's requests: those that go now, and the short batches to give back
+/// (see `Engine::give_back_unfilled`).
+fn split_unfilled(
+    jobs: Vec<Job>,
+    given_back: &HashMap<i64, Instant>,
+    now: Instant,
+    sized_too_small: bool,
+) -> (Vec<Job>, Vec<Job>) {
+    let waited = |id: i64| {
+        given_back
+            .get(&id)
+            .is_some_and(|first| now.duration_since(*first) >= FILL_WAIT)
+    };
+    let unfilled = |job: &Job| !job.full && !job.ids().any(waited);
+    if !sized_too_small && jobs.iter().all(unfilled) {
+        return (jobs, Vec::new());
+    }
+    let (short, kept) = jobs.into_iter().partition(unfilled);
+    (kept, short)
+}
+
+/// The claim that would hold a full batch of each batch hook in `claimed` (a full
+/// claim, so a sample of the queue), at its share of it: hooks interleaved in the
+/// queue split a claim between them, and one sized for the largest batch alone would
+/// hold only part of each hook's. A tenth more, as shares vary from claim to claim.
+fn claim_for_shares(claimed: &[Claimed]) -> usize {
+    let mut counts: HashMap<i64, (usize, usize)> = HashMap::new();
+    for claim in claimed.iter().filter(|c| jobs::batched(&c.callback)) {
+        let most = usize::try_from(claim.callback.settings.batch_size).unwrap_or(1);
+        counts
+            .entry(claim.callback.settings_version_id)
+            .or_insert((0, most))
+            .0 += 1;
+    }
+    counts
+        .values()
+        .map(|&(count, most)| (most * claimed.len()).div_ceil(count) * 11 / 10)
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::scheduler::tests::job;
+
+    /// A batch of `ids`, short unless `full`.
+    fn batch(ids: &[i64], full: bool) -> Job {
+        let mut batch = job(ids[0], "http://r", Duration::from_secs(60));
+        let template = batch.members.pop().expect("one member");
+        for &id in ids {
+            let mut callback = template.callback.clone();
+            callback.id = id;
+            batch.members.push(crate::delivery::Member {
+                callback,
+                body: template.body.clone(),
+                rendered_now: false,
+            });
+        }
+        batch.batch = true;
+        batch.full = full;
+        batch
+    }
+
+    fn ids(jobs: &[Job]) -> Vec<Vec<i64>> {
+        jobs.iter().map(|job| job.ids().collect()).collect()
+    }
+
+    #[test]
+    fn short_batches_are_given_back_until_they_have_waited_a_while_for_their_hook() {
+        let now = Instant::now();
+        let claim = || {
+            vec![
+                batch(&[1, 2], false),
+                batch(&[3, 4, 5], true),
+                job(6, "http://r", Duration::from_secs(60)),
+            ]
+        };
+        let (kept, short) = split_unfilled(claim(), &HashMap::new(), now, false);
+        assert_eq!(ids(&kept), [vec![3, 4, 5], vec![6]]);
+        assert_eq!(ids(&short), [vec![1, 2]]);
+
+        // Given back a moment ago: again; given back FILL_WAIT ago: it goes as it is.
+        let lately = HashMap::from([(1, now - FILL_WAIT / 2)]);
+        assert_eq!(
+            ids(&split_unfilled(claim(), &lately, now, false).1),
+            [vec![1, 2]]
+        );
+        let long_ago = HashMap::from([(2, now - FILL_WAIT)]);
+        let (kept, short) = split_unfilled(claim(), &long_ago, now, false);
+        assert_eq!(ids(&kept), [vec![1, 2], vec![3, 4, 5], vec![6]]);
+        assert!(short.is_empty());
+
+        // A claim of short batches alone goes as it is (giving it back would claim the
+        // same again), unless it was sized before the run knew the batch size.
+        let alone = || vec![batch(&[1, 2], false), batch(&[7], false)];
+        assert!(split_unfilled(alone(), &HashMap::new(), now, false)
+            .1
+            .is_empty());
+        assert_eq!(
+            split_unfilled(alone(), &HashMap::new(), now, true).1.len(),
+            2
+        );
+    }
 }

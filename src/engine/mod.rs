@@ -282,6 +282,7 @@ impl Engine {
                 follow: self.options.follow.then(follow::Follow::default),
                 batch_factor: 1,
                 given_back: Default::default(),
+                least_claim: 0,
             };
             let dispatched = self.dispatch(&opened.claims, &mut dispatch, deadline, stopping);
             match dispatched {

@@ -624,4 +624,4 @@ impl Scheduler {
 
 #[cfg(test)]
 #[path = "scheduler_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -5,7 +5,8 @@ use super::*;
 use crate::delivery::http::Request;
 use crate::storage::models::Callback;
 
-fn job(id: i64, route: &str, lease: Duration) -> Job {
+/// A single request of callback `id` (the dispatcher's tests use it too).
+pub(in crate::engine) fn job(id: i64, route: &str, lease: Duration) -> Job {
     let callback = Callback {
         id,
         ..Callback::default()
