@@ -127,7 +127,8 @@ pub struct SendArgs {
     /// `--max-runtime 65s` and the next run takes over.
     #[arg(long, conflicts_with_all = ["dry_run", "callback", "limit"])]
     pub follow: bool,
-    /// Print the requests that would be sent; change nothing.
+    /// Print the requests that would be sent for the oldest due callbacks (1,000, or
+    /// --limit); change nothing.
     #[arg(long = "dry-run", visible_alias = "dry_run")]
     pub dry_run: bool,
     /// Print nothing but errors.

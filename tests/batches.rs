@@ -710,6 +710,39 @@ on_every_backend!(
             );
             assert_eq!(&request.body, body);
         }
+
+        // Under --limit, too: the oldest N, in the same requests, beside other hooks.
+        let since = std::time::Instant::now();
+        insert_items(&db, 10);
+        let out = db.ok(&["send_callbacks", "--dry-run", "--limit", "16"]);
+        assert!(
+            out.contains("dry run: the first 16 due callback(s) (--limit), "),
+            "{out}"
+        );
+        let webhook_ids = |mut ids: Vec<String>| {
+            ids.sort();
+            ids
+        };
+        let shown = webhook_ids(
+            dry_run_requests(&out)
+                .iter()
+                .map(|(heading, _)| {
+                    let at = heading.find("webhook-id: ").unwrap() + "webhook-id: ".len();
+                    heading[at..].lines().next().unwrap().to_owned()
+                })
+                .collect(),
+        );
+        let sent = send(&db, &["--limit", "16"]);
+        assert!(sent.contains("claimed 16"), "{sent}");
+        let received = webhook_ids(
+            server
+                .received()
+                .iter()
+                .filter(|r| r.at >= since)
+                .map(|r| r.header("webhook-id").unwrap().to_owned())
+                .collect(),
+        );
+        assert_eq!(received, shown, "{out}");
     }
 );
 
@@ -787,3 +820,28 @@ on_every_backend!(
         );
     }
 );
+
+on_every_backend!(a_dry_run_says_when_it_shows_only_the_first_thousand, |db| {
+    let db = db.migrated();
+    let server = Server::answering(200);
+    bulk_items(&db, &server, &["--batch-size", "100"]);
+    insert_items(&db, 1001);
+    let out = db.ok(&["send_callbacks", "--dry-run"]);
+    assert!(
+        out.contains(
+            "dry run: the first 1000 due callback(s), and more are due (--limit N shows more;"
+        ),
+        "{}",
+        out.lines().last().unwrap_or_default()
+    );
+    assert!(out
+        .trim_end()
+        .ends_with("10 request(s); nothing was sent or changed"));
+    let out = db.ok(&["send_callbacks", "--dry-run", "--limit", "2000"]);
+    assert!(
+        out.contains("dry run: 1001 callback(s) due, 11 request(s);"),
+        "{}",
+        out.lines().last().unwrap_or_default()
+    );
+    assert!(server.received().is_empty());
+});

@@ -267,7 +267,9 @@ on_every_backend!(every_missing_variable_is_named_at_once, |db| {
         let (code, _, err) = db.run(&args);
         assert_eq!(code, 3, "{args:?}: {err}");
         assert!(
-            err.contains("HH_TEST_KEY, HH_TEST_TOKEN and HH_TEST_SIGNING are not set"),
+            err.contains(
+                "HH_TEST_KEY, HH_TEST_TOKEN and HH_TEST_SIGNING are not set; set them for send_callbacks"
+            ),
             "{args:?}: {err}"
         );
     }

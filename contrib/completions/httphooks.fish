@@ -51,7 +51,7 @@ complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l m
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l metrics-file -l metrics_file -d 'At the end of the run, write Prometheus metrics (node_exporter textfile format) to this file, atomically; one that cannot be written is a warning. Without the flag, the variable HTTPHOOKS_METRICS_FILE names it (empty: none)' -r -F
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l database-url -d 'The database: sqlite://PATH, a file path, postgres://… or mysql://… [default: httphooks.sqlite3]' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l follow -d 'Once the queue is drained, wait for new callbacks and send each as it commits, until --max-runtime (which it needs); run it from cron every minute with `--max-runtime 65s` and the next run takes over'
-complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l dry-run -l dry_run -d 'Print the requests that would be sent; change nothing'
+complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -l dry-run -l dry_run -d 'Print the requests that would be sent for the oldest due callbacks (1,000, or --limit); change nothing'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -s q -l quiet -d 'Print nothing but errors'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send_callbacks" -s h -l help -d 'Print help'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l hook_id -l hook-id -d 'Only callbacks of this hook, by id or name (repeatable)' -r
@@ -62,7 +62,7 @@ complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l m
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l metrics-file -l metrics_file -d 'At the end of the run, write Prometheus metrics (node_exporter textfile format) to this file, atomically; one that cannot be written is a warning. Without the flag, the variable HTTPHOOKS_METRICS_FILE names it (empty: none)' -r -F
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l database-url -d 'The database: sqlite://PATH, a file path, postgres://… or mysql://… [default: httphooks.sqlite3]' -r
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l follow -d 'Once the queue is drained, wait for new callbacks and send each as it commits, until --max-runtime (which it needs); run it from cron every minute with `--max-runtime 65s` and the next run takes over'
-complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l dry-run -l dry_run -d 'Print the requests that would be sent; change nothing'
+complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -l dry-run -l dry_run -d 'Print the requests that would be sent for the oldest due callbacks (1,000, or --limit); change nothing'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -s q -l quiet -d 'Print nothing but errors'
 complete -c httphooks -n "__fish_httphooks_using_subcommand send-callbacks" -s h -l help -d 'Print help'
 complete -c httphooks -n "__fish_httphooks_using_subcommand monitor_callbacks" -l status -d 'The status to count' -r -f -a "waiting\t''

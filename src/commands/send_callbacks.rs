@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::cli::SendArgs;
 use std::time::Instant;
 
+use crate::delivery::EnvProblem;
 use crate::engine::{
     into_jobs, prepare, Engine, Options, Preparation, StopReason, Summary, Templates,
 };
@@ -107,7 +108,7 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         ..ClaimFilter::default()
     };
     if args.dry_run {
-        return dry_run(&mut db, &filter, args.limit.unwrap_or(1000));
+        return dry_run(&mut db, &filter, args.limit);
     }
     drop(db);
     let options = Options {
@@ -136,15 +137,11 @@ pub fn run(url: Option<&str>, args: &SendArgs) -> Result<ExitCode> {
         return Err(failure);
     }
     if !summary.environment_problems.is_empty() {
-        let problems: Vec<String> = summary
-            .environment_problems
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let problems: Vec<EnvProblem> = summary.environment_problems.iter().cloned().collect();
         return Err(Error::environment(format!(
-            "{} callback(s) were not sent because {}; set it for send_callbacks",
+            "{} callback(s) were not sent because {}",
             summary.held,
-            problems.join(" and ")
+            missing_environment(&problems)
         )));
     }
     Ok(ExitCode::SUCCESS)
@@ -202,17 +199,24 @@ fn check_named_callbacks(db: &mut Db, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
+/// The most callbacks `--dry-run` shows without `--limit`.
+const DRY_RUN_MOST: i64 = 1000;
+
 /// Prints the requests a run would send now, grouped as a run groups them (the
 /// engine's own preparation and batching), and what it would fail or hold instead.
-fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
-    let due = callbacks::peek_due(db, filter, limit)?;
+fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: Option<i64>) -> Result<ExitCode> {
+    let most = limit.unwrap_or(DRY_RUN_MOST);
+    // One more than shown, to know whether more are due.
+    let mut due = callbacks::peek_due(db, filter, most.saturating_add(1))?;
+    let more_due = due.len() as i64 > most;
+    due.truncate(usize::try_from(most).unwrap_or(usize::MAX));
     let count = due.len();
     let max_callback_bytes = db.backend().max_callback_bytes()?;
     let mut renderer = Renderer::new();
     let mut templates = Templates::new();
     let mut members = Vec::new();
     // What a real run would hold for its environment, named as the run would name it.
-    let mut held: Vec<String> = Vec::new();
+    let mut held: Vec<EnvProblem> = Vec::new();
     for callback in due {
         let heading = heading(&callback);
         match prepare(&mut renderer, &mut templates, callback, max_callback_bytes) {
@@ -222,8 +226,8 @@ fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
             }
             Preparation::Held(_, problem) => {
                 println!("# {heading}\n# would not be sent: {problem}\n");
-                if !held.contains(&problem.problem) {
-                    held.push(problem.problem);
+                if !held.contains(&problem) {
+                    held.push(problem);
                 }
             }
         }
@@ -246,17 +250,33 @@ fn dry_run(db: &mut Db, filter: &ClaimFilter, limit: i64) -> Result<ExitCode> {
         }
         println!("{}", request.prepared.as_text());
     }
+    let shown = match (more_due, limit) {
+        (false, _) => format!("{count} callback(s) due"),
+        (true, Some(_)) => format!("the first {count} due callback(s) (--limit)"),
+        (true, None) => format!(
+            "the first {count} due callback(s), and more are due (--limit N shows more; \
+             a batch cut short here may go fuller)"
+        ),
+    };
     println!(
-        "dry run: {count} callback(s) due, {} request(s); nothing was sent or changed",
+        "dry run: {shown}, {} request(s); nothing was sent or changed",
         requests.len()
     );
     if held.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     Err(Error::environment(format!(
-        "a run in this environment would hold callbacks because {}; set it for send_callbacks",
-        held.join(" and ")
+        "a run in this environment would hold callbacks because {}",
+        missing_environment(&held)
     )))
+}
+
+/// What the environment lacks, and the fix: "… is not set; set it for send_callbacks".
+fn missing_environment(problems: &[EnvProblem]) -> String {
+    let variables: usize = problems.iter().map(|p| p.variables.len()).sum();
+    let what = if variables > 1 { "them" } else { "it" };
+    let problems: Vec<&str> = problems.iter().map(|p| p.problem.as_str()).collect();
+    format!("{}; set {what} for send_callbacks", problems.join(" and "))
 }
 
 /// A callback as `--dry-run` names it.

@@ -22,9 +22,19 @@ use crate::storage::callbacks::{self, lease_for, Claim, ClaimFilter, Claimed, Ou
 use crate::storage::coalesce;
 use crate::storage::models::Callback;
 
-/// The longest a short batch is given back for more of its hook's callbacks to join
-/// it: they may be far behind in the queue, behind other hooks' backlogs.
+/// A short batch is given back for more of its hook's callbacks to join it (they may
+/// be behind other hooks' backlogs) until it has been given back twice and for this
+/// long: then it goes as it is, so that no backlog holds it back for long. Both, as a
+/// claim may come seconds after the last (one worker, a large admission).
 const FILL_WAIT: Duration = Duration::from_secs(1);
+const FILL_TRIES: u32 = 2;
+
+/// A callback of a short batch given back: when first, and how many times.
+#[derive(Clone, Copy)]
+pub(super) struct GivenBack {
+    first: Instant,
+    times: u32,
+}
 
 /// The most callbacks one claim takes: a claim is one write transaction, which on
 /// SQLite holds the application's writers back while it lasts.
@@ -54,10 +64,9 @@ pub(super) struct Dispatch<'a> {
     /// request of such a hook carries this many callbacks, so the run claims and keeps
     /// that many times more callbacks than requests.
     pub(super) batch_factor: usize,
-    /// Callbacks of short batches given back (see `give_back_unfilled`), with when they
-    /// first were: after [`FILL_WAIT`] they go as they are, so that a backlog of other
-    /// hooks cannot hold them back.
-    pub(super) given_back: HashMap<i64, Instant>,
+    /// Callbacks of short batches given back (see `give_back_unfilled`): when they first
+    /// were, and how many times.
+    pub(super) given_back: HashMap<i64, GivenBack>,
     /// The smallest claim that holds a full batch of every batch hook, by the smallest
     /// share each had of a full claim so far (see `claim_for_shares`); 0 before any.
     pub(super) least_claim: usize,
@@ -225,7 +234,11 @@ impl Engine {
                 before_claim.elapsed(),
             );
             self.settle_unknown_outcomes(link, d, &claimed)?;
-            let full = claimed.len() as i64 == want || !from_head;
+            // A claim sized by what is left of --limit is the run's last: nothing
+            // follows it to fill a short batch, which goes as it is (so a run sends the
+            // oldest N, as --dry-run --limit N shows them).
+            let last = want == remaining;
+            let full = !last && (claimed.len() as i64 == want || !from_head);
             self.queue_claimed(link, d, claimed, before_claim, full)?;
         }
     }
@@ -372,7 +385,7 @@ impl Engine {
         }
         let mut jobs = jobs::into_jobs(members, &d.templates, claimed_at);
         if full && !named {
-            self.give_back_unfilled(link, d, &mut jobs, sized_too_small)?;
+            self.give_back_unfilled(link, d, &mut jobs, sized_too_small, claimed_at)?;
         }
         for job in &jobs {
             for member in &job.members {
@@ -413,13 +426,20 @@ impl Engine {
         d: &mut Dispatch,
         jobs: &mut Vec<Job>,
         sized_too_small: bool,
+        claimed_at: Instant,
     ) -> Result<()> {
         let now = Instant::now();
         // Those another run took meanwhile are never seen again.
         d.given_back
-            .retain(|_, first| now.duration_since(*first) < 10 * FILL_WAIT);
-        let (kept, short) =
-            split_unfilled(std::mem::take(jobs), &d.given_back, now, sized_too_small);
+            .retain(|_, given| now.duration_since(given.first) < 100 * FILL_WAIT);
+        // Their wait ends when the claim that brought them back began: a slow claim
+        // (a large admission) is no time they could have filled in.
+        let (kept, short) = split_unfilled(
+            std::mem::take(jobs),
+            &d.given_back,
+            claimed_at,
+            sized_too_small,
+        );
         for id in kept.iter().flat_map(Job::ids) {
             d.given_back.remove(&id);
         }
@@ -435,7 +455,13 @@ impl Engine {
         d.summary.claimed -= ids.len();
         d.scheduler.claimed.fetch_sub(ids.len(), Ordering::Relaxed);
         for id in ids {
-            d.given_back.entry(id).or_insert(now);
+            d.given_back
+                .entry(id)
+                .or_insert(GivenBack {
+                    first: now,
+                    times: 0,
+                })
+                .times += 1;
         }
         // They are at the head of the queue: the next claim starts there, not after
         // this one (as it would while hooks are excluded), so that they fill.
@@ -530,14 +556,14 @@ fn keep_held(jobs: Vec<Job>, held: &HashSet<i64>) -> (Vec<Job>, Vec<i64>) {
 /// (see `Engine::give_back_unfilled`).
 fn split_unfilled(
     jobs: Vec<Job>,
-    given_back: &HashMap<i64, Instant>,
+    given_back: &HashMap<i64, GivenBack>,
     now: Instant,
     sized_too_small: bool,
 ) -> (Vec<Job>, Vec<Job>) {
     let waited = |id: i64| {
-        given_back
-            .get(&id)
-            .is_some_and(|first| now.duration_since(*first) >= FILL_WAIT)
+        given_back.get(&id).is_some_and(|given| {
+            given.times >= FILL_TRIES && now.saturating_duration_since(given.first) >= FILL_WAIT
+        })
     };
     let unfilled = |job: &Job| !job.full && !job.ids().any(waited);
     if !sized_too_small && jobs.iter().all(unfilled) {
@@ -608,13 +634,23 @@ mod tests {
         assert_eq!(ids(&kept), [vec![3, 4, 5], vec![6]]);
         assert_eq!(ids(&short), [vec![1, 2]]);
 
-        // Given back a moment ago: again; given back FILL_WAIT ago: it goes as it is.
-        let lately = HashMap::from([(1, now - FILL_WAIT / 2)]);
+        // Given back once, or a moment ago: again; given back twice, FILL_WAIT ago: it
+        // goes as it is.
+        let given = |since: Duration, times: u32| GivenBack {
+            first: now - since,
+            times,
+        };
+        let once = HashMap::from([(1, given(FILL_WAIT * 5, 1))]);
+        assert_eq!(
+            ids(&split_unfilled(claim(), &once, now, false).1),
+            [vec![1, 2]]
+        );
+        let lately = HashMap::from([(1, given(FILL_WAIT / 2, FILL_TRIES))]);
         assert_eq!(
             ids(&split_unfilled(claim(), &lately, now, false).1),
             [vec![1, 2]]
         );
-        let long_ago = HashMap::from([(2, now - FILL_WAIT)]);
+        let long_ago = HashMap::from([(2, given(FILL_WAIT, FILL_TRIES))]);
         let (kept, short) = split_unfilled(claim(), &long_ago, now, false);
         assert_eq!(ids(&kept), [vec![1, 2], vec![3, 4, 5], vec![6]]);
         assert!(short.is_empty());

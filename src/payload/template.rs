@@ -129,7 +129,8 @@ fn describe(error: &Error) -> PayloadError {
     let what = match error.kind() {
         ErrorKind::UndefinedError => "refers to a value that does not exist".to_owned(),
         ErrorKind::SyntaxError => "has a syntax error".to_owned(),
-        kind => kind.to_string(),
+        // minijinja's own words are a noun phrase ("invalid operation").
+        kind => format!("fails: {kind}"),
     };
     let mut message = format!("the template {what}");
     if let Some(detail) = error.detail() {
@@ -392,6 +393,21 @@ mod tests {
         assert_eq!(
             error,
             "instance.nope: instance has no key nope (keys: id) (template line 2)"
+        );
+    }
+
+    #[test]
+    fn a_failing_operation_is_one_sentence_naming_the_line() {
+        let error = render(
+            r#"{"x": {{ 10 // instance.z }}}"#,
+            ContentType::Json,
+            json!({"instance": {"z": 0}}),
+        )
+        .unwrap_err();
+        assert!(
+            error.starts_with("the template fails: invalid operation (")
+                && error.ends_with(" at line 1"),
+            "{error}"
         );
     }
 
