@@ -416,10 +416,10 @@ impl Engine {
 
     /// A claim that came back full ended somewhere in the queue: a batch it left short
     /// may fill with what follows, so it is given back to be claimed with the rest
-    /// (unless it is all the claim holds, or its callbacks were first given back
-    /// [`FILL_WAIT`] ago: then it goes as it is). A claim sized before the run knew its
-    /// hooks' `--batch-size` gives back even when that is all it holds: the next claim
-    /// is sized to fill them.
+    /// (unless it is all the claim holds, or its callbacks were given back
+    /// [`FILL_TRIES`] times, the first [`FILL_WAIT`] ago: then it goes as it is). A
+    /// claim sized before the run knew its hooks' `--batch-size` gives back even when
+    /// that is all it holds: the next claim is sized to fill them.
     fn give_back_unfilled(
         &self,
         link: &Mutex<Link>,
