@@ -110,10 +110,10 @@ pub struct SendArgs {
     #[arg(long = "callback", visible_alias = "callbacks", value_name = "ID", num_args = 1..)]
     pub callback: Vec<i64>,
     /// Claim at most N callbacks in this run.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub limit: Option<i64>,
     /// Requests in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_name = "N", default_value_t = 16, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// Stop claiming after this long (e.g. 50s, 5m), so cron runs never pile up.
     #[arg(
@@ -168,28 +168,28 @@ pub struct MonitorArgs {
     pub status: Option<Status>,
     /// Exit 1 when the count is greater than this.
     #[arg(long = "callbacks_limit", visible_alias = "callbacks-limit", default_value_t = 10, value_name = "N",
-          value_parser = clap::value_parser!(i64).range(0..))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
     pub callbacks_limit: i64,
     /// Count only callbacks changed in the last M minutes (all of them without it).
     #[arg(long = "minutes_ago", visible_alias = "minutes-ago", value_name = "M",
-          value_parser = clap::value_parser!(i64).range(0..))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
     pub minutes_ago: Option<i64>,
     /// Exit 1 when the oldest due callback has waited longer than this (a stopped cron,
     /// a stuck run, a dead endpoint).
-    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
+    #[arg(long, value_name = "MINUTES", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
     pub lag: Option<i64>,
     /// Exit 1 when no send_callbacks run finished in this time (a dead man's switch).
     #[arg(long = "no-run-since", visible_alias = "no_run_since", value_name = "MINUTES",
-          value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
     pub no_run_since: Option<i64>,
     /// Nagios plugin output: one status line with performance data, exit 0/1/2/3.
     #[arg(long)]
     pub nagios: bool,
     /// --nagios with one check: WARNING above this (in the check's unit: callbacks or minutes).
-    #[arg(long, requires = "nagios", value_name = "N", value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
+    #[arg(long, requires = "nagios", value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
     pub warning: Option<i64>,
     /// --nagios with one check: CRITICAL above this (default: the check's own limit).
-    #[arg(long, requires = "nagios", value_name = "N", value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
+    #[arg(long, requires = "nagios", value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=MAX_MINUTES))]
     pub critical: Option<i64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -281,7 +281,7 @@ pub struct BackfillArgs {
     pub condition: Option<String>,
     /// Rows per batch; each batch is one short transaction.
     #[arg(long = "chunk-size", visible_alias = "chunk_size", value_name = "N", default_value_t = 1000,
-          value_parser = clap::value_parser!(i64).range(1..=100_000))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub chunk_size: i64,
     /// Go on after this key (a JSON array, as a stopped backfill prints it).
     #[arg(long, value_name = "KEY")]
@@ -339,19 +339,23 @@ pub struct HookDefinition {
     /// Comma-separated columns: an update fires only if one of them changed.
     #[arg(long = "when-changed", value_delimiter = ',', value_name = "COL,…")]
     pub when_changed: Option<Vec<String>>,
-    #[arg(long, value_name = "DURATION", help = format!(
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, help = format!(
         "Request timeout, e.g. 1500ms [new hooks: {}s]",
         HookSettings::DEFAULT_TIMEOUT_MS / 1000
     ))]
     pub timeout: Option<humantime::Duration>,
-    #[arg(long = "max-attempts", value_name = "N", help = format!(
+    #[arg(long = "max-attempts", value_name = "N", allow_negative_numbers = true, help = format!(
         "Attempts before a callback becomes an error [new hooks: {}]",
         HookSettings::DEFAULT_MAX_ATTEMPTS
     ))]
     pub max_attempts: Option<i32>,
     /// The most one callback may hold, its change's data and its body, e.g. 1MB, 512KB: a
     /// larger one fails alone, at once, saying why [new hooks: 10MB]
-    #[arg(long = "max-payload-size", value_name = "SIZE")]
+    #[arg(
+        long = "max-payload-size",
+        value_name = "SIZE",
+        allow_negative_numbers = true
+    )]
     pub max_payload_size: Option<String>,
     /// How to authenticate: none, basic, bearer or oauth2-client-credentials.
     #[arg(long, value_parser = ["none", "basic", "bearer", "oauth2-client-credentials"])]
@@ -458,7 +462,7 @@ pub enum CallbacksCommand {
         hook: Option<String>,
         #[command(flatten)]
         made: MadeBetween,
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
         /// Count the callbacks instead of listing them: per hook, per reason (the
         /// outcome without its attempt numbers), or both (`hook,reason`).

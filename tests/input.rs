@@ -512,12 +512,66 @@ fn commands_that_only_read_never_create_a_database() {
 }
 
 #[test]
-fn a_negative_batch_size_is_named_as_out_of_range() {
+fn a_negative_number_is_named_as_out_of_range_and_changes_nothing() {
     let db = TestDb::sqlite().migrated();
-    let (code, out, err) = db.run(&["delete_old_callbacks", "30", "--batch-size", "-1"]);
-    assert_eq!(code, 2, "{out}{err}");
-    assert!(err.contains("-1 is not in 1.."), "{err}");
-    assert!(!err.contains("unexpected argument"), "{err}");
+    db.sql("CREATE TABLE t (id INTEGER PRIMARY KEY)");
+    db.add_hook("h", "t", "insert", "http://127.0.0.1:9/", &[]);
+    let hook = db.ok(&["hooks", "show", "h", "--format", "json"]);
+    for (args, named) in [
+        (
+            &["delete_old_callbacks", "30", "--batch-size", "-1"][..],
+            "-1 is not in 1..",
+        ),
+        (&["delete_old_callbacks", "-1"], "-1 is not in 0.."),
+        (&["send_callbacks", "--limit", "-1"], "-1 is not in 1.."),
+        (
+            &["send_callbacks", "--dry-run", "--limit", "-1"],
+            "-1 is not in 1..",
+        ),
+        (
+            &["send_callbacks", "--concurrency", "-1"],
+            "-1 is not in 1..=1024",
+        ),
+        (
+            &[
+                "monitor_callbacks",
+                "--status",
+                "error",
+                "--minutes_ago",
+                "-1",
+            ],
+            "-1 is not in 0..",
+        ),
+        (
+            &[
+                "monitor_callbacks",
+                "--status",
+                "error",
+                "--callbacks_limit",
+                "-1",
+            ],
+            "-1 is not in 0..",
+        ),
+        (&["callbacks", "list", "--limit", "-1"], "-1 is not in 1.."),
+        (
+            &["hooks", "edit", "h", "--max-attempts", "-1"],
+            "--max-attempts must be between",
+        ),
+        (
+            &["hooks", "edit", "h", "--max-payload-size", "-1"],
+            "\"-1\" is not a size",
+        ),
+        (
+            &["hooks", "edit", "h", "--timeout", "-1"],
+            "for '--timeout <DURATION>'",
+        ),
+    ] {
+        let (code, out, err) = db.run(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(named), "{args:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+    assert_eq!(db.ok(&["hooks", "show", "h", "--format", "json"]), hook);
 }
 
 /// Every example in `--help` parses as written (their commands need a database to run;
