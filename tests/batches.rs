@@ -845,3 +845,76 @@ on_every_backend!(a_dry_run_says_when_it_shows_only_the_first_thousand, |db| {
     );
     assert!(server.received().is_empty());
 });
+
+on_every_backend!(
+    a_hanging_batch_receiver_and_a_429_hold_back_only_their_own_batches,
+    |db| {
+        let db = db.migrated();
+        let server = Server::start(|request| match request.path.as_str() {
+            "/hang" => Reply::Hang,
+            "/busy" => Reply::WithHeaders(
+                429,
+                vec![("Retry-After".to_owned(), "120".to_owned())],
+                String::new(),
+            ),
+            _ => Reply::Status(200),
+        });
+        items(&db, 0);
+        for (name, path) in [("hang", "/hang"), ("busy", "/busy"), ("ok", "/ok")] {
+            db.add_hook(
+                name,
+                "items",
+                "insert",
+                &server.url(path),
+                &["--batch-size", "5", "--timeout", "1s"],
+            );
+        }
+        insert_items(&db, 10);
+        let started = std::time::Instant::now();
+        let out = send(&db, &["--max-runtime", "30s"]);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "a hanging receiver holds the run only for its timeout: {out}"
+        );
+        assert!(out.contains("sent 10, retried 20, failed 0"), "{out}");
+        let received = server.received();
+        let requests = |path: &str| received.iter().filter(|r| r.path == path).count();
+        assert_eq!(
+            (requests("/ok"), requests("/busy"), requests("/hang")),
+            (2, 2, 2),
+            "one request per batch of 5"
+        );
+        let waiting = |hook: &str| -> Vec<Value> {
+            json(&db.ok(&[
+                "callbacks",
+                "list",
+                "--hook",
+                hook,
+                "--status",
+                "waiting",
+                "--format",
+                "json",
+            ]))
+            .as_array()
+            .unwrap()
+            .clone()
+        };
+        // The 429's Retry-After holds every callback of its batches for two minutes.
+        let now = chrono::Utc::now();
+        let busy = waiting("busy");
+        assert_eq!(busy.len(), 10);
+        for callback in busy {
+            let due =
+                chrono::DateTime::parse_from_rfc3339(callback["next_attempt_at"].as_str().unwrap())
+                    .unwrap();
+            assert!(due > now + chrono::Duration::seconds(100), "{callback}");
+        }
+        let hung = waiting("hang");
+        assert_eq!(hung.len(), 10);
+        let id = hung[0]["id"].as_i64().unwrap().to_string();
+        let shown = json(&db.ok(&["callbacks", "show", &id, "--format", "json"]));
+        let attempt = &shown["attempts_log"][0];
+        assert_eq!(attempt["error"]["kind"], "timeout", "{attempt}");
+        assert!(attempt["batch"].as_str().unwrap().starts_with("batch_"));
+    }
+);
