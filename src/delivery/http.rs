@@ -11,10 +11,11 @@ use std::time::Duration;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{Connector, NextTimeout, RustlsConnector};
 use ureq::Agent;
 
 use super::headers::Header;
+use super::socket::SocketConnector;
 use super::target::Policy;
 
 /// Response bodies are kept up to this size; the rest is not read.
@@ -158,9 +159,11 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(10)))
             .build();
         Client {
+            // ureq's chain without its proxies (none are configured), on a socket that
+            // makes fewer system calls (see socket.rs).
             agent: Agent::with_parts(
                 config,
-                DefaultConnector::default(),
+                ().chain(SocketConnector).chain(RustlsConnector::default()),
                 CheckingResolver { policy },
             ),
             tls_by_ca_file: Mutex::new(HashMap::new()),

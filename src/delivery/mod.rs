@@ -15,6 +15,7 @@ pub mod headers;
 pub mod http;
 pub mod retry;
 pub mod signing;
+mod socket;
 pub mod target;
 
 use auth::{Auth, Credentials, OAuth2Client, TokenCache, TokenSource};
