@@ -815,6 +815,102 @@ on_every_backend!(
     }
 );
 
+on_every_backend!(
+    a_keep_alive_connection_the_receiver_closed_costs_no_failed_attempt,
+    |db| {
+        // A receiver that closes each connection after answering, without saying so: the
+        // next request finds its pooled connection closed before any answer, and goes
+        // again at once on a new one instead of failing (and waiting for its retry).
+        let db = db.migrated();
+        items(&db);
+        let server = Server::start(|_| Reply::StatusThenClose(200));
+        db.add_hook("items", "items", "insert", &server.url("/in"), &[]);
+        for i in 0..20 {
+            db.sql(&format!(
+                "INSERT INTO items (name, qty) VALUES ('n{i}', {i})"
+            ));
+        }
+        let out = db.ok(&["send_callbacks", "--concurrency", "1"]);
+        let first_time = db.count(
+            "SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE status = 'sent' AND attempts = 1",
+        );
+        assert_eq!(first_time, 20, "each sent at its first attempt: {out}");
+        assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_attempts"), 20);
+        let received = server.received();
+        let ids: std::collections::HashSet<_> = received
+            .iter()
+            .map(|r| r.header("webhook-id").unwrap().to_owned())
+            .collect();
+        assert_eq!((received.len(), ids.len()), (20, 20), "each received once");
+    }
+);
+
+/// A port on 127.0.0.1 whose connections never complete: a listener with a backlog of
+/// none, its queue filled, so that the kernel drops new connection requests.
+struct Unreachable {
+    fd: i32,
+    port: u16,
+    _queued: Vec<std::net::TcpStream>,
+}
+
+impl Unreachable {
+    fn new() -> Unreachable {
+        use std::mem::size_of;
+        // SAFETY: plain socket calls on a socket this function owns, with an address
+        // struct of the size given.
+        let (fd, port) = unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            let mut address: libc::sockaddr_in = std::mem::zeroed();
+            address.sin_family = libc::AF_INET as libc::sa_family_t;
+            address.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+            let mut length = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let raw = &mut address as *mut libc::sockaddr_in as *mut libc::sockaddr;
+            assert_eq!(libc::bind(fd, raw, length), 0);
+            assert_eq!(libc::listen(fd, 0), 0);
+            assert_eq!(libc::getsockname(fd, raw, &mut length), 0);
+            (fd, u16::from_be(address.sin_port))
+        };
+        let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut queued = Vec::new();
+        for _ in 0..10 {
+            match std::net::TcpStream::connect_timeout(&target, Duration::from_millis(200)) {
+                Ok(stream) => queued.push(stream),
+                Err(_) => break,
+            }
+        }
+        Unreachable {
+            fd,
+            port,
+            _queued: queued,
+        }
+    }
+}
+
+impl Drop for Unreachable {
+    fn drop(&mut self) {
+        // SAFETY: closes the socket made in `new`, once.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+on_every_backend!(
+    a_target_that_cannot_be_reached_in_time_is_named_as_such,
+    |db| {
+        let db = db.migrated();
+        items(&db);
+        let unreachable = Unreachable::new();
+        let url = format!("http://127.0.0.1:{}/in", unreachable.port);
+        db.add_hook("items", "items", "insert", &url, &["--timeout", "500ms"]);
+        db.sql("INSERT INTO items (name, qty) VALUES ('a', 1)");
+        let started = Instant::now();
+        db.ok(&["send_callbacks"]);
+        let took = started.elapsed();
+        let message = db.text("SELECT error_message AS v FROM httphooks_attempts");
+        assert_eq!(message.as_deref(), Some("could not connect within 500ms"));
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+);
+
 /// Waits for a child process; returns its exit code and the CPU time it used (user and
 /// system), which only `wait4` reports for one child.
 fn wait_with_cpu(child: std::process::Child) -> (i32, Duration) {

@@ -7,7 +7,16 @@
 //! until it waits for the answer and sends it in one `send`, sets a timeout only when
 //! the time left has moved by more than [`TIMEOUT_SLACK`], and checks a connection with
 //! one non-blocking peek. TLS (rustls) runs on top of it, as on ureq's.
+//!
+//! A connection writes as ureq's did until it has been back in the pool once: its
+//! first request then goes out after the TLS handshake's last message rather than in
+//! the same packet (a server that has not turned Nagle's algorithm off would otherwise
+//! hold its answer back for the client's delayed ACK, 40 ms). And it tells
+//! [`Client::send`](super::http::Client::send) when a pooled connection turned out to
+//! be closed before any answer came, so that the request goes again at once on a new
+//! one rather than failing.
 
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -19,6 +28,19 @@ use ureq::unversioned::transport::{
     Transport,
 };
 use ureq::Timeout;
+
+thread_local! {
+    /// Set by a pooled connection found closed before any answer came (ureq does its
+    /// I/O on the calling thread).
+    static CLOSED_WHILE_POOLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the last request on this thread failed because the pooled connection it
+/// went on had been closed by the server, before any answer came: the server cannot
+/// have read it, so it may go again at once. Reads and clears.
+pub fn closed_while_pooled() -> bool {
+    CLOSED_WHILE_POOLED.with(|closed| closed.replace(false))
+}
 
 /// How far a socket's timeout may be from the time left before it is set again: a
 /// thirty-second of the time left, at most this. A hook's timeout is thus kept to
@@ -73,7 +95,7 @@ fn connect(details: &ConnectionDetails) -> Result<TcpStream, ureq::Error> {
             Some(budget) => {
                 let left = budget.saturating_sub(started.elapsed());
                 if left.is_zero() {
-                    return Err(ureq::Error::Timeout(details.timeout.reason));
+                    return Err(ureq::Error::Timeout(Timeout::Connect));
                 }
                 let share = if index + 1 == addresses.len() {
                     left
@@ -86,7 +108,9 @@ fn connect(details: &ConnectionDetails) -> Result<TcpStream, ureq::Error> {
         match attempt {
             Ok(stream) => return Ok(stream),
             Err(error) if error.kind() == io::ErrorKind::TimedOut => {
-                last_error = Some(ureq::Error::Timeout(details.timeout.reason));
+                // Named as the connect's, whichever deadline it was: the message says
+                // the target could not be reached, not that it did not answer.
+                last_error = Some(ureq::Error::Timeout(Timeout::Connect));
             }
             // Refused or unroutable concerns this address alone: try the next one.
             Err(error)
@@ -120,6 +144,10 @@ pub struct Socket {
     buffers: SocketBuffers,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// Back from the pool at least once: requests are kept and sent whole.
+    pooled: bool,
+    /// Bytes came in since the request was written.
+    answered: bool,
 }
 
 /// ureq's input buffer, and an output buffer that keeps what ureq transmits until the
@@ -188,6 +216,26 @@ impl Socket {
             },
             read_timeout: None,
             write_timeout: None,
+            pooled: false,
+            answered: false,
+        }
+    }
+
+    /// Notes a request that found its pooled connection closed: `error` is None for
+    /// the connection's end read before any answer.
+    fn note_closed(&self, error: Option<&io::Error>) {
+        let closed = error.is_none_or(|error| {
+            matches!(
+                error.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::NotConnected
+                    | io::ErrorKind::UnexpectedEof
+            )
+        });
+        if closed && self.pooled && !self.answered {
+            CLOSED_WHILE_POOLED.with(|flag| flag.set(true));
         }
     }
 
@@ -204,9 +252,10 @@ impl Socket {
         })?;
         let kept = &self.buffers.output[..self.buffers.kept];
         self.buffers.kept = 0;
-        (&*self.stream)
-            .write_all(kept)
-            .map_err(|error| io_error(error, timeout.reason))
+        (&*self.stream).write_all(kept).map_err(|error| {
+            self.note_closed(Some(&error));
+            io_error(error, timeout.reason)
+        })
     }
 }
 
@@ -217,8 +266,9 @@ impl Transport for Socket {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         time_left(&timeout.for_write())?;
+        self.answered = false;
         self.buffers.kept += amount;
-        if self.buffers.kept >= self.buffers.output_size {
+        if !self.pooled || self.buffers.kept >= self.buffers.output_size {
             self.flush(timeout)?;
         }
         Ok(())
@@ -243,9 +293,17 @@ impl Transport for Socket {
                     stream.set_read_timeout(Some(left))?;
                     self.read_timeout = Some(left);
                 }
-                result => break result.map_err(|error| io_error(error, timeout.reason))?,
+                Err(error) => {
+                    self.note_closed(Some(&error));
+                    return Err(io_error(error, timeout.reason));
+                }
+                Ok(read) => break read,
             }
         };
+        if read == 0 {
+            self.note_closed(None);
+        }
+        self.answered |= read > 0;
         self.buffers.input_appended(read);
         Ok(read > 0)
     }
@@ -254,6 +312,8 @@ impl Transport for Socket {
     /// and bytes nobody asked for mean the connection cannot be trusted with the next
     /// request.
     fn is_open(&mut self) -> bool {
+        // ureq asks when a connection goes back to the pool and when it comes out.
+        self.pooled = true;
         let mut byte = 0u8;
         loop {
             // SAFETY: recv writes at most one byte into `byte`, which outlives the call.
@@ -361,6 +421,13 @@ mod tests {
     #[test]
     fn a_request_goes_out_whole_when_its_answer_is_awaited() {
         let (mut socket, mut peer) = pair(1024);
+        // A new connection writes at once, as ureq's (a TLS handshake's last message
+        // goes out alone).
+        transmit(&mut socket, b"first");
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(waiting(&peer), b"first");
+        // Back from the pool, it keeps the request until the answer is awaited.
+        assert!(socket.is_open());
         transmit(&mut socket, b"POST / HTTP/1.1\r\ncontent-length: 4\r\n\r\n");
         transmit(&mut socket, b"body");
         std::thread::sleep(Duration::from_millis(20));
@@ -383,6 +450,7 @@ mod tests {
     #[test]
     fn a_body_larger_than_the_buffer_goes_out_as_it_is_written_and_in_order() {
         let (mut socket, peer) = pair(1024);
+        assert!(socket.is_open());
         let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
         for chunk in body.chunks(700) {
             transmit(&mut socket, chunk);
@@ -410,6 +478,52 @@ mod tests {
         assert!(took < Duration::from_millis(1000), "{took:?}");
         let error = socket.await_input(within(0)).unwrap_err();
         assert!(matches!(error, ureq::Error::Timeout(_)), "{error:?}");
+    }
+
+    #[test]
+    fn a_request_that_finds_its_pooled_connection_closed_unanswered_is_told_apart() {
+        let request = b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n";
+        // Closed by the server while pooled: the request may go again.
+        let (mut socket, peer) = pair(1024);
+        assert!(socket.is_open());
+        drop(peer);
+        transmit(&mut socket, request);
+        closed_while_pooled();
+        let result = socket.await_input(within(1000));
+        assert!(
+            matches!(result, Ok(false) | Err(ureq::Error::Io(_))),
+            "{result:?}"
+        );
+        assert!(closed_while_pooled());
+        assert!(!closed_while_pooled(), "read once");
+
+        // A new connection closed: not told (it was the server's answer to the request).
+        let (mut socket, peer) = pair(1024);
+        drop(peer);
+        transmit(&mut socket, request);
+        let _ = socket.await_input(within(1000));
+        assert!(!closed_while_pooled());
+
+        // Closed after part of an answer came: the server read the request.
+        let (mut socket, peer) = pair(1024);
+        assert!(socket.is_open());
+        transmit(&mut socket, request);
+        let answer = std::thread::spawn(move || {
+            let mut buffer = [0; 64];
+            let _ = (&peer).read(&mut buffer).unwrap();
+            (&peer).write_all(b"HTTP/1.1 200").unwrap();
+        });
+        assert!(socket.await_input(within(1000)).unwrap());
+        answer.join().unwrap();
+        let _ = socket.await_input(within(1000));
+        assert!(!closed_while_pooled());
+
+        // No answer in time is a timeout, not a closed connection.
+        let (mut socket, _peer) = pair(1024);
+        assert!(socket.is_open());
+        transmit(&mut socket, request);
+        assert!(socket.await_input(within(100)).is_err());
+        assert!(!closed_while_pooled());
     }
 
     #[test]
