@@ -815,36 +815,6 @@ on_every_backend!(
     }
 );
 
-on_every_backend!(
-    a_keep_alive_connection_the_receiver_closed_costs_no_failed_attempt,
-    |db| {
-        // A receiver that closes each connection after answering, without saying so: the
-        // next request finds its pooled connection closed before any answer, and goes
-        // again at once on a new one instead of failing (and waiting for its retry).
-        let db = db.migrated();
-        items(&db);
-        let server = Server::start(|_| Reply::StatusThenClose(200));
-        db.add_hook("items", "items", "insert", &server.url("/in"), &[]);
-        for i in 0..20 {
-            db.sql(&format!(
-                "INSERT INTO items (name, qty) VALUES ('n{i}', {i})"
-            ));
-        }
-        let out = db.ok(&["send_callbacks", "--concurrency", "1"]);
-        let first_time = db.count(
-            "SELECT COUNT(*) AS n FROM httphooks_callbacks WHERE status = 'sent' AND attempts = 1",
-        );
-        assert_eq!(first_time, 20, "each sent at its first attempt: {out}");
-        assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_attempts"), 20);
-        let received = server.received();
-        let ids: std::collections::HashSet<_> = received
-            .iter()
-            .map(|r| r.header("webhook-id").unwrap().to_owned())
-            .collect();
-        assert_eq!((received.len(), ids.len()), (20, 20), "each received once");
-    }
-);
-
 /// A port on 127.0.0.1 whose connections never complete: a listener with a backlog of
 /// none, its queue filled, so that the kernel drops new connection requests.
 struct Unreachable {

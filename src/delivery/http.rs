@@ -18,10 +18,6 @@ use super::headers::Header;
 use super::socket::SocketConnector;
 use super::target::Policy;
 
-/// How many times a request goes again after finding its pooled connection closed
-/// (the pool may hold several a server closed at once; each is checked before use).
-const STALE_RETRIES: usize = 2;
-
 /// Response bodies are kept up to this size; the rest is not read.
 pub const MAX_RESPONSE_BODY: u64 = 64 * 1024;
 
@@ -203,24 +199,7 @@ impl Client {
         })
     }
 
-    /// Sends `request`, again on a new connection (at most [`STALE_RETRIES`] times) when
-    /// the pooled one it went on had been closed by the server before any answer came:
-    /// a server that closes idle connections, or closes after every answer without
-    /// saying so, would otherwise fail one request in several.
     pub fn send(&self, request: &Request) -> Result<Response, Failure> {
-        let mut tries = 0;
-        loop {
-            super::socket::closed_while_pooled();
-            match self.send_once(request) {
-                Err(_) if tries < STALE_RETRIES && super::socket::closed_while_pooled() => {
-                    tries += 1;
-                }
-                result => return result,
-            }
-        }
-    }
-
-    fn send_once(&self, request: &Request) -> Result<Response, Failure> {
         let url = request.url.as_str();
         let builder = match request.method.as_str() {
             "GET" => self.agent.get(url).force_send_body(),

@@ -11,12 +11,8 @@
 //! A connection writes as ureq's did until it has been back in the pool once: its
 //! first request then goes out after the TLS handshake's last message rather than in
 //! the same packet (a server that has not turned Nagle's algorithm off would otherwise
-//! hold its answer back for the client's delayed ACK, 40 ms). And it tells
-//! [`Client::send`](super::http::Client::send) when a pooled connection turned out to
-//! be closed before any answer came, so that the request goes again at once on a new
-//! one rather than failing.
+//! hold its answer back for the client's delayed ACK, 40 ms).
 
-use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -29,27 +25,14 @@ use ureq::unversioned::transport::{
 };
 use ureq::Timeout;
 
-thread_local! {
-    /// Set by a pooled connection found closed before any answer came (ureq does its
-    /// I/O on the calling thread).
-    static CLOSED_WHILE_POOLED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether the last request on this thread failed because the pooled connection it
-/// went on had been closed by the server, before any answer came: the server cannot
-/// have read it, so it may go again at once. Reads and clears.
-pub fn closed_while_pooled() -> bool {
-    CLOSED_WHILE_POOLED.with(|closed| closed.replace(false))
-}
-
 /// How far a socket's timeout may be from the time left before it is set again: a
 /// thirty-second of the time left, at most this. A hook's timeout is thus kept to
 /// within 20 ms, and a run of requests on one connection sets it once.
 const TIMEOUT_SLACK: Duration = Duration::from_millis(20);
 
-/// Opens TCP connections to the addresses the resolver allowed, as ureq's
-/// `TcpConnector` does: each address but the last gets half the time left, so that a
-/// host whose first address does not answer has its others tried.
+/// Opens TCP connections to the addresses the resolver allowed, one after another:
+/// each address but the last gets half the time left, so that a host whose first
+/// address does not answer has its others tried (ureq's own gives a geometric share).
 #[derive(Debug, Default)]
 pub struct SocketConnector;
 
@@ -146,8 +129,6 @@ pub struct Socket {
     write_timeout: Option<Duration>,
     /// Back from the pool at least once: requests are kept and sent whole.
     pooled: bool,
-    /// Bytes came in since the request was written.
-    answered: bool,
 }
 
 /// ureq's input buffer, and an output buffer that keeps what ureq transmits until the
@@ -217,25 +198,6 @@ impl Socket {
             read_timeout: None,
             write_timeout: None,
             pooled: false,
-            answered: false,
-        }
-    }
-
-    /// Notes a request that found its pooled connection closed: `error` is None for
-    /// the connection's end read before any answer.
-    fn note_closed(&self, error: Option<&io::Error>) {
-        let closed = error.is_none_or(|error| {
-            matches!(
-                error.kind(),
-                io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::NotConnected
-                    | io::ErrorKind::UnexpectedEof
-            )
-        });
-        if closed && self.pooled && !self.answered {
-            CLOSED_WHILE_POOLED.with(|flag| flag.set(true));
         }
     }
 
@@ -252,10 +214,9 @@ impl Socket {
         })?;
         let kept = &self.buffers.output[..self.buffers.kept];
         self.buffers.kept = 0;
-        (&*self.stream).write_all(kept).map_err(|error| {
-            self.note_closed(Some(&error));
-            io_error(error, timeout.reason)
-        })
+        (&*self.stream)
+            .write_all(kept)
+            .map_err(|error| io_error(error, timeout.reason))
     }
 }
 
@@ -266,7 +227,6 @@ impl Transport for Socket {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         time_left(&timeout.for_write())?;
-        self.answered = false;
         self.buffers.kept += amount;
         if !self.pooled || self.buffers.kept >= self.buffers.output_size {
             self.flush(timeout)?;
@@ -293,17 +253,9 @@ impl Transport for Socket {
                     stream.set_read_timeout(Some(left))?;
                     self.read_timeout = Some(left);
                 }
-                Err(error) => {
-                    self.note_closed(Some(&error));
-                    return Err(io_error(error, timeout.reason));
-                }
-                Ok(read) => break read,
+                result => break result.map_err(|error| io_error(error, timeout.reason))?,
             }
         };
-        if read == 0 {
-            self.note_closed(None);
-        }
-        self.answered |= read > 0;
         self.buffers.input_appended(read);
         Ok(read > 0)
     }
@@ -478,52 +430,6 @@ mod tests {
         assert!(took < Duration::from_millis(1000), "{took:?}");
         let error = socket.await_input(within(0)).unwrap_err();
         assert!(matches!(error, ureq::Error::Timeout(_)), "{error:?}");
-    }
-
-    #[test]
-    fn a_request_that_finds_its_pooled_connection_closed_unanswered_is_told_apart() {
-        let request = b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n";
-        // Closed by the server while pooled: the request may go again.
-        let (mut socket, peer) = pair(1024);
-        assert!(socket.is_open());
-        drop(peer);
-        transmit(&mut socket, request);
-        closed_while_pooled();
-        let result = socket.await_input(within(1000));
-        assert!(
-            matches!(result, Ok(false) | Err(ureq::Error::Io(_))),
-            "{result:?}"
-        );
-        assert!(closed_while_pooled());
-        assert!(!closed_while_pooled(), "read once");
-
-        // A new connection closed: not told (it was the server's answer to the request).
-        let (mut socket, peer) = pair(1024);
-        drop(peer);
-        transmit(&mut socket, request);
-        let _ = socket.await_input(within(1000));
-        assert!(!closed_while_pooled());
-
-        // Closed after part of an answer came: the server read the request.
-        let (mut socket, peer) = pair(1024);
-        assert!(socket.is_open());
-        transmit(&mut socket, request);
-        let answer = std::thread::spawn(move || {
-            let mut buffer = [0; 64];
-            let _ = (&peer).read(&mut buffer).unwrap();
-            (&peer).write_all(b"HTTP/1.1 200").unwrap();
-        });
-        assert!(socket.await_input(within(1000)).unwrap());
-        answer.join().unwrap();
-        let _ = socket.await_input(within(1000));
-        assert!(!closed_while_pooled());
-
-        // No answer in time is a timeout, not a closed connection.
-        let (mut socket, _peer) = pair(1024);
-        assert!(socket.is_open());
-        transmit(&mut socket, request);
-        assert!(socket.await_input(within(100)).is_err());
-        assert!(!closed_while_pooled());
     }
 
     #[test]

@@ -38,9 +38,6 @@ pub enum Reply {
     Reset,
     /// Never answer (until the server is dropped).
     Hang,
-    /// Answer, then close the connection 20 ms later without having said so (no
-    /// `Connection: close`), leaving unread whatever came meanwhile.
-    StatusThenClose(u16),
 }
 
 type Responder = dyn Fn(&Received) -> Reply + Send + Sync;
@@ -221,11 +218,8 @@ fn serve(
             request
         };
         received.lock().unwrap().push(kept);
-        let close_after = matches!(reply, Reply::StatusThenClose(_));
         let (status, extra, body) = match reply {
-            Reply::Status(status) | Reply::StatusThenClose(status) => {
-                (status, Vec::new(), "ok".to_owned())
-            }
+            Reply::Status(status) => (status, Vec::new(), "ok".to_owned()),
             Reply::WithHeaders(status, extra, body) => (status, extra, body),
             Reply::Slow(delay) => {
                 thread::sleep(delay);
@@ -255,10 +249,6 @@ fn serve(
             .and_then(|()| writer.flush())
             .is_err()
         {
-            return;
-        }
-        if close_after {
-            thread::sleep(Duration::from_millis(20));
             return;
         }
     }
