@@ -610,6 +610,31 @@ on_every_backend!(
     }
 );
 
+on_every_backend!(
+    a_hook_trusting_an_extra_ca_keeps_its_connections_alive,
+    |db| {
+        // Its TLS settings used to be the request's own, which ureq keeps out of its pool:
+        // a new connection and handshake for every callback.
+        let db = db.migrated();
+        orders(&db);
+        let server = Server::start_tls(|_| Reply::Status(200));
+        db.add_hook(
+            "tls",
+            "orders",
+            "insert",
+            &server.https_url("/tls"),
+            &["--ca-file", &Server::ca_file()],
+        );
+        for total in 0..20 {
+            db.sql(&format!("INSERT INTO orders (total) VALUES ({total})"));
+        }
+        let out = db.ok(&["send_callbacks", "--concurrency", "1"]);
+        assert!(out.contains("sent 20"), "{out}");
+        assert_eq!(server.received().len(), 20);
+        assert_eq!(server.connections(), 1, "one kept-alive connection");
+    }
+);
+
 /// `hooks test --dry-run` shows the request even where a variable it needs is unset,
 /// and says which (exit 0); a real send refuses (exit 3).
 #[test]

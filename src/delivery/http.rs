@@ -100,8 +100,13 @@ impl FailureKind {
 
 pub struct Client {
     agent: Agent,
-    /// TLS settings per extra CA file, read once per run.
-    tls_by_ca_file: Mutex<HashMap<String, Result<TlsConfig, String>>>,
+    connections: usize,
+    policy: Policy,
+    /// An agent per extra CA file, made at its first request with the file read once.
+    /// Its TLS settings are the agent's, so its connections are kept alive like the
+    /// others (ureq keeps a request with TLS settings of its own out of the pool: a new
+    /// connection and handshake for every request).
+    agents_by_ca_file: Mutex<HashMap<String, Result<Agent, String>>>,
 }
 
 /// Resolves names on the calling thread (ureq's default resolver starts a thread per
@@ -149,49 +154,20 @@ impl Resolver for CheckingResolver {
 impl Client {
     /// `connections` is how many requests may be in flight at once.
     pub fn new(connections: usize, policy: Policy) -> Client {
-        let config = Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .proxy(None)
-            .user_agent(format!("httphooks/{}", crate::VERSION))
-            .max_idle_connections(connections.max(1) * 4)
-            .max_idle_connections_per_host(connections.max(1))
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .build();
         Client {
-            // ureq's chain without its proxies (none are configured), on a socket that
-            // makes fewer system calls (see socket.rs).
-            agent: Agent::with_parts(
-                config,
-                ().chain(SocketConnector).chain(RustlsConnector::default()),
-                CheckingResolver { policy },
-            ),
-            tls_by_ca_file: Mutex::new(HashMap::new()),
+            agent: agent(connections, policy.clone(), None),
+            connections,
+            policy,
+            agents_by_ca_file: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The usual roots plus the certificates of `path`.
-    fn tls_with_ca_file(&self, path: &str) -> Result<TlsConfig, Failure> {
-        let mut cache = self.tls_by_ca_file.lock().expect("TLS cache");
-        let entry = cache.entry(path.to_owned()).or_insert_with(|| {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("cannot read CA file {path}: {e}"))?;
-            let extra: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(PemItem::Certificate(cert)) => Some(cert.to_owned()),
-                    _ => None,
-                })
-                .collect();
-            if extra.is_empty() {
-                return Err(format!("CA file {path} holds no PEM certificate"));
-            }
-            let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-                .iter()
-                .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-                .chain(extra);
-            Ok(TlsConfig::builder()
-                .root_certs(RootCerts::from(roots))
-                .build())
+    /// The agent for hooks trusting the usual roots plus the certificates of `path`.
+    fn agent_with_ca_file(&self, path: &str) -> Result<Agent, Failure> {
+        let mut agents = self.agents_by_ca_file.lock().expect("agents by CA file");
+        let entry = agents.entry(path.to_owned()).or_insert_with(|| {
+            let tls = tls_with_ca_file(path)?;
+            Ok(agent(self.connections, self.policy.clone(), Some(tls)))
         });
         entry.clone().map_err(|message| Failure {
             kind: FailureKind::Tls,
@@ -201,21 +177,26 @@ impl Client {
 
     pub fn send(&self, request: &Request) -> Result<Response, Failure> {
         let url = request.url.as_str();
-        let builder = match request.method.as_str() {
-            "GET" => self.agent.get(url).force_send_body(),
-            "DELETE" => self.agent.delete(url).force_send_body(),
-            "PUT" => self.agent.put(url),
-            "PATCH" => self.agent.patch(url),
-            _ => self.agent.post(url),
+        let with_ca_file;
+        let agent = match &request.ca_file {
+            Some(path) => {
+                with_ca_file = self.agent_with_ca_file(path)?;
+                &with_ca_file
+            }
+            None => &self.agent,
         };
-        let mut config = builder
+        let builder = match request.method.as_str() {
+            "GET" => agent.get(url).force_send_body(),
+            "DELETE" => agent.delete(url).force_send_body(),
+            "PUT" => agent.put(url),
+            "PATCH" => agent.patch(url),
+            _ => agent.post(url),
+        };
+        let mut builder = builder
             .config()
             .timeout_global(Some(request.timeout))
-            .timeout_connect(Some(request.timeout.min(Duration::from_secs(10))));
-        if let Some(path) = &request.ca_file {
-            config = config.tls_config(self.tls_with_ca_file(path)?);
-        }
-        let mut builder = config.build();
+            .timeout_connect(Some(request.timeout.min(Duration::from_secs(10))))
+            .build();
         for header in &request.headers {
             builder = builder.header(header.name.as_str(), header.value.as_str());
         }
@@ -252,6 +233,49 @@ impl Client {
             body: String::from_utf8_lossy(&body).into_owned(),
         })
     }
+}
+
+/// An agent sending through [`SocketConnector`] with `tls` (ureq's roots when None).
+fn agent(connections: usize, policy: Policy, tls: Option<TlsConfig>) -> Agent {
+    let mut config = Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .user_agent(format!("httphooks/{}", crate::VERSION))
+        .max_idle_connections(connections.max(1) * 4)
+        .max_idle_connections_per_host(connections.max(1))
+        .timeout_connect(Some(Duration::from_secs(10)));
+    if let Some(tls) = tls {
+        config = config.tls_config(tls);
+    }
+    // ureq's chain without its proxies (none are configured), on a socket that makes
+    // fewer system calls (see socket.rs).
+    Agent::with_parts(
+        config.build(),
+        ().chain(SocketConnector).chain(RustlsConnector::default()),
+        CheckingResolver { policy },
+    )
+}
+
+/// The usual roots plus the certificates of `path`.
+fn tls_with_ca_file(path: &str) -> Result<TlsConfig, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file {path}: {e}"))?;
+    let extra: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(cert)) => Some(cert.to_owned()),
+            _ => None,
+        })
+        .collect();
+    if extra.is_empty() {
+        return Err(format!("CA file {path} holds no PEM certificate"));
+    }
+    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .chain(extra);
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::from(roots))
+        .build())
 }
 
 /// A failed exchange in words; `timeout` is the hook's (its connect part is at most

@@ -45,6 +45,8 @@ type Responder = dyn Fn(&Received) -> Reply + Send + Sync;
 pub struct Server {
     pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
+    /// Connections accepted so far.
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -90,16 +92,19 @@ impl Server {
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let responder: Arc<Responder> = Arc::new(responder);
         {
             let received = Arc::clone(&received);
             let stop = Arc::clone(&stop);
+            let accepted = Arc::clone(&accepted);
             thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
+                    accepted.fetch_add(1, Ordering::SeqCst);
                     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
                     let received = Arc::clone(&received);
                     let responder = Arc::clone(&responder);
@@ -126,6 +131,7 @@ impl Server {
         Server {
             port,
             received,
+            accepted,
             stop,
         }
     }
@@ -145,6 +151,11 @@ impl Server {
 
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// How many connections the server accepted.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
 
