@@ -1,7 +1,8 @@
 //! The HTTP client: ureq, chosen over reqwest for delivery because its global timeout
 //! also bounds a slowly trickled body, it caps body reads, it builds in a third of the
-//! time and it is faster here (see NOTES-crates.md). One agent per run keeps
-//! connections alive across callbacks.
+//! time and it is faster here (see NOTES-crates.md). One agent per run (and one more
+//! per extra CA file that hooks name) keeps connections alive across callbacks, on
+//! httphooks' own TCP transport (socket.rs).
 
 use std::collections::HashMap;
 use std::io::Read;
