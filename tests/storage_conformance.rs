@@ -716,3 +716,53 @@ conformance!(unused_hook_versions_go_while_changes_wait, |db: TestDb| {
     // The change still becomes a callback of the hook as it is.
     assert_eq!(callbacks::admit_all(&mut conn).unwrap(), 1);
 });
+
+/// PostgreSQL: a claim of thousands (a batch hook's: `--concurrency` × `--batch-size`)
+/// finds the rows it claims by primary key. Joined by hash, it read the whole table,
+/// sent callbacks included, on every claim: time that grew with the table's history.
+#[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "set HTTPHOOKS_TEST_POSTGRES_URL to run PostgreSQL tests"
+)]
+fn postgres_a_large_claim_reads_only_the_rows_it_claims() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let db = with_hooks(db);
+    let mut conn = open(&db);
+    enqueue(&mut conn, "h", 1);
+    // 40,000 sent callbacks (a table's history) and 3,000 waiting, copies of that one.
+    for (status, copies) in [("sent", 40_000), ("waiting", 2_999)] {
+        db.sql(&format!(
+            "INSERT INTO httphooks_callbacks (hook_id, version_id, event_type, object_id, \
+               ordered, event_data, created_at, webhook_id, status, status_details, updated_at) \
+             SELECT hook_id, version_id, event_type, object_id, ordered, event_data, created_at, \
+               webhook_id || '{status}' || g, '{status}', '', updated_at \
+             FROM httphooks_callbacks, generate_series(1, {copies}) g \
+             WHERE id = (SELECT min(id) FROM httphooks_callbacks)"
+        ));
+    }
+    db.sql("ANALYZE httphooks_callbacks");
+    let scans = "SELECT coalesce(idx_scan, 0) * 1000000000 + seq_tup_read AS n \
+                 FROM pg_stat_user_tables WHERE relid = 'httphooks_callbacks'::regclass";
+    let before = db.count(scans);
+    assert_eq!(claim(&mut conn, "run", 3_000).len(), 3_000);
+    // The claiming session's counts reach the statistics when it ends.
+    drop(conn);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut after = db.count(scans);
+    while after / 1_000_000_000 == before / 1_000_000_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        after = db.count(scans);
+    }
+    assert!(
+        after / 1_000_000_000 > before / 1_000_000_000,
+        "the claim's statistics never arrived"
+    );
+    let rows_scanned = after % 1_000_000_000 - before % 1_000_000_000;
+    assert!(
+        rows_scanned < 1_000,
+        "a claim of 3,000 read {rows_scanned} rows of the table by sequential scan"
+    );
+}
