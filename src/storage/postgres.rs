@@ -7,7 +7,7 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel::PgConnection;
 
 use super::backend::{
-    inline_payload, lease_ms_sql, quote_ident, quote_literal, BackfillSql, Claim, ClaimFilter,
+    lease_ms_sql, outcomes_json, quote_ident, quote_literal, BackfillSql, Claim, ClaimFilter,
     Claimed, ColumnRow, IdRow, Outcome, Profile, UNCAPTURED,
 };
 use super::models::Attempt;
@@ -518,40 +518,23 @@ impl super::Backend for PgConnection {
 
     /// Planned each time, not prepared (`CachedSql`): prepared, runs delivered 30–45 %
     /// fewer callbacks (measured; PostgreSQL plans a prepared statement generically
-    /// after five runs, blind to the arrays' size). The changes go as one array per
-    /// column, in id order (the order claims and renewals lock rows in); as JSON,
-    /// PostgreSQL spent more time reading them than updating the rows.
+    /// after five runs, blind to the array's size). The changes go as JSON, not as
+    /// arrays (as attempts do): PostgreSQL counts an array's rows exactly, and for a
+    /// record of thousands it then finds the callbacks by scanning the whole table
+    /// rather than by key (seen in its plans; `jsonb_to_recordset` counts 100).
     fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize> {
-        use diesel::sql_types::{Array, Nullable};
-        let mut in_id_order: Vec<&Outcome> = outcomes.to_vec();
-        in_id_order.sort_by_key(|o| o.callback_id);
-        let texts =
-            |f: fn(&Outcome) -> &str| -> Vec<&str> { in_id_order.iter().map(|o| f(o)).collect() };
+        let changes = outcomes_json(outcomes);
         Ok(diesel::sql_query(
             "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
              attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = $1, \
              claimed_until = NULL, claim_token = NULL, claim_started = FALSE, \
              payload = COALESCE(v.payload, c.payload) \
-             FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::timestamp[], $7::text[]) \
-               AS v(id, status, details, attempted, next_attempt_at, payload) \
-             WHERE c.id = v.id AND c.claim_token = $8",
+             FROM jsonb_to_recordset($2::jsonb) AS v(id bigint, status text, details text, attempted int, \
+                                                     next_attempt_at timestamp, payload text) \
+             WHERE c.id = v.id AND c.claim_token = $3",
         )
         .bind::<Timestamp, _>(now())
-        .bind::<Array<BigInt>, _>(in_id_order.iter().map(|o| o.callback_id).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(texts(|o| o.status.as_str()))
-        .bind::<Array<Text>, _>(texts(|o| &o.status_details))
-        .bind::<Array<Integer>, _>(
-            in_id_order
-                .iter()
-                .map(|o| i32::try_from(o.attempts.len()).unwrap_or(i32::MAX))
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Nullable<Timestamp>>, _>(
-            in_id_order.iter().map(|o| o.next_attempt_at).collect::<Vec<_>>(),
-        )
-        .bind::<Array<Nullable<Text>>, _>(
-            in_id_order.iter().map(|o| inline_payload(o)).collect::<Vec<_>>(),
-        )
+        .bind::<Text, _>(&changes)
         .bind::<Text, _>(token)
         .execute(self)?)
     }
