@@ -897,3 +897,36 @@ fn wait_with_cpu(child: std::process::Child) -> (i32, Duration) {
     };
     (code, time(usage.ru_utime) + time(usage.ru_stime))
 }
+
+on_every_backend!(a_binary_answer_is_recorded_and_stops_nothing, |db| {
+    // A receiver answering bytes PostgreSQL's text cannot hold (NUL) beside a plain
+    // one: both callbacks are recorded as sent once, and a second run sends nothing.
+    let db = db.migrated();
+    items(&db);
+    let server = Server::start(|request| {
+        if request.path == "/binary" {
+            Reply::WithHeaders(200, Vec::new(), "a\0b\u{1}c".to_owned())
+        } else {
+            Reply::Status(200)
+        }
+    });
+    db.add_hook("binary", "items", "insert", &server.url("/binary"), &[]);
+    db.add_hook("plain", "items", "insert", &server.url("/plain"), &[]);
+    db.sql("INSERT INTO items (name, qty) VALUES ('a', 1)");
+    let first = db.ok(&["send_callbacks"]);
+    assert!(
+        first.contains("claimed 2, sent 2, retried 0, failed 0"),
+        "{first}"
+    );
+    let again = db.ok(&["send_callbacks"]);
+    assert!(again.contains("claimed 0"), "{again}");
+    assert_eq!(server.received().len(), 2, "each callback sent once");
+    let ids = db.ok(&["callbacks", "list", "--hook", "binary", "--format", "json"]);
+    let id = json(&ids)[0]["id"].as_i64().unwrap();
+    let shown = callback(&db, id);
+    assert_eq!(shown["status"], "sent", "{shown}");
+    assert_eq!(
+        shown["attempts_log"][0]["response"]["body"], "a\u{FFFD}b\u{1}c",
+        "NUL recorded as U+FFFD, the rest as it came: {shown}"
+    );
+});

@@ -231,8 +231,20 @@ impl Client {
             status: status.as_u16(),
             reason: status.canonical_reason().unwrap_or("").to_owned(),
             headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
+            body: recordable_text(&body),
         })
+    }
+}
+
+/// A response body as text the attempt record can hold on every backend: bytes that
+/// are not UTF-8 and NUL (which PostgreSQL's text refuses, so one binary answer made
+/// every record of its run fail, and the run send its callbacks again) become U+FFFD.
+fn recordable_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.into_owned()
     }
 }
 

@@ -393,12 +393,14 @@ impl super::Backend for PgConnection {
         // only the lease columns differ, and the caller knows its own token.
         // Which claims to mark as started: all of them when nothing stands in the way (the
         // usual case), else the first `up_to` of hooks not excepted, picked with an
-        // aggregate (a window function there made PostgreSQL read the whole backlog).
+        // aggregate (a window function there made PostgreSQL read the whole backlog),
+        // materialized: inlined, PostgreSQL could run the aggregate again for every
+        // claimed row (seen: 2.2–2.9 s for a claim of 2,950).
         let (picked, picked_from, mark) = if marks.except_hooks.is_empty() && marks.up_to >= limit {
             ("", "", "TRUE")
         } else {
             (
-                "picked AS ( \
+                "picked AS MATERIALIZED ( \
                    SELECT (array_agg(id ORDER BY due_at, id))[1:$3] AS ids \
                    FROM due WHERE NOT (hook_id = ANY($4))), ",
                 ", picked",
