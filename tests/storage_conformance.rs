@@ -777,3 +777,22 @@ fn postgres_a_large_claim_and_its_record_read_only_their_rows() {
         "a claim and a record of 3,000 read {rows_scanned} rows of the table by sequential scan"
     );
 }
+
+conformance!(an_attempt_holding_nul_is_recorded, |db: TestDb| {
+    // Delivery records no NUL, but an outcome saved by an older version may hold one
+    // (PostgreSQL's text cannot): refused, every run would send its callback again.
+    let db = with_hooks(db);
+    let mut conn = open(&db);
+    enqueue(&mut conn, "h", 1);
+    let claimed = claim(&mut conn, "run", 10);
+    let mut sent = outcome(claimed[0].callback.id, Status::Sent);
+    sent.attempts[0].callback_id = claimed[0].callback.id;
+    sent.attempts[0].attempt = 1;
+    sent.attempts[0].response_body = Some("a\0b".to_owned());
+    sent.attempts[0].error_message = Some("c\0d".to_owned());
+    assert_eq!(callbacks::record(&mut conn, "run", &[sent]).unwrap(), 1);
+    let body = db
+        .text("SELECT response_body AS v FROM httphooks_attempts")
+        .unwrap();
+    assert!(body == "a\0b" || body == "a\u{FFFD}b", "{body:?}");
+});

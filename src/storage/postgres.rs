@@ -1,6 +1,8 @@
 //! PostgreSQL: connection, table introspection, the generic capture trigger, and
 //! claims with FOR UPDATE SKIP LOCKED so that runs on several hosts share the work.
 
+use std::borrow::Cow;
+
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
@@ -162,6 +164,17 @@ fn due_condition(filter: &ClaimFilter) -> String {
         ));
     }
     condition
+}
+
+/// Text as PostgreSQL's text can hold it, NUL as U+FFFD. Delivery records none (see
+/// `delivery::http`), but an outcome saved by an older version (`unrecorded-*.json`)
+/// may hold one, and refused, it would be sent again by every run.
+fn without_nul(value: &str) -> Cow<'_, str> {
+    if value.contains('\0') {
+        value.replace('\0', "\u{FFFD}").into()
+    } else {
+        value.into()
+    }
 }
 
 /// A size in bytes (an SQL expression) as text for messages: "12.0 MB", "512.0 KB".
@@ -480,10 +493,11 @@ impl super::Backend for PgConnection {
     /// time per attempt).
     fn insert_attempts(&mut self, attempts: &[&Attempt]) -> Result<()> {
         use diesel::sql_types::{Array, Nullable};
-        let texts =
-            |f: fn(&Attempt) -> &str| -> Vec<&str> { attempts.iter().map(|a| f(a)).collect() };
-        let optional = |f: fn(&Attempt) -> Option<&str>| -> Vec<Option<&str>> {
-            attempts.iter().map(|a| f(a)).collect()
+        let texts = |f: fn(&Attempt) -> &str| -> Vec<Cow<str>> {
+            attempts.iter().map(|a| without_nul(f(a))).collect()
+        };
+        let optional = |f: fn(&Attempt) -> Option<&str>| -> Vec<Option<Cow<str>>> {
+            attempts.iter().map(|a| f(a).map(without_nul)).collect()
         };
         diesel::sql_query(
             "INSERT INTO httphooks_attempts (callback_id, attempt, started_at, elapsed_ms, \
