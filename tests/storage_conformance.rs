@@ -778,9 +778,10 @@ fn postgres_a_large_claim_and_its_record_read_only_their_rows() {
     );
 }
 
-conformance!(an_attempt_holding_nul_is_recorded, |db: TestDb| {
-    // Delivery records no NUL, but an outcome saved by an older version may hold one
-    // (PostgreSQL's text cannot): refused, every run would send its callback again.
+conformance!(an_outcome_holding_nul_is_recorded, |db: TestDb| {
+    // Delivery records no NUL in response bodies, but an outcome saved by an older
+    // version may hold one (PostgreSQL's text cannot): refused, every run would send
+    // the saved callbacks again.
     let db = with_hooks(db);
     let mut conn = open(&db);
     enqueue(&mut conn, "h", 1);
@@ -790,7 +791,14 @@ conformance!(an_attempt_holding_nul_is_recorded, |db: TestDb| {
     sent.attempts[0].attempt = 1;
     sent.attempts[0].response_body = Some("a\0b".to_owned());
     sent.attempts[0].error_message = Some("c\0d".to_owned());
+    // An OAuth2 token endpoint's answer goes into the details; the payload is stored.
+    sent.status_details = "e\0f".to_owned();
+    sent.rendered_payload = Some("{\"g\0h\": 1}".into());
     assert_eq!(callbacks::record(&mut conn, "run", &[sent]).unwrap(), 1);
+    let details = db
+        .text("SELECT status_details AS v FROM httphooks_callbacks")
+        .unwrap();
+    assert!(details == "e\0f" || details == "e\u{FFFD}f", "{details:?}");
     let body = db
         .text("SELECT response_body AS v FROM httphooks_attempts")
         .unwrap();

@@ -223,29 +223,41 @@ impl Client {
             .as_reader()
             .take(MAX_RESPONSE_BODY)
             .read_to_end(&mut body);
+        let mut body = recordable_text(&body);
         if let Err(error) = read {
             // The status arrived; a body cut short is noted, not a failed delivery.
-            body.extend_from_slice(format!("[body not read: {error}]").as_bytes());
+            body.push_str(&format!("[body not read: {error}]"));
         }
         Ok(Response {
             status: status.as_u16(),
             reason: status.canonical_reason().unwrap_or("").to_owned(),
             headers,
-            body: recordable_text(&body),
+            body,
         })
     }
 }
 
 /// A response body as text the attempt record can hold on every backend: bytes that
 /// are not UTF-8 and NUL (which PostgreSQL's text refuses, so one binary answer made
-/// every record of its run fail, and the run send its callbacks again) become U+FFFD.
+/// every record of its run fail, and the run send its callbacks again) become U+FFFD,
+/// and the text is cut back to [`MAX_RESPONSE_BODY`] bytes (U+FFFD takes three bytes
+/// for one, and a batch records the body once per callback).
 fn recordable_text(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    if text.contains('\0') {
+    let mut text = if text.contains('\0') {
         text.replace('\0', "\u{FFFD}")
     } else {
         text.into_owned()
+    };
+    let most = MAX_RESPONSE_BODY as usize;
+    if text.len() > most {
+        let mut end = most;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
+    text
 }
 
 /// An agent sending through [`SocketConnector`] with `tls` (ureq's roots when None).
@@ -348,4 +360,23 @@ fn caused_by_tls(error: &std::io::Error) -> bool {
         cause = inner.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_bodies_hold_no_nul_and_stay_within_the_limit() {
+        assert_eq!(recordable_text(b"a\0b\xffc"), "a\u{FFFD}b\u{FFFD}c");
+        assert_eq!(recordable_text("plain ✓".as_bytes()), "plain ✓");
+        let binary = recordable_text(&[0u8; MAX_RESPONSE_BODY as usize]);
+        assert!(
+            binary.len() <= MAX_RESPONSE_BODY as usize,
+            "{}",
+            binary.len()
+        );
+        assert!(binary.len() > MAX_RESPONSE_BODY as usize - 3);
+        assert!(binary.chars().all(|c| c == '\u{FFFD}'));
+    }
 }

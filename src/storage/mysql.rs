@@ -612,7 +612,7 @@ impl super::Backend for MysqlConnection {
     /// which `record` sorts by id as claims and renewals lock them (opposite orders would
     /// deadlock).
     fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize> {
-        let changes = outcomes_json(outcomes);
+        let changes = outcomes_json(outcomes, |text| text.into());
         Ok(diesel::sql_query(
             "UPDATE JSON_TABLE(?, '$[*]' COLUMNS ( \
                  id BIGINT PATH '$.id', status VARCHAR(16) PATH '$.status', \

@@ -166,9 +166,10 @@ fn due_condition(filter: &ClaimFilter) -> String {
     condition
 }
 
-/// Text as PostgreSQL's text can hold it, NUL as U+FFFD. Delivery records none (see
-/// `delivery::http`), but an outcome saved by an older version (`unrecorded-*.json`)
-/// may hold one, and refused, it would be sent again by every run.
+/// Text as PostgreSQL's text can hold it, NUL as U+FFFD. Delivery records none in
+/// response bodies (see `delivery::http`), but an outcome saved by an older version
+/// (`unrecorded-*.json`) may hold one in an attempt or its details (an OAuth2 token
+/// endpoint's answer), and refused, the whole file's callbacks would be sent again.
 fn without_nul(value: &str) -> Cow<'_, str> {
     if value.contains('\0') {
         value.replace('\0', "\u{FFFD}").into()
@@ -539,7 +540,7 @@ impl super::Backend for PgConnection {
     /// record of thousands it then finds the callbacks by scanning the whole table
     /// rather than by key (seen in its plans; `jsonb_to_recordset` counts 100).
     fn apply_outcomes(&mut self, token: &str, outcomes: &[&Outcome]) -> Result<usize> {
-        let changes = outcomes_json(outcomes);
+        let changes = outcomes_json(outcomes, without_nul);
         Ok(diesel::sql_query(
             "UPDATE httphooks_callbacks AS c SET status = v.status, status_details = v.details, \
              attempts = c.attempts + v.attempted, next_attempt_at = v.next_attempt_at, updated_at = $1, \

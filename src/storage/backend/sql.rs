@@ -178,16 +178,20 @@ pub(in crate::storage) fn inline_payload(outcome: &Outcome) -> Option<&str> {
 /// callback with its new status, details, attempt count, retry time and (a small)
 /// body. In id order: the backends lock the rows in the order of the array, as claims
 /// and renewals do, and two writers taking the same rows in different orders
-/// deadlock. Written straight to JSON text, borrowing bodies rather than copying them.
-pub(in crate::storage) fn outcomes_json(outcomes: &[&Outcome]) -> String {
+/// deadlock. Written straight to JSON text, borrowing bodies rather than copying them;
+/// `text` is what the backend's text columns need of details and bodies.
+pub(in crate::storage) fn outcomes_json(
+    outcomes: &[&Outcome],
+    text: fn(&str) -> std::borrow::Cow<'_, str>,
+) -> String {
     #[derive(serde::Serialize)]
     struct Change<'a> {
         id: i64,
         status: &'static str,
-        details: &'a str,
+        details: std::borrow::Cow<'a, str>,
         attempted: usize,
         next_attempt_at: Option<String>,
-        payload: Option<&'a str>,
+        payload: Option<std::borrow::Cow<'a, str>>,
     }
     let mut in_id_order: Vec<&Outcome> = outcomes.to_vec();
     in_id_order.sort_by_key(|o| o.callback_id);
@@ -196,12 +200,12 @@ pub(in crate::storage) fn outcomes_json(outcomes: &[&Outcome]) -> String {
         .map(|o| Change {
             id: o.callback_id,
             status: o.status.as_str(),
-            details: &o.status_details,
+            details: text(&o.status_details),
             attempted: o.attempts.len(),
             next_attempt_at: o
                 .next_attempt_at
                 .map(|t| t.format(TIMESTAMP_FORMAT).to_string()),
-            payload: inline_payload(o),
+            payload: inline_payload(o).map(text),
         })
         .collect();
     serde_json::to_string(&changes).expect("outcomes serialize")
