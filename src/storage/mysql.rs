@@ -156,7 +156,7 @@ pub(super) const PACKET_HEADROOM: i64 = 65_536;
 /// due time a literal. A position to start after is spelt as two ranges, which MySQL
 /// reads from the due index (a row-value comparison it may not).
 fn due_condition(filter: &ClaimFilter, due_before: chrono::NaiveDateTime) -> String {
-    let mut condition = filter.sql_condition(DUE_KEY, &timestamp_literal(due_before), NOW, "<=>");
+    let mut condition = filter.sql_condition(DUE_KEY, &timestamp_literal(due_before), NOW);
     if let Some((due_at, id)) = filter.after {
         let at = timestamp_literal(due_at);
         condition.push_str(&format!(

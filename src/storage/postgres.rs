@@ -155,7 +155,7 @@ fn due_condition(filter: &ClaimFilter) -> String {
         "{}::timestamp",
         super::backend::timestamp_literal(filter.due_before(now()))
     );
-    let mut condition = filter.sql_condition(DUE_KEY, &due_before, NOW, "IS NOT DISTINCT FROM");
+    let mut condition = filter.sql_condition(DUE_KEY, &due_before, NOW);
     if let Some((due_at, id)) = filter.after {
         // Literals: the timestamp is formatted by us, the id is an integer.
         condition.push_str(&format!(

@@ -324,7 +324,6 @@ fn due_condition(filter: &ClaimFilter, now: chrono::NaiveDateTime) -> String {
         DUE_KEY,
         &timestamp_literal(filter.due_before(now)),
         &timestamp_literal(now),
-        "IS",
     )
 }
 
