@@ -717,6 +717,23 @@ conformance!(unused_hook_versions_go_while_changes_wait, |db: TestDb| {
     assert_eq!(callbacks::admit_all(&mut conn).unwrap(), 1);
 });
 
+/// PostgreSQL's count of rows read that `counts` gives (as `scans * 10^9 + rows`) since
+/// `before`, once the count of scans shows that the statistics of the session that read
+/// them arrived (a session's counts arrive when it ends; the caller has ended it).
+fn rows_counted_since(db: &TestDb, counts: &str, before: i64) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut after = db.count(counts);
+    while after / 1_000_000_000 == before / 1_000_000_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        after = db.count(counts);
+    }
+    assert!(
+        after / 1_000_000_000 > before / 1_000_000_000,
+        "the session's statistics never arrived"
+    );
+    after % 1_000_000_000 - before % 1_000_000_000
+}
+
 /// PostgreSQL: a claim of thousands (a batch hook's: `--concurrency` × `--batch-size`)
 /// and the record of their outcomes find their rows by primary key. Joined by hash, a
 /// claim read the whole table, sent callbacks included: time that grew with the
@@ -759,19 +776,8 @@ fn postgres_a_large_claim_and_its_record_read_only_their_rows() {
         callbacks::record(&mut conn, "run", &outcomes).unwrap(),
         3_000
     );
-    // The session's counts reach the statistics when it ends.
     drop(conn);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut after = db.count(scans);
-    while after / 1_000_000_000 == before / 1_000_000_000 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        after = db.count(scans);
-    }
-    assert!(
-        after / 1_000_000_000 > before / 1_000_000_000,
-        "the claim's statistics never arrived"
-    );
-    let rows_scanned = after % 1_000_000_000 - before % 1_000_000_000;
+    let rows_scanned = rows_counted_since(&db, scans, before);
     assert!(
         rows_scanned < 1_000,
         "a claim and a record of 3,000 read {rows_scanned} rows of the table by sequential scan"
@@ -836,19 +842,8 @@ fn postgres_an_ordered_claim_reads_only_each_rows_earlier_callbacks() {
                  AND schemaname = current_schema()";
     let before = db.count(reads);
     assert_eq!(claim(&mut conn, "run", 3_000).len(), 3_000);
-    // The session's counts reach the statistics when it ends.
     drop(conn);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut after = db.count(reads);
-    while after / 1_000_000_000 == before / 1_000_000_000 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        after = db.count(reads);
-    }
-    assert!(
-        after / 1_000_000_000 > before / 1_000_000_000,
-        "the claim's statistics never arrived"
-    );
-    let entries_read = after % 1_000_000_000 - before % 1_000_000_000;
+    let entries_read = rows_counted_since(&db, reads, before);
     assert!(
         entries_read < 30_000,
         "a claim of 3,000 ordered callbacks read {entries_read} entries of the ordered index"
