@@ -175,6 +175,98 @@ on_every_backend!(
 );
 
 on_every_backend!(
+    a_batchs_answer_is_recorded_once_and_shown_with_each_of_its_callbacks,
+    |db| {
+        let db = db.migrated();
+        // Two answers of 20 KiB: a 500, then a 200, each naming its request.
+        let requests = Arc::new(AtomicU16::new(0));
+        let counter = Arc::clone(&requests);
+        let server = Server::start(move |_| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let status = if n == 0 { 500 } else { 200 };
+            Reply::WithHeaders(
+                status,
+                Vec::new(),
+                format!("answer {n} {}", "y".repeat(20_000)),
+            )
+        });
+        bulk_items(&db, &server, &["--batch-size", "10"]);
+        insert_items(&db, 10);
+        let out = send(&db, &[]);
+        assert!(out.contains("retried 10"), "{out}");
+        db.ok(&[
+            "callbacks",
+            "retry",
+            "--hook",
+            "bulk",
+            "--status",
+            "waiting",
+        ]);
+        let out = send(&db, &[]);
+        assert!(out.contains("sent 10"), "{out}");
+        assert_eq!(server.received().len(), 2);
+
+        // 20 attempts, two answers stored: with the batch's last callback.
+        let stored = |filter: &str| {
+            db.count(&format!(
+                "SELECT COUNT(*) AS n FROM httphooks_attempts WHERE {filter}"
+            ))
+        };
+        assert_eq!(stored("1 = 1"), 20);
+        assert_eq!(stored("response_body IS NOT NULL"), 2);
+        let last = db.count("SELECT MAX(id) AS n FROM httphooks_callbacks");
+        assert_eq!(
+            stored(&format!(
+                "response_body IS NOT NULL AND callback_id = {last}"
+            )),
+            2
+        );
+
+        // Every callback shows each attempt's own answer.
+        let first = db.count("SELECT MIN(id) AS n FROM httphooks_callbacks");
+        for id in [first, last] {
+            let shown = json(&db.ok(&["callbacks", "show", &id.to_string(), "--format", "json"]));
+            let log = shown["attempts_log"].as_array().unwrap();
+            assert_eq!(log.len(), 2);
+            for (n, attempt) in log.iter().enumerate() {
+                let response = &attempt["response"];
+                assert_eq!(response["status_code"], if n == 0 { 500 } else { 200 });
+                let body = response["body"].as_str().unwrap();
+                assert!(
+                    body.starts_with(&format!("answer {n} yyy")),
+                    "{id}: {body:.40}"
+                );
+                assert_eq!(body.len(), 20_009);
+            }
+        }
+        let text = db.ok(&["callbacks", "show", &first.to_string()]);
+        assert!(
+            text.contains("< answer 0 yyy") && text.contains("< answer 1 yyy"),
+            "{text}"
+        );
+
+        // Deleted first, the last callback takes the answer with it; the others say so.
+        db.sql(&format!(
+            "DELETE FROM httphooks_attempts WHERE callback_id = {last}"
+        ));
+        db.sql(&format!(
+            "DELETE FROM httphooks_callbacks WHERE id = {last}"
+        ));
+        let shown = json(&db.ok(&["callbacks", "show", &first.to_string(), "--format", "json"]));
+        let response = &shown["attempts_log"][1]["response"];
+        assert_eq!(response["body"], Value::Null);
+        assert_eq!(response["body_recorded_with_callback"], last);
+        let text = db.ok(&["callbacks", "show", &first.to_string()]);
+        assert!(
+            text.contains(&format!(
+                "< (the batch's answer was recorded with callback {last}, since deleted)"
+            )),
+            "{text}"
+        );
+    }
+);
+
+on_every_backend!(
     an_ordered_batch_hook_keeps_each_rows_changes_in_order,
     |db| {
         let db = db.migrated();

@@ -409,6 +409,12 @@ impl Deliverer {
                         members.len()
                     )
                 });
+                // A batch's answer is kept once, with its last callback: a batch of
+                // 1,000 answered with 64 KiB held and stored 64 MB otherwise.
+                let answer_with = members
+                    .last()
+                    .map(|last| last.callback.id)
+                    .filter(|&last| last != callback.id);
                 let attempts: Vec<Attempt> = records
                     .iter()
                     .enumerate()
@@ -418,6 +424,7 @@ impl Deliverer {
                             callback.next_attempt_number() + n as i32,
                             &member.body,
                             batch.clone(),
+                            answer_with,
                         )
                     })
                     .collect();
@@ -489,7 +496,15 @@ impl<'a> AttemptRecord<'a> {
 
     /// The immutable record of the exchange as attempt `number` of `callback_id`,
     /// secrets redacted; its request body is the callback's own (its part of a batch).
-    fn attempt(&self, callback_id: i64, number: i32, body: &str, batch: Option<String>) -> Attempt {
+    /// With `answer_with`, the response body is left to that callback's attempt.
+    fn attempt(
+        &self,
+        callback_id: i64,
+        number: i32,
+        body: &str,
+        batch: Option<String>,
+        answer_with: Option<i64>,
+    ) -> Attempt {
         let exchange = self.exchange;
         let request = &exchange.request;
         let mut attempt = Attempt {
@@ -513,12 +528,16 @@ impl<'a> AttemptRecord<'a> {
             error_kind: None,
             error_message: None,
             batch,
+            response_body_callback_id: None,
         };
         match &exchange.result {
             Ok(response) => {
                 attempt.response_status_code = Some(i32::from(response.status));
                 attempt.response_reason = Some(response.reason.clone());
-                attempt.response_body = Some(response.body.clone());
+                match answer_with {
+                    Some(other) => attempt.response_body_callback_id = Some(other),
+                    None => attempt.response_body = Some(response.body.clone()),
+                }
             }
             Err(Failure { kind, message }) => {
                 attempt.error_kind = Some(kind.as_str().to_owned());

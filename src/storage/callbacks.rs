@@ -176,6 +176,7 @@ pub fn record_unknown_outcomes(db: &mut Db, token: &str, claims: &[&Claimed]) ->
                      recording what happened; it may have been delivered"
                 )),
                 batch: None,
+                response_body_callback_id: None,
             }
         })
         .collect();
@@ -369,14 +370,30 @@ pub fn get(db: &mut Db, id: i64) -> Result<Option<Callback>> {
     })
 }
 
+/// A callback's attempts, oldest first, each with its response body: a batch's answer,
+/// recorded once with one member's attempt, is read from there (None when that
+/// callback was deleted first).
 pub fn attempts_of(db: &mut Db, callback_id: i64) -> Result<Vec<Attempt>> {
     with_conn!(db, |conn| {
         use httphooks_attempts::dsl as a;
-        Ok(a::httphooks_attempts
+        let mut attempts: Vec<Attempt> = a::httphooks_attempts
             .select(Attempt::as_select())
             .filter(a::callback_id.eq(callback_id))
             .order(a::id)
-            .load(conn)?)
+            .load(conn)?;
+        for attempt in &mut attempts {
+            if let Some((holder, started_at)) = attempt.answer_elsewhere() {
+                attempt.response_body = a::httphooks_attempts
+                    .select(a::response_body)
+                    .filter(a::callback_id.eq(holder))
+                    .filter(a::started_at.eq(started_at))
+                    .filter(a::response_body.is_not_null())
+                    .first::<Option<String>>(conn)
+                    .optional()?
+                    .flatten();
+            }
+        }
+        Ok(attempts)
     })
 }
 

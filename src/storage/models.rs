@@ -430,6 +430,21 @@ pub struct Attempt {
     /// The batch it went in (`--batch-size`): the request's webhook-id, its size and this
     /// callback's place in it; None for a request of one callback.
     pub batch: Option<String>,
+    /// A batch's answer is recorded once: in the other members' attempts
+    /// `response_body` is None and this names the member (the batch's last) whose
+    /// attempt with the same `started_at` holds it (see [`Attempt::answer_elsewhere`]).
+    #[serde(default)]
+    pub response_body_callback_id: Option<i64>,
+}
+
+impl Attempt {
+    /// Where this attempt's response body is when it is not in it: the callback whose
+    /// attempt of the same start holds it.
+    pub fn answer_elsewhere(&self) -> Option<(i64, NaiveDateTime)> {
+        self.response_body_callback_id
+            .filter(|_| self.response_body.is_none())
+            .map(|id| (id, self.started_at))
+    }
 }
 
 #[cfg(test)]

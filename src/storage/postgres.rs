@@ -504,10 +504,10 @@ impl super::Backend for PgConnection {
             "INSERT INTO httphooks_attempts (callback_id, attempt, started_at, elapsed_ms, \
              request_method, request_url, request_headers, request_body, \
              response_status_code, response_reason, response_headers, response_body, \
-             error_kind, error_message, batch) \
+             error_kind, error_message, batch, response_body_callback_id) \
              SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamp[], $4::bigint[], \
                $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], \
-               $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])",
+               $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])",
         )
         .bind::<Array<BigInt>, _>(attempts.iter().map(|a| a.callback_id).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())
@@ -529,6 +529,12 @@ impl super::Backend for PgConnection {
         .bind::<Array<Nullable<Text>>, _>(optional(|a| a.error_kind.as_deref()))
         .bind::<Array<Nullable<Text>>, _>(optional(|a| a.error_message.as_deref()))
         .bind::<Array<Nullable<Text>>, _>(optional(|a| a.batch.as_deref()))
+        .bind::<Array<Nullable<BigInt>>, _>(
+            attempts
+                .iter()
+                .map(|a| a.response_body_callback_id)
+                .collect::<Vec<_>>(),
+        )
         .execute(self)?;
         Ok(())
     }

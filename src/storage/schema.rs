@@ -139,6 +139,7 @@ diesel::table! {
         error_kind -> Nullable<Text>,
         error_message -> Nullable<Text>,
         batch -> Nullable<Text>,
+        response_body_callback_id -> Nullable<BigInt>,
     }
 }
 

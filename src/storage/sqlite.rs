@@ -607,8 +607,8 @@ impl super::Backend for SqliteConnection {
                 "INSERT INTO httphooks_attempts (callback_id, attempt, started_at, elapsed_ms, \
                  request_method, request_url, request_headers, request_body, \
                  response_status_code, response_reason, response_headers, response_body, \
-                 error_kind, error_message, batch) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 error_kind, error_message, batch, response_body_callback_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .integer(a.callback_id)
             .integer(a.attempt.into())
@@ -625,6 +625,7 @@ impl super::Backend for SqliteConnection {
             .optional_text(a.error_kind.as_deref())
             .optional_text(a.error_message.as_deref())
             .optional_text(a.batch.as_deref())
+            .optional_integer(a.response_body_callback_id)
             .execute(self)?;
         }
         Ok(())

@@ -201,7 +201,16 @@ fn print_callback(document: &Value) {
         if let Some(response) = attempt.get("response") {
             let start = format!("{} {}", response["status_code"], text(&response["reason"]));
             print_message("<", &start, &response["headers"]);
-            say!("  < {}", clip(response["body"].as_str().unwrap_or(""), 500));
+            match (
+                response["body"].as_str(),
+                response["body_recorded_with_callback"].as_i64(),
+            ) {
+                (Some(body), _) => say!("  < {}", clip(body, 500)),
+                (None, Some(holder)) => say!(
+                    "  < (the batch's answer was recorded with callback {holder}, since deleted)"
+                ),
+                (None, None) => say!("  < "),
+            }
         }
         if let Some(error) = attempt.get("error") {
             say!(
@@ -278,6 +287,10 @@ fn attempt_json(number: i32, a: &Attempt) -> Value {
                 "body": a.response_body,
             }),
         );
+        if let Some(holder) = a.response_body_callback_id {
+            // A batch's answer is recorded once (docs/behaviour.md, the attempt record).
+            fields["response"]["body_recorded_with_callback"] = holder.into();
+        }
     }
     if let Some(batch) = &a.batch {
         fields.insert("batch".into(), Value::String(batch.clone()));
