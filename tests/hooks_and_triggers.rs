@@ -507,6 +507,7 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
          ALTER TABLE httphooks_hook_versions DROP COLUMN coalesced; \
          ALTER TABLE httphooks_hook_versions DROP COLUMN batch_size; \
          ALTER TABLE httphooks_attempts DROP COLUMN batch; \
+         ALTER TABLE httphooks_attempts DROP COLUMN response_body_callback_id; \
          DROP INDEX httphooks_callbacks_superseded; \
          ALTER TABLE httphooks_callbacks DROP COLUMN superseded_by; \
          ALTER TABLE httphooks_hooks ADD COLUMN target_url TEXT NOT NULL DEFAULT ''; \
@@ -527,7 +528,7 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
     let (code, _, err) = db.run(&["callbacks", "list"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("httphooks migrate"), "{err}");
-    assert!(db.ok(&["migrate"]).contains("applied 10 migration"));
+    assert!(db.ok(&["migrate"]).contains("applied 11 migration"));
     db.sql("INSERT INTO t (v) VALUES (7)");
     let data = json(
         &db.text("SELECT event_data AS v FROM httphooks_callbacks")
