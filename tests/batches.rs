@@ -206,7 +206,7 @@ on_every_backend!(
         assert!(out.contains("sent 10"), "{out}");
         assert_eq!(server.received().len(), 2);
 
-        // 20 attempts, two answers stored: with the batch's last callback.
+        // 20 attempts, two answers stored: with the batch's first callback.
         let stored = |filter: &str| {
             db.count(&format!(
                 "SELECT COUNT(*) AS n FROM httphooks_attempts WHERE {filter}"
@@ -214,16 +214,16 @@ on_every_backend!(
         };
         assert_eq!(stored("1 = 1"), 20);
         assert_eq!(stored("response_body IS NOT NULL"), 2);
+        let first = db.count("SELECT MIN(id) AS n FROM httphooks_callbacks");
         let last = db.count("SELECT MAX(id) AS n FROM httphooks_callbacks");
         assert_eq!(
             stored(&format!(
-                "response_body IS NOT NULL AND callback_id = {last}"
+                "response_body IS NOT NULL AND callback_id = {first}"
             )),
             2
         );
 
         // Every callback shows each attempt's own answer.
-        let first = db.count("SELECT MIN(id) AS n FROM httphooks_callbacks");
         for id in [first, last] {
             let shown = json(&db.ok(&["callbacks", "show", &id.to_string(), "--format", "json"]));
             let log = shown["attempts_log"].as_array().unwrap();
@@ -239,29 +239,65 @@ on_every_backend!(
                 assert_eq!(body.len(), 20_009);
             }
         }
-        let text = db.ok(&["callbacks", "show", &first.to_string()]);
+        let text = db.ok(&["callbacks", "show", &last.to_string()]);
         assert!(
             text.contains("< answer 0 yyy") && text.contains("< answer 1 yyy"),
             "{text}"
         );
 
-        // Deleted first, the last callback takes the answer with it; the others say so.
+        // Deleted by hand, the first callback takes the answer with it; the others say so.
         db.sql(&format!(
-            "DELETE FROM httphooks_attempts WHERE callback_id = {last}"
+            "DELETE FROM httphooks_attempts WHERE callback_id = {first}"
         ));
         db.sql(&format!(
-            "DELETE FROM httphooks_callbacks WHERE id = {last}"
+            "DELETE FROM httphooks_callbacks WHERE id = {first}"
         ));
-        let shown = json(&db.ok(&["callbacks", "show", &first.to_string(), "--format", "json"]));
+        let shown = json(&db.ok(&["callbacks", "show", &last.to_string(), "--format", "json"]));
         let response = &shown["attempts_log"][1]["response"];
         assert_eq!(response["body"], Value::Null);
-        assert_eq!(response["body_recorded_with_callback"], last);
-        let text = db.ok(&["callbacks", "show", &first.to_string()]);
+        assert_eq!(response["body_recorded_with_callback"], first);
+        let text = db.ok(&["callbacks", "show", &last.to_string()]);
         assert!(
             text.contains(&format!(
-                "< (the batch's answer was recorded with callback {last}, since deleted)"
+                "< (the batch's answer was stored with callback {first}, which no longer has it)"
             )),
             "{text}"
+        );
+    }
+);
+
+on_every_backend!(
+    delete_old_callbacks_keeps_a_batchs_answer_for_the_callbacks_it_keeps,
+    |db| {
+        let db = db.migrated();
+        // A 400 that says why, to the batch; then a 500 to one callback retried alone.
+        let requests = Arc::new(AtomicU16::new(0));
+        let counter = Arc::clone(&requests);
+        let server = Server::start(move |_| match counter.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::WithHeaders(400, Vec::new(), "BAD-FIELD qty".to_owned()),
+            _ => Reply::WithHeaders(500, Vec::new(), "RETRY-FAIL".to_owned()),
+        });
+        bulk_items(&db, &server, &["--batch-size", "5"]);
+        insert_items(&db, 4);
+        let out = send(&db, &[]);
+        assert!(out.contains("failed 4"), "{out}");
+        let first = db.count("SELECT MIN(id) AS n FROM httphooks_callbacks");
+        let kept = first + 1;
+        db.ok(&["callbacks", "retry", &kept.to_string()]);
+        let out = send(&db, &[]);
+        assert!(out.contains("retried 1"), "{out}");
+
+        // The three that failed for good go, the answer's holder with them.
+        let out = db.ok(&["delete_old_callbacks", "0"]);
+        assert!(out.contains('3'), "{out}");
+        assert_eq!(db.count("SELECT COUNT(*) AS n FROM httphooks_callbacks"), 1);
+        let shown = json(&db.ok(&["callbacks", "show", &kept.to_string(), "--format", "json"]));
+        let log = shown["attempts_log"].as_array().unwrap();
+        assert_eq!(log[0]["response"]["body"], "BAD-FIELD qty", "{shown}");
+        assert_eq!(log[1]["response"]["body"], "RETRY-FAIL", "{shown}");
+        assert_eq!(
+            db.count("SELECT COUNT(*) AS n FROM httphooks_attempts WHERE response_body_callback_id IS NOT NULL"),
+            0
         );
     }
 );

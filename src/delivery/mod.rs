@@ -409,12 +409,13 @@ impl Deliverer {
                         members.len()
                     )
                 });
-                // A batch's answer is kept once, with its last callback: a batch of
-                // 1,000 answered with 64 KiB held and stored 64 MB otherwise.
+                // A batch's answer is kept once, with its first callback (recorded
+                // first: outcomes are written in id order): a batch of 1,000 answered
+                // with 64 KiB held and stored 64 MB otherwise.
                 let answer_with = members
-                    .last()
-                    .map(|last| last.callback.id)
-                    .filter(|&last| last != callback.id);
+                    .first()
+                    .map(|first| first.callback.id)
+                    .filter(|&first| first != callback.id);
                 let attempts: Vec<Attempt> = records
                     .iter()
                     .enumerate()

@@ -712,7 +712,7 @@ pub fn delete_old_batch(
     after: i64,
 ) -> Result<Option<(usize, i64)>> {
     db.write_transaction(|db| {
-        with_conn!(db, |conn| {
+        let range = with_conn!(db, |conn| {
             use httphooks_attempts::dsl as a;
             use httphooks_callbacks::dsl as c;
             let first: Option<i64> = c::httphooks_callbacks
@@ -733,10 +733,27 @@ pub fn delete_old_batch(
                 return Ok(None);
             };
             let last = first.saturating_add(batch - 1);
-            let mut old = diesel::delete(c::httphooks_callbacks)
+            let mut old = c::httphooks_callbacks
+                .select(c::id)
                 .filter(c::id.ge(first))
                 .filter(c::id.le(last))
                 .filter(c::created_at.lt(before))
+                .into_boxed();
+            if !include_waiting {
+                old = old.filter(c::status.ne(Status::Waiting));
+            }
+            Ok::<_, crate::Error>(Some((old.load::<i64>(conn)?, last)))
+        })?;
+        let Some((doomed, last)) = range else {
+            return Ok(None);
+        };
+        // A batch's answer is stored once: those this deletes go to the callbacks kept.
+        db.backend().keep_answers_of(&doomed)?;
+        with_conn!(db, |conn| {
+            use httphooks_attempts::dsl as a;
+            use httphooks_callbacks::dsl as c;
+            let mut old = diesel::delete(c::httphooks_callbacks)
+                .filter(c::id.eq_any(&doomed))
                 .into_boxed();
             if !include_waiting {
                 old = old.filter(c::status.ne(Status::Waiting));

@@ -431,7 +431,7 @@ pub struct Attempt {
     /// callback's place in it; None for a request of one callback.
     pub batch: Option<String>,
     /// A batch's answer is recorded once: in the other members' attempts
-    /// `response_body` is None and this names the member (the batch's last) whose
+    /// `response_body` is None and this names the member (the batch's first) whose
     /// attempt with the same `started_at` holds it (see [`Attempt::answer_elsewhere`]).
     #[serde(default)]
     pub response_body_callback_id: Option<i64>,

@@ -24,8 +24,8 @@ type Datetime = diesel::sql_types::Datetime;
 use diesel::MysqlConnection;
 
 use super::backend::{
-    lease_ms_sql, outcomes_json, timestamp_literal, BackfillSql, Claim, ClaimFilter, Claimed,
-    IdRow, Outcome, Profile,
+    id_list, lease_ms_sql, outcomes_json, timestamp_literal, BackfillSql, Claim, ClaimFilter,
+    Claimed, IdRow, Outcome, Profile,
 };
 use super::models::{Attempt, Callback};
 use super::{connection_error, CaptureState, Column, ColumnKind, Table, TableEvent, Watched};
@@ -139,13 +139,6 @@ struct DueCandidate {
     id: i64,
     #[diesel(sql_type = Datetime)]
     due_at: chrono::NaiveDateTime,
-}
-
-pub(super) fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
-    ids.into_iter()
-        .map(|id| id.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// The most a callback's event data may take on MySQL: half of what one row of the
@@ -596,6 +589,23 @@ impl super::Backend for MysqlConnection {
 
     fn due_condition(&self, filter: &ClaimFilter) -> String {
         due_condition(filter, filter.due_before(super::now()))
+    }
+
+    /// As on the others (`keep_answers_sql`), as a self-join: MySQL refuses an UPDATE
+    /// whose subquery reads the table it changes.
+    fn keep_answers_of(&mut self, doomed: &[i64]) -> Result<()> {
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let ids = id_list(doomed.iter().copied());
+        self.batch_execute(&format!(
+            "UPDATE httphooks_attempts m JOIN httphooks_attempts h \
+               ON h.callback_id = m.response_body_callback_id AND h.started_at = m.started_at \
+               AND h.response_body IS NOT NULL \
+             SET m.response_body = h.response_body, m.response_body_callback_id = NULL \
+             WHERE m.response_body_callback_id IN ({ids}) AND m.callback_id NOT IN ({ids})"
+        ))?;
+        Ok(())
     }
 
     /// One INSERT of many rows: a round trip per attempt would cost more than the

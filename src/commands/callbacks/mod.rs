@@ -207,7 +207,7 @@ fn print_callback(document: &Value) {
             ) {
                 (Some(body), _) => say!("  < {}", clip(body, 500)),
                 (None, Some(holder)) => say!(
-                    "  < (the batch's answer was recorded with callback {holder}, since deleted)"
+                    "  < (the batch's answer was stored with callback {holder}, which no longer has it)"
                 ),
                 (None, None) => say!("  < "),
             }

@@ -244,6 +244,16 @@ pub trait Backend: Connected {
         Ok(ids.to_vec())
     }
 
+    /// Before the callbacks `doomed` are deleted: the attempts of other callbacks whose
+    /// answer (a batch's, stored once) is in a doomed callback's attempt get a copy of
+    /// it, so deleting part of a batch loses no answer that a kept callback shows.
+    fn keep_answers_of(&mut self, doomed: &[i64]) -> Result<()> {
+        if !doomed.is_empty() {
+            self.execute_batch(&sql::keep_answers_sql(doomed))?;
+        }
+        Ok(())
+    }
+
     /// How this backend writes backfill callbacks (`hooks backfill`) of hook version
     /// `version_id` for rows of `table` read as `t`.
     fn backfill_sql(&self, table: &Table, version_id: i64) -> BackfillSql;

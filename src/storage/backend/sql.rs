@@ -100,6 +100,31 @@ impl ClaimFilter {
     }
 }
 
+/// `Backend::keep_answers_of` for SQLite and PostgreSQL (MySQL's, a self-join, is in
+/// `mysql.rs`): an attempt pointing at a doomed callback's answer, of a callback that
+/// stays, takes the answer and drops the pointer. Ids are integers, so inlining them
+/// is safe.
+pub(in crate::storage) fn keep_answers_sql(doomed: &[i64]) -> String {
+    let ids = id_list(doomed.iter().copied());
+    let answer = "SELECT h.response_body FROM httphooks_attempts h \
+         WHERE h.callback_id = httphooks_attempts.response_body_callback_id \
+           AND h.started_at = httphooks_attempts.started_at AND h.response_body IS NOT NULL";
+    format!(
+        "UPDATE httphooks_attempts SET response_body = ({answer} ORDER BY h.id LIMIT 1), \
+           response_body_callback_id = NULL \
+         WHERE response_body_callback_id IN ({ids}) AND callback_id NOT IN ({ids}) \
+           AND EXISTS ({answer})"
+    )
+}
+
+/// Integers as an SQL list, for `IN (…)`.
+pub(in crate::storage) fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
+    ids.into_iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Callbacks as SQL written by hand reads them (claims): the view's columns and the
 /// settings of the hook version `settings_version_id` (the hook's current ones), as
 /// `d` and `s`; `extra` columns and joins follow.
