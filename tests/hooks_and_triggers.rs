@@ -507,6 +507,7 @@ fn sqlite_migrate_recreates_the_triggers_of_an_older_schema() {
          ALTER TABLE httphooks_hook_versions DROP COLUMN coalesced; \
          ALTER TABLE httphooks_hook_versions DROP COLUMN batch_size; \
          ALTER TABLE httphooks_attempts DROP COLUMN batch; \
+         DROP INDEX httphooks_attempts_answer; \
          ALTER TABLE httphooks_attempts DROP COLUMN response_body_callback_id; \
          DROP INDEX httphooks_callbacks_superseded; \
          ALTER TABLE httphooks_callbacks DROP COLUMN superseded_by; \
