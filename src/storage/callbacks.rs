@@ -733,27 +733,60 @@ pub fn delete_old_batch(
                 return Ok(None);
             };
             let last = first.saturating_add(batch - 1);
-            let mut old = c::httphooks_callbacks
-                .select(c::id)
-                .filter(c::id.ge(first))
-                .filter(c::id.le(last))
-                .filter(c::created_at.lt(before))
-                .into_boxed();
-            if !include_waiting {
-                old = old.filter(c::status.ne(Status::Waiting));
+            // Which callbacks of the range go: those made before `before`, and unless
+            // told otherwise not waiting ones.
+            let doomed = |ids: &[i64]| {
+                let mut query = c::httphooks_callbacks
+                    .select(c::id)
+                    .filter(c::id.eq_any(ids.to_vec()))
+                    .filter(c::created_at.lt(before))
+                    .into_boxed();
+                if !include_waiting {
+                    query = query.filter(c::status.ne(Status::Waiting));
+                }
+                query
+            };
+            // A batch's answer is stored once, with its first callback: where one that
+            // goes holds it for callbacks that stay, they get a copy first.
+            let holders: Vec<i64> = a::httphooks_attempts
+                .select(a::response_body_callback_id.assume_not_null())
+                .filter(a::response_body_callback_id.ge(first))
+                .filter(a::response_body_callback_id.le(last))
+                .distinct()
+                .load(conn)?;
+            let mut keep_answers = None;
+            if !holders.is_empty() {
+                let going: Vec<i64> = doomed(&holders).load(conn)?;
+                let sharing: Vec<i64> = a::httphooks_attempts
+                    .select(a::callback_id)
+                    .filter(a::response_body_callback_id.eq_any(going.clone()))
+                    .distinct()
+                    .load(conn)?;
+                let sharing_going: Vec<i64> = doomed(&sharing).load(conn)?;
+                let staying: Vec<i64> = sharing
+                    .into_iter()
+                    .filter(|id| !sharing_going.contains(id))
+                    .collect();
+                if !going.is_empty() && !staying.is_empty() {
+                    keep_answers = Some((going, staying));
+                }
             }
-            Ok::<_, crate::Error>(Some((old.load::<i64>(conn)?, last)))
+            Ok::<_, crate::Error>(Some((keep_answers, last)))
         })?;
-        let Some((doomed, last)) = range else {
+        let Some((keep_answers, last)) = range else {
             return Ok(None);
         };
-        // A batch's answer is stored once: those this deletes go to the callbacks kept.
-        db.backend().keep_answers_of(&doomed)?;
+        if let Some((holders, staying)) = keep_answers {
+            db.backend().keep_answers_of(&holders, &staying)?;
+        }
         with_conn!(db, |conn| {
             use httphooks_attempts::dsl as a;
             use httphooks_callbacks::dsl as c;
+            let first = last.saturating_sub(batch - 1);
             let mut old = diesel::delete(c::httphooks_callbacks)
-                .filter(c::id.eq_any(&doomed))
+                .filter(c::id.ge(first))
+                .filter(c::id.le(last))
+                .filter(c::created_at.lt(before))
                 .into_boxed();
             if !include_waiting {
                 old = old.filter(c::status.ne(Status::Waiting));

@@ -593,17 +593,17 @@ impl super::Backend for MysqlConnection {
 
     /// As on the others (`keep_answers_sql`), as a self-join: MySQL refuses an UPDATE
     /// whose subquery reads the table it changes.
-    fn keep_answers_of(&mut self, doomed: &[i64]) -> Result<()> {
-        if doomed.is_empty() {
-            return Ok(());
-        }
-        let ids = id_list(doomed.iter().copied());
+    fn keep_answers_of(&mut self, holders: &[i64], staying: &[i64]) -> Result<()> {
+        let (holders, staying) = (
+            id_list(holders.iter().copied()),
+            id_list(staying.iter().copied()),
+        );
         self.batch_execute(&format!(
             "UPDATE httphooks_attempts m JOIN httphooks_attempts h \
                ON h.callback_id = m.response_body_callback_id AND h.started_at = m.started_at \
                AND h.response_body IS NOT NULL \
              SET m.response_body = h.response_body, m.response_body_callback_id = NULL \
-             WHERE m.response_body_callback_id IN ({ids}) AND m.callback_id NOT IN ({ids})"
+             WHERE m.response_body_callback_id IN ({holders}) AND m.callback_id IN ({staying})"
         ))?;
         Ok(())
     }

@@ -244,14 +244,11 @@ pub trait Backend: Connected {
         Ok(ids.to_vec())
     }
 
-    /// Before the callbacks `doomed` are deleted: the attempts of other callbacks whose
-    /// answer (a batch's, stored once) is in a doomed callback's attempt get a copy of
-    /// it, so deleting part of a batch loses no answer that a kept callback shows.
-    fn keep_answers_of(&mut self, doomed: &[i64]) -> Result<()> {
-        if !doomed.is_empty() {
-            self.execute_batch(&sql::keep_answers_sql(doomed))?;
-        }
-        Ok(())
+    /// Before the callbacks `holders` are deleted: the attempts of the callbacks
+    /// `staying` whose answer (a batch's, stored once) is in a holder's attempt get a
+    /// copy of it, so deleting part of a batch loses no answer a kept callback shows.
+    fn keep_answers_of(&mut self, holders: &[i64], staying: &[i64]) -> Result<()> {
+        self.execute_batch(&sql::keep_answers_sql(holders, staying))
     }
 
     /// How this backend writes backfill callbacks (`hooks backfill`) of hook version

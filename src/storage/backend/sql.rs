@@ -101,18 +101,20 @@ impl ClaimFilter {
 }
 
 /// `Backend::keep_answers_of` for SQLite and PostgreSQL (MySQL's, a self-join, is in
-/// `mysql.rs`): an attempt pointing at a doomed callback's answer, of a callback that
-/// stays, takes the answer and drops the pointer. Ids are integers, so inlining them
-/// is safe.
-pub(in crate::storage) fn keep_answers_sql(doomed: &[i64]) -> String {
-    let ids = id_list(doomed.iter().copied());
+/// `mysql.rs`): an attempt of a callback `staying` that points at a holder's answer
+/// takes the answer and drops the pointer. Ids are integers, so inlining them is safe.
+pub(in crate::storage) fn keep_answers_sql(holders: &[i64], staying: &[i64]) -> String {
+    let (holders, staying) = (
+        id_list(holders.iter().copied()),
+        id_list(staying.iter().copied()),
+    );
     let answer = "SELECT h.response_body FROM httphooks_attempts h \
          WHERE h.callback_id = httphooks_attempts.response_body_callback_id \
            AND h.started_at = httphooks_attempts.started_at AND h.response_body IS NOT NULL";
     format!(
         "UPDATE httphooks_attempts SET response_body = ({answer} ORDER BY h.id LIMIT 1), \
            response_body_callback_id = NULL \
-         WHERE response_body_callback_id IN ({ids}) AND callback_id NOT IN ({ids}) \
+         WHERE response_body_callback_id IN ({holders}) AND callback_id IN ({staying}) \
            AND EXISTS ({answer})"
     )
 }
