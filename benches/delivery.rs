@@ -52,6 +52,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "common/nginx.rs"]
+mod nginx;
 
 use std::collections::HashSet;
 use std::process::Command;
@@ -1001,71 +1003,6 @@ fn coalesce(db: &TestDb, options: &Options) {
     }
 }
 
-/// nginx answering 200 to everything on a free loopback port, stopped when dropped.
-struct Nginx {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start() -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        std::fs::create_dir(dir.path().join("logs")).unwrap();
-        let conf = dir.path().join("nginx.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "worker_processes 1;\npid {pid};\nerror_log stderr error;\n\
-                 events {{ worker_connections 1024; }}\n\
-                 http {{ access_log off; keepalive_requests 1000000; client_body_temp_path {tmp};\n\
-                 server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n",
-                pid = dir.path().join("nginx.pid").display(),
-                tmp = dir.path().display(),
-            ),
-        )
-        .unwrap();
-        let child = Command::new("nginx")
-            .args([
-                "-p",
-                dir.path().to_str().unwrap(),
-                "-c",
-                conf.to_str().unwrap(),
-            ])
-            .args(["-g", "daemon off;"])
-            .spawn()
-            .expect(
-                "--scenario throughput needs nginx on PATH (Debian: apt-get install nginx-light)",
-            );
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nginx did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Nginx {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM, so that the master stops its worker too (SIGKILL would orphan it).
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
 /// CPU time and context switches of the children waited for so far.
 fn children_usage() -> (Duration, Duration, i64, i64) {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -1084,7 +1021,7 @@ fn children_usage() -> (Duration, Duration, i64, i64) {
 fn throughput(db: &TestDb, options: &Options) {
     let n = options.n;
     let concurrency = options.concurrency;
-    let nginx = Nginx::start();
+    let nginx = nginx::Nginx::start();
     let url = format!("http://127.0.0.1:{}/bench", nginx.port);
     db.sql(&format!(
         "CREATE TABLE hooked ({}, name TEXT, qty INTEGER, price REAL, note TEXT)",
