@@ -303,6 +303,44 @@ on_every_backend!(
 );
 
 on_every_backend!(
+    delete_old_callbacks_keeps_the_answer_of_a_first_callback_deleted_in_flight,
+    |db| {
+        let db = db.migrated();
+        let server = Server::start(|_| Reply::WithHeaders(503, Vec::new(), "BUSY-1".to_owned()));
+        bulk_items(&db, &server, &["--batch-size", "5"]);
+        insert_items(&db, 5);
+        let out = send(&db, &[]);
+        assert!(out.contains("retried 5"), "{out}");
+        // As when `delete_old_callbacks --include-waiting` deletes a callback a run is
+        // sending: its attempts are recorded after it is gone.
+        let first = db.count("SELECT MIN(id) AS n FROM httphooks_callbacks");
+        db.sql(&format!(
+            "DELETE FROM httphooks_callbacks WHERE id = {first}"
+        ));
+        let out = db.ok(&["delete_old_callbacks", "1"]);
+        assert!(out.contains("deleted 0"), "{out}");
+        assert_eq!(
+            db.count(&format!(
+                "SELECT COUNT(*) AS n FROM httphooks_attempts WHERE callback_id = {first}"
+            )),
+            0,
+            "the gone callback's attempts are deleted"
+        );
+        let shown = json(&db.ok(&[
+            "callbacks",
+            "show",
+            &(first + 1).to_string(),
+            "--format",
+            "json",
+        ]));
+        assert_eq!(
+            shown["attempts_log"][0]["response"]["body"], "BUSY-1",
+            "{shown}"
+        );
+    }
+);
+
+on_every_backend!(
     an_ordered_batch_hook_keeps_each_rows_changes_in_order,
     |db| {
         let db = db.migrated();

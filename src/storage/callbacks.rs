@@ -9,6 +9,8 @@
 //! - Releasing a claim without an attempt (a missing environment variable, a run that
 //!   stops early) clears the lease and leaves everything else as it was.
 
+use std::collections::HashSet;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -750,20 +752,32 @@ pub fn delete_old_batch(
             // goes holds it for callbacks that stay, they get a copy first.
             let holders: Vec<i64> = a::httphooks_attempts
                 .select(a::response_body_callback_id.assume_not_null())
-                .filter(a::response_body_callback_id.ge(first))
+                .filter(a::response_body_callback_id.gt(after))
                 .filter(a::response_body_callback_id.le(last))
                 .distinct()
                 .load(conn)?;
             let mut keep_answers = None;
             if !holders.is_empty() {
-                let going: Vec<i64> = doomed(&holders).load(conn)?;
+                let existing = |ids: &[i64]| {
+                    c::httphooks_callbacks
+                        .select(c::id)
+                        .filter(c::id.eq_any(ids.to_vec()))
+                };
+                // Holders deleted now, and those already gone whose attempts (recorded
+                // after their callback was deleted) go below.
+                let mut going: HashSet<i64> = doomed(&holders).load(conn)?.into_iter().collect();
+                let present: HashSet<i64> = existing(&holders).load(conn)?.into_iter().collect();
+                going.extend(holders.iter().filter(|id| !present.contains(id)));
+                let going: Vec<i64> = going.into_iter().collect();
                 let sharing: Vec<i64> = a::httphooks_attempts
                     .select(a::callback_id)
                     .filter(a::response_body_callback_id.eq_any(going.clone()))
                     .distinct()
                     .load(conn)?;
-                let sharing_going: Vec<i64> = doomed(&sharing).load(conn)?;
-                let staying: Vec<i64> = sharing
+                let sharing_going: HashSet<i64> =
+                    doomed(&sharing).load(conn)?.into_iter().collect();
+                let staying: Vec<i64> = existing(&sharing)
+                    .load::<i64>(conn)?
                     .into_iter()
                     .filter(|id| !sharing_going.contains(id))
                     .collect();
