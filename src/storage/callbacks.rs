@@ -774,8 +774,14 @@ pub fn delete_old_batch(
                     .filter(a::response_body_callback_id.eq_any(going.clone()))
                     .distinct()
                     .load(conn)?;
-                let sharing_going: HashSet<i64> =
-                    doomed(&sharing).load(conn)?.into_iter().collect();
+                // Only those this round deletes: one a later round would delete gets a
+                // copy too, in case it is not deleted after all (a run changed it, or
+                // the command stopped).
+                let sharing_going: HashSet<i64> = doomed(&sharing)
+                    .load::<i64>(conn)?
+                    .into_iter()
+                    .filter(|id| (first..=last).contains(id))
+                    .collect();
                 let staying: Vec<i64> = existing(&sharing)
                     .load::<i64>(conn)?
                     .into_iter()
